@@ -1,0 +1,24 @@
+# Third-party dependencies: Debian packages plus DuckDB from scripts/install-deps.
+find_package(Threads REQUIRED)
+find_package(PkgConfig REQUIRED)
+find_package(fmt REQUIRED)
+find_package(spdlog REQUIRED)
+find_package(nlohmann_json 3.10 REQUIRED)
+find_package(CLI11 CONFIG REQUIRED)
+find_package(SQLite3 REQUIRED)
+find_package(OpenSSL REQUIRED)
+pkg_check_modules(TOMLPP REQUIRED IMPORTED_TARGET tomlplusplus)
+
+find_library(DUCKDB_LIBRARY duckdb PATHS "${DUCKDB_ROOT}/lib" NO_DEFAULT_PATH)
+find_path(DUCKDB_INCLUDE_DIR duckdb.h PATHS "${DUCKDB_ROOT}/include" NO_DEFAULT_PATH)
+if(NOT DUCKDB_LIBRARY OR NOT DUCKDB_INCLUDE_DIR)
+  message(FATAL_ERROR "DuckDB not found under ${DUCKDB_ROOT}: run scripts/install-deps "
+                      "or pass -DDUCKDB_ROOT=<dir with lib/libduckdb.so and include/duckdb.h>")
+endif()
+add_library(duckdb::duckdb SHARED IMPORTED)
+set_target_properties(duckdb::duckdb PROPERTIES
+  IMPORTED_LOCATION "${DUCKDB_LIBRARY}"
+  INTERFACE_INCLUDE_DIRECTORIES "${DUCKDB_INCLUDE_DIR}")
+# The binary finds libduckdb.so next to where it was built from, wherever it is run.
+set(CMAKE_BUILD_RPATH "${DUCKDB_ROOT}/lib")
+set(CMAKE_INSTALL_RPATH "${DUCKDB_ROOT}/lib")

@@ -1,0 +1,101 @@
+// engage.toml: the one configuration file of an installation.
+//
+// It declares the lake's tables (columns, types, validation rules, how source columns map onto
+// them, partitioning time column, retention), the price sheet used to cost queries, and query
+// limits. `engage init` writes DefaultConfigToml(); users edit it.
+//
+// Thread-safety: Config is an immutable value once loaded.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engage/core/status.h"
+
+namespace engage {
+
+enum class ColumnType { kString, kInt64, kDouble, kBool, kTimestamp, kDate };
+
+std::string_view ColumnTypeName(ColumnType t);  // "string", "int64", ...
+std::string_view ColumnTypeSql(ColumnType t);   // "VARCHAR", "BIGINT", ...
+
+struct ColumnSpec {
+  std::string name;
+  ColumnType type = ColumnType::kString;
+  bool required = false;
+  // Source column this one is read from (defaults to `name`). For headerless CSV and
+  // whitespace-separated files the source columns are "column0", "column1", ...
+  std::string source;
+  // Optional SQL expression over source columns, evaluated instead of `source`
+  // (e.g. "Quantity::DOUBLE * UnitPrice::DOUBLE"). Written by the operator, not by users.
+  std::string expr;
+  std::optional<double> min;
+  std::optional<double> max;
+  std::vector<std::string> allowed;
+  std::optional<int64_t> max_length;
+  // strptime format for timestamp/date columns given as text, e.g. "%Y%m%d".
+  std::string format;
+};
+
+struct CsvOptions {
+  // A single character, or "whitespace" for runs of spaces/tabs (fixed-width padded files).
+  std::string delimiter = ",";
+  bool header = true;
+  std::string quote = "\"";
+  // Longest accepted line; longer lines are quarantined.
+  int64_t max_line_bytes = 2 * 1024 * 1024;
+};
+
+struct TableSpec {
+  std::string name;
+  std::vector<ColumnSpec> columns;
+  // Timestamp/date column whose UTC date gives the dt=YYYY-MM-DD partition.
+  std::string time_column;
+  std::vector<std::string> primary_key;
+  int retention_days = 90;  // 0 keeps data forever
+  bool require_partition_filter = false;
+  // Rows whose time is before `min_time` (YYYY-MM-DD) or more than `max_future_days` after the
+  // ingest are rejected.
+  std::string min_time = "1990-01-01";
+  int max_future_days = 2;
+  CsvOptions csv;
+
+  const ColumnSpec* FindColumn(const std::string& col) const;
+};
+
+struct Prices {
+  double scan_usd_per_tb = 5.0;                     // Athena list price
+  int64_t min_bytes_per_query = 10LL * 1000 * 1000;  // Athena bills at least 10 MB
+};
+
+struct QueryLimits {
+  int64_t max_scan_bytes = 0;  // 0 = no cutoff
+  int64_t max_result_rows = 100000;
+};
+
+struct Config {
+  std::map<std::string, TableSpec> tables;
+  Prices prices;
+  QueryLimits query;
+
+  // Parses TOML text; kInvalidArgument naming `origin`, the table and the key on errors.
+  static Result<Config> Parse(std::string_view toml_text, std::string_view origin);
+  static Result<Config> Load(const std::string& path);
+
+  Result<const TableSpec*> Table(const std::string& name) const;
+};
+
+// The engage.toml `engage init` writes: events and customers tables matching `engage gen`.
+std::string DefaultConfigToml();
+
+// Bytes priced like Athena: max(bytes, minimum), rounded up to a whole MB, at the TB price
+// (1 TB = 2^40 bytes).
+double CostUsd(const Prices& prices, int64_t bytes_scanned);
+
+// True if `name` is a valid table/column identifier: [a-z_][a-z0-9_]{0,62}.
+bool IsValidIdentifier(const std::string& name);
+
+}  // namespace engage

@@ -1,0 +1,92 @@
+// Metered, sandboxed SQL over the lake.
+//
+// Every lake table is a view over the Parquet files the catalog lists, with Hive partitioning,
+// so filters on `dt` prune files. Before a query runs, EXPLAIN tells which partitions it will
+// read; their bytes are the estimate, checked against the scan cutoff (and a table's
+// require_partition_filter). After it runs, the bytes the process actually read from the files
+// are measured (the kernel's per-process read counter, so it is what was read, not a model) and
+// priced like Athena. Each query, refused or run, lands in the query history with its cost.
+//
+// User SQL is read-only: exactly one SELECT (or EXPLAIN) statement; DuckDB's configuration is
+// locked and file access is limited to the lake directory, so read_csv('/etc/passwd'), COPY,
+// ATTACH, INSTALL, LOAD, PRAGMA and SET are all refused.
+//
+// Thread-safety: a QueryEngine serves one thread at a time; queries in one process are metered
+// one after another so the byte counts stay exact.
+#pragma once
+
+#include <memory>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engage/core/json.h"
+#include "engage/lake/duck.h"
+#include "engage/lake/lake.h"
+
+namespace engage::sql {
+
+struct QueryRequest {
+  std::string sql;
+  bool dry_run = false;
+  std::optional<int64_t> max_scan_bytes;  // overrides the config's cutoff; 0 = none
+  std::string source = "cli";
+};
+
+struct TableScan {
+  std::string table;
+  int64_t files_scanned = 0;
+  int64_t files_total = 0;
+  int64_t partitions_scanned = 0;
+  int64_t estimated_bytes = 0;
+  std::string file_filter;  // the partition filter DuckDB pushed down, if any
+};
+
+struct QueryResult {
+  std::vector<std::string> columns;
+  std::vector<std::string> column_types;
+  Json rows = Json::array();  // array of arrays
+  bool truncated = false;     // more rows than max_result_rows
+  int64_t row_count = 0;
+  int64_t bytes_scanned = 0;
+  int64_t estimated_bytes = 0;
+  int64_t partitions_scanned = 0;
+  std::vector<TableScan> scans;
+  double cost_usd = 0;
+  double estimated_cost_usd = 0;
+  double elapsed_ms = 0;
+  bool dry_run = false;
+
+  // The body shared by `engage query --json` and POST /v1/query.
+  Json ToJson() const;
+};
+
+class QueryEngine {
+ public:
+  // Builds the sandboxed DuckDB with the lake's views. `threads` 0 = all cores.
+  static Result<std::unique_ptr<QueryEngine>> Open(lake::Lake& lake, int threads = 0);
+  ~QueryEngine();
+
+  // Errors: kInvalidArgument (SQL error, several statements), kPermissionDenied (not read-only,
+  // files outside the lake), kResourceExhausted (estimate above the cutoff),
+  // kFailedPrecondition (a table requiring a dt filter scanned without one).
+  Result<QueryResult> Run(const QueryRequest& req);
+
+ private:
+  QueryEngine(lake::Lake& lake, lake::DuckDb db, lake::DuckConn conn);
+  Result<std::vector<TableScan>> Estimate(const std::string& sql);
+  void Record(const QueryRequest& req, const std::string& status, const std::string& error,
+              const QueryResult* r);
+
+  lake::Lake& lake_;
+  lake::DuckDb db_;
+  lake::DuckConn conn_;
+  std::map<std::string, int64_t> files_per_table_;
+  std::map<std::string, int64_t> bytes_per_table_;
+};
+
+// Bytes this process has read through read(2)/pread(2) so far (from /proc/self/io).
+int64_t ProcessReadBytes();
+
+}  // namespace engage::sql

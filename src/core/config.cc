@@ -1,0 +1,361 @@
+#include "engage/core/config.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <set>
+#include <toml++/toml.h>
+
+#include "engage/core/fs.h"
+
+namespace engage {
+namespace {
+
+Result<ColumnType> ParseType(const std::string& s) {
+  if (s == "string") return ColumnType::kString;
+  if (s == "int64") return ColumnType::kInt64;
+  if (s == "double") return ColumnType::kDouble;
+  if (s == "bool") return ColumnType::kBool;
+  if (s == "timestamp") return ColumnType::kTimestamp;
+  if (s == "date") return ColumnType::kDate;
+  return InvalidArgumentError(fmt::format(
+      "unknown type '{}' (expected string, int64, double, bool, timestamp or date)", s));
+}
+
+template <typename T>
+std::optional<T> Get(const toml::table& t, std::string_view key) {
+  if (auto v = t[key].value<T>()) return *v;
+  return std::nullopt;
+}
+
+Status CheckKeys(const toml::table& t, const std::set<std::string>& allowed,
+                 const std::string& where) {
+  for (const auto& [k, v] : t) {
+    if (!allowed.count(std::string(k.str()))) {
+      return InvalidArgumentError(fmt::format("{}: unknown key '{}'", where, k.str()));
+    }
+  }
+  return Status::Ok();
+}
+
+Result<ColumnSpec> ParseColumn(const toml::table& t, const std::string& where) {
+  ENGAGE_RETURN_IF_ERROR(CheckKeys(
+      t, {"name", "type", "required", "source", "expr", "min", "max", "allowed", "max_length",
+          "format"},
+      where));
+  ColumnSpec c;
+  auto name = Get<std::string>(t, "name");
+  if (!name || !IsValidIdentifier(*name)) {
+    return InvalidArgumentError(
+        fmt::format("{}: 'name' is missing or not a valid identifier ([a-z_][a-z0-9_]*)", where));
+  }
+  c.name = *name;
+  std::string w = fmt::format("{} '{}'", where, c.name);
+  auto type = ParseType(Get<std::string>(t, "type").value_or("string"));
+  if (!type.ok()) return type.status().WithContext(w);
+  c.type = *type;
+  c.required = Get<bool>(t, "required").value_or(false);
+  c.source = Get<std::string>(t, "source").value_or(c.name);
+  c.expr = Get<std::string>(t, "expr").value_or("");
+  if (auto v = t["min"].value<double>()) c.min = *v;
+  if (auto v = t["max"].value<double>()) c.max = *v;
+  if (auto v = t["max_length"].value<int64_t>()) c.max_length = *v;
+  c.format = Get<std::string>(t, "format").value_or("");
+  if (const toml::array* arr = t["allowed"].as_array()) {
+    for (const auto& e : *arr) {
+      auto s = e.value<std::string>();
+      if (!s) return InvalidArgumentError(fmt::format("{}: 'allowed' must hold strings", w));
+      c.allowed.push_back(*s);
+    }
+  }
+  return c;
+}
+
+Result<TableSpec> ParseTable(const std::string& name, const toml::table& t,
+                             const std::string& origin) {
+  std::string where = fmt::format("{}: table '{}'", origin, name);
+  if (!IsValidIdentifier(name)) {
+    return InvalidArgumentError(fmt::format("{}: not a valid table name", where));
+  }
+  ENGAGE_RETURN_IF_ERROR(CheckKeys(t,
+                                   {"columns", "time_column", "primary_key", "retention_days",
+                                    "require_partition_filter", "min_time", "max_future_days",
+                                    "csv"},
+                                   where));
+  TableSpec spec;
+  spec.name = name;
+  const toml::array* cols = t["columns"].as_array();
+  if (!cols || cols->empty()) {
+    return InvalidArgumentError(fmt::format("{}: needs at least one [[columns]] entry", where));
+  }
+  std::set<std::string> seen;
+  for (size_t i = 0; i < cols->size(); ++i) {
+    const toml::table* ct = (*cols)[i].as_table();
+    std::string cw = fmt::format("{} column #{}", where, i + 1);
+    if (!ct) return InvalidArgumentError(cw + ": must be a table");
+    ENGAGE_ASSIGN_OR_RETURN(ColumnSpec c, ParseColumn(*ct, cw));
+    if (!seen.insert(c.name).second || c.name == "dt") {
+      return InvalidArgumentError(fmt::format("{}: column '{}' is defined twice or is the "
+                                              "reserved partition column 'dt'",
+                                              where, c.name));
+    }
+    spec.columns.push_back(std::move(c));
+  }
+  spec.time_column = Get<std::string>(t, "time_column").value_or("");
+  const ColumnSpec* tc = spec.FindColumn(spec.time_column);
+  if (!tc || (tc->type != ColumnType::kTimestamp && tc->type != ColumnType::kDate)) {
+    return InvalidArgumentError(fmt::format(
+        "{}: 'time_column' must name a timestamp or date column (partitions are by its date)",
+        where));
+  }
+  if (const toml::array* pk = t["primary_key"].as_array()) {
+    for (const auto& e : *pk) {
+      auto s = e.value<std::string>();
+      if (!s || !spec.FindColumn(*s)) {
+        return InvalidArgumentError(
+            fmt::format("{}: primary_key names an unknown column", where));
+      }
+      spec.primary_key.push_back(*s);
+    }
+  }
+  spec.retention_days = static_cast<int>(Get<int64_t>(t, "retention_days").value_or(90));
+  if (spec.retention_days < 0) {
+    return InvalidArgumentError(fmt::format("{}: retention_days must be >= 0", where));
+  }
+  spec.require_partition_filter = Get<bool>(t, "require_partition_filter").value_or(false);
+  spec.min_time = Get<std::string>(t, "min_time").value_or(spec.min_time);
+  spec.max_future_days = static_cast<int>(Get<int64_t>(t, "max_future_days").value_or(2));
+  if (const toml::table* csv = t["csv"].as_table()) {
+    ENGAGE_RETURN_IF_ERROR(
+        CheckKeys(*csv, {"delimiter", "header", "quote", "max_line_bytes"}, where + " [csv]"));
+    spec.csv.delimiter = Get<std::string>(*csv, "delimiter").value_or(",");
+    spec.csv.header = Get<bool>(*csv, "header").value_or(true);
+    spec.csv.quote = Get<std::string>(*csv, "quote").value_or("\"");
+    spec.csv.max_line_bytes = Get<int64_t>(*csv, "max_line_bytes").value_or(2 * 1024 * 1024);
+    if (spec.csv.delimiter != "whitespace" && spec.csv.delimiter.size() != 1) {
+      return InvalidArgumentError(fmt::format(
+          "{} [csv]: delimiter must be one character or \"whitespace\"", where));
+    }
+  }
+  return spec;
+}
+
+}  // namespace
+
+std::string_view ColumnTypeName(ColumnType t) {
+  switch (t) {
+    case ColumnType::kString: return "string";
+    case ColumnType::kInt64: return "int64";
+    case ColumnType::kDouble: return "double";
+    case ColumnType::kBool: return "bool";
+    case ColumnType::kTimestamp: return "timestamp";
+    case ColumnType::kDate: return "date";
+  }
+  return "string";
+}
+
+std::string_view ColumnTypeSql(ColumnType t) {
+  switch (t) {
+    case ColumnType::kString: return "VARCHAR";
+    case ColumnType::kInt64: return "BIGINT";
+    case ColumnType::kDouble: return "DOUBLE";
+    case ColumnType::kBool: return "BOOLEAN";
+    case ColumnType::kTimestamp: return "TIMESTAMP";
+    case ColumnType::kDate: return "DATE";
+  }
+  return "VARCHAR";
+}
+
+bool IsValidIdentifier(const std::string& name) {
+  if (name.empty() || name.size() > 63) return false;
+  if (!(std::islower(static_cast<unsigned char>(name[0])) || name[0] == '_')) return false;
+  for (char c : name) {
+    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
+          c == '_')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+const ColumnSpec* TableSpec::FindColumn(const std::string& col) const {
+  for (const auto& c : columns) {
+    if (c.name == col) return &c;
+  }
+  return nullptr;
+}
+
+Result<const TableSpec*> Config::Table(const std::string& name) const {
+  auto it = tables.find(name);
+  if (it == tables.end()) {
+    std::string known;
+    for (const auto& [n, t] : tables) known += (known.empty() ? "" : ", ") + n;
+    return NotFoundError(fmt::format("unknown table '{}' (defined in engage.toml: {})", name,
+                                     known.empty() ? "none" : known));
+  }
+  return &it->second;
+}
+
+Result<Config> Config::Parse(std::string_view text, std::string_view origin) {
+  toml::table root;
+  try {
+    root = toml::parse(text, origin);
+  } catch (const toml::parse_error& err) {
+    return InvalidArgumentError(fmt::format("{}:{}:{}: {}", origin, err.source().begin.line,
+                                            err.source().begin.column, err.description()));
+  }
+  std::string o(origin);
+  ENGAGE_RETURN_IF_ERROR(CheckKeys(root, {"tables", "prices", "query"}, o));
+  Config cfg;
+  if (const toml::table* p = root["prices"].as_table()) {
+    ENGAGE_RETURN_IF_ERROR(
+        CheckKeys(*p, {"scan_usd_per_tb", "min_bytes_per_query"}, o + " [prices]"));
+    cfg.prices.scan_usd_per_tb = Get<double>(*p, "scan_usd_per_tb").value_or(5.0);
+    cfg.prices.min_bytes_per_query =
+        Get<int64_t>(*p, "min_bytes_per_query").value_or(cfg.prices.min_bytes_per_query);
+  }
+  if (const toml::table* q = root["query"].as_table()) {
+    ENGAGE_RETURN_IF_ERROR(CheckKeys(*q, {"max_scan_bytes", "max_result_rows"}, o + " [query]"));
+    cfg.query.max_scan_bytes = Get<int64_t>(*q, "max_scan_bytes").value_or(0);
+    cfg.query.max_result_rows = Get<int64_t>(*q, "max_result_rows").value_or(100000);
+  }
+  if (const toml::table* tables = root["tables"].as_table()) {
+    for (const auto& [k, v] : *tables) {
+      std::string name(k.str());
+      const toml::table* tt = v.as_table();
+      if (!tt) return InvalidArgumentError(fmt::format("{}: tables.{} must be a table", o, name));
+      ENGAGE_ASSIGN_OR_RETURN(TableSpec spec, ParseTable(name, *tt, o));
+      cfg.tables.emplace(name, std::move(spec));
+    }
+  }
+  return cfg;
+}
+
+Result<Config> Config::Load(const std::string& path) {
+  auto text = PosixFileSystem().ReadFile(path);
+  if (!text.ok()) {
+    if (text.status().code() == StatusCode::kNotFound) {
+      return NotFoundError(
+          fmt::format("no config at '{}': run `engage init` to create a home", path));
+    }
+    return text.status();
+  }
+  return Parse(*text, path);
+}
+
+double CostUsd(const Prices& prices, int64_t bytes_scanned) {
+  constexpr int64_t kMb = 1000 * 1000;
+  int64_t billed = std::max(bytes_scanned, prices.min_bytes_per_query);
+  billed = (billed + kMb - 1) / kMb * kMb;
+  return static_cast<double>(billed) / std::pow(2.0, 40) * prices.scan_usd_per_tb;
+}
+
+std::string DefaultConfigToml() {
+  return R"(# Engage configuration. Edit and re-run commands; `engage tables` shows the result.
+
+[prices]
+# Query scans are priced like Amazon Athena: USD per TB (2^40 bytes) scanned,
+# each query billed at least min_bytes_per_query, rounded up to a whole MB.
+scan_usd_per_tb = 5.0
+min_bytes_per_query = 10000000
+
+[query]
+# Refuse a query whose estimated scan exceeds this many bytes (0 = no cutoff).
+# `engage query --max-scan-bytes N` overrides it for one query.
+max_scan_bytes = 0
+max_result_rows = 100000
+
+# ---------------------------------------------------------------------------
+# Tables. Each is stored as lake/<table>/dt=YYYY-MM-DD/part-*.parquet, partitioned by the
+# UTC date of time_column. Column options:
+#   type      string | int64 | double | bool | timestamp | date
+#   required  reject rows where the value is missing
+#   source    source column name to read (default: the column's name)
+#   expr      SQL expression over source columns instead of `source`
+#   min, max, allowed, max_length, format (strptime format for text times)
+# ---------------------------------------------------------------------------
+
+[tables.events]
+time_column = "event_time"
+primary_key = ["event_id"]
+retention_days = 400
+require_partition_filter = false
+min_time = "1990-01-01"
+max_future_days = 2
+
+[[tables.events.columns]]
+name = "event_id"
+type = "int64"
+required = true
+
+[[tables.events.columns]]
+name = "customer_id"
+type = "int64"
+required = true
+min = 0
+
+[[tables.events.columns]]
+name = "event_time"
+type = "timestamp"
+required = true
+
+[[tables.events.columns]]
+name = "event_type"
+type = "string"
+required = true
+allowed = ["session", "page_view", "add_to_cart", "purchase", "email_open", "support_contact"]
+
+[[tables.events.columns]]
+name = "channel"
+type = "string"
+allowed = ["web", "app", "email", "store"]
+
+[[tables.events.columns]]
+name = "amount"
+type = "double"
+min = 0
+max = 1000000
+
+[[tables.events.columns]]
+name = "properties"
+type = "string"
+max_length = 65536
+
+[tables.customers]
+time_column = "signup_time"
+primary_key = ["customer_id"]
+retention_days = 0
+
+[[tables.customers.columns]]
+name = "customer_id"
+type = "int64"
+required = true
+min = 0
+
+[[tables.customers.columns]]
+name = "signup_time"
+type = "timestamp"
+required = true
+
+[[tables.customers.columns]]
+name = "country"
+type = "string"
+
+[[tables.customers.columns]]
+name = "acquisition_channel"
+type = "string"
+allowed = ["web", "app", "email", "store"]
+
+[[tables.customers.columns]]
+name = "plan"
+type = "string"
+
+[[tables.customers.columns]]
+name = "age"
+type = "int64"
+min = 13
+max = 120
+)";
+}
+
+}  // namespace engage
