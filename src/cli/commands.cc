@@ -43,7 +43,8 @@ void PrintTable(const std::vector<std::string>& header,
   std::vector<size_t> w(header.size());
   for (size_t c = 0; c < header.size(); ++c) w[c] = header[c].size();
   for (const auto& r : rows) {
-    for (size_t c = 0; c < r.size() && c < w.size(); ++c) w[c] = std::max(w[c], std::min<size_t>(r[c].size(), 60));
+    for (size_t c = 0; c < r.size() && c < w.size(); ++c)
+      w[c] = std::max(w[c], std::min<size_t>(r[c].size(), 60));
   }
   auto line = [&](const std::vector<std::string>& r) {
     std::string out;
@@ -121,7 +122,8 @@ void AddGen(CLI::App& app, GlobalOptions&, std::function<Status()>* action) {
   auto json = std::make_shared<bool>(false);
   cmd->add_option("--customers", opts->customers, "Number of customers")->required();
   cmd->add_option("--days", opts->days, "Length of the window in days")->capture_default_str();
-  cmd->add_option("--seed", opts->seed, "Random seed (same seed, same data)")->capture_default_str();
+  cmd->add_option("--seed", opts->seed, "Random seed (same seed, same data)")
+      ->capture_default_str();
   cmd->add_option("--out", opts->out_dir, "Output directory")->capture_default_str();
   cmd->add_option("--format", *format, "parquet, csv or jsonl")->capture_default_str();
   cmd->add_option("--batch", opts->customers_per_batch, "Customers per output file")
@@ -146,9 +148,8 @@ void AddGen(CLI::App& app, GlobalOptions&, std::function<Status()>* action) {
           static_cast<long>(report.purchases), report.first_day.c_str(), report.last_day.c_str(),
           report.elapsed_s,
           report.elapsed_s > 0 ? static_cast<double>(report.events) / report.elapsed_s / 1e6 : 0.0,
-          report.out_dir.c_str(), static_cast<long>(report.files),
-          HumanBytes(report.bytes).c_str(), static_cast<long>(report.alive_at_end),
-          report.mean_p_engage, report.oracle_auc);
+          report.out_dir.c_str(), static_cast<long>(report.files), HumanBytes(report.bytes).c_str(),
+          static_cast<long>(report.alive_at_end), report.mean_p_engage, report.oracle_auc);
       return Status::Ok();
     };
   });
@@ -239,10 +240,11 @@ void AddQuery(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) 
       }
       std::string summary;
       if (r.dry_run) {
-        summary = fmt::format("dry run: would scan about {} ({} bytes) in {} partition(s); "
-                              "estimated cost {}",
-                              HumanBytes(r.estimated_bytes), r.estimated_bytes,
-                              r.partitions_scanned, Usd(r.estimated_cost_usd));
+        summary = fmt::format(
+            "dry run: would scan about {} ({} bytes) in {} partition(s); "
+            "estimated cost {}",
+            HumanBytes(r.estimated_bytes), r.estimated_bytes, r.partitions_scanned,
+            Usd(r.estimated_cost_usd));
       } else {
         summary = fmt::format(
             "{} row(s){} | scanned {} (estimate {}) in {} partition(s) | cost {} | {:.1f} ms",
@@ -316,7 +318,11 @@ void AddTables(CLI::App& app, GlobalOptions& g, std::function<Status()>* action)
           rows.push_back({c.name, std::string(ColumnTypeName(c.type)), c.required ? "yes" : "",
                           c.expr.empty() ? c.source : "expr: " + c.expr, rules});
         }
-        rows.push_back({"dt", "date", "yes", "partition (date of " + info.spec->time_column + ")", ""});
+        rows.push_back({"dt", "date", "yes",
+                        info.spec->time_column.empty()
+                            ? "partition (load date)"
+                            : "partition (date of " + info.spec->time_column + ")",
+                        ""});
         std::printf("table %s: %ld partition(s), %ld file(s), %ld rows, %s\n\n", name->c_str(),
                     static_cast<long>(info.partitions), static_cast<long>(info.files),
                     static_cast<long>(info.rows), HumanBytes(info.bytes).c_str());
@@ -325,8 +331,8 @@ void AddTables(CLI::App& app, GlobalOptions& g, std::function<Status()>* action)
           std::printf("\n");
           std::vector<std::vector<std::string>> prow;
           for (const auto& p : parts) {
-            prow.push_back({p.dt, std::to_string(p.files), std::to_string(p.rows),
-                            HumanBytes(p.bytes)});
+            prow.push_back(
+                {p.dt, std::to_string(p.files), std::to_string(p.rows), HumanBytes(p.bytes)});
           }
           PrintTable({"dt", "files", "rows", "bytes"}, prow);
         }
@@ -341,12 +347,11 @@ void AddTables(CLI::App& app, GlobalOptions& g, std::function<Status()>* action)
       }
       std::vector<std::vector<std::string>> rows;
       for (const auto& t : tables) {
-        rows.push_back({t.spec->name, std::to_string(t.spec->columns.size() + 1),
-                        std::to_string(t.partitions), std::to_string(t.files),
-                        std::to_string(t.rows), HumanBytes(t.bytes),
-                        t.min_dt.empty() ? "-" : t.min_dt + " .. " + t.max_dt,
-                        t.spec->retention_days ? std::to_string(t.spec->retention_days) + "d"
-                                               : "forever"});
+        rows.push_back(
+            {t.spec->name, std::to_string(t.spec->columns.size() + 1), std::to_string(t.partitions),
+             std::to_string(t.files), std::to_string(t.rows), HumanBytes(t.bytes),
+             t.min_dt.empty() ? "-" : t.min_dt + " .. " + t.max_dt,
+             t.spec->retention_days ? std::to_string(t.spec->retention_days) + "d" : "forever"});
       }
       PrintTable({"table", "columns", "partitions", "files", "rows", "bytes", "dates", "retention"},
                  rows);
@@ -380,9 +385,9 @@ void AddRetention(CLI::App& app, GlobalOptions& g, std::function<Status()>* acti
         rows += d.rows;
         bytes += d.bytes;
       }
-      std::printf("%s %zu partition(s), %ld rows, %s (today %s)\n",
-                  *dry ? "would drop" : "dropped", r.dropped.size(), static_cast<long>(rows),
-                  HumanBytes(bytes).c_str(), r.today.c_str());
+      std::printf("%s %zu partition(s), %ld rows, %s (today %s)\n", *dry ? "would drop" : "dropped",
+                  r.dropped.size(), static_cast<long>(rows), HumanBytes(bytes).c_str(),
+                  r.today.c_str());
       return Status::Ok();
     };
   });
@@ -431,10 +436,16 @@ void AddHistory(CLI::App& app, GlobalOptions& g, std::function<Status()>* action
       if (*json) {
         Json arr = Json::array();
         for (const auto& q : h) {
-          arr.push_back({{"at", q.at}, {"sql", q.sql}, {"status", q.status}, {"error", q.error},
-                         {"bytes_scanned", q.bytes_scanned}, {"estimated_bytes", q.estimated_bytes},
-                         {"partitions_scanned", q.partitions_scanned}, {"rows", q.rows},
-                         {"elapsed_ms", q.elapsed_ms}, {"cost_usd", q.cost_usd},
+          arr.push_back({{"at", q.at},
+                         {"sql", q.sql},
+                         {"status", q.status},
+                         {"error", q.error},
+                         {"bytes_scanned", q.bytes_scanned},
+                         {"estimated_bytes", q.estimated_bytes},
+                         {"partitions_scanned", q.partitions_scanned},
+                         {"rows", q.rows},
+                         {"elapsed_ms", q.elapsed_ms},
+                         {"cost_usd", q.cost_usd},
                          {"source", q.source}});
         }
         PrintJson({{"queries", arr}, {"total_cost_usd", total}});

@@ -36,8 +36,7 @@ bool ParseDate(const std::string& s, int64_t* days) {
   if (s.size() != 10 || std::sscanf(s.c_str(), "%4d-%2u-%2u%c", &y, &m, &d, &tail) != 3) {
     return false;
   }
-  std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{m},
-                                  std::chrono::day{d}};
+  std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{m}, std::chrono::day{d}};
   if (!ymd.ok()) return false;
   *days = std::chrono::sys_days{ymd}.time_since_epoch().count();
   return true;

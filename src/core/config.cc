@@ -1,10 +1,10 @@
 #include "engage/core/config.h"
 
 #include <fmt/format.h>
+#include <toml++/toml.h>
 
 #include <cmath>
 #include <set>
-#include <toml++/toml.h>
 
 #include "engage/core/fs.h"
 
@@ -39,10 +39,10 @@ Status CheckKeys(const toml::table& t, const std::set<std::string>& allowed,
 }
 
 Result<ColumnSpec> ParseColumn(const toml::table& t, const std::string& where) {
-  ENGAGE_RETURN_IF_ERROR(CheckKeys(
-      t, {"name", "type", "required", "source", "expr", "min", "max", "allowed", "max_length",
-          "format"},
-      where));
+  ENGAGE_RETURN_IF_ERROR(CheckKeys(t,
+                                   {"name", "type", "required", "source", "expr", "min", "max",
+                                    "allowed", "max_length", "format"},
+                                   where));
   ColumnSpec c;
   auto name = Get<std::string>(t, "name");
   if (!name || !IsValidIdentifier(*name)) {
@@ -77,11 +77,11 @@ Result<TableSpec> ParseTable(const std::string& name, const toml::table& t,
   if (!IsValidIdentifier(name)) {
     return InvalidArgumentError(fmt::format("{}: not a valid table name", where));
   }
-  ENGAGE_RETURN_IF_ERROR(CheckKeys(t,
-                                   {"columns", "time_column", "primary_key", "retention_days",
-                                    "require_partition_filter", "min_time", "max_future_days",
-                                    "csv"},
-                                   where));
+  ENGAGE_RETURN_IF_ERROR(
+      CheckKeys(t,
+                {"columns", "time_column", "primary_key", "retention_days",
+                 "require_partition_filter", "min_time", "max_future_days", "csv"},
+                where));
   TableSpec spec;
   spec.name = name;
   const toml::array* cols = t["columns"].as_array();
@@ -95,25 +95,27 @@ Result<TableSpec> ParseTable(const std::string& name, const toml::table& t,
     if (!ct) return InvalidArgumentError(cw + ": must be a table");
     ENGAGE_ASSIGN_OR_RETURN(ColumnSpec c, ParseColumn(*ct, cw));
     if (!seen.insert(c.name).second || c.name == "dt") {
-      return InvalidArgumentError(fmt::format("{}: column '{}' is defined twice or is the "
-                                              "reserved partition column 'dt'",
-                                              where, c.name));
+      return InvalidArgumentError(
+          fmt::format("{}: column '{}' is defined twice or is the "
+                      "reserved partition column 'dt'",
+                      where, c.name));
     }
     spec.columns.push_back(std::move(c));
   }
   spec.time_column = Get<std::string>(t, "time_column").value_or("");
   const ColumnSpec* tc = spec.FindColumn(spec.time_column);
-  if (!tc || (tc->type != ColumnType::kTimestamp && tc->type != ColumnType::kDate)) {
+  if (!spec.time_column.empty() &&
+      (!tc || (tc->type != ColumnType::kTimestamp && tc->type != ColumnType::kDate))) {
     return InvalidArgumentError(fmt::format(
-        "{}: 'time_column' must name a timestamp or date column (partitions are by its date)",
+        "{}: 'time_column' must name a timestamp or date column (partitions are by its date; "
+        "leave it out for snapshot tables, partitioned by load date)",
         where));
   }
   if (const toml::array* pk = t["primary_key"].as_array()) {
     for (const auto& e : *pk) {
       auto s = e.value<std::string>();
       if (!s || !spec.FindColumn(*s)) {
-        return InvalidArgumentError(
-            fmt::format("{}: primary_key names an unknown column", where));
+        return InvalidArgumentError(fmt::format("{}: primary_key names an unknown column", where));
       }
       spec.primary_key.push_back(*s);
     }
@@ -133,8 +135,8 @@ Result<TableSpec> ParseTable(const std::string& name, const toml::table& t,
     spec.csv.quote = Get<std::string>(*csv, "quote").value_or("\"");
     spec.csv.max_line_bytes = Get<int64_t>(*csv, "max_line_bytes").value_or(2 * 1024 * 1024);
     if (spec.csv.delimiter != "whitespace" && spec.csv.delimiter.size() != 1) {
-      return InvalidArgumentError(fmt::format(
-          "{} [csv]: delimiter must be one character or \"whitespace\"", where));
+      return InvalidArgumentError(
+          fmt::format("{} [csv]: delimiter must be one character or \"whitespace\"", where));
     }
   }
   return spec;
@@ -144,24 +146,36 @@ Result<TableSpec> ParseTable(const std::string& name, const toml::table& t,
 
 std::string_view ColumnTypeName(ColumnType t) {
   switch (t) {
-    case ColumnType::kString: return "string";
-    case ColumnType::kInt64: return "int64";
-    case ColumnType::kDouble: return "double";
-    case ColumnType::kBool: return "bool";
-    case ColumnType::kTimestamp: return "timestamp";
-    case ColumnType::kDate: return "date";
+    case ColumnType::kString:
+      return "string";
+    case ColumnType::kInt64:
+      return "int64";
+    case ColumnType::kDouble:
+      return "double";
+    case ColumnType::kBool:
+      return "bool";
+    case ColumnType::kTimestamp:
+      return "timestamp";
+    case ColumnType::kDate:
+      return "date";
   }
   return "string";
 }
 
 std::string_view ColumnTypeSql(ColumnType t) {
   switch (t) {
-    case ColumnType::kString: return "VARCHAR";
-    case ColumnType::kInt64: return "BIGINT";
-    case ColumnType::kDouble: return "DOUBLE";
-    case ColumnType::kBool: return "BOOLEAN";
-    case ColumnType::kTimestamp: return "TIMESTAMP";
-    case ColumnType::kDate: return "DATE";
+    case ColumnType::kString:
+      return "VARCHAR";
+    case ColumnType::kInt64:
+      return "BIGINT";
+    case ColumnType::kDouble:
+      return "DOUBLE";
+    case ColumnType::kBool:
+      return "BOOLEAN";
+    case ColumnType::kTimestamp:
+      return "TIMESTAMP";
+    case ColumnType::kDate:
+      return "DATE";
   }
   return "VARCHAR";
 }
@@ -170,8 +184,8 @@ bool IsValidIdentifier(const std::string& name) {
   if (name.empty() || name.size() > 63) return false;
   if (!(std::islower(static_cast<unsigned char>(name[0])) || name[0] == '_')) return false;
   for (char c : name) {
-    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
-          c == '_')) {
+    if (!(std::islower(static_cast<unsigned char>(c)) ||
+          std::isdigit(static_cast<unsigned char>(c)) || c == '_')) {
       return false;
     }
   }

@@ -79,9 +79,8 @@ std::string SqliteStmt::Text(int col) const {
 
 Result<SqliteDb> SqliteDb::Open(const std::string& path) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     Status s = SqliteError(db, rc, fmt::format("cannot open database '{}'", path));
     sqlite3_close(db);
@@ -89,8 +88,9 @@ Result<SqliteDb> SqliteDb::Open(const std::string& path) {
   }
   SqliteDb out(db, path);
   sqlite3_busy_timeout(db, 10000);
-  ENGAGE_RETURN_IF_ERROR(out.Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                                  "PRAGMA foreign_keys=ON;"));
+  ENGAGE_RETURN_IF_ERROR(
+      out.Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+               "PRAGMA foreign_keys=ON;"));
   return out;
 }
 

@@ -79,8 +79,12 @@ Json StringsToJson(const std::vector<std::string>& v) {
 Status InsertFile(SqliteDb& db, const LakeFile& f) {
   ENGAGE_ASSIGN_OR_RETURN(auto st, db.Prepare("INSERT INTO lake_files(path, table_name, dt, rows,"
                                               " bytes, ingest_id) VALUES (?,?,?,?,?,?)"));
-  st.Bind(1, f.path).Bind(2, f.table).Bind(3, f.dt).Bind(4, f.rows).Bind(5, f.bytes).Bind(
-      6, f.ingest_id);
+  st.Bind(1, f.path)
+      .Bind(2, f.table)
+      .Bind(3, f.dt)
+      .Bind(4, f.rows)
+      .Bind(5, f.bytes)
+      .Bind(6, f.ingest_id);
   return st.Run();
 }
 
@@ -247,8 +251,8 @@ Status Catalog::CommitIngest(const IngestRecord& rec, const std::vector<LakeFile
   exists.Bind(1, rec.id);
   ENGAGE_ASSIGN_OR_RETURN(bool dup, exists.Step());
   if (dup) return AlreadyExistsError(fmt::format("ingest '{}' was already committed", rec.id));
-  ENGAGE_ASSIGN_OR_RETURN(auto ins, db_.Prepare(fmt::format(
-                                        "INSERT INTO ingests({}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+  ENGAGE_ASSIGN_OR_RETURN(
+      auto ins, db_.Prepare(fmt::format("INSERT INTO ingests({}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                                         kIngestColumns)));
   ins.Bind(1, rec.id)
       .Bind(2, rec.table)
@@ -301,8 +305,8 @@ Status Catalog::ReplaceFiles(const std::string& table, const std::vector<std::st
 }
 
 Result<std::vector<std::string>> Catalog::TakeTrash(const std::string& before) {
-  ENGAGE_ASSIGN_OR_RETURN(auto st,
-                          db_.Prepare("DELETE FROM lake_trash WHERE removed_at <= ? RETURNING path"));
+  ENGAGE_ASSIGN_OR_RETURN(
+      auto st, db_.Prepare("DELETE FROM lake_trash WHERE removed_at <= ? RETURNING path"));
   st.Bind(1, before);
   std::vector<std::string> out;
   for (;;) {
@@ -342,8 +346,8 @@ Result<std::vector<Json>> Catalog::Log(const std::string& kind, int64_t limit) {
     ENGAGE_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) break;
     Json d = Json::parse(st.Text(3), nullptr, false);
-    out.push_back({{"at", st.Text(0)}, {"kind", st.Text(1)}, {"table", st.Text(2)},
-                   {"details", d}});
+    out.push_back(
+        {{"at", st.Text(0)}, {"kind", st.Text(1)}, {"table", st.Text(2)}, {"details", d}});
   }
   return out;
 }

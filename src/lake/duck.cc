@@ -61,7 +61,8 @@ std::optional<std::string> DuckResult::Str(int col, int64_t row) {
 Json DuckResult::CellJson(int col, int64_t row) {
   if (IsNull(col, row)) return nullptr;
   switch (ColumnType(col)) {
-    case DUCKDB_TYPE_BOOLEAN: return Bool(col, row);
+    case DUCKDB_TYPE_BOOLEAN:
+      return Bool(col, row);
     case DUCKDB_TYPE_TINYINT:
     case DUCKDB_TYPE_SMALLINT:
     case DUCKDB_TYPE_INTEGER:
@@ -77,7 +78,8 @@ Json DuckResult::CellJson(int col, int64_t row) {
       if (!std::isfinite(d)) return *Str(col, row);
       return d;
     }
-    default: return *Str(col, row);
+    default:
+      return *Str(col, row);
   }
 }
 
@@ -162,8 +164,10 @@ Result<DuckConn> DuckDb::Connect() {
 std::string SqlQuote(std::string_view s) {
   std::string out = "'";
   for (char c : s) {
-    if (c == '\'') out += "''";
-    else out.push_back(c);
+    if (c == '\'')
+      out += "''";
+    else
+      out.push_back(c);
   }
   out += "'";
   return out;
@@ -172,8 +176,10 @@ std::string SqlQuote(std::string_view s) {
 std::string SqlIdent(std::string_view s) {
   std::string out = "\"";
   for (char c : s) {
-    if (c == '"') out += "\"\"";
-    else out.push_back(c);
+    if (c == '"')
+      out += "\"\"";
+    else
+      out.push_back(c);
   }
   out += "\"";
   return out;

@@ -85,10 +85,14 @@ Result<SourceFormat> DetectFormat(const std::string& path, SourceFormat requeste
 
 std::string FormatName(SourceFormat f) {
   switch (f) {
-    case SourceFormat::kCsv: return "csv";
-    case SourceFormat::kJsonl: return "jsonl";
-    case SourceFormat::kParquet: return "parquet";
-    default: return "auto";
+    case SourceFormat::kCsv:
+      return "csv";
+    case SourceFormat::kJsonl:
+      return "jsonl";
+    case SourceFormat::kParquet:
+      return "parquet";
+    default:
+      return "auto";
   }
 }
 
@@ -149,13 +153,12 @@ std::vector<std::string> SplitHeader(const std::string& line, const CsvOptions& 
 
 // First line of a (possibly gzip-compressed) text file, read through DuckDB.
 Result<std::optional<std::string>> FirstLine(DuckConn& conn, const std::string& path) {
-  auto res = conn.Query(fmt::format(
-      "SELECT __line FROM read_csv({}, columns={{'__line': 'VARCHAR'}}, header=false, "
-      "auto_detect=false, delim={}, quote='', escape='', ignore_errors=true) LIMIT 1",
-      SqlQuote(path), SqlQuote(kLineDelim)));
+  auto res = conn.Query(
+      fmt::format("SELECT __line FROM read_csv({}, columns={{'__line': 'VARCHAR'}}, header=false, "
+                  "auto_detect=false, delim={}, quote='', escape='', ignore_errors=true) LIMIT 1",
+                  SqlQuote(path), SqlQuote(kLineDelim)));
   if (!res.ok()) {
-    return InvalidArgumentError(
-        fmt::format("cannot read '{}': {}", path, res.status().message()));
+    return InvalidArgumentError(fmt::format("cannot read '{}': {}", path, res.status().message()));
   }
   if (res->RowCount() == 0) return std::optional<std::string>();
   return std::optional<std::string>(res->Str(0, 0).value_or(""));
@@ -167,10 +170,11 @@ Status PrepareSource(DuckConn& conn, const TableSpec& spec, Source& src, int k) 
   std::string rejects = fmt::format("__rej_{}", k);
   src.raw_relation = fmt::format("__src_{}", k);
   if (src.format == SourceFormat::kParquet) {
-    auto desc = conn.Query(fmt::format("DESCRIBE SELECT * FROM read_parquet({})", SqlQuote(src.path)));
+    auto desc =
+        conn.Query(fmt::format("DESCRIBE SELECT * FROM read_parquet({})", SqlQuote(src.path)));
     if (!desc.ok()) {
-      return InvalidArgumentError(fmt::format("cannot read '{}' as Parquet: {}", src.path,
-                                              desc.status().message()));
+      return InvalidArgumentError(
+          fmt::format("cannot read '{}' as Parquet: {}", src.path, desc.status().message()));
     }
     for (int64_t r = 0; r < desc->RowCount(); ++r) {
       std::string name = desc->Str(0, r).value_or("");
@@ -178,9 +182,9 @@ Status PrepareSource(DuckConn& conn, const TableSpec& spec, Source& src, int k) 
       src.parquet_types[name] = desc->Str(1, r).value_or("");
       src.columns[name] = SqlIdent(name);
     }
-    ENGAGE_RETURN_IF_ERROR(conn.Exec(fmt::format(
-        "CREATE TEMP VIEW {} AS SELECT * FROM read_parquet({}, file_row_number=true)",
-        src.raw_relation, SqlQuote(src.path))));
+    ENGAGE_RETURN_IF_ERROR(conn.Exec(
+        fmt::format("CREATE TEMP VIEW {} AS SELECT * FROM read_parquet({}, file_row_number=true)",
+                    src.raw_relation, SqlQuote(src.path))));
     src.row_expr = "file_row_number";
     return Status::Ok();
   }
@@ -190,9 +194,9 @@ Status PrepareSource(DuckConn& conn, const TableSpec& spec, Source& src, int k) 
     return InvalidArgumentError(fmt::format("'{}' has no lines: nothing to ingest", src.path));
   }
   if (src.format == SourceFormat::kJsonl) {
-    ENGAGE_RETURN_IF_ERROR(conn.Exec(
-        fmt::format("CREATE TEMP TABLE {} AS SELECT __line FROM {}", src.raw_relation,
-                    LineReader(src.path, 0, csv.max_line_bytes, rejects))));
+    ENGAGE_RETURN_IF_ERROR(
+        conn.Exec(fmt::format("CREATE TEMP TABLE {} AS SELECT __line FROM {}", src.raw_relation,
+                              LineReader(src.path, 0, csv.max_line_bytes, rejects))));
     for (const auto& c : spec.columns) {
       src.columns[c.source] =
           fmt::format("json_extract_string(__line, {})", SqlQuote("$.\"" + c.source + "\""));
@@ -210,7 +214,8 @@ Status PrepareSource(DuckConn& conn, const TableSpec& spec, Source& src, int k) 
   if (csv.header) {
     src.header = first_fields;
   } else {
-    for (size_t i = 0; i < first_fields.size(); ++i) src.header.push_back(fmt::format("column{}", i));
+    for (size_t i = 0; i < first_fields.size(); ++i)
+      src.header.push_back(fmt::format("column{}", i));
   }
   std::set<std::string> unique(src.header.begin(), src.header.end());
   if (unique.size() != src.header.size()) {
@@ -226,22 +231,22 @@ Status PrepareSource(DuckConn& conn, const TableSpec& spec, Source& src, int k) 
     for (size_t i = 0; i < src.header.size(); ++i) {
       src.columns[src.header[i]] = fmt::format("__f[{}]", i + 1);
     }
-    src.structural_check = fmt::format(
-        "CASE WHEN len(__f) <> {0} THEN 'expected {0} fields, found ' || len(__f) END",
-        src.header.size());
+    src.structural_check =
+        fmt::format("CASE WHEN len(__f) <> {0} THEN 'expected {0} fields, found ' || len(__f) END",
+                    src.header.size());
   } else {
     std::string cols;
     for (size_t i = 0; i < src.header.size(); ++i) {
       cols += fmt::format("{}{}: 'VARCHAR'", i ? ", " : "", SqlQuote(src.header[i]));
       src.columns[src.header[i]] = SqlIdent(src.header[i]);
     }
-    ENGAGE_RETURN_IF_ERROR(conn.Exec(fmt::format(
-        "CREATE TEMP TABLE {} AS SELECT * FROM read_csv({}, columns={{{}}}, header={}, "
-        "auto_detect=false, delim={}, quote={}, escape={}, max_line_size={}, "
-        "store_rejects=true, rejects_table={}, rejects_scan={})",
-        src.raw_relation, SqlQuote(src.path), cols, csv.header ? "true" : "false",
-        SqlQuote(csv.delimiter), SqlQuote(csv.quote), SqlQuote(csv.quote), csv.max_line_bytes,
-        SqlQuote(rejects), SqlQuote(rejects + "_scan"))));
+    ENGAGE_RETURN_IF_ERROR(conn.Exec(
+        fmt::format("CREATE TEMP TABLE {} AS SELECT * FROM read_csv({}, columns={{{}}}, header={}, "
+                    "auto_detect=false, delim={}, quote={}, escape={}, max_line_size={}, "
+                    "store_rejects=true, rejects_table={}, rejects_scan={})",
+                    src.raw_relation, SqlQuote(src.path), cols, csv.header ? "true" : "false",
+                    SqlQuote(csv.delimiter), SqlQuote(csv.quote), SqlQuote(csv.quote),
+                    csv.max_line_bytes, SqlQuote(rejects), SqlQuote(rejects + "_scan"))));
   }
   src.row_expr = "rowid";
   return Status::Ok();
@@ -276,11 +281,11 @@ std::string CheckExpr(const ColumnSpec& c, const std::string& raw, const std::st
   std::string n = c.name;
   whens.push_back(fmt::format("WHEN {} IS NULL THEN {}", raw,
                               c.required ? SqlQuote(n + ": required value is missing") : "NULL"));
-  whens.push_back(fmt::format(
-      "WHEN {} IS NULL THEN {} || left(CAST({} AS VARCHAR), 80) || {}", v,
-      SqlQuote(n + ": cannot parse '"), raw,
-      SqlQuote(fmt::format("' as {}{}", ColumnTypeName(c.type),
-                           c.format.empty() ? "" : " with format " + c.format))));
+  whens.push_back(
+      fmt::format("WHEN {} IS NULL THEN {} || left(CAST({} AS VARCHAR), 80) || {}", v,
+                  SqlQuote(n + ": cannot parse '"), raw,
+                  SqlQuote(fmt::format("' as {}{}", ColumnTypeName(c.type),
+                                       c.format.empty() ? "" : " with format " + c.format))));
   if (c.type == ColumnType::kDouble) {
     whens.push_back(fmt::format("WHEN NOT isfinite({}) THEN {}", v,
                                 SqlQuote(n + ": value is not a finite number")));
@@ -300,20 +305,19 @@ std::string CheckExpr(const ColumnSpec& c, const std::string& raw, const std::st
     for (size_t i = 0; i < c.allowed.size(); ++i) list += (i ? ", " : "") + SqlQuote(c.allowed[i]);
     whens.push_back(fmt::format("WHEN {} NOT IN ({}) THEN {} || left({}, 80) || {}", v, list,
                                 SqlQuote(n + ": '"), v,
-                                SqlQuote(fmt::format("' is not one of the allowed values")))); 
+                                SqlQuote(fmt::format("' is not one of the allowed values"))));
   }
   if (c.max_length) {
-    whens.push_back(fmt::format("WHEN length({}) > {} THEN {}", v, *c.max_length,
-                                SqlQuote(fmt::format("{}: longer than {} characters", n,
-                                                     *c.max_length))));
+    whens.push_back(
+        fmt::format("WHEN length({}) > {} THEN {}", v, *c.max_length,
+                    SqlQuote(fmt::format("{}: longer than {} characters", n, *c.max_length))));
   }
   if (c.name == spec.time_column) {
     whens.push_back(fmt::format(
         "WHEN CAST({0} AS TIMESTAMP) < TIMESTAMP {1} OR CAST({0} AS TIMESTAMP) >= TIMESTAMP {2} "
         "THEN {3} || CAST({0} AS VARCHAR) || {4}",
         v, SqlQuote(spec.min_time), SqlQuote(max_time), SqlQuote(n + ": time "),
-        SqlQuote(fmt::format(" is outside the accepted range [{}, {})", spec.min_time,
-                             max_time))));
+        SqlQuote(fmt::format(" is outside the accepted range [{}, {})", spec.min_time, max_time))));
   }
   std::string out = "CASE ";
   for (const auto& w : whens) out += w + " ";
@@ -322,7 +326,7 @@ std::string CheckExpr(const ColumnSpec& c, const std::string& raw, const std::st
 
 // Builds the checked relation of one source: typed columns, dt, __row, __reason, __raw.
 Result<std::string> CheckedSelect(const TableSpec& spec, const Source& src, int k,
-                                  const std::string& max_time) {
+                                  const std::string& max_time, const std::string& today) {
   std::vector<std::string> raw_cols;  // layer 1: raw values
   for (size_t i = 0; i < spec.columns.size(); ++i) {
     const ColumnSpec& c = spec.columns[i];
@@ -357,8 +361,8 @@ Result<std::string> CheckedSelect(const TableSpec& spec, const Source& src, int 
       raw_text = it != src.parquet_types.end() && it->second == "VARCHAR";
     }
     typed += fmt::format(", {} AS __v{}", TypedExpr(c, fmt::format("__r{}", i), raw_text), i);
-    checks += fmt::format(", {}", CheckExpr(c, fmt::format("__r{}", i), fmt::format("__v{}", i),
-                                            spec, max_time));
+    checks += fmt::format(
+        ", {}", CheckExpr(c, fmt::format("__r{}", i), fmt::format("__v{}", i), spec, max_time));
     raw_struct += fmt::format("{}{}: __r{}", i ? ", " : "", SqlQuote(c.name), i);
   }
   std::string structural = src.structural_check.empty() ? "NULL" : src.structural_check;
@@ -366,16 +370,15 @@ Result<std::string> CheckedSelect(const TableSpec& spec, const Source& src, int 
   for (size_t i = 0; i < spec.columns.size(); ++i) {
     outputs += fmt::format("__v{} AS {}, ", i, SqlIdent(spec.columns[i].name));
   }
-  int time_idx = 0;
+  std::string dt_expr = fmt::format("DATE {}", SqlQuote(today));
   for (size_t i = 0; i < spec.columns.size(); ++i) {
-    if (spec.columns[i].name == spec.time_column) time_idx = static_cast<int>(i);
+    if (spec.columns[i].name == spec.time_column) dt_expr = fmt::format("CAST(__v{} AS DATE)", i);
   }
   // A structurally broken row reports only that; field checks would be noise.
-  std::string reason = fmt::format(
-      "coalesce(__structural, concat_ws('; '{}))", checks);
-  std::string raw_select = fmt::format("SELECT {} AS __row, {} AS __structural, {} FROM {}",
-                                       src.row_expr, structural, fmt::join(raw_cols, ", "),
-                                       src.raw_relation);
+  std::string reason = fmt::format("coalesce(__structural, concat_ws('; '{}))", checks);
+  std::string raw_select =
+      fmt::format("SELECT {} AS __row, {} AS __structural, {} FROM {}", src.row_expr, structural,
+                  fmt::join(raw_cols, ", "), src.raw_relation);
   if (src.format == SourceFormat::kJsonl) {
     // Only extract fields from lines that are JSON objects.
     raw_select = fmt::format(
@@ -384,9 +387,9 @@ Result<std::string> CheckedSelect(const TableSpec& spec, const Source& src, int 
         fmt::join(raw_cols, ", "), src.row_expr, structural, structural, src.raw_relation);
   }
   return fmt::format(
-      "SELECT {k} AS __file, __row, {outputs}CAST(__v{t} AS DATE) AS dt, {reason} AS __reason, "
+      "SELECT {k} AS __file, __row, {outputs}{dt} AS dt, {reason} AS __reason, "
       "{{{raw}}} AS __raw FROM (SELECT *{typed} FROM ({raw_select}))",
-      fmt::arg("k", k), fmt::arg("outputs", outputs), fmt::arg("t", time_idx),
+      fmt::arg("k", k), fmt::arg("outputs", outputs), fmt::arg("dt", dt_expr),
       fmt::arg("reason", reason), fmt::arg("raw", raw_struct), fmt::arg("typed", typed),
       fmt::arg("raw_select", raw_select));
 }
@@ -502,8 +505,7 @@ Result<IngestReport> Ingest(Lake& lake, const IngestRequest& req,
       return report;
     }
     return AlreadyExistsError(fmt::format(
-        "ingest id '{}' was already used (table '{}') for different content", id,
-        existing->table));
+        "ingest id '{}' was already used (table '{}') for different content", id, existing->table));
   }
   if (sources.empty()) {
     report.no_op = true;
@@ -521,9 +523,10 @@ Result<IngestReport> Ingest(Lake& lake, const IngestRequest& req,
   ENGAGE_ASSIGN_OR_RETURN(DuckDb db, DuckDb::Open({.temp_directory = home.tmp()}));
   ENGAGE_ASSIGN_OR_RETURN(DuckConn conn, db.Connect());
   ENGAGE_RETURN_IF_ERROR(conn.Exec("SET TimeZone='UTC'"));
-  std::string max_time = FormatIsoUtc(lake.clock().NowMicros() +
-                                      int64_t{spec->max_future_days} * 86400 * 1000000);
+  std::string max_time =
+      FormatIsoUtc(lake.clock().NowMicros() + int64_t{spec->max_future_days} * 86400 * 1000000);
   max_time = max_time.substr(0, 10) + " " + max_time.substr(11, 8);
+  const std::string today = FormatIsoUtc(lake.clock().NowMicros()).substr(0, 10);
 
   std::vector<std::string> checked;
   for (size_t k = 0; k < sources.size(); ++k) {
@@ -531,13 +534,15 @@ Result<IngestReport> Ingest(Lake& lake, const IngestRequest& req,
     say(fmt::format("reading {} ({})", src.path, FormatName(src.format)));
     Status s = PrepareSource(conn, *spec, src, static_cast<int>(k));
     if (!s.ok()) {
-      if (s.code() == StatusCode::kInvalidArgument && s.message().find(src.path) == std::string::npos) {
+      if (s.code() == StatusCode::kInvalidArgument &&
+          s.message().find(src.path) == std::string::npos) {
         return InvalidArgumentError(fmt::format("cannot parse '{}' as {}: {}", src.path,
                                                 FormatName(src.format), s.message()));
       }
       return s;
     }
-    ENGAGE_ASSIGN_OR_RETURN(std::string sel, CheckedSelect(*spec, src, static_cast<int>(k), max_time));
+    ENGAGE_ASSIGN_OR_RETURN(std::string sel,
+                            CheckedSelect(*spec, src, static_cast<int>(k), max_time, today));
     std::string view = fmt::format("__chk_{}", k);
     Status vs = conn.Exec(fmt::format("CREATE TEMP VIEW {} AS {}", view, sel));
     if (!vs.ok()) {
@@ -546,7 +551,8 @@ Result<IngestReport> Ingest(Lake& lake, const IngestRequest& req,
     }
     checked.push_back(view);
   }
-  std::string all = fmt::format("SELECT * FROM {}", fmt::join(checked, " UNION ALL SELECT * FROM "));
+  std::string all =
+      fmt::format("SELECT * FROM {}", fmt::join(checked, " UNION ALL SELECT * FROM "));
 
   // Primary key: duplicates within the batch and against rows already in the lake.
   if (!spec->primary_key.empty()) {
@@ -593,8 +599,7 @@ Result<IngestReport> Ingest(Lake& lake, const IngestRequest& req,
     for (size_t k = 0; k < sources.size(); ++k) {
       if (sources[k].format == SourceFormat::kParquet) continue;
       std::vector<int64_t> lines;
-      auto rej = conn.Query(
-          fmt::format("SELECT DISTINCT line FROM __rej_{} ORDER BY line", k));
+      auto rej = conn.Query(fmt::format("SELECT DISTINCT line FROM __rej_{} ORDER BY line", k));
       if (rej.ok()) {
         for (int64_t r = 0; r < rej->RowCount(); ++r) {
           lines.push_back(rej->Int(0, r) + (sources[k].first_data_line - 1) *
@@ -668,9 +673,9 @@ Result<IngestReport> Ingest(Lake& lake, const IngestRequest& req,
       f.path = spec->name + "/" + pd + "/" + name;
       f.ingest_id = id;
       ENGAGE_ASSIGN_OR_RETURN(f.bytes, lake.fs().FileSize(from));
-      ENGAGE_ASSIGN_OR_RETURN(auto meta, conn.Query(fmt::format(
-                                             "SELECT num_rows FROM parquet_file_metadata({})",
-                                             SqlQuote(from))));
+      ENGAGE_ASSIGN_OR_RETURN(
+          auto meta, conn.Query(fmt::format("SELECT num_rows FROM parquet_file_metadata({})",
+                                            SqlQuote(from))));
       f.rows = meta.Int(0, 0);
       files.push_back(f);
       moves.emplace_back(from, lake.AbsPath(f.path));
@@ -711,8 +716,8 @@ Result<IngestReport> Ingest(Lake& lake, const IngestRequest& req,
   rec.duration_ms = static_cast<double>(lake.clock().MonotonicMicros() - start_us) / 1000.0;
   if (rec.rows_read != rec.rows_accepted + rec.rows_rejected) {
     return InternalError(fmt::format(
-        "ingest '{}' lost track of rows: read {}, accepted {}, rejected {}; nothing published",
-        id, rec.rows_read, rec.rows_accepted, rec.rows_rejected));
+        "ingest '{}' lost track of rows: read {}, accepted {}, rejected {}; nothing published", id,
+        rec.rows_read, rec.rows_accepted, rec.rows_rejected));
   }
   Status commit = lake.catalog().CommitIngest(rec, files);
   if (!commit.ok()) {

@@ -14,8 +14,8 @@ namespace engage::lake {
 Json TableInfo::ToJson() const {
   Json cols = Json::array();
   for (const auto& c : spec->columns) {
-    Json col{{"name", c.name}, {"type", std::string(ColumnTypeName(c.type))},
-             {"required", c.required}};
+    Json col{
+        {"name", c.name}, {"type", std::string(ColumnTypeName(c.type))}, {"required", c.required}};
     cols.push_back(col);
   }
   cols.push_back({{"name", "dt"}, {"type", "date"}, {"required", true}, {"partition", true}});
@@ -151,12 +151,12 @@ Status Lake::Recover() {
   int64_t total = recovery_.staging_dirs_removed + recovery_.orphan_files_removed +
                   recovery_.orphan_quarantine_removed;
   if (total > 0) {
-    ENGAGE_RETURN_IF_ERROR(catalog_.LogEvent(
-        "recovery", "",
-        Json{{"staging_dirs_removed", recovery_.staging_dirs_removed},
-             {"orphan_files_removed", recovery_.orphan_files_removed},
-             {"orphan_quarantine_removed", recovery_.orphan_quarantine_removed}},
-        NowIso()));
+    ENGAGE_RETURN_IF_ERROR(
+        catalog_.LogEvent("recovery", "",
+                          Json{{"staging_dirs_removed", recovery_.staging_dirs_removed},
+                               {"orphan_files_removed", recovery_.orphan_files_removed},
+                               {"orphan_quarantine_removed", recovery_.orphan_quarantine_removed}},
+                          NowIso()));
   }
   return Status::Ok();
 }

@@ -13,13 +13,17 @@ Json RetentionReport::ToJson() const {
   Json d = Json::array();
   int64_t rows = 0, bytes = 0;
   for (const auto& x : dropped) {
-    d.push_back({{"table", x.table}, {"dt", x.dt}, {"files", x.files}, {"rows", x.rows},
+    d.push_back({{"table", x.table},
+                 {"dt", x.dt},
+                 {"files", x.files},
+                 {"rows", x.rows},
                  {"bytes", x.bytes}});
     rows += x.rows;
     bytes += x.bytes;
   }
-  return Json{{"today", today}, {"dry_run", dry_run}, {"partitions_dropped", dropped.size()},
-              {"rows_dropped", rows}, {"bytes_dropped", bytes}, {"dropped", d}};
+  return Json{
+      {"today", today},       {"dry_run", dry_run},     {"partitions_dropped", dropped.size()},
+      {"rows_dropped", rows}, {"bytes_dropped", bytes}, {"dropped", d}};
 }
 
 Json CompactionReport::ToJson() const {
@@ -102,14 +106,14 @@ Result<CompactionReport> Compact(Lake& lake, const std::string& table, int64_t m
         auto copied, conn.Query(fmt::format("COPY (SELECT * FROM read_parquet({})) TO {} (FORMAT "
                                             "parquet, COMPRESSION zstd)",
                                             SqlList(abs), SqlQuote(tmp))));
-    ENGAGE_ASSIGN_OR_RETURN(auto meta, conn.Query(fmt::format(
-                                           "SELECT num_rows FROM parquet_file_metadata({})",
-                                           SqlQuote(tmp))));
+    ENGAGE_ASSIGN_OR_RETURN(
+        auto meta,
+        conn.Query(fmt::format("SELECT num_rows FROM parquet_file_metadata({})", SqlQuote(tmp))));
     int64_t new_rows = meta.Int(0, 0);
     if (new_rows != rows) {
       return DataLossError(fmt::format(
-          "compacting {}/dt={}: wrote {} rows but the partition has {}; nothing changed", table,
-          dt, new_rows, rows));
+          "compacting {}/dt={}: wrote {} rows but the partition has {}; nothing changed", table, dt,
+          new_rows, rows));
     }
     LakeFile nf;
     nf.table = spec->name;
@@ -121,8 +125,11 @@ Result<CompactionReport> Compact(Lake& lake, const std::string& table, int64_t m
     ENGAGE_RETURN_IF_ERROR(lake.fs().Rename(tmp, lake.AbsPath(nf.path)));
     std::vector<std::string> removed;
     for (const auto& f : parts) removed.push_back(f.path);
-    Json details{{"dt", dt}, {"files_before", parts.size()}, {"rows", rows},
-                 {"bytes_before", bytes}, {"bytes_after", nf.bytes}};
+    Json details{{"dt", dt},
+                 {"files_before", parts.size()},
+                 {"rows", rows},
+                 {"bytes_before", bytes},
+                 {"bytes_after", nf.bytes}};
     Status s = lake.catalog().ReplaceFiles(spec->name, removed, {nf}, "compaction", details,
                                            lake.NowIso());
     if (!s.ok()) {

@@ -1,12 +1,15 @@
 #include "engage/sql/query.h"
 
-#include "engage/core/log.h"
-
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <unistd.h>
 
-#include <fstream>
+#include <algorithm>
+#include <cstring>
 #include <map>
 #include <mutex>
+
+#include "engage/core/log.h"
 
 namespace engage::sql {
 namespace {
@@ -25,24 +28,42 @@ std::mutex& MeterMutex() {
 
 const char* StatementTypeName(duckdb_statement_type t) {
   switch (t) {
-    case DUCKDB_STATEMENT_TYPE_SELECT: return "SELECT";
-    case DUCKDB_STATEMENT_TYPE_INSERT: return "INSERT";
-    case DUCKDB_STATEMENT_TYPE_UPDATE: return "UPDATE";
-    case DUCKDB_STATEMENT_TYPE_DELETE: return "DELETE";
-    case DUCKDB_STATEMENT_TYPE_CREATE: return "CREATE";
-    case DUCKDB_STATEMENT_TYPE_DROP: return "DROP";
-    case DUCKDB_STATEMENT_TYPE_ALTER: return "ALTER";
-    case DUCKDB_STATEMENT_TYPE_COPY: return "COPY";
-    case DUCKDB_STATEMENT_TYPE_ATTACH: return "ATTACH";
-    case DUCKDB_STATEMENT_TYPE_DETACH: return "DETACH";
-    case DUCKDB_STATEMENT_TYPE_PRAGMA: return "PRAGMA";
-    case DUCKDB_STATEMENT_TYPE_SET: return "SET";
-    case DUCKDB_STATEMENT_TYPE_LOAD: return "LOAD/INSTALL";
-    case DUCKDB_STATEMENT_TYPE_EXPORT: return "EXPORT";
-    case DUCKDB_STATEMENT_TYPE_CALL: return "CALL";
-    case DUCKDB_STATEMENT_TYPE_TRANSACTION: return "TRANSACTION";
-    case DUCKDB_STATEMENT_TYPE_EXPLAIN: return "EXPLAIN";
-    default: return "non-SELECT";
+    case DUCKDB_STATEMENT_TYPE_SELECT:
+      return "SELECT";
+    case DUCKDB_STATEMENT_TYPE_INSERT:
+      return "INSERT";
+    case DUCKDB_STATEMENT_TYPE_UPDATE:
+      return "UPDATE";
+    case DUCKDB_STATEMENT_TYPE_DELETE:
+      return "DELETE";
+    case DUCKDB_STATEMENT_TYPE_CREATE:
+      return "CREATE";
+    case DUCKDB_STATEMENT_TYPE_DROP:
+      return "DROP";
+    case DUCKDB_STATEMENT_TYPE_ALTER:
+      return "ALTER";
+    case DUCKDB_STATEMENT_TYPE_COPY:
+      return "COPY";
+    case DUCKDB_STATEMENT_TYPE_ATTACH:
+      return "ATTACH";
+    case DUCKDB_STATEMENT_TYPE_DETACH:
+      return "DETACH";
+    case DUCKDB_STATEMENT_TYPE_PRAGMA:
+      return "PRAGMA";
+    case DUCKDB_STATEMENT_TYPE_SET:
+      return "SET";
+    case DUCKDB_STATEMENT_TYPE_LOAD:
+      return "LOAD/INSTALL";
+    case DUCKDB_STATEMENT_TYPE_EXPORT:
+      return "EXPORT";
+    case DUCKDB_STATEMENT_TYPE_CALL:
+      return "CALL";
+    case DUCKDB_STATEMENT_TYPE_TRANSACTION:
+      return "TRANSACTION";
+    case DUCKDB_STATEMENT_TYPE_EXPLAIN:
+      return "EXPLAIN";
+    default:
+      return "non-SELECT";
   }
 }
 
@@ -77,7 +98,8 @@ Status ClassifyError(const std::string& msg) {
       msg.find("not allowed") != std::string::npos) {
     return PermissionDeniedError(
         "only the lake's tables can be read; file access and configuration changes are not "
-        "allowed (" + msg.substr(0, msg.find('\n')) + ")");
+        "allowed (" +
+        msg.substr(0, msg.find('\n')) + ")");
   }
   return InvalidArgumentError(msg);
 }
@@ -99,7 +121,8 @@ void WalkPlan(const Json& node, std::vector<const Json*>& scans) {
 }
 
 std::string StripTrailing(std::string sql) {
-  while (!sql.empty() && (std::isspace(static_cast<unsigned char>(sql.back())) || sql.back() == ';')) {
+  while (!sql.empty() &&
+         (std::isspace(static_cast<unsigned char>(sql.back())) || sql.back() == ';')) {
     sql.pop_back();
   }
   return sql;
@@ -107,14 +130,19 @@ std::string StripTrailing(std::string sql) {
 
 }  // namespace
 
-int64_t ProcessReadBytes() {
-  std::ifstream f("/proc/self/io");
-  std::string key;
-  int64_t value = 0;
-  while (f >> key >> value) {
-    if (key == "rchar:") return value;
-  }
-  return 0;
+int64_t ProcessReadBytes(int64_t* probe_bytes) {
+  // One read(2) of the small file; its own bytes count towards the next reading, so callers
+  // subtract `probe_bytes` from a difference of two readings.
+  int fd = ::open("/proc/self/io", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[1024];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  if (probe_bytes) *probe_bytes = n;
+  const char* p = std::strstr(buf, "rchar:");
+  return p ? std::strtoll(p + 6, nullptr, 10) : 0;
 }
 
 Json QueryResult::ToJson() const {
@@ -162,7 +190,8 @@ Result<std::unique_ptr<QueryEngine>> QueryEngine::Open(lake::Lake& lake, int thr
     if (files.empty()) {
       std::string cols;
       for (const auto& col : spec.columns) {
-        cols += fmt::format("CAST(NULL AS {}) AS {}, ", ColumnTypeSql(col.type), SqlIdent(col.name));
+        cols +=
+            fmt::format("CAST(NULL AS {}) AS {}, ", ColumnTypeSql(col.type), SqlIdent(col.name));
       }
       view = fmt::format("SELECT {}CAST(NULL AS DATE) AS dt WHERE false", cols);
     } else {
@@ -180,17 +209,16 @@ Result<std::unique_ptr<QueryEngine>> QueryEngine::Open(lake::Lake& lake, int thr
           SqlList(abs));
       std::string values;
       for (const auto& [dt, fb] : parts) {
-        values += fmt::format("{}({}, DATE {}, {}, {})", values.empty() ? "" : ", ",
-                              SqlQuote(name), SqlQuote(dt), fb.first, fb.second);
+        values += fmt::format("{}({}, DATE {}, {}, {})", values.empty() ? "" : ", ", SqlQuote(name),
+                              SqlQuote(dt), fb.first, fb.second);
       }
       ENGAGE_RETURN_IF_ERROR(c.Exec("INSERT INTO __partitions VALUES " + values));
     }
-    ENGAGE_RETURN_IF_ERROR(
-        c.Exec(fmt::format("CREATE TEMP VIEW {} AS {}", SqlIdent(name), view)));
+    ENGAGE_RETURN_IF_ERROR(c.Exec(fmt::format("CREATE TEMP VIEW {} AS {}", SqlIdent(name), view)));
   }
   // The sandbox: from here on only the lake's directory is readable and nothing can be changed.
-  ENGAGE_RETURN_IF_ERROR(c.Exec(fmt::format("SET allowed_directories={}",
-                                            SqlList({lake.home().lake(), lake.home().tmp()}))));
+  ENGAGE_RETURN_IF_ERROR(c.Exec(
+      fmt::format("SET allowed_directories={}", SqlList({lake.home().lake(), lake.home().tmp()}))));
   ENGAGE_RETURN_IF_ERROR(c.Exec("SET enable_external_access=false"));
   ENGAGE_RETURN_IF_ERROR(c.Exec("SET lock_configuration=true"));
   return qe;
@@ -257,11 +285,12 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
   const Clock& clock = lake_.clock();
   int64_t t0 = clock.MonotonicMicros();
   auto fail = [&](Status s) -> Status {
-    Record(req, s.code() == StatusCode::kResourceExhausted ||
-                        s.code() == StatusCode::kFailedPrecondition ||
-                        s.code() == StatusCode::kPermissionDenied
-                    ? "refused"
-                    : "error",
+    Record(req,
+           s.code() == StatusCode::kResourceExhausted ||
+                   s.code() == StatusCode::kFailedPrecondition ||
+                   s.code() == StatusCode::kPermissionDenied
+               ? "refused"
+               : "error",
            s.message(), nullptr);
     return s;
   };
@@ -331,12 +360,13 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
   DuckResult res;
   {
     std::lock_guard lock(MeterMutex());
-    int64_t before = ProcessReadBytes();
+    int64_t probe = 0;
+    int64_t before = ProcessReadBytes(&probe);
     auto r = conn_.Query(run_sql);
-    int64_t after = ProcessReadBytes();
+    int64_t after = ProcessReadBytes(nullptr);
     if (!r.ok()) return fail(ClassifyError(r.status().message()));
     res = std::move(*r);
-    result.bytes_scanned = after - before;
+    result.bytes_scanned = std::max<int64_t>(0, after - before - probe);
   }
   int cols = res.ColumnCount();
   for (int c = 0; c < cols; ++c) {
@@ -347,13 +377,20 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
     for (int c = 0; c < cols; ++c) {
       duckdb_type t = res.ColumnType(c);
       static const std::map<duckdb_type, const char*> kNames = {
-          {DUCKDB_TYPE_BOOLEAN, "BOOLEAN"},   {DUCKDB_TYPE_TINYINT, "TINYINT"},
-          {DUCKDB_TYPE_SMALLINT, "SMALLINT"}, {DUCKDB_TYPE_INTEGER, "INTEGER"},
-          {DUCKDB_TYPE_BIGINT, "BIGINT"},     {DUCKDB_TYPE_HUGEINT, "HUGEINT"},
-          {DUCKDB_TYPE_FLOAT, "FLOAT"},       {DUCKDB_TYPE_DOUBLE, "DOUBLE"},
-          {DUCKDB_TYPE_DECIMAL, "DECIMAL"},   {DUCKDB_TYPE_VARCHAR, "VARCHAR"},
-          {DUCKDB_TYPE_DATE, "DATE"},         {DUCKDB_TYPE_TIMESTAMP, "TIMESTAMP"},
-          {DUCKDB_TYPE_TIMESTAMP_TZ, "TIMESTAMPTZ"}, {DUCKDB_TYPE_UBIGINT, "UBIGINT"}};
+          {DUCKDB_TYPE_BOOLEAN, "BOOLEAN"},
+          {DUCKDB_TYPE_TINYINT, "TINYINT"},
+          {DUCKDB_TYPE_SMALLINT, "SMALLINT"},
+          {DUCKDB_TYPE_INTEGER, "INTEGER"},
+          {DUCKDB_TYPE_BIGINT, "BIGINT"},
+          {DUCKDB_TYPE_HUGEINT, "HUGEINT"},
+          {DUCKDB_TYPE_FLOAT, "FLOAT"},
+          {DUCKDB_TYPE_DOUBLE, "DOUBLE"},
+          {DUCKDB_TYPE_DECIMAL, "DECIMAL"},
+          {DUCKDB_TYPE_VARCHAR, "VARCHAR"},
+          {DUCKDB_TYPE_DATE, "DATE"},
+          {DUCKDB_TYPE_TIMESTAMP, "TIMESTAMP"},
+          {DUCKDB_TYPE_TIMESTAMP_TZ, "TIMESTAMPTZ"},
+          {DUCKDB_TYPE_UBIGINT, "UBIGINT"}};
       auto it = kNames.find(t);
       result.column_types.push_back(it != kNames.end() ? it->second : "OTHER");
     }

@@ -49,7 +49,8 @@ TEST_F(LakeTest, CsvRowsLandInDatePartitions) {
   // The file name carries the ingest id.
   bool named = false;
   for (const auto& e : fs::recursive_directory_iterator(home_.lake() + "/events")) {
-    if (e.is_regular_file()) named |= e.path().filename().string().starts_with("part-" + r->record.id);
+    if (e.is_regular_file())
+      named |= e.path().filename().string().starts_with("part-" + r->record.id);
   }
   EXPECT_TRUE(named);
 }
@@ -73,24 +74,24 @@ TEST_F(LakeTest, ReusedIdWithSameContentIsNoOpAndWithOtherContentFails) {
   auto again = IngestFiles("events", {f}, "batch-1");
   ASSERT_OK(again);
   EXPECT_TRUE(again->no_op);
-  std::string other = dir_.WriteFile(
-      "other.csv", EventsHeader() + "9,10,2024-05-03 10:00:00,session,web,,\n");
+  std::string other =
+      dir_.WriteFile("other.csv", EventsHeader() + "9,10,2024-05-03 10:00:00,session,web,,\n");
   EXPECT_STATUS_CODE(IngestFiles("events", {other}, "batch-1"), StatusCode::kAlreadyExists);
 }
 
 TEST_F(LakeTest, BadRowsAreQuarantinedWithLineAndReason) {
   std::string csv = EventsHeader() +
-                    "1,10,2024-05-01 10:00:00,purchase,web,12.5,\n"          // line 2 ok
-                    "2,10,not-a-time,session,web,,\n"                          // line 3 bad time
-                    "3,10,2024-05-01 10:00:00,purchase,web,abc,\n"           // line 4 bad amount
-                    "4,10,2024-05-01 10:00:00,teleport,web,,\n"               // line 5 bad type
-                    "5,10,2024-05-01 10:00:00\n"                              // line 6 columns
-                    "6,,2024-05-01 10:00:00,session,web,,\n"                  // line 7 missing
-                    "7,10,2024-05-01 10:00:00,purchase,web,-3,\n"            // line 8 negative
-                    "8,10,1970-01-01 00:00:00,session,web,,\n"                // line 9 too old
-                    "9,10,2030-01-01 00:00:00,session,web,,\n"                // line 10 future
-                    "10,10,2024-05-01 10:00:00,session,w\xff\xfe,,\n"         // line 11 utf-8
-                    "11,10,2024-05-01 12:00:00,session,app,,\n";              // line 12 ok
+                    "1,10,2024-05-01 10:00:00,purchase,web,12.5,\n"    // line 2 ok
+                    "2,10,not-a-time,session,web,,\n"                  // line 3 bad time
+                    "3,10,2024-05-01 10:00:00,purchase,web,abc,\n"     // line 4 bad amount
+                    "4,10,2024-05-01 10:00:00,teleport,web,,\n"        // line 5 bad type
+                    "5,10,2024-05-01 10:00:00\n"                       // line 6 columns
+                    "6,,2024-05-01 10:00:00,session,web,,\n"           // line 7 missing
+                    "7,10,2024-05-01 10:00:00,purchase,web,-3,\n"      // line 8 negative
+                    "8,10,1970-01-01 00:00:00,session,web,,\n"         // line 9 too old
+                    "9,10,2030-01-01 00:00:00,session,web,,\n"         // line 10 future
+                    "10,10,2024-05-01 10:00:00,session,w\xff\xfe,,\n"  // line 11 utf-8
+                    "11,10,2024-05-01 12:00:00,session,app,,\n";       // line 12 ok
   std::string f = dir_.WriteFile("mixed.csv", csv);
   auto r = IngestFiles("events", {f});
   ASSERT_OK(r);
@@ -98,8 +99,7 @@ TEST_F(LakeTest, BadRowsAreQuarantinedWithLineAndReason) {
   EXPECT_EQ(r->record.rows_accepted, 2);
   EXPECT_EQ(r->record.rows_rejected, 9);
   ASSERT_FALSE(r->quarantine_file.empty());
-  EXPECT_EQ(r->quarantine_file,
-            home_.quarantine() + "/events/" + r->record.id + ".jsonl");
+  EXPECT_EQ(r->quarantine_file, home_.quarantine() + "/events/" + r->record.id + ".jsonl");
   auto rows = ReadJsonl(r->quarantine_file);
   ASSERT_EQ(rows.size(), 9u);
   std::map<int64_t, std::string> by_line;
@@ -216,28 +216,30 @@ TEST_F(LakeTest, JsonlWithBrokenLineQuarantinesIt) {
 TEST_F(LakeTest, ParquetAndGzipCsvSourcesLoad) {
   std::string pq = dir_.path() + "/events.parquet";
   std::string gz = dir_.path() + "/events.csv.gz";
-  Scalar("COPY (SELECT i AS event_id, i % 7 AS customer_id, TIMESTAMP '2024-05-01' + "
-         "INTERVAL (i) HOUR AS event_time, 'session' AS event_type, 'web' AS channel, "
-         "NULL::DOUBLE AS amount, NULL::VARCHAR AS properties FROM range(100) t(i)) TO '" +
-         pq + "' (FORMAT parquet)");
-  Scalar("COPY (SELECT i + 1000 AS event_id, i AS customer_id, TIMESTAMP '2024-05-01' AS "
-         "event_time, 'purchase' AS event_type, 'store' AS channel, 2.5 AS amount FROM "
-         "range(50) t(i)) TO '" +
-         gz + "' (FORMAT csv, HEADER, COMPRESSION gzip)");
+  Scalar(
+      "COPY (SELECT i AS event_id, i % 7 AS customer_id, TIMESTAMP '2024-05-01' + "
+      "INTERVAL (i) HOUR AS event_time, 'session' AS event_type, 'web' AS channel, "
+      "NULL::DOUBLE AS amount, NULL::VARCHAR AS properties FROM range(100) t(i)) TO '" +
+      pq + "' (FORMAT parquet)");
+  Scalar(
+      "COPY (SELECT i + 1000 AS event_id, i AS customer_id, TIMESTAMP '2024-05-01' AS "
+      "event_time, 'purchase' AS event_type, 'store' AS channel, 2.5 AS amount FROM "
+      "range(50) t(i)) TO '" +
+      gz + "' (FORMAT csv, HEADER, COMPRESSION gzip)");
   auto r = IngestFiles("events", {pq, gz});
   ASSERT_OK(r);
   EXPECT_EQ(r->record.rows_read, 150);
   EXPECT_EQ(r->record.rows_accepted, 150);
   EXPECT_EQ(r->record.partitions.size(), 5u);  // 100 hours from 2024-05-01 spans 5 days
-  EXPECT_EQ(Scalar("SELECT count(*) FROM '" + LakeGlob("events") + "' WHERE amount = 2.5"),
-            "50");
+  EXPECT_EQ(Scalar("SELECT count(*) FROM '" + LakeGlob("events") + "' WHERE amount = 2.5"), "50");
 }
 
 TEST_F(LakeTest, ParquetRowNumbersIdentifyBadRows) {
   std::string pq = dir_.path() + "/bad.parquet";
-  Scalar("COPY (SELECT i AS event_id, CASE WHEN i = 3 THEN -1 ELSE i END AS customer_id, "
-         "TIMESTAMP '2024-05-01' AS event_time, 'session' AS event_type FROM range(5) t(i)) TO '" +
-         pq + "' (FORMAT parquet)");
+  Scalar(
+      "COPY (SELECT i AS event_id, CASE WHEN i = 3 THEN -1 ELSE i END AS customer_id, "
+      "TIMESTAMP '2024-05-01' AS event_time, 'session' AS event_type FROM range(5) t(i)) TO '" +
+      pq + "' (FORMAT parquet)");
   auto r = IngestFiles("events", {pq});
   ASSERT_OK(r);
   EXPECT_EQ(r->record.rows_rejected, 1);

@@ -41,8 +41,7 @@ class LakeTest : public ::testing::Test {
     return l.ok() ? std::move(*l) : nullptr;
   }
 
-  Result<lake::IngestReport> IngestFiles(const std::string& table,
-                                         std::vector<std::string> files,
+  Result<lake::IngestReport> IngestFiles(const std::string& table, std::vector<std::string> files,
                                          const std::string& id = "") {
     auto l = Open();
     lake::IngestRequest req;

@@ -1,8 +1,7 @@
 #include "engage/lake/maintenance.h"
 
-#include <gtest/gtest.h>
-
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
@@ -81,7 +80,8 @@ TEST_F(LakeTest, DroppedFilesStayReadableUntilTheGracePeriodEnds) {
 
 TEST_F(LakeTest, CompactionMergesSmallFilesAndKeepsEveryRow) {
   for (int i = 0; i < 4; ++i) {
-    std::string f = dir_.WriteFile(fmt::format("e{}.csv", i), DailyEvents(100 * i, "2024-05-01", 2));
+    std::string f =
+        dir_.WriteFile(fmt::format("e{}.csv", i), DailyEvents(100 * i, "2024-05-01", 2));
     ASSERT_OK(IngestFiles("events", {f}));
   }
   std::string glob = LakeGlob("events");

@@ -26,22 +26,22 @@ class TempDir {
 };
 
 // Matches a Status or Result with the given code; prints the message on failure.
-#define EXPECT_STATUS_CODE(expr, code_)                                             \
-  do {                                                                              \
-    ::engage::Status engage_s_ = ::engage::internal::AsStatus(expr);                \
-    EXPECT_EQ(engage_s_.code(), (code_)) << engage_s_.ToString();                   \
+#define EXPECT_STATUS_CODE(expr, code_)                              \
+  do {                                                               \
+    ::engage::Status engage_s_ = ::engage::internal::AsStatus(expr); \
+    EXPECT_EQ(engage_s_.code(), (code_)) << engage_s_.ToString();    \
   } while (0)
 
-#define ASSERT_OK(expr)                                                             \
-  do {                                                                              \
-    ::engage::Status engage_s_ = ::engage::internal::AsStatus(expr);                \
-    ASSERT_TRUE(engage_s_.ok()) << engage_s_.ToString();                            \
+#define ASSERT_OK(expr)                                              \
+  do {                                                               \
+    ::engage::Status engage_s_ = ::engage::internal::AsStatus(expr); \
+    ASSERT_TRUE(engage_s_.ok()) << engage_s_.ToString();             \
   } while (0)
 
-#define EXPECT_OK(expr)                                                             \
-  do {                                                                              \
-    ::engage::Status engage_s_ = ::engage::internal::AsStatus(expr);                \
-    EXPECT_TRUE(engage_s_.ok()) << engage_s_.ToString();                            \
+#define EXPECT_OK(expr)                                              \
+  do {                                                               \
+    ::engage::Status engage_s_ = ::engage::internal::AsStatus(expr); \
+    EXPECT_TRUE(engage_s_.ok()) << engage_s_.ToString();             \
   } while (0)
 
 // Path of the shared data sets (../shared/data relative to the repo), or "" if absent.

@@ -52,7 +52,8 @@ struct CsvOptions {
 struct TableSpec {
   std::string name;
   std::vector<ColumnSpec> columns;
-  // Timestamp/date column whose UTC date gives the dt=YYYY-MM-DD partition.
+  // Timestamp/date column whose UTC date gives the dt=YYYY-MM-DD partition. Empty for snapshot
+  // tables (e.g. one row per customer): their rows are partitioned by the date of the load.
   std::string time_column;
   std::vector<std::string> primary_key;
   int retention_days = 90;  // 0 keeps data forever
@@ -67,7 +68,7 @@ struct TableSpec {
 };
 
 struct Prices {
-  double scan_usd_per_tb = 5.0;                     // Athena list price
+  double scan_usd_per_tb = 5.0;                      // Athena list price
   int64_t min_bytes_per_query = 10LL * 1000 * 1000;  // Athena bills at least 10 MB
 };
 

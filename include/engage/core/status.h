@@ -90,7 +90,7 @@ Status UnimplementedError(std::string message);
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {  // NOLINT: implicit by design
     assert(!std::get<Status>(v_).ok() && "Result built from an OK Status");
   }
@@ -126,10 +126,10 @@ Status AsStatus(const Result<T>& r) {
 #define ENGAGE_CONCAT_(a, b) ENGAGE_CONCAT_INNER_(a, b)
 
 // Returns the Status of `expr` (a Status or Result) from the current function if it failed.
-#define ENGAGE_RETURN_IF_ERROR(expr)                                    \
-  do {                                                                  \
+#define ENGAGE_RETURN_IF_ERROR(expr)                                      \
+  do {                                                                    \
     ::engage::Status engage_status_ = ::engage::internal::AsStatus(expr); \
-    if (!engage_status_.ok()) return engage_status_;                    \
+    if (!engage_status_.ok()) return engage_status_;                      \
   } while (0)
 
 // Evaluates `rexpr` (a Result<T>); on failure returns its Status, else moves the value to `lhs`.

@@ -54,8 +54,8 @@ struct GenReport {
   int64_t events = 0;
   int64_t purchases = 0;
   int64_t alive_at_end = 0;
-  double mean_p_engage = 0;   // mean of truth p_engage_30d
-  double oracle_auc = 0;      // AUC of p_engage_30d against engaged_next_30d
+  double mean_p_engage = 0;  // mean of truth p_engage_30d
+  double oracle_auc = 0;     // AUC of p_engage_30d against engaged_next_30d
   int64_t files = 0;
   int64_t bytes = 0;
   double elapsed_s = 0;

@@ -23,7 +23,7 @@ namespace engage::lake {
 struct LakeFile {
   std::string path;  // relative to the lake root: <table>/dt=YYYY-MM-DD/part-<id>-<n>.parquet
   std::string table;
-  std::string dt;    // YYYY-MM-DD
+  std::string dt;  // YYYY-MM-DD
   int64_t rows = 0;
   int64_t bytes = 0;
   std::string ingest_id;

@@ -15,8 +15,8 @@
 // one after another so the byte counts stay exact.
 #pragma once
 
-#include <memory>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -86,7 +86,8 @@ class QueryEngine {
   std::map<std::string, int64_t> bytes_per_table_;
 };
 
-// Bytes this process has read through read(2)/pread(2) so far (from /proc/self/io).
-int64_t ProcessReadBytes();
+// Bytes this process has read through read(2)/pread(2) so far (rchar of /proc/self/io).
+// Stores in `*probe_bytes` how many bytes this call itself read, which the next reading counts.
+int64_t ProcessReadBytes(int64_t* probe_bytes);
 
 }  // namespace engage::sql

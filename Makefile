@@ -1,0 +1,37 @@
+# Engage: the two commands a new user needs are `make demo` and `make test`.
+PRESET ?= default
+BUILD_DIR := build/$(PRESET)
+JOBS ?= $(shell nproc)
+DEMO_CUSTOMERS ?= 100000
+CTEST_ARGS ?= -L fast
+
+.PHONY: deps configure build test demo bench format format-check clean
+
+deps:
+	@scripts/install-deps
+
+configure: deps
+	@cmake --preset $(PRESET) $(CMAKE_ARGS) >/dev/null
+
+build: configure
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+# Every fast test (unit + end-to-end on the real binary).
+test: build
+	@cd $(BUILD_DIR) && ctest $(CTEST_ARGS) --output-on-failure -j $(JOBS) --timeout 600
+
+demo: build
+	@DEMO_CUSTOMERS=$(DEMO_CUSTOMERS) ENGAGE=$(BUILD_DIR)/engage scripts/demo
+
+bench:
+	@$(MAKE) --no-print-directory build PRESET=release
+	@bench/lake/run.sh $(BENCH_EVENTS)
+
+format:
+	@git ls-files '*.cc' '*.h' | xargs clang-format -i
+
+format-check:
+	@git ls-files '*.cc' '*.h' | xargs clang-format --dry-run --Werror
+
+clean:
+	rm -rf build engage-home demo-data

@@ -1,0 +1,418 @@
+// End-to-end tests: run the real `engage` binary on a temporary home.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "engage/core/json.h"
+#include "testing/temp_dir.h"
+
+namespace engage::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+  Json json() const { return Json::parse(out, nullptr, false); }
+};
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string Quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override { home_ = dir_.path() + "/home"; }
+
+  RunResult Run(const std::vector<std::string>& args) {
+    std::string cmd = Quote(ENGAGE_BINARY) + " --home " + Quote(home_);
+    for (const auto& a : args) cmd += " " + Quote(a);
+    std::string out = dir_.path() + "/.out", err = dir_.path() + "/.err";
+    cmd += " >" + out + " 2>" + err + " </dev/null";
+    int rc = std::system(cmd.c_str());
+    RunResult r;
+    r.exit_code = WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
+    r.out = ReadAll(out);
+    r.err = ReadAll(err);
+    return r;
+  }
+
+  void Init() {
+    auto r = Run({"init"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+
+  int64_t Count(const std::string& sql) {
+    auto r = Run({"query", "--json", sql});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    Json j = r.json();
+    if (!j.is_object()) return -1;
+    return j["rows"][0][0].get<int64_t>();
+  }
+
+  void AppendConfig(const std::string& toml) {
+    std::ofstream out(home_ + "/engage.toml", std::ios::app);
+    out << "\n" << toml << "\n";
+  }
+
+  TempDir dir_;
+  std::string home_;
+};
+
+TEST_F(CliTest, EveryCommandHasHelp) {
+  auto top = Run({"--help"});
+  EXPECT_EQ(top.exit_code, 0);
+  for (const char* c :
+       {"init", "gen", "ingest", "query", "tables", "retention", "compact", "history"}) {
+    EXPECT_NE(top.out.find(c), std::string::npos) << c;
+    auto r = Run({c, "--help"});
+    EXPECT_EQ(r.exit_code, 0) << c;
+    EXPECT_NE(r.out.find("Usage"), std::string::npos) << c;
+  }
+  EXPECT_EQ(Run({"retention", "apply", "--help"}).exit_code, 0);
+}
+
+TEST_F(CliTest, UnknownCommandOrFlagIsAUsageError) {
+  EXPECT_EQ(Run({"frobnicate"}).exit_code, 2);
+  EXPECT_EQ(Run({"query", "--no-such-flag", "SELECT 1"}).exit_code, 2);
+}
+
+TEST_F(CliTest, InitTwiceIsRefusedAndCommandsNeedAHome) {
+  auto q = Run({"tables"});
+  EXPECT_EQ(q.exit_code, 3);
+  EXPECT_NE(q.err.find("engage init"), std::string::npos) << q.err;
+  Init();
+  auto again = Run({"init"});
+  EXPECT_EQ(again.exit_code, 4);
+  EXPECT_NE(again.err.find("already"), std::string::npos);
+  EXPECT_EQ(Run({"init", "--force"}).exit_code, 0);
+}
+
+TEST_F(CliTest, GenIngestQueryRoundTrip) {
+  Init();
+  std::string data = dir_.path() + "/gen";
+  auto g =
+      Run({"gen", "--customers", "3000", "--days", "60", "--seed", "3", "--out", data, "--json"});
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  Json report = g.json();
+  int64_t events = report["events"].get<int64_t>();
+  ASSERT_GT(events, 3000);
+  EXPECT_TRUE(fs::exists(data + "/truth.parquet"));
+
+  auto c = Run({"ingest", "customers", data + "/customers.parquet", "--json"});
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_EQ(c.json()["rows_accepted"], 3000);
+  auto e = Run({"ingest", "events", data + "/events/*.parquet", "--json"});
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  Json ej = e.json();
+  EXPECT_EQ(ej["rows_read"], events);
+  EXPECT_EQ(ej["rows_accepted"], events);
+  EXPECT_EQ(ej["rows_rejected"], 0);
+  EXPECT_FALSE(ej["no_op"].get<bool>());
+
+  // Re-ingesting the same content is a no-op.
+  auto again = Run({"ingest", "events", data + "/events/*.parquet", "--json"});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_TRUE(again.json()["no_op"].get<bool>());
+
+  EXPECT_EQ(Count("SELECT count(*) FROM events"), events);
+  auto q = Run({"query", "--json",
+                "SELECT count(*) FROM events WHERE dt = (SELECT max(dt) FROM "
+                "events)"});
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  Json qj = q.json();
+  for (const char* k : {"columns", "rows", "bytes_scanned", "estimated_bytes", "partitions_scanned",
+                        "cost_usd", "elapsed_ms"}) {
+    EXPECT_TRUE(qj.contains(k)) << k;
+  }
+  EXPECT_GT(qj["bytes_scanned"].get<int64_t>(), 0);
+
+  auto t = Run({"tables", "--json"});
+  ASSERT_EQ(t.exit_code, 0);
+  bool found = false;
+  for (const auto& tab : t.json()["tables"]) {
+    if (tab["table"] == "events") {
+      found = true;
+      EXPECT_EQ(tab["rows"], events);
+      EXPECT_GE(tab["partitions"].get<int64_t>(), 59);
+    }
+  }
+  EXPECT_TRUE(found);
+  auto text = Run({"query", "SELECT event_type, count(*) FROM events GROUP BY 1 ORDER BY 1"});
+  ASSERT_EQ(text.exit_code, 0);
+  EXPECT_NE(text.out.find("purchase"), std::string::npos);
+  EXPECT_NE(text.out.find("cost $"), std::string::npos);
+  auto csv = Run({"query", "--csv", "SELECT 1 AS a, 'x,y' AS b"});
+  EXPECT_EQ(csv.out, "a,b\n1,\"x,y\"\n");
+}
+
+TEST_F(CliTest, BadInputsGiveClearErrorsOrQuarantineAndLoseNothing) {
+  Init();
+  std::string header = "event_id,customer_id,event_time,event_type,channel,amount,properties\n";
+  std::string bad =
+      dir_.WriteFile("bad.csv", header +
+                                    "1,1,2024-05-01 10:00:00,purchase,web,1.5,\n"
+                                    "2,1,2024-05-01 10:00:00,purchase\n"            // column count
+                                    "3,1,yesterday,session,web,,\n"                 // timestamp
+                                    "4,1,2024-05-01 10:00:00,purchase,web,ten,\n"   // amount
+                                    "5,1,2024-05-01 10:00:00,session,\xc3\x28,,\n"  // invalid UTF-8
+                                    "6,1,2024-05-02 10:00:00,session,app,,\n");
+  auto r = Run({"ingest", "events", bad, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Json j = r.json();
+  EXPECT_EQ(j["rows_read"], 6);
+  EXPECT_EQ(j["rows_accepted"], 2);
+  EXPECT_EQ(j["rows_rejected"], 4);
+  std::string q = ReadAll(j["quarantine_file"].get<std::string>());
+  EXPECT_NE(q.find("\"line\":3"), std::string::npos) << q;
+  EXPECT_NE(q.find("cannot parse 'yesterday'"), std::string::npos) << q;
+  EXPECT_NE(q.find("cannot parse 'ten'"), std::string::npos) << q;
+  EXPECT_NE(q.find("unicode"), std::string::npos) << q;
+  EXPECT_EQ(Count("SELECT count(*) FROM events"), 2);
+
+  std::string empty = dir_.WriteFile("empty.csv", "");
+  auto e = Run({"ingest", "events", empty});
+  EXPECT_EQ(e.exit_code, 2);
+  EXPECT_NE(e.err.find("empty.csv"), std::string::npos) << e.err;
+
+  std::string big = dir_.WriteFile("big.csv", header + "7,1,2024-05-03 10:00:00,session,web,," +
+                                                  std::string(10 * 1024 * 1024, 'p') +
+                                                  "\n8,1,2024-05-03 11:00:00,session,web,,\n");
+  auto b = Run({"ingest", "events", big, "--json"});
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_EQ(b.json()["rows_rejected"], 1);
+  EXPECT_EQ(b.json()["rows_accepted"], 1);
+
+  auto missing = Run({"ingest", "events", dir_.path() + "/nope.csv"});
+  EXPECT_EQ(missing.exit_code, 3);
+  EXPECT_NE(missing.err.find("nope.csv"), std::string::npos);
+  auto unknown = Run({"ingest", "clicks", bad});
+  EXPECT_EQ(unknown.exit_code, 3);
+  EXPECT_NE(unknown.err.find("clicks"), std::string::npos);
+  EXPECT_EQ(Count("SELECT count(*) FROM events"), 3);
+}
+
+TEST_F(CliTest, BadSqlWritesAndOutsideReadsAreRefused) {
+  Init();
+  auto bad = Run({"query", "SELEC 1"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("syntax"), std::string::npos) << bad.err;
+  auto write = Run({"query", "CREATE TABLE t AS SELECT 1"});
+  EXPECT_EQ(write.exit_code, 5);
+  EXPECT_NE(write.err.find("read-only"), std::string::npos) << write.err;
+  auto outside = Run({"query", "SELECT * FROM read_csv('/etc/passwd')"});
+  EXPECT_EQ(outside.exit_code, 5);
+  EXPECT_NE(outside.err.find("only the lake"), std::string::npos) << outside.err;
+  auto cutoff = Run({"query", "--max-scan-bytes", "1", "SELECT * FROM events"});
+  EXPECT_EQ(cutoff.exit_code, 0);  // an empty table scans nothing
+  auto hist = Run({"history", "--json"});
+  ASSERT_EQ(hist.exit_code, 0);
+  EXPECT_EQ(hist.json()["queries"].size(), 4u);
+}
+
+TEST_F(CliTest, KilledIngestLeavesNothingVisibleAndIsRecovered) {
+  Init();
+  std::string data = dir_.path() + "/gen";
+  ASSERT_EQ(Run({"gen", "--customers", "20000", "--days", "120", "--out", data, "--format", "csv"})
+                .exit_code,
+            0);
+  // Kill ingests at several moments; every time the table is empty or complete.
+  int64_t full = -1;
+  for (int delay_ms : {50, 200, 400, 700, 1000}) {
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      ::execl(ENGAGE_BINARY, ENGAGE_BINARY, "--home", home_.c_str(), "ingest", "events",
+              (data + "/events/part-00000.csv").c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    int64_t n = Count("SELECT count(*) FROM events");
+    if (full < 0 && n > 0) full = n;
+    EXPECT_TRUE(n == 0 || n == full) << "partial data visible after kill at " << delay_ms << " ms";
+    if (n > 0) break;  // finished before the kill
+  }
+  // The next writer cleans up and a complete ingest succeeds.
+  auto r = Run({"ingest", "events", data + "/events/part-00000.csv", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  int64_t total = Count("SELECT count(*) FROM events");
+  EXPECT_GT(total, 0);
+  EXPECT_TRUE(fs::is_empty(home_ + "/lake/_staging"));
+}
+
+TEST_F(CliTest, RetentionAndCompactionReportJson) {
+  Init();
+  std::string header = "event_id,customer_id,event_time,event_type\n";
+  for (int i = 0; i < 3; ++i) {
+    std::string f =
+        dir_.WriteFile("e" + std::to_string(i) + ".csv",
+                       header + std::to_string(i * 10) + ",1,2020-01-01 10:00:00,session\n" +
+                           std::to_string(i * 10 + 1) + ",1,2024-05-01 10:00:00,session\n");
+    ASSERT_EQ(Run({"ingest", "events", f}).exit_code, 0);
+  }
+  auto c = Run({"compact", "events", "--json"});
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_EQ(c.json()["files_before"], 6);
+  EXPECT_EQ(c.json()["files_after"], 2);
+  auto r = Run({"retention", "apply", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.json()["partitions_dropped"], 1);  // 2020-01-01 is past 400 days
+  EXPECT_EQ(Count("SELECT count(*) FROM events"), 3);
+}
+
+// The real public data sets, when ../shared/data is present.
+class RealDataTest : public CliTest {
+ protected:
+  void SetUp() override {
+    CliTest::SetUp();
+    data_ = SharedDataDir();
+    if (data_.empty()) GTEST_SKIP() << "shared data sets not found";
+    Init();
+  }
+  std::string data_;
+};
+
+TEST_F(RealDataTest, OnlineRetailInvoiceLines) {
+  AppendConfig(R"(
+[tables.retail]
+time_column = "invoice_time"
+retention_days = 0
+[[tables.retail.columns]]
+name = "invoice_no"
+source = "InvoiceNo"
+required = true
+[[tables.retail.columns]]
+name = "stock_code"
+source = "StockCode"
+[[tables.retail.columns]]
+name = "quantity"
+type = "int64"
+source = "Quantity"
+required = true
+[[tables.retail.columns]]
+name = "invoice_time"
+type = "timestamp"
+source = "InvoiceDate"
+required = true
+[[tables.retail.columns]]
+name = "unit_price"
+type = "double"
+source = "UnitPrice"
+min = 0
+[[tables.retail.columns]]
+name = "customer_id"
+type = "int64"
+expr = "TRY_CAST(TRY_CAST(CustomerID AS DOUBLE) AS BIGINT)" [[tables.retail.columns]] name =
+                   "country" source = "Country" [[tables.retail.columns]] name = "amount" type =
+                       "double" expr =
+                           "TRY_CAST(Quantity AS DOUBLE) * TRY_CAST(UnitPrice AS DOUBLE)") ");
+      auto r = Run({"ingest", "retail", data_ + "/online_retail/online_retail.csv", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Json j = r.json();
+  EXPECT_EQ(j["rows_read"], 541909);
+  EXPECT_EQ(j["rows_rejected"], 2);  // the two "Adjust bad debt" lines with a negative price
+  EXPECT_EQ(j["rows_accepted"], 541907);
+  EXPECT_EQ(Count("SELECT count(*) FROM retail WHERE customer_id IS NULL"), 135080 - 2);
+  EXPECT_EQ(Count("SELECT count(*) FROM retail WHERE invoice_no LIKE 'C%'"), 9288);
+  EXPECT_EQ(Count("SELECT count(DISTINCT customer_id) FROM retail"), 4372);
+  EXPECT_EQ(Count("SELECT count(DISTINCT dt) FROM retail"), 305);
+}
+
+TEST_F(RealDataTest, CdnowWhitespaceSeparatedLog) {
+  AppendConfig(R"(
+[tables.cdnow]
+time_column = "day"
+retention_days = 0
+[tables.cdnow.csv]
+delimiter = "whitespace"
+header = true
+[[tables.cdnow.columns]]
+name = "customer_id"
+type = "int64"
+required = true
+[[tables.cdnow.columns]]
+name = "day"
+type = "date"
+source = "date"
+format = "%Y%m%d"
+required = true
+[[tables.cdnow.columns]]
+name = "cds"
+type = "int64"
+source = "number_of_cds"
+[[tables.cdnow.columns]]
+name = "amount"
+type = "double"
+source = "dollar_value"
+min = 0
+)");
+  auto r = Run({"ingest", "cdnow", data_ + "/cdnow/CDNOW_master.txt", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.json()["rows_read"], 69659);
+  EXPECT_EQ(r.json()["rows_accepted"], 69659);
+  EXPECT_EQ(Count("SELECT count(DISTINCT customer_id) FROM cdnow"), 23570);
+  EXPECT_EQ(Count("SELECT count(*) FROM cdnow WHERE amount = 0"), 80);
+}
+
+TEST_F(RealDataTest, TelcoChurnSnapshot) {
+  AppendConfig(R"(
+[tables.telco]
+primary_key = ["customer_id"]
+retention_days = 0
+[[tables.telco.columns]]
+name = "customer_id"
+source = "customerID"
+required = true
+[[tables.telco.columns]]
+name = "tenure"
+type = "int64"
+min = 0
+max = 100
+[[tables.telco.columns]]
+name = "contract"
+source = "Contract"
+allowed = ["Month-to-month", "One year", "Two year"]
+[[tables.telco.columns]]
+name = "monthly_charges"
+type = "double"
+source = "MonthlyCharges"
+[[tables.telco.columns]]
+name = "total_charges"
+type = "double"
+source = "TotalCharges"
+[[tables.telco.columns]]
+name = "churn"
+source = "Churn"
+required = true
+allowed = ["Yes", "No"]
+)");
+  auto r = Run({"ingest", "telco", data_ + "/telco_churn/Telco-Customer-Churn.csv", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.json()["rows_accepted"], 7043);
+  EXPECT_EQ(Count("SELECT count(*) FROM telco WHERE churn = 'Yes'"), 1869);
+  EXPECT_EQ(Count("SELECT count(*) FROM telco WHERE total_charges IS NULL"), 11);
+}
+
+}  // namespace
+}  // namespace engage::testing

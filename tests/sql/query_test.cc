@@ -1,0 +1,210 @@
+#include "engage/sql/query.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "lake/lake_fixture.h"
+
+namespace engage::testing {
+namespace {
+
+class QueryTest : public LakeTest {
+ protected:
+  // Ten days of events (2024-05-01 .. 2024-05-10), 2000 per day, as one Parquet source.
+  void LoadEvents() {
+    std::string pq = dir_.path() + "/src.parquet";
+    Scalar(
+        "COPY (SELECT i AS event_id, i % 97 AS customer_id, TIMESTAMP '2024-05-01' + "
+        "INTERVAL (i * 43200) MILLISECOND AS event_time, 'purchase' AS event_type, 'web' AS "
+        "channel, (i % 50)::DOUBLE AS amount, md5(i::VARCHAR) AS properties FROM "
+        "range(20000) t(i)) TO '" +
+        pq + "' (FORMAT parquet)");
+    ASSERT_OK(IngestFiles("events", {pq}));
+  }
+
+  Result<sql::QueryResult> Run(const std::string& q, bool dry_run = false,
+                               std::optional<int64_t> max_scan = std::nullopt) {
+    lake_ = Open(false);
+    auto qe = sql::QueryEngine::Open(*lake_, 1);
+    if (!qe.ok()) return qe.status();
+    sql::QueryRequest req;
+    req.sql = q;
+    req.dry_run = dry_run;
+    req.max_scan_bytes = max_scan;
+    return (*qe)->Run(req);
+  }
+
+  void SetConfigLine(const std::string& from, const std::string& to) {
+    std::ifstream in(home_.config());
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string cfg = ss.str();
+    size_t pos = cfg.find(from);
+    ASSERT_NE(pos, std::string::npos);
+    cfg.replace(pos, from.size(), to);
+    std::ofstream out(home_.config());
+    out << cfg;
+  }
+
+  std::unique_ptr<lake::Lake> lake_;
+};
+
+TEST_F(QueryTest, CountsRowsAndMeasuresBytesScanned) {
+  LoadEvents();
+  auto r = Run("SELECT count(*) AS n, sum(amount) AS total FROM events");
+  ASSERT_OK(r);
+  ASSERT_EQ(r->columns, (std::vector<std::string>{"n", "total"}));
+  EXPECT_EQ(r->rows[0][0], 20000);
+  EXPECT_EQ(r->rows[0][1].get<double>(), 490000.0);
+  EXPECT_GT(r->bytes_scanned, 0);
+  EXPECT_EQ(r->partitions_scanned, 10);
+  // Reading one column reads less than the whole files (the estimate).
+  EXPECT_LT(r->bytes_scanned, r->estimated_bytes * 2);
+  EXPECT_GT(r->estimated_bytes, 0);
+  // Under Athena's 10 MB minimum, the cost is the minimum's.
+  EXPECT_DOUBLE_EQ(r->cost_usd, CostUsd(Prices{}, 0));
+}
+
+TEST_F(QueryTest, PartitionFilterPrunesFilesInEstimateAndScan) {
+  LoadEvents();
+  auto all = Run("SELECT sum(amount) FROM events");
+  ASSERT_OK(all);
+  auto one = Run("SELECT sum(amount) FROM events WHERE dt = DATE '2024-05-03'");
+  ASSERT_OK(one);
+  EXPECT_EQ(one->partitions_scanned, 1);
+  ASSERT_EQ(one->scans.size(), 1u);
+  EXPECT_EQ(one->scans[0].table, "events");
+  EXPECT_EQ(one->scans[0].files_scanned, 1);
+  EXPECT_EQ(one->scans[0].files_total, 10);
+  EXPECT_LT(one->estimated_bytes * 5, all->estimated_bytes);
+  EXPECT_LT(one->bytes_scanned * 3, all->bytes_scanned);
+  auto range = Run("SELECT count(*) FROM events WHERE dt BETWEEN '2024-05-02' AND '2024-05-04'");
+  ASSERT_OK(range);
+  EXPECT_EQ(range->partitions_scanned, 3);
+  EXPECT_EQ(range->rows[0][0], 6000);
+}
+
+TEST_F(QueryTest, DryRunEstimatesWithoutRunning) {
+  LoadEvents();
+  auto r = Run("SELECT * FROM events WHERE dt >= DATE '2024-05-09'", /*dry_run=*/true);
+  ASSERT_OK(r);
+  EXPECT_TRUE(r->dry_run);
+  EXPECT_TRUE(r->rows.empty());
+  EXPECT_EQ(r->bytes_scanned, 0);
+  EXPECT_EQ(r->partitions_scanned, 2);
+  EXPECT_GT(r->estimated_bytes, 0);
+  EXPECT_GT(r->estimated_cost_usd, 0);
+}
+
+TEST_F(QueryTest, ScanCutoffRefusesBeforeRunning) {
+  LoadEvents();
+  auto r = Run("SELECT * FROM events", false, /*max_scan=*/1000);
+  EXPECT_STATUS_CODE(r, StatusCode::kResourceExhausted);
+  EXPECT_NE(r.status().message().find("scan cutoff"), std::string::npos);
+  // A filtered query under the cutoff runs.
+  auto all = Run("SELECT 1 FROM events", true);
+  ASSERT_OK(all);
+  auto ok = Run("SELECT count(*) FROM events WHERE dt = DATE '2024-05-01'", false,
+                all->estimated_bytes / 5);
+  ASSERT_OK(ok);
+  // The config default applies when no flag is given.
+  SetConfigLine("max_scan_bytes = 0", "max_scan_bytes = 1000");
+  EXPECT_STATUS_CODE(Run("SELECT * FROM events"), StatusCode::kResourceExhausted);
+}
+
+TEST_F(QueryTest, TableRequiringPartitionFilterRefusesFullScans) {
+  SetConfigLine("require_partition_filter = false", "require_partition_filter = true");
+  LoadEvents();
+  auto r = Run("SELECT count(*) FROM events");
+  EXPECT_STATUS_CODE(r, StatusCode::kFailedPrecondition);
+  EXPECT_NE(r.status().message().find("dt"), std::string::npos);
+  ASSERT_OK(Run("SELECT count(*) FROM events WHERE dt >= DATE '2024-05-05'"));
+}
+
+TEST_F(QueryTest, WritesAndConfigChangesAreRefused) {
+  LoadEvents();
+  for (const char* q :
+       {"DELETE FROM events", "CREATE TABLE x AS SELECT 1", "COPY (SELECT 1) TO '/tmp/x.csv'",
+        "ATTACH '/tmp/x.db' AS x", "INSTALL httpfs", "LOAD httpfs", "SET threads = 1",
+        "PRAGMA enable_profiling", "INSERT INTO events SELECT * FROM events"}) {
+    auto r = Run(q);
+    EXPECT_FALSE(r.ok()) << q;
+    EXPECT_TRUE(r.status().code() == StatusCode::kPermissionDenied ||
+                r.status().code() == StatusCode::kInvalidArgument)
+        << q << ": " << r.status().ToString();
+  }
+  EXPECT_STATUS_CODE(Run("COPY (SELECT 1) TO '/tmp/x.csv'"), StatusCode::kPermissionDenied);
+}
+
+TEST_F(QueryTest, FilesOutsideTheLakeCannotBeRead) {
+  LoadEvents();
+  std::string outside = dir_.WriteFile("secret.csv", "a\n1\n");
+  for (const std::string& q :
+       {std::string("SELECT * FROM read_csv('/etc/passwd')"), "SELECT * FROM '" + outside + "'",
+        std::string("SELECT * FROM read_text('/etc/hostname')"),
+        "SELECT * FROM read_parquet('" + dir_.path() + "/src.parquet')"}) {
+    auto r = Run(q);
+    EXPECT_STATUS_CODE(r, StatusCode::kPermissionDenied);
+    EXPECT_NE(r.status().message().find("only the lake"), std::string::npos) << q;
+  }
+}
+
+TEST_F(QueryTest, SeveralStatementsAndBadSqlAreInvalid) {
+  LoadEvents();
+  EXPECT_STATUS_CODE(Run("SELECT 1; SELECT 2"), StatusCode::kInvalidArgument);
+  auto bad = Run("SELEC 1");
+  EXPECT_STATUS_CODE(bad, StatusCode::kInvalidArgument);
+  auto missing = Run("SELECT * FROM nope");
+  EXPECT_STATUS_CODE(missing, StatusCode::kInvalidArgument);
+  EXPECT_NE(missing.status().message().find("nope"), std::string::npos);
+  ASSERT_OK(Run("SELECT 1;"));  // a trailing semicolon is fine
+}
+
+TEST_F(QueryTest, EmptyTableIsQueryable) {
+  auto r = Run("SELECT count(*), max(signup_time) FROM customers");
+  ASSERT_OK(r);
+  EXPECT_EQ(r->rows[0][0], 0);
+  EXPECT_EQ(r->bytes_scanned, 0);
+}
+
+TEST_F(QueryTest, EveryQueryIsRecordedInHistoryWithItsCost) {
+  LoadEvents();
+  ASSERT_OK(Run("SELECT count(*) FROM events"));
+  EXPECT_FALSE(Run("SELECT * FROM events", false, 10).ok());
+  ASSERT_OK(Run("SELECT 1 FROM events", true));
+  auto l = Open(false);
+  auto h = l->catalog().QueryHistory(10);
+  ASSERT_OK(h);
+  ASSERT_EQ(h->size(), 3u);
+  EXPECT_EQ((*h)[0].status, "dry_run");
+  EXPECT_EQ((*h)[1].status, "refused");
+  EXPECT_EQ((*h)[2].status, "ok");
+  EXPECT_GT((*h)[2].bytes_scanned, 0);
+  EXPECT_GT((*h)[2].cost_usd, 0);
+}
+
+TEST_F(QueryTest, ResultRowsAreCappedAndFlaggedTruncated) {
+  SetConfigLine("max_result_rows = 100000", "max_result_rows = 5");
+  LoadEvents();
+  auto r = Run("SELECT event_id FROM events ORDER BY event_id");
+  ASSERT_OK(r);
+  EXPECT_TRUE(r->truncated);
+  EXPECT_EQ(r->row_count, 5);
+  EXPECT_EQ(r->rows[4][0], 4);
+}
+
+TEST_F(QueryTest, JsonHasTheDocumentedKeys) {
+  LoadEvents();
+  auto r = Run("SELECT channel, count(*) FROM events GROUP BY 1");
+  ASSERT_OK(r);
+  Json j = r->ToJson();
+  for (const char* k : {"columns", "rows", "bytes_scanned", "estimated_bytes", "partitions_scanned",
+                        "cost_usd", "elapsed_ms"}) {
+    EXPECT_TRUE(j.contains(k)) << k;
+  }
+}
+
+}  // namespace
+}  // namespace engage::testing
