@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "engage/core/clock.h"
 #include "engage/core/home.h"
 #include "engage/core/json.h"
 #include "engage/core/progress.h"
@@ -128,10 +129,19 @@ void AddGen(CLI::App& app, GlobalOptions&, std::function<Status()>* action) {
   cmd->add_option("--format", *format, "parquet, csv or jsonl")->capture_default_str();
   cmd->add_option("--batch", opts->customers_per_batch, "Customers per output file")
       ->capture_default_str();
+  auto end = std::make_shared<std::string>();
+  cmd->add_option("--end", *end,
+                  "Day after the last day of data, YYYY-MM-DD (default: today, UTC); fix it for "
+                  "byte-identical output across days");
   cmd->add_flag("--json", *json, "Print the report as JSON");
-  cmd->callback([action, opts, format, json] {
-    *action = [opts, format, json]() -> Status {
+  cmd->callback([action, opts, format, json, end] {
+    *action = [opts, format, json, end]() -> Status {
       ENGAGE_ASSIGN_OR_RETURN(opts->format, gen::ParseOutputFormat(*format));
+      if (end->empty()) {
+        opts->end_day = SystemClock::Default().NowMicros() / (86400LL * 1000000);
+      } else if (!ParseDate(*end, &opts->end_day)) {
+        return InvalidArgumentError(fmt::format("--end '{}' is not a date (YYYY-MM-DD)", *end));
+      }
       Progress progress("generating", opts->customers, "customers");
       ENGAGE_ASSIGN_OR_RETURN(auto report,
                               gen::Generate(*opts, [&](int64_t done) { progress.Set(done); }));

@@ -291,7 +291,8 @@ max_result_rows = 100000
 
 [tables.events]
 time_column = "event_time"
-primary_key = ["event_id"]
+# primary_key = ["event_id"]   # optional: rejects duplicates within an ingest and against the
+#                              # lake, at the price of a key scan (events are idempotent by file)
 retention_days = 400
 require_partition_filter = false
 min_time = "1990-01-01"

@@ -108,6 +108,17 @@ IngestRecord ReadIngestRow(SqliteStmt& st) {
   return r;
 }
 
+// The first column of every remaining row, as text.
+Result<std::vector<std::string>> FirstColumn(SqliteStmt& st) {
+  std::vector<std::string> out;
+  for (;;) {
+    ENGAGE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    out.push_back(st.Text(0));
+  }
+  return out;
+}
+
 constexpr const char* kIngestColumns =
     "id, table_name, started_at, finished_at, rows_read, rows_accepted, rows_rejected, "
     "bytes_written, files_written, partitions, duration_ms, quarantine_path";
@@ -193,13 +204,7 @@ Result<std::vector<PartitionStats>> Catalog::Partitions(const std::string& table
 
 Result<std::vector<std::string>> Catalog::AllPaths() {
   ENGAGE_ASSIGN_OR_RETURN(auto st, db_.Prepare("SELECT path FROM lake_files"));
-  std::vector<std::string> out;
-  for (;;) {
-    ENGAGE_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) break;
-    out.push_back(st.Text(0));
-  }
-  return out;
+  return FirstColumn(st);
 }
 
 Result<std::optional<IngestRecord>> Catalog::FindIngest(const std::string& id) {
@@ -308,24 +313,12 @@ Result<std::vector<std::string>> Catalog::TakeTrash(const std::string& before) {
   ENGAGE_ASSIGN_OR_RETURN(
       auto st, db_.Prepare("DELETE FROM lake_trash WHERE removed_at <= ? RETURNING path"));
   st.Bind(1, before);
-  std::vector<std::string> out;
-  for (;;) {
-    ENGAGE_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) break;
-    out.push_back(st.Text(0));
-  }
-  return out;
+  return FirstColumn(st);
 }
 
 Result<std::vector<std::string>> Catalog::TrashPaths() {
   ENGAGE_ASSIGN_OR_RETURN(auto st, db_.Prepare("SELECT path FROM lake_trash"));
-  std::vector<std::string> out;
-  for (;;) {
-    ENGAGE_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) break;
-    out.push_back(st.Text(0));
-  }
-  return out;
+  return FirstColumn(st);
 }
 
 Status Catalog::LogEvent(const std::string& kind, const std::string& table, const Json& details,

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "engage/core/ids.h"
+#include "engage/core/log.h"
 #include "engage/lake/duck.h"
 
 namespace engage::lake {
@@ -254,24 +255,22 @@ Status PrepareSource(DuckConn& conn, const TableSpec& spec, Source& src, int k) 
 
 std::string NumberLiteral(double v) { return fmt::format("{:.17g}::DOUBLE", v); }
 
-// SQL for the typed value of column `c` given its raw expression `raw`.
+// SQL for the typed value of column `c` given its raw expression `raw` (text when `raw_is_text`).
 std::string TypedExpr(const ColumnSpec& c, const std::string& raw, bool raw_is_text) {
   std::string type(ColumnTypeSql(c.type));
-  if (c.type == ColumnType::kTimestamp || c.type == ColumnType::kDate) {
-    if (raw_is_text && !c.format.empty()) {
-      std::string ts = fmt::format("try_strptime(trim({}), {})", raw, SqlQuote(c.format));
-      return c.type == ColumnType::kDate ? fmt::format("CAST({} AS DATE)", ts) : ts;
-    }
-    if (raw_is_text) {
-      // Accepts offsets such as "Z" or "+02:00" (converted to UTC) and naive UTC times.
-      std::string ts = fmt::format("TRY_CAST(TRY_CAST(trim({}) AS TIMESTAMPTZ) AS TIMESTAMP)", raw);
-      return c.type == ColumnType::kDate ? fmt::format("TRY_CAST(trim({}) AS DATE)", raw) : ts;
-    }
+  bool time = c.type == ColumnType::kTimestamp || c.type == ColumnType::kDate;
+  if (time && !c.format.empty()) {
+    std::string ts =
+        fmt::format("try_strptime(trim(CAST({} AS VARCHAR)), {})", raw, SqlQuote(c.format));
+    return c.type == ColumnType::kDate ? fmt::format("CAST({} AS DATE)", ts) : ts;
   }
-  if (raw_is_text && c.type != ColumnType::kString) {
-    return fmt::format("TRY_CAST(trim({}) AS {})", raw, type);
+  if (!raw_is_text) return fmt::format("TRY_CAST({} AS {})", raw, type);
+  if (c.type == ColumnType::kTimestamp) {
+    // Accepts offsets such as "Z" or "+02:00" (converted to UTC) and naive UTC times.
+    return fmt::format("TRY_CAST(TRY_CAST(trim({}) AS TIMESTAMPTZ) AS TIMESTAMP)", raw);
   }
-  return fmt::format("TRY_CAST({} AS {})", raw, type);
+  if (c.type == ColumnType::kString) return raw;
+  return fmt::format("TRY_CAST(trim({}) AS {})", raw, type);
 }
 
 // SQL giving the reason column `c` is invalid, or NULL.
@@ -345,6 +344,9 @@ Result<std::string> CheckedSelect(const TableSpec& spec, const Source& src, int 
               src.path, c.source, c.name, spec.name, have));
         }
         raw = "NULL";
+      } else if (src.format != SourceFormat::kParquet) {
+        // In text files a blank value is a missing one.
+        raw = fmt::format("CASE WHEN trim({0}) <> '' THEN {0} END", it->second);
       } else {
         raw = it->second;
       }
@@ -355,7 +357,7 @@ Result<std::string> CheckedSelect(const TableSpec& spec, const Source& src, int 
   std::string typed, checks, raw_struct;
   for (size_t i = 0; i < spec.columns.size(); ++i) {
     const ColumnSpec& c = spec.columns[i];
-    bool raw_text = text;
+    bool raw_text = text && c.expr.empty();
     if (!text && c.expr.empty()) {
       auto it = src.parquet_types.find(c.source);
       raw_text = it != src.parquet_types.end() && it->second == "VARCHAR";
@@ -458,6 +460,7 @@ Json IngestReport::ToJson() const {
 Result<IngestReport> Ingest(Lake& lake, const IngestRequest& req,
                             const std::function<void(const std::string&)>& stage) {
   auto say = [&](const std::string& s) {
+    spdlog::debug("ingest: {}", s);
     if (stage) stage(s);
   };
   const int64_t start_us = lake.clock().MonotonicMicros();
@@ -554,47 +557,49 @@ Result<IngestReport> Ingest(Lake& lake, const IngestRequest& req,
   std::string all =
       fmt::format("SELECT * FROM {}", fmt::join(checked, " UNION ALL SELECT * FROM "));
 
-  // Primary key: duplicates within the batch and against rows already in the lake.
-  if (!spec->primary_key.empty()) {
-    say("checking primary key");
-    std::vector<std::string> pk;
-    for (const auto& c : spec->primary_key) pk.push_back(SqlIdent(c));
-    std::string pk_list = fmt::format("{}", fmt::join(pk, ", "));
-    ENGAGE_ASSIGN_OR_RETURN(auto files, lake.catalog().Files(spec->name));
-    std::string existing_join;
-    std::string existing_cond = "false";
-    if (!files.empty()) {
-      std::vector<std::string> abs;
-      for (const auto& f : files) abs.push_back(lake.AbsPath(f.path));
-      existing_join = fmt::format(
-          " LEFT JOIN (SELECT DISTINCT {pk}, true AS __hit FROM read_parquet({files})) __e "
-          "USING ({pk})",
-          fmt::arg("pk", pk_list), fmt::arg("files", SqlList(abs)));
-      existing_cond = "__e.__hit IS NOT NULL";
-    }
-    std::string key_text = "concat_ws(', '";
-    for (const auto& c : spec->primary_key) key_text += ", CAST(" + SqlIdent(c) + " AS VARCHAR)";
-    key_text += ")";
-    ENGAGE_RETURN_IF_ERROR(conn.Exec(fmt::format(
-        "CREATE TEMP TABLE __checked AS SELECT * EXCLUDE (__reason, __exists), CASE "
-        "WHEN __reason <> '' THEN __reason "
-        "WHEN __exists THEN 'primary key (' || {key} || ') already exists in the lake' "
-        "WHEN row_number() OVER (PARTITION BY {pk}, __reason = '' ORDER BY __file, __row) > 1 "
-        "THEN 'duplicate primary key (' || {key} || ') within this ingest' "
-        "ELSE '' END AS __reason FROM (SELECT __a.*, {exists} AS __exists FROM ({all}) __a{join})",
-        fmt::arg("exists", existing_cond), fmt::arg("key", key_text), fmt::arg("pk", pk_list),
-        fmt::arg("all", all), fmt::arg("join", existing_join))));
-    all = "SELECT * FROM __checked";
-  }
-
   // 3. Quarantine: rows failing checks, then rows the reader could not parse.
   say("collecting rejected rows");
   QuarantineWriter quarantine;
   {
+    // One validation pass keeps only the failing rows; the write below skips them by key.
+    ENGAGE_RETURN_IF_ERROR(conn.Exec(fmt::format(
+        "CREATE TEMP TABLE __bad AS SELECT __file, __row, __reason, to_json(__raw) AS __raw FROM "
+        "({}) WHERE __reason <> ''",
+        all)));
+    // Primary key: among rows that passed, later duplicates within the batch and keys already
+    // in the lake join the bad rows. Only key and position columns are scanned.
+    if (!spec->primary_key.empty()) {
+      say("checking primary key");
+      std::vector<std::string> pk;
+      for (const auto& c : spec->primary_key) pk.push_back(SqlIdent(c));
+      std::string pk_list = fmt::format("{}", fmt::join(pk, ", "));
+      ENGAGE_ASSIGN_OR_RETURN(auto lake_files, lake.catalog().Files(spec->name));
+      std::string in_lake = "false";
+      std::string join;
+      if (!lake_files.empty()) {
+        std::vector<std::string> abs;
+        for (const auto& f : lake_files) abs.push_back(lake.AbsPath(f.path));
+        join = fmt::format(
+            " LEFT JOIN (SELECT DISTINCT {pk}, true AS __hit FROM read_parquet({files})) __e "
+            "USING ({pk})",
+            fmt::arg("pk", pk_list), fmt::arg("files", SqlList(abs)));
+        in_lake = "__e.__hit IS NOT NULL";
+      }
+      std::string key_text = "concat_ws(', '";
+      for (const auto& c : spec->primary_key) key_text += ", CAST(" + SqlIdent(c) + " AS VARCHAR)";
+      key_text += ")";
+      ENGAGE_RETURN_IF_ERROR(conn.Exec(fmt::format(
+          "INSERT INTO __bad SELECT __file, __row, CASE WHEN __exists THEN 'primary key (' || "
+          "{key} || ') already exists in the lake' ELSE 'duplicate primary key (' || {key} || "
+          "') within this ingest' END, to_json(__raw) FROM (SELECT __a.*, {in_lake} AS __exists "
+          "FROM (SELECT * FROM ({all}) __k ANTI JOIN __bad USING (__file, __row)) __a{join}) "
+          "QUALIFY __exists OR row_number() OVER (PARTITION BY {pk} ORDER BY __file, __row) > 1",
+          fmt::arg("key", key_text), fmt::arg("in_lake", in_lake), fmt::arg("all", all),
+          fmt::arg("join", join), fmt::arg("pk", pk_list))));
+    }
     ENGAGE_ASSIGN_OR_RETURN(
-        auto bad, conn.Query(fmt::format("SELECT __file, __row, __reason, to_json(__raw) FROM "
-                                         "({}) WHERE __reason <> '' ORDER BY __file, __row",
-                                         all)));
+        auto bad, conn.Query("SELECT __file, __row, __reason, __raw FROM __bad ORDER BY __file, "
+                             "__row"));
     std::map<int, std::unique_ptr<LineMapper>> mappers;
     for (size_t k = 0; k < sources.size(); ++k) {
       if (sources[k].format == SourceFormat::kParquet) continue;
@@ -638,27 +643,43 @@ Result<IngestReport> Ingest(Lake& lake, const IngestRequest& req,
         ++sources[k].meta.rows_read;
       }
     }
-    ENGAGE_ASSIGN_OR_RETURN(
-        auto counts,
-        conn.Query(fmt::format("SELECT __file, count(*) FROM ({}) GROUP BY __file", all)));
-    for (int64_t r = 0; r < counts.RowCount(); ++r) {
-      sources[static_cast<size_t>(counts.Int(0, r))].meta.rows_read += counts.Int(1, r);
+    for (size_t k = 0; k < sources.size(); ++k) {
+      ENGAGE_ASSIGN_OR_RETURN(
+          auto n, conn.Query(fmt::format("SELECT count(*) FROM {}", sources[k].raw_relation)));
+      sources[k].meta.rows_read += n.Int(0, 0);
     }
   }
+  const bool any_bad = quarantine.count > 0;
 
   // 4. Good rows to staging, partitioned by dt.
   say("writing partitions");
   std::string cols;
   for (const auto& c : spec->columns) cols += SqlIdent(c.name) + ", ";
-  ENGAGE_RETURN_IF_ERROR(conn.Exec(fmt::format(
-      "COPY (SELECT {cols}dt FROM ({all}) WHERE __reason = '') TO {dir} (FORMAT parquet, "
-      "COMPRESSION zstd, PARTITION_BY (dt), FILENAME_PATTERN {pattern}, OVERWRITE_OR_IGNORE "
-      "true)",
-      fmt::arg("cols", cols), fmt::arg("all", all), fmt::arg("dir", SqlQuote(staging)),
-      fmt::arg("pattern", SqlQuote("part-" + id + "-{i}")))));
+  // One file per partition: let the writer keep every partition open.
+  ENGAGE_RETURN_IF_ERROR(conn.Exec("SET partitioned_write_max_open_files = 100000"));
+  std::string good = any_bad ? fmt::format(
+                                   "SELECT {}dt FROM ({}) __g ANTI JOIN __bad USING "
+                                   "(__file, __row)",
+                                   cols, all)
+                             : fmt::format("SELECT {}dt FROM ({})", cols, all);
+  ENGAGE_RETURN_IF_ERROR(conn.Exec(
+      fmt::format("COPY ({good}) TO {dir} (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (dt), "
+                  "FILENAME_PATTERN {pattern}, OVERWRITE_OR_IGNORE true)",
+                  fmt::arg("good", good), fmt::arg("dir", SqlQuote(staging)),
+                  fmt::arg("pattern", SqlQuote("part-" + id + "-{i}")))));
 
   // 5. Move files into the lake, then publish them with the manifest in one transaction.
   std::vector<LakeFile> files;
+  std::map<std::string, int64_t> rows_by_file;
+  {
+    auto meta = conn.Query(fmt::format("SELECT file_name, num_rows FROM parquet_file_metadata({})",
+                                       SqlQuote(staging + "/*/*.parquet")));
+    if (meta.ok()) {
+      for (int64_t r = 0; r < meta->RowCount(); ++r) {
+        rows_by_file[meta->Str(0, r).value_or("")] = meta->Int(1, r);
+      }
+    }
+  }
   ENGAGE_ASSIGN_OR_RETURN(auto part_dirs, lake.fs().ListDir(staging));
   std::vector<std::pair<std::string, std::string>> moves;
   for (const auto& pd : part_dirs) {
@@ -667,16 +688,17 @@ Result<IngestReport> Ingest(Lake& lake, const IngestRequest& req,
     ENGAGE_ASSIGN_OR_RETURN(auto names, lake.fs().ListDir(staging + "/" + pd));
     for (const auto& name : names) {
       std::string from = staging + "/" + pd + "/" + name;
+      auto rows = rows_by_file.find(from);
+      if (rows == rows_by_file.end()) {
+        return InternalError(fmt::format("staged file '{}' has no Parquet metadata", from));
+      }
       LakeFile f;
       f.table = spec->name;
       f.dt = dt;
       f.path = spec->name + "/" + pd + "/" + name;
       f.ingest_id = id;
+      f.rows = rows->second;
       ENGAGE_ASSIGN_OR_RETURN(f.bytes, lake.fs().FileSize(from));
-      ENGAGE_ASSIGN_OR_RETURN(
-          auto meta, conn.Query(fmt::format("SELECT num_rows FROM parquet_file_metadata({})",
-                                            SqlQuote(from))));
-      f.rows = meta.Int(0, 0);
       files.push_back(f);
       moves.emplace_back(from, lake.AbsPath(f.path));
     }

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "engage/core/clock.h"
 #include "engage/core/json.h"
 #include "testing/temp_dir.h"
 
@@ -148,7 +149,8 @@ TEST_F(CliTest, GenIngestQueryRoundTrip) {
   auto t = Run({"tables", "--json"});
   ASSERT_EQ(t.exit_code, 0);
   bool found = false;
-  for (const auto& tab : t.json()["tables"]) {
+  Json tables = t.json();
+  for (const auto& tab : tables["tables"]) {
     if (tab["table"] == "events") {
       found = true;
       EXPECT_EQ(tab["rows"], events);
@@ -264,11 +266,17 @@ TEST_F(CliTest, KilledIngestLeavesNothingVisibleAndIsRecovered) {
 TEST_F(CliTest, RetentionAndCompactionReportJson) {
   Init();
   std::string header = "event_id,customer_id,event_time,event_type\n";
+  // One partition far past the 400-day retention, one from ten days ago.
+  int64_t today = std::chrono::duration_cast<std::chrono::hours>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count() /
+                  24;
+  std::string recent = FormatDate(today - 10);
   for (int i = 0; i < 3; ++i) {
     std::string f =
         dir_.WriteFile("e" + std::to_string(i) + ".csv",
                        header + std::to_string(i * 10) + ",1,2020-01-01 10:00:00,session\n" +
-                           std::to_string(i * 10 + 1) + ",1,2024-05-01 10:00:00,session\n");
+                           std::to_string(i * 10 + 1) + ",1," + recent + " 10:00:00,session\n");
     ASSERT_EQ(Run({"ingest", "events", f}).exit_code, 0);
   }
   auto c = Run({"compact", "events", "--json"});
@@ -294,7 +302,7 @@ class RealDataTest : public CliTest {
 };
 
 TEST_F(RealDataTest, OnlineRetailInvoiceLines) {
-  AppendConfig(R"(
+  AppendConfig(R"toml(
 [tables.retail]
 time_column = "invoice_time"
 retention_days = 0
@@ -323,11 +331,16 @@ min = 0
 [[tables.retail.columns]]
 name = "customer_id"
 type = "int64"
-expr = "TRY_CAST(TRY_CAST(CustomerID AS DOUBLE) AS BIGINT)" [[tables.retail.columns]] name =
-                   "country" source = "Country" [[tables.retail.columns]] name = "amount" type =
-                       "double" expr =
-                           "TRY_CAST(Quantity AS DOUBLE) * TRY_CAST(UnitPrice AS DOUBLE)") ");
-      auto r = Run({"ingest", "retail", data_ + "/online_retail/online_retail.csv", "--json"});
+expr = "TRY_CAST(TRY_CAST(CustomerID AS DOUBLE) AS BIGINT)"
+[[tables.retail.columns]]
+name = "country"
+source = "Country"
+[[tables.retail.columns]]
+name = "amount"
+type = "double"
+expr = "TRY_CAST(Quantity AS DOUBLE) * TRY_CAST(UnitPrice AS DOUBLE)"
+)toml");
+  auto r = Run({"ingest", "retail", data_ + "/online_retail/online_retail.csv", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   Json j = r.json();
   EXPECT_EQ(j["rows_read"], 541909);
