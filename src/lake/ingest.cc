@@ -607,8 +607,7 @@ Result<IngestReport> Ingest(Lake& lake, const IngestRequest& req,
       auto rej = conn.Query(fmt::format("SELECT DISTINCT line FROM __rej_{} ORDER BY line", k));
       if (rej.ok()) {
         for (int64_t r = 0; r < rej->RowCount(); ++r) {
-          lines.push_back(rej->Int(0, r) + (sources[k].first_data_line - 1) *
-                                               (spec->csv.delimiter == "whitespace" ? 1 : 0));
+          lines.push_back(rej->Int(0, r));  // DuckDB counts every line of the file
         }
       }
       mappers[static_cast<int>(k)] =
@@ -632,7 +631,6 @@ Result<IngestReport> Ingest(Lake& lake, const IngestRequest& req,
       if (!rej.ok()) continue;  // no rejects table: the reader rejected nothing
       for (int64_t r = 0; r < rej->RowCount(); ++r) {
         int64_t line = rej->Int(0, r);
-        if (spec->csv.delimiter == "whitespace") line += sources[k].first_data_line - 1;
         std::string msg = rej->Str(1, r).value_or("");
         if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
         std::string raw = rej->Str(2, r).value_or("");

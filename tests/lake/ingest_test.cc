@@ -324,6 +324,31 @@ min = 0
   EXPECT_EQ(Scalar("SELECT sum(amount) FROM '" + LakeGlob("cdnow") + "'"), "23.77");
 }
 
+TEST_F(LakeTest, HeaderedWhitespaceFileReportsTrueLineNumbers) {
+  AppendConfig(R"toml(
+[tables.ws]
+retention_days = 0
+[tables.ws.csv]
+delimiter = "whitespace"
+[[tables.ws.columns]]
+name = "id"
+type = "int64"
+required = true
+[[tables.ws.columns]]
+name = "label"
+)toml");
+  std::string f = dir_.WriteFile("ws.txt", "id label\n1 a\n2 \xff\n3 c\nx d\n");
+  auto r = IngestFiles("ws", {f});
+  ASSERT_OK(r);
+  EXPECT_EQ(r->record.rows_accepted, 2);
+  auto rows = ReadJsonl(r->quarantine_file);
+  ASSERT_EQ(rows.size(), 2u);
+  std::map<int64_t, std::string> by_line;
+  for (const auto& j : rows) by_line[j["line"].get<int64_t>()] = j["reason"].get<std::string>();
+  EXPECT_NE(by_line[3].find("unparseable line"), std::string::npos) << by_line[3];
+  EXPECT_NE(by_line[5].find("id: cannot parse 'x'"), std::string::npos) << by_line[5];
+}
+
 TEST_F(LakeTest, ManifestRecordsSourcesAndCounts) {
   std::string f = dir_.WriteFile("events.csv", kGoodCsv);
   auto r = IngestFiles("events", {f}, "manifest-1");
