@@ -336,8 +336,8 @@ name = "properties"
 type = "string"
 max_length = 65536
 
+# A snapshot table (no time_column): each load lands in the partition of its date.
 [tables.customers]
-time_column = "signup_time"
 primary_key = ["customer_id"]
 retention_days = 0
 

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "engage/core/log.h"
 
@@ -120,6 +121,22 @@ void WalkPlan(const Json& node, std::vector<const Json*>& scans) {
   if (node.contains("children")) WalkPlan(node["children"], scans);
 }
 
+// Names of every base table a serialized parse tree (json_serialize_sql) refers to.
+void CollectTableNames(const Json& node, std::set<std::string>& out) {
+  if (node.is_array()) {
+    for (const auto& n : node) CollectTableNames(n, out);
+    return;
+  }
+  if (!node.is_object()) return;
+  auto type = node.find("type");
+  auto name = node.find("table_name");
+  if (type != node.end() && type->is_string() && *type == "BASE_TABLE" && name != node.end() &&
+      name->is_string()) {
+    out.insert(name->get<std::string>());
+  }
+  for (const auto& [k, v] : node.items()) CollectTableNames(v, out);
+}
+
 std::string StripTrailing(std::string sql) {
   while (!sql.empty() &&
          (std::isspace(static_cast<unsigned char>(sql.back())) || sql.back() == ';')) {
@@ -202,6 +219,7 @@ Result<std::unique_ptr<QueryEngine>> QueryEngine::Open(lake::Lake& lake, int thr
         parts[f.dt].first += 1;
         parts[f.dt].second += f.bytes;
         qe->bytes_per_table_[name] += f.bytes;
+        qe->rows_per_table_[name] += f.rows;
       }
       qe->files_per_table_[name] = static_cast<int64_t>(files.size());
       view = fmt::format(
@@ -225,9 +243,20 @@ Result<std::unique_ptr<QueryEngine>> QueryEngine::Open(lake::Lake& lake, int thr
 }
 
 Result<std::vector<TableScan>> QueryEngine::Estimate(const std::string& sql) {
+  // The lake tables the query names, from DuckDB's own parse tree.
+  std::set<std::string> referenced;
+  {
+    ENGAGE_ASSIGN_OR_RETURN(DuckResult tree,
+                            conn_.Query("SELECT json_serialize_sql(" + SqlQuote(sql) + ")"));
+    Json j = Json::parse(tree.Str(0, 0).value_or("{}"), nullptr, false);
+    CollectTableNames(j, referenced);
+    for (auto it = referenced.begin(); it != referenced.end();) {
+      it = files_per_table_.count(*it) ? std::next(it) : referenced.erase(it);
+    }
+  }
   ENGAGE_ASSIGN_OR_RETURN(DuckResult plan, conn_.Query("EXPLAIN (FORMAT json) " + sql));
   std::vector<TableScan> out;
-  if (plan.RowCount() == 0) return out;
+  if (plan.RowCount() == 0 || referenced.empty()) return out;
   Json j = Json::parse(plan.Str(1, 0).value_or("[]"), nullptr, false);
   std::vector<const Json*> scans;
   WalkPlan(j, scans);
@@ -237,9 +266,36 @@ Result<std::vector<TableScan>> QueryEngine::Estimate(const std::string& sql) {
     s.file_filter = info->value("File Filters", "");
     int64_t k = -1, n = -1;
     if (std::sscanf(files.c_str(), "%ld/%ld", &k, &n) != 2) k = n = -1;
-    // Find the table: the one with n files whose partitions under the filter give k files.
-    for (const auto& [table, count] : files_per_table_) {
+    int64_t cardinality = -1;
+    if (info->contains("Estimated Cardinality") && (*info)["Estimated Cardinality"].is_string()) {
+      cardinality =
+          std::strtoll((*info)["Estimated Cardinality"].get<std::string>().c_str(), nullptr, 10);
+    }
+    std::set<std::string> projected;
+    if (info->contains("Projections")) {
+      const Json& p = (*info)["Projections"];
+      if (p.is_string()) projected.insert(p.get<std::string>());
+      if (p.is_array()) {
+        for (const auto& c : p) {
+          if (c.is_string()) projected.insert(c.get<std::string>());
+        }
+      }
+      projected.erase("");  // count(*) reads no column
+    }
+    // Candidates: referenced tables with the scan's file count (when the plan shows one) whose
+    // columns include every projected column. A table whose row count is the scan's estimated
+    // cardinality (an unfiltered scan) wins; otherwise the largest candidate is charged, so the
+    // estimate stays an upper bound.
+    bool exact = false;
+    for (const auto& table : referenced) {
+      int64_t count = files_per_table_[table];
       if (n >= 0 && count != n) continue;
+      const TableSpec& spec = lake_.config().tables.at(table);
+      bool has_all = true;
+      for (const auto& c : projected) {
+        if (c != "dt" && !spec.FindColumn(c)) has_all = false;
+      }
+      if (!has_all) continue;
       std::string where = s.file_filter.empty() ? "true" : s.file_filter;
       auto est = conn_.Query(fmt::format(
           "SELECT coalesce(sum(files), 0), coalesce(sum(bytes), 0), count(*) FROM __partitions "
@@ -247,13 +303,18 @@ Result<std::vector<TableScan>> QueryEngine::Estimate(const std::string& sql) {
           SqlQuote(table), where));
       if (!est.ok()) continue;
       int64_t files_sel = est->Int(0, 0);
-      if (k >= 0 && files_sel != k && !s.table.empty()) continue;
+      if (k >= 0 && files_sel != k) continue;
+      bool matches_rows = cardinality >= 0 && rows_per_table_[table] == cardinality;
+      if (exact && !matches_rows) continue;
+      if (!s.table.empty() && !(matches_rows && !exact) && est->Int(1, 0) <= s.estimated_bytes) {
+        continue;
+      }
+      exact = exact || matches_rows;
       s.table = table;
       s.files_total = count;
       s.files_scanned = files_sel;
       s.estimated_bytes = est->Int(1, 0);
       s.partitions_scanned = est->Int(2, 0);
-      if (k < 0 || files_sel == k) break;
     }
     if (s.table.empty()) continue;  // a Parquet scan not over a lake table
     out.push_back(std::move(s));

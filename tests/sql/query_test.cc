@@ -86,6 +86,33 @@ TEST_F(QueryTest, PartitionFilterPrunesFilesInEstimateAndScan) {
   EXPECT_EQ(range->rows[0][0], 6000);
 }
 
+TEST_F(QueryTest, UnfilteredScansAreChargedToTheRightTable) {
+  LoadEvents();
+  // A customers table with a different number of files and rows than events.
+  std::string c = dir_.WriteFile("c.csv",
+                                 "customer_id,signup_time\n1,2024-01-01 00:00:00\n"
+                                 "2,2024-01-02 00:00:00\n3,2024-01-03 00:00:00\n");
+  ASSERT_OK(IngestFiles("customers", {c}));
+  auto events = Run("SELECT * FROM events", true);
+  ASSERT_OK(events);
+  ASSERT_EQ(events->scans.size(), 1u);
+  EXPECT_EQ(events->scans[0].table, "events");
+  EXPECT_EQ(events->partitions_scanned, 10);
+  auto customers = Run("SELECT * FROM customers", true);
+  ASSERT_OK(customers);
+  ASSERT_EQ(customers->scans.size(), 1u);
+  EXPECT_EQ(customers->scans[0].table, "customers");
+  EXPECT_EQ(customers->partitions_scanned, 1);  // a snapshot table: one load, one partition
+  EXPECT_LT(customers->estimated_bytes, events->estimated_bytes);
+  // A join charges both; a subquery on the same table charges it twice.
+  auto join = Run("SELECT count(*) FROM events JOIN customers USING (customer_id)", true);
+  ASSERT_OK(join);
+  EXPECT_EQ(join->partitions_scanned, 11);
+  auto sub = Run("SELECT count(*) FROM events WHERE dt = (SELECT max(dt) FROM events)", true);
+  ASSERT_OK(sub);
+  EXPECT_EQ(sub->scans.size(), 2u);
+}
+
 TEST_F(QueryTest, DryRunEstimatesWithoutRunning) {
   LoadEvents();
   auto r = Run("SELECT * FROM events WHERE dt >= DATE '2024-05-09'", /*dry_run=*/true);

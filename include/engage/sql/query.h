@@ -84,6 +84,7 @@ class QueryEngine {
   lake::DuckConn conn_;
   std::map<std::string, int64_t> files_per_table_;
   std::map<std::string, int64_t> bytes_per_table_;
+  std::map<std::string, int64_t> rows_per_table_;
 };
 
 // Bytes this process has read through read(2)/pread(2) so far (rchar of /proc/self/io).
