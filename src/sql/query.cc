@@ -199,6 +199,8 @@ Result<std::unique_ptr<QueryEngine>> QueryEngine::Open(lake::Lake& lake, int thr
   std::unique_ptr<QueryEngine> qe(new QueryEngine(lake, std::move(db), std::move(conn)));
   DuckConn& c = qe->conn_;
   ENGAGE_RETURN_IF_ERROR(c.Exec("SET TimeZone='UTC'"));
+  // Footers are read once per process, not by EXPLAIN and again by the query.
+  ENGAGE_RETURN_IF_ERROR(c.Exec("SET parquet_metadata_cache=true"));
   ENGAGE_RETURN_IF_ERROR(c.Exec(
       "CREATE TEMP TABLE __partitions (table_name VARCHAR, dt DATE, files BIGINT, bytes BIGINT)"));
   for (const auto& [name, spec] : lake.config().tables) {
@@ -242,17 +244,10 @@ Result<std::unique_ptr<QueryEngine>> QueryEngine::Open(lake::Lake& lake, int thr
   return qe;
 }
 
-Result<std::vector<TableScan>> QueryEngine::Estimate(const std::string& sql) {
-  // The lake tables the query names, from DuckDB's own parse tree.
-  std::set<std::string> referenced;
-  {
-    ENGAGE_ASSIGN_OR_RETURN(DuckResult tree,
-                            conn_.Query("SELECT json_serialize_sql(" + SqlQuote(sql) + ")"));
-    Json j = Json::parse(tree.Str(0, 0).value_or("{}"), nullptr, false);
-    CollectTableNames(j, referenced);
-    for (auto it = referenced.begin(); it != referenced.end();) {
-      it = files_per_table_.count(*it) ? std::next(it) : referenced.erase(it);
-    }
+Result<std::vector<TableScan>> QueryEngine::Estimate(const std::string& sql,
+                                                     std::set<std::string> referenced) {
+  for (auto it = referenced.begin(); it != referenced.end();) {
+    it = files_per_table_.count(*it) ? std::next(it) : referenced.erase(it);
   }
   ENGAGE_ASSIGN_OR_RETURN(DuckResult plan, conn_.Query("EXPLAIN (FORMAT json) " + sql));
   std::vector<TableScan> out;
@@ -358,32 +353,57 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
   std::string sql = StripTrailing(req.sql);
   if (sql.empty()) return fail(InvalidArgumentError("empty query"));
 
-  // Exactly one statement, and it must read only.
-  Extracted ex;
-  idx_t n = duckdb_extract_statements(conn_.raw(), sql.c_str(), ex.out());
-  if (n == 0) {
-    const char* err = duckdb_extract_statements_error(ex.get());
-    return fail(InvalidArgumentError(err ? err : "cannot parse the query"));
-  }
-  if (n != 1) {
-    return fail(InvalidArgumentError(
-        fmt::format("expected exactly one SQL statement, got {}", static_cast<int64_t>(n))));
-  }
-  Prepared check;
-  if (duckdb_prepare_extracted_statement(conn_.raw(), ex.get(), 0, check.out()) != DuckDBSuccess) {
-    return fail(ClassifyError(duckdb_prepare_error(check.get())));
-  }
-  duckdb_statement_type type = duckdb_prepared_statement_type(check.get());
-  if (type != DUCKDB_STATEMENT_TYPE_SELECT && type != DUCKDB_STATEMENT_TYPE_EXPLAIN) {
-    return fail(PermissionDeniedError(fmt::format(
-        "only read-only queries are allowed (SELECT or EXPLAIN); this is a {} statement",
-        StatementTypeName(type))));
+  // Exactly one statement, and it must read only. DuckDB's parse tree serializer accepts only
+  // SELECT statements, and tells which tables the query names; anything else is classified by
+  // preparing it (EXPLAIN is allowed, everything else refused).
+  duckdb_statement_type type = DUCKDB_STATEMENT_TYPE_SELECT;
+  std::set<std::string> referenced;
+  {
+    auto tree = conn_.Query("SELECT json_serialize_sql(" + SqlQuote(sql) + ")");
+    if (!tree.ok()) return fail(ClassifyError(tree.status().message()));
+    Json j = Json::parse(tree->Str(0, 0).value_or("{}"), nullptr, false);
+    if (j.value("error", false)) {
+      if (j.value("error_type", "") == "parser") {
+        return fail(InvalidArgumentError("syntax error: " + j.value("error_message", "")));
+      }
+      Extracted ex;
+      idx_t n = duckdb_extract_statements(conn_.raw(), sql.c_str(), ex.out());
+      if (n == 0) {
+        const char* err = duckdb_extract_statements_error(ex.get());
+        return fail(InvalidArgumentError(err ? err : "cannot parse the query"));
+      }
+      if (n != 1) {
+        return fail(InvalidArgumentError(
+            fmt::format("expected exactly one SQL statement, got {}", static_cast<int64_t>(n))));
+      }
+      Prepared check;
+      if (duckdb_prepare_extracted_statement(conn_.raw(), ex.get(), 0, check.out()) !=
+          DuckDBSuccess) {
+        return fail(ClassifyError(duckdb_prepare_error(check.get())));
+      }
+      type = duckdb_prepared_statement_type(check.get());
+      if (type != DUCKDB_STATEMENT_TYPE_EXPLAIN) {
+        return fail(PermissionDeniedError(fmt::format(
+            "only read-only queries are allowed (SELECT or EXPLAIN); this is a {} statement",
+            StatementTypeName(type))));
+      }
+    } else {
+      size_t n =
+          j.contains("statements") && j["statements"].is_array() ? j["statements"].size() : 0;
+      if (n != 1) {
+        return fail(InvalidArgumentError(
+            fmt::format("expected exactly one SQL statement, got {}", static_cast<int64_t>(n))));
+      }
+      CollectTableNames(j, referenced);
+    }
   }
 
   QueryResult result;
   result.dry_run = req.dry_run;
+  spdlog::debug("query: parsed and checked in {} us", clock.MonotonicMicros() - t0);
   if (type == DUCKDB_STATEMENT_TYPE_SELECT) {
-    auto scans = Estimate(sql);
+    auto scans = Estimate(sql, referenced);
+    spdlog::debug("query: estimated in {} us", clock.MonotonicMicros() - t0);
     if (!scans.ok()) return fail(ClassifyError(scans.status().message()));
     result.scans = std::move(*scans);
   }
@@ -429,6 +449,7 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
     res = std::move(*r);
     result.bytes_scanned = std::max<int64_t>(0, after - before - probe);
   }
+  spdlog::debug("query: executed in {} us", clock.MonotonicMicros() - t0);
   int cols = res.ColumnCount();
   for (int c = 0; c < cols; ++c) {
     result.columns.push_back(res.ColumnName(c));
@@ -470,6 +491,7 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
   result.cost_usd = CostUsd(prices, result.bytes_scanned);
   result.elapsed_ms = static_cast<double>(clock.MonotonicMicros() - t0) / 1000.0;
   Record(req, "ok", "", &result);
+  spdlog::debug("query: recorded in {} us", clock.MonotonicMicros() - t0);
   return result;
 }
 

@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -75,7 +76,8 @@ class QueryEngine {
 
  private:
   QueryEngine(lake::Lake& lake, lake::DuckDb db, lake::DuckConn conn);
-  Result<std::vector<TableScan>> Estimate(const std::string& sql);
+  // Per-scan estimate of the lake files `sql` reads; `referenced` are the table names it uses.
+  Result<std::vector<TableScan>> Estimate(const std::string& sql, std::set<std::string> referenced);
   void Record(const QueryRequest& req, const std::string& status, const std::string& error,
               const QueryResult* r);
 
