@@ -69,6 +69,11 @@ class CliTest : public ::testing::Test {
     return j["rows"][0][0].get<int64_t>();
   }
 
+  // Appends examples/tables/<name>.toml, the documented table config for a public data set.
+  void AppendExample(const std::string& name) {
+    AppendConfig(ReadAll(std::string(ENGAGE_SOURCE_DIR) + "/examples/tables/" + name + ".toml"));
+  }
+
   void AppendConfig(const std::string& toml) {
     std::ofstream out(home_ + "/engage.toml", std::ios::app);
     out << "\n" << toml << "\n";
@@ -302,44 +307,7 @@ class RealDataTest : public CliTest {
 };
 
 TEST_F(RealDataTest, OnlineRetailInvoiceLines) {
-  AppendConfig(R"toml(
-[tables.retail]
-time_column = "invoice_time"
-retention_days = 0
-[[tables.retail.columns]]
-name = "invoice_no"
-source = "InvoiceNo"
-required = true
-[[tables.retail.columns]]
-name = "stock_code"
-source = "StockCode"
-[[tables.retail.columns]]
-name = "quantity"
-type = "int64"
-source = "Quantity"
-required = true
-[[tables.retail.columns]]
-name = "invoice_time"
-type = "timestamp"
-source = "InvoiceDate"
-required = true
-[[tables.retail.columns]]
-name = "unit_price"
-type = "double"
-source = "UnitPrice"
-min = 0
-[[tables.retail.columns]]
-name = "customer_id"
-type = "int64"
-expr = "TRY_CAST(TRY_CAST(CustomerID AS DOUBLE) AS BIGINT)"
-[[tables.retail.columns]]
-name = "country"
-source = "Country"
-[[tables.retail.columns]]
-name = "amount"
-type = "double"
-expr = "TRY_CAST(Quantity AS DOUBLE) * TRY_CAST(UnitPrice AS DOUBLE)"
-)toml");
+  AppendExample("online_retail");
   auto r = Run({"ingest", "retail", data_ + "/online_retail/online_retail.csv", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   Json j = r.json();
@@ -353,33 +321,7 @@ expr = "TRY_CAST(Quantity AS DOUBLE) * TRY_CAST(UnitPrice AS DOUBLE)"
 }
 
 TEST_F(RealDataTest, CdnowWhitespaceSeparatedLog) {
-  AppendConfig(R"(
-[tables.cdnow]
-time_column = "day"
-retention_days = 0
-[tables.cdnow.csv]
-delimiter = "whitespace"
-header = true
-[[tables.cdnow.columns]]
-name = "customer_id"
-type = "int64"
-required = true
-[[tables.cdnow.columns]]
-name = "day"
-type = "date"
-source = "date"
-format = "%Y%m%d"
-required = true
-[[tables.cdnow.columns]]
-name = "cds"
-type = "int64"
-source = "number_of_cds"
-[[tables.cdnow.columns]]
-name = "amount"
-type = "double"
-source = "dollar_value"
-min = 0
-)");
+  AppendExample("cdnow");
   auto r = Run({"ingest", "cdnow", data_ + "/cdnow/CDNOW_master.txt", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.json()["rows_read"], 69659);
@@ -389,37 +331,7 @@ min = 0
 }
 
 TEST_F(RealDataTest, TelcoChurnSnapshot) {
-  AppendConfig(R"(
-[tables.telco]
-primary_key = ["customer_id"]
-retention_days = 0
-[[tables.telco.columns]]
-name = "customer_id"
-source = "customerID"
-required = true
-[[tables.telco.columns]]
-name = "tenure"
-type = "int64"
-min = 0
-max = 100
-[[tables.telco.columns]]
-name = "contract"
-source = "Contract"
-allowed = ["Month-to-month", "One year", "Two year"]
-[[tables.telco.columns]]
-name = "monthly_charges"
-type = "double"
-source = "MonthlyCharges"
-[[tables.telco.columns]]
-name = "total_charges"
-type = "double"
-source = "TotalCharges"
-[[tables.telco.columns]]
-name = "churn"
-source = "Churn"
-required = true
-allowed = ["Yes", "No"]
-)");
+  AppendExample("telco_churn");
   auto r = Run({"ingest", "telco", data_ + "/telco_churn/Telco-Customer-Churn.csv", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.json()["rows_accepted"], 7043);

@@ -74,8 +74,6 @@ class Lake {
   Result<std::vector<TableInfo>> Tables();
   Result<TableInfo> Table(const std::string& name);
   const RecoveryReport& recovery() const { return recovery_; }
-  // Re-runs recovery (writers only); used by tests after simulating a crash.
-  Status RecoverForTesting() { return Recover(); }
 
  private:
   Lake(HomePaths home, Config config, Catalog catalog, LakeOptions opts);
