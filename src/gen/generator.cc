@@ -377,7 +377,10 @@ Result<GenReport> Generate(const GenOptions& opts, const std::function<void(int6
   }
   std::string ext = Extension(opts.format);
 
+  // The customers and truth tables grow with N; a memory limit makes DuckDB spill them to
+  // <out>/.tmp instead of holding them in RAM, so any customer count fits.
   ENGAGE_ASSIGN_OR_RETURN(DuckDb db, DuckDb::Open({.threads = opts.threads,
+                                                   .memory_limit = opts.memory_limit,
                                                    .temp_directory = (out / ".tmp").string()}));
   ENGAGE_ASSIGN_OR_RETURN(DuckConn conn, db.Connect());
   ENGAGE_RETURN_IF_ERROR(Exec(conn, "SET TimeZone='UTC'"));

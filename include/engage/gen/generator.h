@@ -47,6 +47,8 @@ struct GenOptions {
   std::string out_dir = "demo-data";
   int64_t customers_per_batch = 200000;
   int threads = 0;  // DuckDB writer threads; 0 = all cores
+  // DuckDB's memory budget; beyond it the accumulated customers/truth tables spill to disk.
+  std::string memory_limit = "2GB";
 };
 
 struct GenReport {
