@@ -58,28 +58,60 @@ std::optional<std::string> DuckResult::Str(int col, int64_t row) {
   return out;
 }
 
-Json DuckResult::CellJson(int col, int64_t row) {
-  if (IsNull(col, row)) return nullptr;
+std::string DuckResult::ColumnTypeName(int col) {
   switch (ColumnType(col)) {
     case DUCKDB_TYPE_BOOLEAN:
-      return Bool(col, row);
+      return "BOOLEAN";
     case DUCKDB_TYPE_TINYINT:
+      return "TINYINT";
     case DUCKDB_TYPE_SMALLINT:
+      return "SMALLINT";
     case DUCKDB_TYPE_INTEGER:
+      return "INTEGER";
     case DUCKDB_TYPE_BIGINT:
+      return "BIGINT";
+    case DUCKDB_TYPE_HUGEINT:
+      return "HUGEINT";
     case DUCKDB_TYPE_UTINYINT:
+      return "UTINYINT";
     case DUCKDB_TYPE_USMALLINT:
+      return "USMALLINT";
     case DUCKDB_TYPE_UINTEGER:
-      return Int(col, row);
+      return "UINTEGER";
+    case DUCKDB_TYPE_UBIGINT:
+      return "UBIGINT";
     case DUCKDB_TYPE_FLOAT:
+      return "FLOAT";
     case DUCKDB_TYPE_DOUBLE:
-    case DUCKDB_TYPE_DECIMAL: {
-      double d = Double(col, row);
-      if (!std::isfinite(d)) return *Str(col, row);
-      return d;
-    }
+      return "DOUBLE";
+    case DUCKDB_TYPE_DECIMAL:
+      return "DECIMAL";
+    case DUCKDB_TYPE_VARCHAR:
+      return "VARCHAR";
+    case DUCKDB_TYPE_BLOB:
+      return "BLOB";
+    case DUCKDB_TYPE_DATE:
+      return "DATE";
+    case DUCKDB_TYPE_TIME:
+      return "TIME";
+    case DUCKDB_TYPE_TIMESTAMP:
+      return "TIMESTAMP";
+    case DUCKDB_TYPE_TIMESTAMP_TZ:
+      return "TIMESTAMPTZ";
+    case DUCKDB_TYPE_INTERVAL:
+      return "INTERVAL";
+    case DUCKDB_TYPE_UUID:
+      return "UUID";
+    case DUCKDB_TYPE_LIST:
+      return "LIST";
+    case DUCKDB_TYPE_STRUCT:
+      return "STRUCT";
+    case DUCKDB_TYPE_MAP:
+      return "MAP";
+    case DUCKDB_TYPE_ENUM:
+      return "ENUM";
     default:
-      return *Str(col, row);
+      return "OTHER";
   }
 }
 

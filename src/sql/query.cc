@@ -137,6 +137,38 @@ void CollectTableNames(const Json& node, std::set<std::string>& out) {
   for (const auto& [k, v] : node.items()) CollectTableNames(v, out);
 }
 
+// DuckDB's to_json writes non-finite doubles as bare NaN/Infinity, which JSON lacks: quote them.
+std::string QuoteNonFiniteNumbers(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      out.push_back(c);
+      if (c == '\\' && i + 1 < text.size()) {
+        out.push_back(text[++i]);
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') in_string = true;
+    bool handled = false;
+    for (const char* word : {"-Infinity", "Infinity", "NaN"}) {
+      size_t n = std::strlen(word);
+      if (text.compare(i, n, word) == 0) {
+        out += std::string("\"") + word + "\"";
+        i += n - 1;
+        handled = true;
+        break;
+      }
+    }
+    if (!handled) out.push_back(c);
+  }
+  return out;
+}
+
 std::string StripTrailing(std::string sql) {
   while (!sql.empty() &&
          (std::isspace(static_cast<unsigned char>(sql.back())) || sql.back() == ';')) {
@@ -433,11 +465,22 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
     return result;
   }
 
-  // Run, limited to max_result_rows + 1 rows so huge results cannot exhaust memory.
+  // Run, limited to max_result_rows + 1 rows so huge results cannot exhaust memory. DuckDB
+  // renders each SELECT row as JSON itself (to_json of the row), so every type — timestamps
+  // with time zones, decimals, lists, structs — arrives intact; DESCRIBE gives the columns.
   int64_t max_rows = lake_.config().query.max_result_rows;
-  std::string run_sql = type == DUCKDB_STATEMENT_TYPE_SELECT
-                            ? fmt::format("SELECT * FROM (\n{}\n) LIMIT {}", sql, max_rows + 1)
-                            : sql;
+  const bool select = type == DUCKDB_STATEMENT_TYPE_SELECT;
+  if (select) {
+    auto schema = conn_.Query("DESCRIBE " + sql);
+    if (!schema.ok()) return fail(ClassifyError(schema.status().message()));
+    for (int64_t r = 0; r < schema->RowCount(); ++r) {
+      result.columns.push_back(schema->Str(0, r).value_or(""));
+      result.column_types.push_back(schema->Str(1, r).value_or(""));
+    }
+  }
+  std::string run_sql =
+      select ? fmt::format("SELECT to_json(__q) FROM (\n{}\n) __q LIMIT {}", sql, max_rows + 1)
+             : sql;
   DuckResult res;
   {
     std::lock_guard lock(MeterMutex());
@@ -450,31 +493,10 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
     result.bytes_scanned = std::max<int64_t>(0, after - before - probe);
   }
   spdlog::debug("query: executed in {} us", clock.MonotonicMicros() - t0);
-  int cols = res.ColumnCount();
-  for (int c = 0; c < cols; ++c) {
-    result.columns.push_back(res.ColumnName(c));
-  }
-  {
-    // Type names via DuckDB's own rendering.
-    for (int c = 0; c < cols; ++c) {
-      duckdb_type t = res.ColumnType(c);
-      static const std::map<duckdb_type, const char*> kNames = {
-          {DUCKDB_TYPE_BOOLEAN, "BOOLEAN"},
-          {DUCKDB_TYPE_TINYINT, "TINYINT"},
-          {DUCKDB_TYPE_SMALLINT, "SMALLINT"},
-          {DUCKDB_TYPE_INTEGER, "INTEGER"},
-          {DUCKDB_TYPE_BIGINT, "BIGINT"},
-          {DUCKDB_TYPE_HUGEINT, "HUGEINT"},
-          {DUCKDB_TYPE_FLOAT, "FLOAT"},
-          {DUCKDB_TYPE_DOUBLE, "DOUBLE"},
-          {DUCKDB_TYPE_DECIMAL, "DECIMAL"},
-          {DUCKDB_TYPE_VARCHAR, "VARCHAR"},
-          {DUCKDB_TYPE_DATE, "DATE"},
-          {DUCKDB_TYPE_TIMESTAMP, "TIMESTAMP"},
-          {DUCKDB_TYPE_TIMESTAMP_TZ, "TIMESTAMPTZ"},
-          {DUCKDB_TYPE_UBIGINT, "UBIGINT"}};
-      auto it = kNames.find(t);
-      result.column_types.push_back(it != kNames.end() ? it->second : "OTHER");
+  if (!select) {
+    for (int c = 0; c < res.ColumnCount(); ++c) {
+      result.columns.push_back(res.ColumnName(c));
+      result.column_types.push_back(res.ColumnTypeName(c));
     }
   }
   int64_t rows = res.RowCount();
@@ -484,7 +506,17 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
   }
   for (int64_t r = 0; r < rows; ++r) {
     Json row = Json::array();
-    for (int c = 0; c < cols; ++c) row.push_back(res.CellJson(c, r));
+    if (select) {
+      Json obj = Json::parse(QuoteNonFiniteNumbers(res.Str(0, r).value_or("{}")), nullptr, false);
+      if (obj.is_object()) {
+        for (auto& [k, v] : obj.items()) row.push_back(std::move(v));
+      }
+    } else {
+      for (int c = 0; c < res.ColumnCount(); ++c) {
+        auto v = res.Str(c, r);
+        row.push_back(v ? Json(*v) : Json(nullptr));
+      }
+    }
     result.rows.push_back(std::move(row));
   }
   result.row_count = rows;

@@ -222,6 +222,28 @@ TEST_F(QueryTest, ResultRowsAreCappedAndFlaggedTruncated) {
   EXPECT_EQ(r->rows[4][0], 4);
 }
 
+TEST_F(QueryTest, EveryResultTypeArrivesAsJson) {
+  auto r =
+      Run("SELECT 1 AS a, 1 AS a, TIMESTAMPTZ '2024-01-01 00:00:00+00' AS t, [1, 2] AS l, "
+          "{'k': 'x\"y'} AS s, 1.5::DECIMAL(4, 2) AS d, 'nan'::DOUBLE AS n, NULL AS z, "
+          "DATE '2024-02-29' AS dd");
+  ASSERT_OK(r);
+  EXPECT_EQ(r->columns, (std::vector<std::string>{"a", "a", "t", "l", "s", "d", "n", "z", "dd"}));
+  EXPECT_EQ(r->column_types[2], "TIMESTAMP WITH TIME ZONE");
+  EXPECT_EQ(r->column_types[3], "INTEGER[]");
+  const Json& row = r->rows[0];
+  ASSERT_EQ(row.size(), 9u);
+  EXPECT_EQ(row[0], 1);
+  EXPECT_EQ(row[1], 1);
+  EXPECT_EQ(row[2], "2024-01-01 00:00:00+00");
+  EXPECT_EQ(row[3], Json::array({1, 2}));
+  EXPECT_EQ(row[4]["k"], "x\"y");
+  EXPECT_EQ(row[5], 1.5);
+  EXPECT_EQ(row[6], "NaN");
+  EXPECT_TRUE(row[7].is_null());
+  EXPECT_EQ(row[8], "2024-02-29");
+}
+
 TEST_F(QueryTest, JsonHasTheDocumentedKeys) {
   LoadEvents();
   auto r = Run("SELECT channel, count(*) FROM events GROUP BY 1");

@@ -38,14 +38,14 @@ class DuckResult {
   int ColumnCount() { return static_cast<int>(duckdb_column_count(&r_)); }
   std::string ColumnName(int col) { return duckdb_column_name(&r_, col); }
   duckdb_type ColumnType(int col) { return duckdb_column_type(&r_, col); }
+  // SQL name of the column's type, e.g. "BIGINT", "TIMESTAMP", "LIST".
+  std::string ColumnTypeName(int col);
   bool IsNull(int col, int64_t row) { return duckdb_value_is_null(&r_, col, row); }
   int64_t Int(int col, int64_t row) { return duckdb_value_int64(&r_, col, row); }
   double Double(int col, int64_t row) { return duckdb_value_double(&r_, col, row); }
   bool Bool(int col, int64_t row) { return duckdb_value_boolean(&r_, col, row); }
   // Text of any value; nullopt for NULL.
   std::optional<std::string> Str(int col, int64_t row);
-  // The cell as JSON: numbers and booleans as such, everything else as text, NULL as null.
-  Json CellJson(int col, int64_t row);
   // Number of rows changed by the statement (e.g. COPY: rows written).
   int64_t RowsChanged() { return static_cast<int64_t>(duckdb_rows_changed(&r_)); }
 
