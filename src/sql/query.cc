@@ -467,20 +467,14 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
 
   // Run, limited to max_result_rows + 1 rows so huge results cannot exhaust memory. DuckDB
   // renders each SELECT row as JSON itself (to_json of the row), so every type — timestamps
-  // with time zones, decimals, lists, structs — arrives intact; DESCRIBE gives the columns.
+  // with time zones, decimals, lists, structs — arrives intact; the row's own columns ride along
+  // for their names and types (reading them in one statement avoids binding the query twice).
   int64_t max_rows = lake_.config().query.max_result_rows;
   const bool select = type == DUCKDB_STATEMENT_TYPE_SELECT;
-  if (select) {
-    auto schema = conn_.Query("DESCRIBE " + sql);
-    if (!schema.ok()) return fail(ClassifyError(schema.status().message()));
-    for (int64_t r = 0; r < schema->RowCount(); ++r) {
-      result.columns.push_back(schema->Str(0, r).value_or(""));
-      result.column_types.push_back(schema->Str(1, r).value_or(""));
-    }
-  }
   std::string run_sql =
-      select ? fmt::format("SELECT to_json(__q) FROM (\n{}\n) __q LIMIT {}", sql, max_rows + 1)
-             : sql;
+      select
+          ? fmt::format("SELECT to_json(__q), __q.* FROM (\n{}\n) __q LIMIT {}", sql, max_rows + 1)
+          : sql;
   DuckResult res;
   {
     std::lock_guard lock(MeterMutex());
@@ -493,11 +487,9 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
     result.bytes_scanned = std::max<int64_t>(0, after - before - probe);
   }
   spdlog::debug("query: executed in {} us", clock.MonotonicMicros() - t0);
-  if (!select) {
-    for (int c = 0; c < res.ColumnCount(); ++c) {
-      result.columns.push_back(res.ColumnName(c));
-      result.column_types.push_back(res.ColumnTypeName(c));
-    }
+  for (int c = select ? 1 : 0; c < res.ColumnCount(); ++c) {
+    result.columns.push_back(res.ColumnName(c));
+    result.column_types.push_back(res.ColumnTypeName(c));
   }
   int64_t rows = res.RowCount();
   if (rows > max_rows) {
