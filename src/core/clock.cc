@@ -33,9 +33,11 @@ bool ParseDate(const std::string& s, int64_t* days) {
   int y = 0;
   unsigned m = 0, d = 0;
   char tail = 0;
-  if (s.size() != 10 || std::sscanf(s.c_str(), "%4d-%2u-%2u%c", &y, &m, &d, &tail) != 3) {
-    return false;
+  if (s.size() != 10 || s[4] != '-' || s[7] != '-') return false;
+  for (size_t i : {0, 1, 2, 3, 5, 6, 8, 9}) {
+    if (s[i] < '0' || s[i] > '9') return false;
   }
+  if (std::sscanf(s.c_str(), "%4d-%2u-%2u%c", &y, &m, &d, &tail) != 3) return false;
   std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{m}, std::chrono::day{d}};
   if (!ymd.ok()) return false;
   *days = std::chrono::sys_days{ymd}.time_since_epoch().count();

@@ -28,12 +28,32 @@ std::optional<T> Get(const toml::table& t, std::string_view key) {
   return std::nullopt;
 }
 
+// The TOML type each scalar key must have; a mistyped value is an error, never a default.
+Status CheckValueType(std::string_view key, const toml::node& v, const std::string& where) {
+  static const std::set<std::string_view> kBool = {"required", "header",
+                                                   "require_partition_filter"};
+  static const std::set<std::string_view> kInt = {
+      "retention_days",      "max_future_days", "max_length",     "max_line_bytes",
+      "min_bytes_per_query", "max_scan_bytes",  "max_result_rows"};
+  static const std::set<std::string_view> kNumber = {"min", "max", "scan_usd_per_tb"};
+  static const std::set<std::string_view> kString = {
+      "name", "type", "source", "expr", "format", "time_column", "min_time", "delimiter", "quote"};
+  const char* want = nullptr;
+  if (kBool.count(key) && !v.is_boolean()) want = "a boolean (true/false)";
+  if (kInt.count(key) && !v.is_integer()) want = "an integer";
+  if (kNumber.count(key) && !v.is_number()) want = "a number";
+  if (kString.count(key) && !v.is_string()) want = "a string";
+  if (!want) return Status::Ok();
+  return InvalidArgumentError(fmt::format("{}: '{}' must be {}", where, key, want));
+}
+
 Status CheckKeys(const toml::table& t, const std::set<std::string>& allowed,
                  const std::string& where) {
   for (const auto& [k, v] : t) {
     if (!allowed.count(std::string(k.str()))) {
       return InvalidArgumentError(fmt::format("{}: unknown key '{}'", where, k.str()));
     }
+    ENGAGE_RETURN_IF_ERROR(CheckValueType(k.str(), v, where));
   }
   return Status::Ok();
 }
