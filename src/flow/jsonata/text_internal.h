@@ -1,0 +1,32 @@
+// Text helpers shared by the JSONata parser, evaluator and function library: UTF-8 <-> code
+// points (JSONata string functions count Unicode code points), JavaScript number formatting,
+// and the translation of JavaScript regular expressions to std::regex's ECMAScript dialect.
+//
+// Thread-safety: pure functions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace engage::flow::jsonata::internal {
+
+// Appends `cp` as UTF-8 (lone surrogates are encoded as 3-byte sequences, like WTF-8).
+void AppendUtf8(std::string& out, uint32_t cp);
+// Decodes UTF-8; an invalid byte decodes to itself (0x80..0xFF) so round trips are lossless.
+std::vector<uint32_t> DecodeUtf8(std::string_view s);
+std::string EncodeUtf8(const std::vector<uint32_t>& cps, size_t begin, size_t end);
+size_t CodePointCount(std::string_view s);
+// True when `s` is well-formed UTF-8 without surrogate code points.
+bool IsValidUtf8(std::string_view s);
+
+// JavaScript's Number.prototype.toString for a finite double.
+std::string JsNumberToString(double d);
+// JSONata's number formatting in $string: toPrecision(15), then JavaScript formatting.
+std::string FormatNumberForString(double d);
+
+// Rewrites a JavaScript regex pattern for std::regex (ECMAScript grammar).
+std::string TranslateRegex(std::string_view pattern);
+
+}  // namespace engage::flow::jsonata::internal
