@@ -230,6 +230,63 @@ Result<const TableSpec*> Config::Table(const std::string& name) const {
   return &it->second;
 }
 
+namespace {
+
+Status ParseFlowCommands(const toml::table& t, const std::string& where,
+                         std::map<std::string, FlowCommand>* out) {
+  for (const auto& [k, v] : t) {
+    std::string name(k.str());
+    std::string w = fmt::format("{}.\"{}\"", where, name);
+    const toml::table* ct = v.as_table();
+    if (!ct) return InvalidArgumentError(fmt::format("{} must be a table", w));
+    ENGAGE_RETURN_IF_ERROR(CheckKeys(*ct, {"command", "timeout_seconds"}, w));
+    FlowCommand cmd;
+    const toml::array* arr = (*ct)["command"].as_array();
+    if (!arr || arr->empty()) {
+      return InvalidArgumentError(
+          fmt::format("{}: 'command' must be a non-empty array of strings", w));
+    }
+    for (const auto& item : *arr) {
+      auto s = item.value<std::string>();
+      if (!s) return InvalidArgumentError(fmt::format("{}: 'command' must hold strings", w));
+      cmd.command.push_back(*s);
+    }
+    if (auto ts = (*ct)["timeout_seconds"]; ts) {
+      auto n = ts.value<int64_t>();
+      if (!n || *n < 0 || !ts.is_integer()) {
+        return InvalidArgumentError(
+            fmt::format("{}: 'timeout_seconds' must be a non-negative integer", w));
+      }
+      cmd.timeout_seconds = *n;
+    }
+    out->emplace(name, std::move(cmd));
+  }
+  return Status::Ok();
+}
+
+Status ParseFlow(const toml::table& f, const std::string& o, FlowConfig* flow) {
+  std::string w = o + " [flow]";
+  ENGAGE_RETURN_IF_ERROR(CheckKeys(f, {"region", "account", "lambda", "ecs"}, w));
+  if (auto r = f["region"].value<std::string>()) flow->region = *r;
+  if (auto a = f["account"].value<std::string>()) flow->account = *a;
+  if (f.contains("region") && !f["region"].is_string()) {
+    return InvalidArgumentError(w + ": 'region' must be a string");
+  }
+  if (f.contains("account") && !f["account"].is_string()) {
+    return InvalidArgumentError(w + ": 'account' must be a string");
+  }
+  for (const char* kind : {"lambda", "ecs"}) {
+    if (!f.contains(kind)) continue;
+    const toml::table* t = f[kind].as_table();
+    if (!t) return InvalidArgumentError(fmt::format("{}: '{}' must be a table", w, kind));
+    ENGAGE_RETURN_IF_ERROR(ParseFlowCommands(*t, fmt::format("{} flow.{}", o, kind),
+                                             kind[0] == 'l' ? &flow->lambda : &flow->ecs));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<Config> Config::Parse(std::string_view text, std::string_view origin) {
   toml::table root;
   try {
@@ -239,8 +296,11 @@ Result<Config> Config::Parse(std::string_view text, std::string_view origin) {
                                             err.source().begin.column, err.description()));
   }
   std::string o(origin);
-  ENGAGE_RETURN_IF_ERROR(CheckKeys(root, {"tables", "prices", "query"}, o));
+  ENGAGE_RETURN_IF_ERROR(CheckKeys(root, {"tables", "prices", "query", "flow"}, o));
   Config cfg;
+  if (const toml::table* f = root["flow"].as_table()) {
+    ENGAGE_RETURN_IF_ERROR(ParseFlow(*f, o, &cfg.flow));
+  }
   if (const toml::table* p = root["prices"].as_table()) {
     ENGAGE_RETURN_IF_ERROR(
         CheckKeys(*p, {"scan_usd_per_tb", "min_bytes_per_query"}, o + " [prices]"));

@@ -77,10 +77,28 @@ struct QueryLimits {
   int64_t max_result_rows = 100000;
 };
 
+// A local stand-in for a cloud task that ASL Task states call: a command run with the task's
+// JSON payload on stdin, printing its JSON result on stdout.
+struct FlowCommand {
+  std::vector<std::string> command;
+  int64_t timeout_seconds = 0;  // 0: the Task's TimeoutSeconds (or none)
+};
+
+// [flow]: how Task resources map to local work.
+struct FlowConfig {
+  std::string region = "local";
+  std::string account = "000000000000";
+  // FunctionName of arn:aws:states:::lambda:invoke (name, or the full function ARN) -> command.
+  std::map<std::string, FlowCommand> lambda;
+  // TaskDefinition of arn:aws:states:::ecs:runTask(.sync) (family, family:rev or ARN) -> command.
+  std::map<std::string, FlowCommand> ecs;
+};
+
 struct Config {
   std::map<std::string, TableSpec> tables;
   Prices prices;
   QueryLimits query;
+  FlowConfig flow;
 
   // Parses TOML text; kInvalidArgument naming `origin`, the table and the key on errors.
   static Result<Config> Parse(std::string_view toml_text, std::string_view origin);

@@ -1,0 +1,170 @@
+// A parsed and validated Amazon States Language definition.
+//
+//   std::vector<Diagnostic> problems;
+//   auto sm = ParseDefinition(json, &problems);   // null when any problem is an error
+//   for (const Diagnostic& d : problems) std::cout << d.ToString() << "\n";
+//
+// Parsing compiles every JSONPath, intrinsic call and JSONata expression once, so running a
+// state does no parsing. Validation reports every problem it finds (not only the first), each
+// with the state name, the JSON path of the field ("/States/Check/Choices/0/Next") and a
+// message.
+//
+// Thread-safety: a StateMachine is immutable after parsing and safe to share between threads.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engage/core/json.h"
+#include "engage/core/status.h"
+#include "engage/flow/intrinsics.h"
+#include "engage/flow/jsonata.h"
+#include "engage/flow/jsonpath.h"
+
+namespace engage::flow {
+
+struct Diagnostic {
+  std::string state;    // "" for machine-level problems
+  std::string pointer;  // JSON pointer of the field, e.g. "/States/A/Next"
+  std::string message;
+  std::string ToString() const;  // "/States/A/Next (state 'A'): ..."
+};
+
+enum class QueryLanguage { kJsonPath, kJsonata };
+enum class StateType { kPass, kTask, kChoice, kWait, kSucceed, kFail, kParallel, kMap };
+
+// "Pass", "Task", ... as in the definition and in event type names.
+const char* StateTypeName(StateType t);
+
+// A payload template compiled once: Parameters / ItemSelector / ResultSelector / Assign in
+// JSONPath mode (keys ending in ".$" hold paths or intrinsic calls) or any JSONata-mode field
+// (strings "{% ... %}" hold expressions).
+struct Template {
+  // User-provided (defined in definition.cc): with an implicit one, clang + libstdc++ 12 cannot
+  // instantiate std::pair<std::string, Template> below while Template is still incomplete.
+  Template();
+  enum class Kind { kLiteral, kObject, kArray, kPath, kIntrinsic, kJsonata };
+  Kind kind = Kind::kLiteral;
+  Json literal;
+  std::vector<std::pair<std::string, Template>> fields;  // kObject (keys without ".$")
+  std::vector<Template> items;                           // kArray
+  std::shared_ptr<const JsonPath> path;
+  std::shared_ptr<const Intrinsic> intrinsic;
+  std::shared_ptr<const jsonata::Expression> expr;
+  std::string source;  // the path / call / expression text
+  std::string field;   // location for error texts, e.g. "Output/result" or "x.$"
+};
+
+struct Retrier {
+  std::vector<std::string> error_equals;
+  double interval_seconds = 1;
+  int max_attempts = 3;
+  double backoff_rate = 2.0;
+  std::optional<double> max_delay_seconds;
+  bool full_jitter = false;
+};
+
+struct Catcher {
+  std::vector<std::string> error_equals;
+  std::string next;
+  std::optional<JsonPath> result_path;  // JSONPath mode
+  bool result_path_null = false;
+  std::optional<Template> output;  // JSONata mode
+  std::optional<Template> assign;
+};
+
+struct ChoiceRule {
+  // Boolean combinators.
+  enum class Kind { kAnd, kOr, kNot, kCompare, kJsonata };
+  Kind kind = Kind::kCompare;
+  std::vector<ChoiceRule> children;
+  // kCompare: Variable, the operator (e.g. "NumericEquals") and its operand; `path_operand` for
+  // the ...Path forms.
+  std::optional<JsonPath> variable;
+  std::string op;
+  Json operand;
+  std::optional<JsonPath> path_operand;
+  // kJsonata: Condition.
+  std::optional<Template> condition;
+  // Top-level rules only.
+  std::string next;
+  std::optional<Template> assign;
+  std::optional<Template> output;
+};
+
+struct StateMachine;
+
+struct State {
+  std::string name;
+  StateType type = StateType::kPass;
+  QueryLanguage language = QueryLanguage::kJsonPath;
+  std::string comment;
+  std::string next;
+  bool end = false;
+
+  // JSONPath-mode data flow. nullopt means the default "$"; *_null means the field is null.
+  std::optional<JsonPath> input_path, output_path, result_path;
+  bool input_path_null = false, output_path_null = false, result_path_null = false;
+  std::optional<Template> parameters;  // Parameters, or ItemSelector for Map
+  std::optional<Template> result_selector;
+  std::optional<Json> result;  // Pass "Result"
+  // JSONata-mode data flow.
+  std::optional<Template> arguments;  // Arguments (Task/Parallel), ItemSelector (Map)
+  std::optional<Template> output;
+  std::optional<Template> assign;
+
+  std::vector<Retrier> retry;
+  std::vector<Catcher> catchers;
+
+  // Task.
+  std::string resource;
+  std::optional<Template> timeout_seconds, heartbeat_seconds;  // literal or path/expression
+  // Choice.
+  std::vector<ChoiceRule> choices;
+  std::string default_next;
+  // Wait: exactly one of these.
+  std::optional<Template> wait_seconds, wait_timestamp;
+  std::optional<JsonPath> seconds_path, timestamp_path;
+  // Fail.
+  std::optional<Template> error, cause;  // literal, path (ErrorPath/CausePath) or expression
+  bool error_from_path = false, cause_from_path = false;
+  // Parallel.
+  std::vector<std::shared_ptr<const StateMachine>> branches;
+  // Map.
+  std::shared_ptr<const StateMachine> processor;
+  bool distributed = false;
+  std::optional<JsonPath> items_path;
+  std::optional<Template> items;  // JSONata Items
+  std::optional<Template> max_concurrency;
+  std::optional<Template> tolerated_failure_count, tolerated_failure_percentage;
+  std::string max_concurrency_path_text, tolerated_count_path_text, tolerated_pct_path_text;
+  std::optional<JsonPath> max_concurrency_path, tolerated_count_path, tolerated_pct_path;
+  Json item_reader, item_batcher, result_writer;  // null when absent
+  std::string label;
+};
+
+struct StateMachine {
+  std::string comment;
+  std::string start_at;
+  QueryLanguage language = QueryLanguage::kJsonPath;
+  std::optional<int64_t> timeout_seconds;
+  std::map<std::string, State, std::less<>> states;
+  // Definition order of the state names (for graphs and listings).
+  std::vector<std::string> order;
+
+  const State* Find(std::string_view name) const;
+};
+
+// Parses and validates `definition`. Appends every problem to `problems`; returns nullptr when
+// the definition is invalid.
+std::shared_ptr<const StateMachine> ParseDefinition(const Json& definition,
+                                                    std::vector<Diagnostic>* problems);
+
+// Reads, parses and validates a definition file. kNotFound for a missing file,
+// kInvalidArgument listing the problems for an invalid one.
+Result<std::shared_ptr<const StateMachine>> LoadDefinition(const std::string& path);
+
+}  // namespace engage::flow

@@ -1,0 +1,151 @@
+// The ASL interpreter: runs a parsed StateMachine to a terminal state with AWS Step Functions
+// semantics, emitting the execution history as AWS event types.
+//
+//   Engine engine(options);
+//   ExecutionResult r = engine.Run(*machine, input, "my-run");
+//   if (r.status == ExecutionStatus::kSucceeded) Use(r.output);
+//
+// Tasks are delegated to a TaskRunner (Engage steps, local commands, mocks). Time comes from
+// the injected Clock and waits go through `sleep`, so tests can use a virtual clock.
+//
+// Thread-safety: an Engine runs one execution at a time per Run call; several Run calls on
+// different Engine objects may proceed concurrently. The EventSink is called from the thread
+// running the execution.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "engage/core/clock.h"
+#include "engage/core/json.h"
+#include "engage/flow/definition.h"
+
+namespace engage::flow {
+
+enum class ExecutionStatus { kRunning, kSucceeded, kFailed, kTimedOut, kAborted };
+const char* ExecutionStatusName(ExecutionStatus s);  // "SUCCEEDED", ...
+
+// One history event, shaped like AWS GetExecutionHistory's entries.
+struct Event {
+  int64_t id = 0;
+  int64_t previous_event_id = 0;
+  int64_t timestamp_micros = 0;
+  std::string type;  // e.g. "PassStateEntered"
+  Json details;      // the "...EventDetails" object
+  // The AWS member name for `details`, e.g. "stateEnteredEventDetails".
+  std::string DetailsKey() const;
+  Json ToJson() const;  // {"id", "previousEventId", "timestamp", "type", "<x>EventDetails"}
+};
+
+// Receives every event in order. Return a non-OK Status to abort the execution (e.g. the
+// history store failed): the run then ends as kAborted with that message.
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  virtual Status Append(const Event& event) = 0;
+  // Called before each top-level state runs, with its raw input and the variables visible
+  // then: where a redrive resumes. Sinks that persist should make everything appended so far
+  // durable here.
+  // Makes every appended event durable; called when the execution stops.
+  virtual Status Flush() { return Status::Ok(); }
+  virtual Status Checkpoint(const std::string& state, const Json& input, const Json& variables) {
+    (void)state;
+    (void)input;
+    (void)variables;
+    return Status::Ok();
+  }
+};
+
+// An error raised by a task, with its ASL error name and cause.
+struct TaskError {
+  std::string error;
+  std::string cause;
+};
+
+struct TaskRequest {
+  std::string state_name;
+  std::string resource;
+  Json parameters;  // after Parameters/Arguments
+  std::optional<int64_t> timeout_seconds;
+  std::optional<int64_t> heartbeat_seconds;
+  const Json* context = nullptr;  // the context object
+};
+
+// Runs Task states. Returns the task result or a TaskError (retriable/catchable by name).
+class TaskRunner {
+ public:
+  virtual ~TaskRunner() = default;
+  // The resource type recorded in TaskScheduled events ("lambda", "engage", ...).
+  virtual std::string ResourceType(const std::string& resource) const;
+  virtual std::variant<Json, TaskError> Run(const TaskRequest& request) = 0;
+};
+
+struct ExecutionResult {
+  ExecutionStatus status = ExecutionStatus::kRunning;
+  Json output;                       // SUCCEEDED
+  std::optional<std::string> error;  // FAILED: nullopt when the definition gave none
+  std::optional<std::string> cause;
+  // For redrive: the state that failed at the top level and the input it was entered with.
+  std::string failed_state;
+  Json failed_state_input;
+  Json ToJson() const;  // {"status", "output"|"error","cause"}
+};
+
+struct EngineOptions {
+  const Clock* clock = nullptr;  // nullptr: SystemClock::Default()
+  // Blocks for `micros` (Wait states, retry intervals); nullptr: real sleep.
+  std::function<void(int64_t micros)> sleep;
+  TaskRunner* tasks = nullptr;  // nullptr: every Task fails with States.TaskFailed
+  EventSink* events = nullptr;  // nullptr: history is not kept
+  std::atomic<bool>* cancel = nullptr;
+  // Identity used for the context object and ARNs.
+  std::string region = "local";
+  std::string account = "000000000000";
+  std::string state_machine_name = "StateMachine";
+  std::string role_arn = "arn:aws:iam::000000000000:role/engage-local";
+  // EXPRESS workflow semantics (no redrive, so the context has no Execution.RedriveCount).
+  bool express = false;
+  // Payload size limit per state input/output, as AWS enforces (256 KiB).
+  int64_t max_payload_bytes = 262144;
+  // JSONata evaluation guard.
+  jsonata::EvalOptions jsonata;
+};
+
+// Where a redriven execution resumes.
+struct RedrivePoint {
+  std::string state;  // top-level state that failed
+  Json input;         // its raw input
+  Json variables;     // variables visible at that point (object)
+  int64_t redrive_count = 1;
+  int64_t next_event_id = 1;  // first id for new events
+};
+
+class Engine {
+ public:
+  explicit Engine(EngineOptions options);
+  ~Engine();
+
+  // Runs `machine` on `input`. `execution_name` names the execution in its ARN.
+  ExecutionResult Run(const StateMachine& machine, const Json& input,
+                      const std::string& execution_name);
+
+  // Resumes a failed execution at `point` (AWS RedriveExecution).
+  ExecutionResult Redrive(const StateMachine& machine, const Json& original_input,
+                          const std::string& execution_name, const RedrivePoint& point);
+
+  // Variables visible at the top level when the last Run/Redrive stopped (for redrive).
+  const Json& final_variables() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace engage::flow

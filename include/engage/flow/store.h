@@ -1,0 +1,102 @@
+// Executions and their event histories, persisted in meta.db.
+//
+//   ENGAGE_ASSIGN_OR_RETURN(auto store, ExecutionStore::Open(home.meta_db(), clock));
+//   ENGAGE_ASSIGN_OR_RETURN(ExecutionRecord rec, store->Create(req));
+//   auto sink = store->Sink(rec.id);           // pass to EngineOptions::events
+//   ExecutionResult r = engine.Run(...);
+//   ENGAGE_RETURN_IF_ERROR(sink->Flush());
+//   ENGAGE_RETURN_IF_ERROR(store->Finish(rec.id, r));
+//
+// Durability: the sink buffers events and commits them, together with the redrive checkpoint,
+// in one transaction before each top-level state and at the end, so a killed process loses at
+// most the events of the state it was running, and the checkpoint always matches the history.
+// RecoverInterrupted() marks executions whose process died as FAILED
+// ("Engage.ExecutionInterrupted") so they can be redriven.
+//
+// Thread-safety: one ExecutionStore per thread; several processes may share meta.db.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engage/core/clock.h"
+#include "engage/core/json.h"
+#include "engage/core/sqlite.h"
+#include "engage/core/status.h"
+#include "engage/flow/engine.h"
+
+namespace engage::flow {
+
+struct ExecutionRecord {
+  std::string id;    // unique, e.g. "20241201T101500-3fa2b1c0"
+  std::string name;  // unique per state machine
+  std::string state_machine;
+  std::string definition;  // the definition text the execution ran
+  std::string definition_path;
+  Json input;
+  std::string status = "RUNNING";  // RUNNING | SUCCEEDED | FAILED | TIMED_OUT | ABORTED
+  std::optional<Json> output;
+  std::optional<std::string> error, cause;
+  int64_t start_micros = 0;
+  std::optional<int64_t> stop_micros;
+  int64_t redrive_count = 0;
+  std::string mock_case;  // mock test case the execution ran with, if any
+  // Redrive checkpoint: the top-level state last entered, its input and the variables.
+  std::string resume_state;
+  Json resume_input;
+  Json resume_variables;
+
+  // {"executionId", "name", "stateMachine", "status", "startDate", ...} as DescribeExecution.
+  Json ToJson() const;
+};
+
+struct CreateExecutionRequest {
+  std::string name;  // empty: generated
+  std::string state_machine;
+  std::string definition;
+  std::string definition_path;
+  Json input;
+  std::string mock_case;
+};
+
+class ExecutionStore {
+ public:
+  // Opens meta.db (creating the flow tables when missing).
+  static Result<std::unique_ptr<ExecutionStore>> Open(const std::string& meta_db_path,
+                                                      const Clock& clock);
+
+  // kAlreadyExists when an execution with that name exists for the state machine.
+  Result<ExecutionRecord> Create(const CreateExecutionRequest& request);
+
+  // A sink appending to the history of `execution_id`. Events are numbered by the engine.
+  std::unique_ptr<EventSink> Sink(const std::string& execution_id);
+
+  // Records the terminal result.
+  Status Finish(const std::string& execution_id, const ExecutionResult& result);
+
+  // Marks the execution RUNNING again for a redrive and returns where it resumes.
+  // kFailedPrecondition unless it is FAILED, TIMED_OUT or ABORTED.
+  Result<RedrivePoint> BeginRedrive(const std::string& execution_id);
+
+  // By id or by name (newest first when a name exists for several state machines).
+  Result<ExecutionRecord> Get(const std::string& id_or_name);
+  // Newest first. `status` empty: any.
+  Result<std::vector<ExecutionRecord>> List(int64_t limit, const std::string& status);
+  Result<std::vector<Event>> History(const std::string& execution_id);
+
+  // Executions left RUNNING by a process that no longer exists become FAILED with error
+  // "Engage.ExecutionInterrupted"; returns how many.
+  Result<int64_t> RecoverInterrupted();
+
+  SqliteDb& db() { return db_; }
+  const Clock& clock() const { return clock_; }
+
+ private:
+  ExecutionStore(SqliteDb db, const Clock& clock) : db_(std::move(db)), clock_(clock) {}
+  SqliteDb db_;
+  const Clock& clock_;
+};
+
+}  // namespace engage::flow

@@ -1,0 +1,84 @@
+// The task registry: what ASL Task states run when Engage executes a definition locally.
+//
+//   TaskRegistry tasks(config.flow);
+//   tasks.RegisterStep("query", [&](const Json& p) { return RunQuery(p); }, "Runs SQL");
+//   ENGAGE_RETURN_IF_ERROR(tasks.LoadMocks("mocks.json", "MyMachine", "HappyPath"));
+//   EngineOptions o; o.tasks = &tasks;
+//
+// Resources, in the order they are tried:
+//  1. a mock for the state (Step Functions Local's mock-config format, see LoadMocks);
+//  2. "engage:<step>" or "arn:aws:states:::engage:<step>": a registered Engage step;
+//  3. "arn:aws:states:::lambda:invoke" (FunctionName from the parameters) and plain Lambda ARNs:
+//     the command configured under [flow.lambda.<name>], else a registered step of that name;
+//  4. "arn:aws:states:::ecs:runTask.sync" / "...:runTask" (TaskDefinition): [flow.ecs.<family>].
+// A command gets the payload as JSON on stdin and prints its JSON result on stdout. A non-zero
+// exit fails the task (the error is the "errorType" of a JSON error object on stdout, else
+// "States.TaskFailed"), and a timeout (TimeoutSeconds) kills it and fails with States.Timeout.
+//
+// Thread-safety: Run may be called from several threads once registration is done; mocks keep
+// per-state invocation counters under a mutex.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "engage/core/config.h"
+#include "engage/core/json.h"
+#include "engage/core/status.h"
+#include "engage/flow/engine.h"
+
+namespace engage::flow {
+
+// An Engage step callable from a Task: parameters in, result out. A failed Status becomes the
+// ASL error AslErrorNameFor(code) (e.g. "Engage.NotFound") with the message as cause.
+using StepFn = std::function<Result<Json>(const Json& parameters)>;
+
+class TaskRegistry final : public TaskRunner {
+ public:
+  explicit TaskRegistry(FlowConfig config = {});
+
+  void RegisterStep(const std::string& name, StepFn fn, std::string description);
+  // Registered steps with their descriptions, sorted by name.
+  std::vector<std::pair<std::string, std::string>> Steps() const;
+
+  // Loads mocks. Two formats:
+  //  - Step Functions Local: {"StateMachines": {"<machine>": {"TestCases": {"<case>":
+  //    {"<state>": "<response>"}}}}, "MockedResponses": {"<response>": {"0": {"Return": ...},
+  //    "1-2": {"Throw": {"Error": ..., "Cause": ...}}}}}; keys are 0-based invocation numbers
+  //    of that state (retries count). `machine`/`test_case` select the case; empty picks the
+  //    only one.
+  //  - Simple: {"States": {"<state>": {"Return": ...} | {"Throw": {...}} | [ per invocation ]}}.
+  // kInvalidArgument naming the file and field on a malformed file.
+  Status LoadMocks(const std::string& path, const std::string& machine,
+                   const std::string& test_case);
+  Status SetMocks(const Json& mocks, const std::string& origin, const std::string& machine,
+                  const std::string& test_case);
+  bool has_mocks() const { return !mocks_.empty(); }
+
+  std::string ResourceType(const std::string& resource) const override;
+  std::variant<Json, TaskError> Run(const TaskRequest& request) override;
+
+ private:
+  struct MockAnswer {
+    int64_t from = 0, to = 0;  // invocation range, inclusive
+    bool is_throw = false;
+    Json value;  // Return value, or {"Error", "Cause"}
+  };
+  std::variant<Json, TaskError> RunCommand(const FlowCommand& cmd, const std::string& what,
+                                           const std::string& input,
+                                           const std::vector<std::string>& extra_args,
+                                           const std::vector<std::string>& env,
+                                           std::optional<int64_t> timeout_seconds,
+                                           Json* raw_stdout);
+
+  FlowConfig config_;
+  std::map<std::string, std::pair<StepFn, std::string>> steps_;
+  std::map<std::string, std::vector<MockAnswer>> mocks_;
+  std::mutex mu_;
+  std::map<std::string, int64_t> invocations_;
+};
+
+}  // namespace engage::flow

@@ -1,0 +1,142 @@
+#include "engage/flow/jsonpath.h"
+
+#include <gtest/gtest.h>
+
+#include "engage/flow/intrinsics.h"
+#include "testing/temp_dir.h"
+
+namespace engage::flow {
+namespace {
+
+const Json kDoc = Json::parse(R"j({"store":{"book":[
+  {"title":"A","price":8,"tags":["x"]},{"title":"B","price":12},{"title":"C","price":30}],
+  "name":"shop"},"weird-key":1,"n":null})j");
+
+Json Eval(const std::string& path, const Json& doc = kDoc) {
+  auto p = JsonPath::Parse(path);
+  EXPECT_TRUE(p.ok()) << p.status().ToString();
+  auto v = p->Evaluate(doc);
+  EXPECT_TRUE(v.ok()) << v.status().ToString();
+  return v.ok() ? *v : Json("<error>");
+}
+
+TEST(JsonPathTest, DefinitePathReturnsValue) {
+  EXPECT_EQ(Eval("$.store.name"), "shop");
+  EXPECT_EQ(Eval("$['store']['book'][1].title"), "B");
+  EXPECT_EQ(Eval("$.store.book[-1].price"), 30);
+  EXPECT_EQ(Eval("$.weird-key"), 1);
+  EXPECT_EQ(Eval("$.n"), nullptr);
+}
+
+TEST(JsonPathTest, IndefinitePathsReturnArrays) {
+  EXPECT_EQ(Eval("$.store.book[*].title"), Json({"A", "B", "C"}));
+  EXPECT_EQ(Eval("$.store.book[1:].price"), Json({12, 30}));
+  EXPECT_EQ(Eval("$.store.book[:2].price"), Json({8, 12}));
+  EXPECT_EQ(Eval("$..price"), Json({8, 12, 30}));
+  EXPECT_EQ(Eval("$.store.book[0,2].title"), Json({"A", "C"}));
+  EXPECT_EQ(Eval("$.missing[*]"), Json::array());
+}
+
+TEST(JsonPathTest, FiltersCompareAndCombine) {
+  EXPECT_EQ(Eval("$.store.book[?(@.price > 10)].title"), Json({"B", "C"}));
+  EXPECT_EQ(Eval("$.store.book[?(@.price > 10 && @.title != 'C')].title"), Json({"B"}));
+  EXPECT_EQ(Eval("$.store.book[?(@.tags)].title"), Json({"A"}));
+  EXPECT_EQ(Eval("$.store.book[?(@.title =~ /[AB]/)].price"), Json({8, 12}));
+}
+
+TEST(JsonPathTest, LengthFunctionCountsArray) { EXPECT_EQ(Eval("$.store.book.length()"), 3); }
+
+TEST(JsonPathTest, MissingDefinitePathIsNotFoundWithNormalizedPath) {
+  auto p = JsonPath::Parse("$.store.nope");
+  ASSERT_TRUE(p.ok());
+  auto v = p->Evaluate(kDoc);
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(v.status().message().find("$['store']['nope']"), std::string::npos);
+}
+
+TEST(JsonPathTest, RootsForContextAndVariables) {
+  auto ctx = JsonPath::Parse("$$.Execution.Id");
+  ASSERT_TRUE(ctx.ok());
+  EXPECT_EQ(ctx->root(), JsonPath::Root::kContext);
+  auto var = JsonPath::Parse("$myVar.a[0]");
+  ASSERT_TRUE(var.ok());
+  EXPECT_EQ(var->root(), JsonPath::Root::kVariable);
+  EXPECT_EQ(var->variable(), "myVar");
+}
+
+TEST(JsonPathTest, SyntaxErrorsNameThePosition) {
+  for (const char* bad : {"store", "$.a[", "$.a[?(@.x >)]", "$.", "$[1:2:0]", "$.a.length().b"}) {
+    auto p = JsonPath::Parse(bad);
+    EXPECT_FALSE(p.ok()) << bad;
+    if (!p.ok()) {
+      EXPECT_NE(p.status().message().find("character"), std::string::npos) << bad;
+    }
+  }
+}
+
+TEST(JsonPathTest, WriteCreatesIntermediateObjects) {
+  Json doc = Json::object();
+  auto p = JsonPath::Parse("$.a.b.c");
+  ASSERT_TRUE(p.ok());
+  ASSERT_OK(p->Write(doc, 5));
+  EXPECT_EQ(doc, Json::parse(R"j({"a":{"b":{"c":5}}})j"));
+  Json scalar = Json::object({{"a", 1}});
+  EXPECT_FALSE(p->Write(scalar, 5).ok());
+}
+
+Result<Json> CallIntrinsic(const std::string& text, const Json& input = Json::object()) {
+  ENGAGE_ASSIGN_OR_RETURN(Intrinsic f, Intrinsic::Parse(text));
+  return f.Evaluate([&](const JsonPath& p) { return p.Evaluate(input); });
+}
+
+TEST(IntrinsicsTest, FormatRendersValuesLikeAws) {
+  auto r = CallIntrinsic("States.Format('{} and {} \\{x\\}', $.a, $.b)",
+                         Json{{"a", "s"}, {"b", {{"k", 1}}}});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(*r, "s and {k=1} {x}");
+}
+
+TEST(IntrinsicsTest, ArrayFunctions) {
+  EXPECT_EQ(*CallIntrinsic("States.ArrayPartition(States.Array(1,2,3,4,5), 2)"),
+            Json::parse("[[1,2],[3,4],[5]]"));
+  EXPECT_EQ(*CallIntrinsic("States.ArrayRange(1, 9, 4)"), Json::parse("[1,5,9]"));
+  EXPECT_EQ(*CallIntrinsic("States.ArrayContains(States.Array(1,2), 2)"), true);
+  EXPECT_EQ(*CallIntrinsic("States.ArrayUnique(States.Array(1,1,2))"), Json::parse("[1,2]"));
+  EXPECT_EQ(*CallIntrinsic("States.ArrayGetItem(States.Array('a','b'), 1)"), "b");
+  EXPECT_EQ(*CallIntrinsic("States.ArrayLength(States.Array(1,2,3))"), 3);
+}
+
+TEST(IntrinsicsTest, EncodingHashingAndJson) {
+  EXPECT_EQ(*CallIntrinsic("States.Base64Encode('Data to encode')"), "RGF0YSB0byBlbmNvZGU=");
+  EXPECT_EQ(*CallIntrinsic("States.Base64Decode('RGF0YSB0byBlbmNvZGU=')"), "Data to encode");
+  EXPECT_EQ(*CallIntrinsic("States.Hash('input data', 'SHA-1')"),
+            "aaff4a450a104cd177d28d18d74485e8cae074b7");
+  EXPECT_EQ(*CallIntrinsic("States.StringToJson('{\"a\":1}')"), Json({{"a", 1}}));
+  EXPECT_EQ(*CallIntrinsic("States.JsonToString(States.Array(1))"), "[1]");
+  EXPECT_EQ(*CallIntrinsic("States.StringSplit('a,b;c', ',;')"), Json({"a", "b", "c"}));
+  EXPECT_EQ(*CallIntrinsic("States.MathAdd(2.5, -1)"), 2);
+}
+
+TEST(IntrinsicsTest, UuidAndRandomHaveTheRightShape) {
+  auto u = CallIntrinsic("States.UUID()");
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->get<std::string>().size(), 36u);
+  EXPECT_EQ(u->get<std::string>()[14], '4');
+  auto r = CallIntrinsic("States.MathRandom(5, 7, 42)");
+  ASSERT_TRUE(r.ok());
+  EXPECT_GE(r->get<int64_t>(), 5);
+  EXPECT_LE(r->get<int64_t>(), 7);
+  EXPECT_EQ(*r, *CallIntrinsic("States.MathRandom(5, 7, 42)"));  // seeded: repeatable
+}
+
+TEST(IntrinsicsTest, BadArgumentsAreErrors) {
+  EXPECT_FALSE(CallIntrinsic("States.ArrayGetItem(States.Array(1), 5)").ok());
+  EXPECT_FALSE(CallIntrinsic("States.Format('{} {}', 1)").ok());
+  EXPECT_FALSE(CallIntrinsic("States.Hash('x', 'SHA-3')").ok());
+  EXPECT_FALSE(Intrinsic::Parse("States.Nope(1)").ok());
+  EXPECT_FALSE(Intrinsic::Parse("States.Format('unterminated)").ok());
+}
+
+}  // namespace
+}  // namespace engage::flow
