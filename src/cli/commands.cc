@@ -17,24 +17,6 @@
 #include "engage/sql/query.h"
 
 namespace engage::cli {
-namespace {
-
-std::string HumanBytes(int64_t b) {
-  const char* units[] = {"B", "KB", "MB", "GB", "TB", "PB"};
-  double v = static_cast<double>(b);
-  int u = 0;
-  while (v >= 1000 && u < 5) {
-    v /= 1000;
-    ++u;
-  }
-  return u == 0 ? fmt::format("{} B", b) : fmt::format("{:.1f} {}", v, units[u]);
-}
-
-std::string Usd(double v) {
-  if (v == 0) return "$0";
-  if (v < 0.01) return fmt::format("${:.6f}", v);
-  return fmt::format("${:.4f}", v);
-}
 
 void PrintJson(const Json& j) { std::printf("%s\n", DumpJson(j, 2).c_str()); }
 
@@ -63,6 +45,25 @@ void PrintTable(const std::vector<std::string>& header,
   for (size_t x : w) sep.push_back(std::string(x, '-'));
   line(sep);
   for (const auto& r : rows) line(r);
+}
+
+namespace {
+
+std::string HumanBytes(int64_t b) {
+  const char* units[] = {"B", "KB", "MB", "GB", "TB", "PB"};
+  double v = static_cast<double>(b);
+  int u = 0;
+  while (v >= 1000 && u < 5) {
+    v /= 1000;
+    ++u;
+  }
+  return u == 0 ? fmt::format("{} B", b) : fmt::format("{:.1f} {}", v, units[u]);
+}
+
+std::string Usd(double v) {
+  if (v == 0) return "$0";
+  if (v < 0.01) return fmt::format("${:.6f}", v);
+  return fmt::format("${:.4f}", v);
 }
 
 std::string CellText(const Json& v) {
@@ -486,6 +487,7 @@ void RegisterCommands(CLI::App& app, GlobalOptions& g, std::function<Status()>* 
   AddRetention(app, g, action);
   AddCompact(app, g, action);
   AddHistory(app, g, action);
+  RegisterFlowCommands(app, g, action);
 }
 
 }  // namespace engage::cli

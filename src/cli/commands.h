@@ -5,7 +5,10 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 #include <memory>
+#include <string>
+#include <vector>
 
+#include "engage/core/json.h"
 #include "engage/core/status.h"
 
 namespace engage::cli {
@@ -14,6 +17,14 @@ struct GlobalOptions {
   std::string home;
   bool verbose = false;
 };
+
+// Shared output helpers: indented JSON, and rows as an aligned text table.
+void PrintJson(const Json& j);
+void PrintTable(const std::vector<std::string>& header,
+                const std::vector<std::vector<std::string>>& rows);
+
+// `engage flow ...` (flow_commands.cc).
+void RegisterFlowCommands(CLI::App& app, GlobalOptions& global, std::function<Status()>* action);
 
 // Registers every subcommand on `app`; the chosen one stores its action in `*action`.
 void RegisterCommands(CLI::App& app, GlobalOptions& global, std::function<Status()>* action);

@@ -1,0 +1,539 @@
+// `engage flow ...`: validate, run, list, describe, history, redrive, graph and the conformance
+// runners. Argument parsing and printing only; the engine and store live in engage::flow.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "engage/core/config.h"
+#include "engage/core/home.h"
+#include "engage/flow/conformance.h"
+#include "engage/flow/definition.h"
+#include "engage/flow/engine.h"
+#include "engage/flow/graph.h"
+#include "engage/flow/jsonata_conformance.h"
+#include "engage/flow/store.h"
+#include "engage/flow/tasks.h"
+#include "engage/lake/ingest.h"
+#include "engage/lake/lake.h"
+#include "engage/sql/query.h"
+
+namespace engage::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+Result<std::string> ReadText(const std::string& path) {
+  if (path == "-") {
+    std::stringstream ss;
+    ss << std::cin.rdbuf();
+    return ss.str();
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFoundError(fmt::format("cannot read '{}'", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// "pipelines/daily.asl.json" -> "daily".
+std::string MachineName(const std::string& path) {
+  std::string stem = fs::path(path).filename().string();
+  for (const char* ext : {".json", ".asl"}) {
+    std::string e(ext);
+    if (stem.size() > e.size() && stem.compare(stem.size() - e.size(), e.size(), e) == 0) {
+      stem.resize(stem.size() - e.size());
+    }
+  }
+  return stem.empty() ? "StateMachine" : stem;
+}
+
+// Opens the execution store of the home and fails executions whose process died.
+Result<std::unique_ptr<flow::ExecutionStore>> OpenStore(const GlobalOptions& g) {
+  HomePaths home = ResolveHome(g.home);
+  std::error_code ec;
+  if (!fs::exists(home.config(), ec)) {
+    return FailedPreconditionError(fmt::format(
+        "no Engage home at '{}' (executions are kept in its meta.db): run `engage init` first "
+        "or pass --home",
+        home.root));
+  }
+  ENGAGE_ASSIGN_OR_RETURN(auto store,
+                          flow::ExecutionStore::Open(home.meta_db(), SystemClock::Default()));
+  ENGAGE_ASSIGN_OR_RETURN(int64_t recovered, store->RecoverInterrupted());
+  if (recovered > 0) {
+    std::fprintf(stderr,
+                 "engage: %lld interrupted execution(s) marked FAILED; see `engage flow list "
+                 "--status FAILED`\n",
+                 static_cast<long long>(recovered));
+  }
+  return store;
+}
+
+// Engage's own steps, callable as "engage:<name>" Task resources. The lake is opened lazily so
+// definitions that do not use it run without one.
+void RegisterEngageSteps(flow::TaskRegistry& tasks, const GlobalOptions& g) {
+  HomePaths home = ResolveHome(g.home);
+  tasks.RegisterStep(
+      "query",
+      [home](const Json& p) -> Result<Json> {
+        if (!p.is_object() || !p.contains("sql") || !p["sql"].is_string()) {
+          return InvalidArgumentError("engage:query needs Parameters {\"sql\": \"SELECT ...\"}");
+        }
+        lake::LakeOptions opts;
+        opts.writer = false;
+        ENGAGE_ASSIGN_OR_RETURN(auto l, lake::Lake::Open(home, opts));
+        ENGAGE_ASSIGN_OR_RETURN(auto qe, sql::QueryEngine::Open(*l));
+        sql::QueryRequest req;
+        req.sql = p["sql"].get<std::string>();
+        req.source = "flow";
+        if (p.contains("max_scan_bytes") && p["max_scan_bytes"].is_number_integer()) {
+          req.max_scan_bytes = p["max_scan_bytes"].get<int64_t>();
+        }
+        ENGAGE_ASSIGN_OR_RETURN(auto r, qe->Run(req));
+        return r.ToJson();
+      },
+      "Runs read-only SQL over the lake: {\"sql\": \"SELECT ...\", \"max_scan_bytes\": n}");
+  tasks.RegisterStep(
+      "ingest",
+      [home](const Json& p) -> Result<Json> {
+        if (!p.is_object() || !p.contains("table") || !p["table"].is_string() ||
+            !p.contains("inputs") || !p["inputs"].is_array()) {
+          return InvalidArgumentError(
+              "engage:ingest needs Parameters {\"table\": \"events\", \"inputs\": [\"f.csv\"]}");
+        }
+        lake::LakeOptions opts;
+        opts.writer = true;
+        ENGAGE_ASSIGN_OR_RETURN(auto l, lake::Lake::Open(home, opts));
+        lake::IngestRequest req;
+        req.table = p["table"].get<std::string>();
+        for (const Json& in : p["inputs"]) {
+          if (!in.is_string()) return InvalidArgumentError("engage:ingest inputs must be strings");
+          req.inputs.push_back(in.get<std::string>());
+        }
+        if (p.contains("ingest_id") && p["ingest_id"].is_string()) {
+          req.ingest_id = p["ingest_id"].get<std::string>();
+        }
+        ENGAGE_ASSIGN_OR_RETURN(auto r, lake::Ingest(*l, req));
+        return r.ToJson();
+      },
+      "Ingests files into a lake table: {\"table\": \"events\", \"inputs\": [\"a.csv\"]}");
+}
+
+struct RunOptions {
+  std::string definition;
+  std::string input = "";
+  std::string name;
+  bool json = false;
+  std::string mock;
+  std::string mock_case;
+};
+
+void PrintResult(const flow::ExecutionResult& r, const flow::ExecutionRecord& rec, bool json) {
+  if (json) {
+    Json j = r.ToJson();
+    j["executionId"] = rec.id;
+    j["name"] = rec.name;
+    PrintJson(j);
+    return;
+  }
+  std::printf("execution %s (%s): %s\n", rec.name.c_str(), rec.id.c_str(),
+              flow::ExecutionStatusName(r.status));
+  if (r.status == flow::ExecutionStatus::kSucceeded) {
+    std::printf("%s\n", DumpJson(r.output, 2).c_str());
+  } else {
+    if (r.error) std::printf("error: %s\n", r.error->c_str());
+    if (r.cause) std::printf("cause: %s\n", r.cause->c_str());
+    std::printf("history: engage flow history %s\n", rec.id.c_str());
+  }
+}
+
+// A Ctrl-C stops the execution cleanly (ABORTED) instead of killing the process mid-state.
+std::atomic<bool> g_cancel{false};
+void OnSignal(int) { g_cancel.store(true); }
+
+Status RunExecution(const GlobalOptions& g, flow::ExecutionStore& store,
+                    const flow::StateMachine& sm, const flow::ExecutionRecord& rec,
+                    const flow::RedrivePoint* redrive, const std::string& mock,
+                    const std::string& mock_case, bool json) {
+  HomePaths home = ResolveHome(g.home);
+  ENGAGE_ASSIGN_OR_RETURN(Config cfg, Config::Load(home.config()));
+  flow::TaskRegistry tasks(cfg.flow);
+  RegisterEngageSteps(tasks, g);
+  if (!mock.empty()) ENGAGE_RETURN_IF_ERROR(tasks.LoadMocks(mock, rec.state_machine, mock_case));
+  auto sink = store.Sink(rec.id);
+  flow::EngineOptions options;
+  options.tasks = &tasks;
+  options.events = sink.get();
+  options.cancel = &g_cancel;
+  options.region = cfg.flow.region;
+  options.account = cfg.flow.account;
+  options.state_machine_name = rec.state_machine;
+  options.role_arn = fmt::format("arn:aws:iam::{}:role/engage-local", cfg.flow.account);
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  flow::Engine engine(options);
+  flow::ExecutionResult r = redrive == nullptr ? engine.Run(sm, rec.input, rec.name)
+                                               : engine.Redrive(sm, rec.input, rec.name, *redrive);
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+  ENGAGE_RETURN_IF_ERROR(store.Finish(rec.id, r));
+  PrintResult(r, rec, json);
+  if (r.status != flow::ExecutionStatus::kSucceeded) {
+    return Status(StatusCode::kAborted,
+                  fmt::format("execution '{}' {}", rec.name, flow::ExecutionStatusName(r.status)));
+  }
+  return Status::Ok();
+}
+
+void AddValidate(CLI::App& flow, std::function<Status()>* action) {
+  auto* cmd = flow.add_subcommand(
+      "validate",
+      "Check an ASL definition; every problem with its state and field; exit 1 if invalid");
+  auto path = std::make_shared<std::string>();
+  auto json = std::make_shared<bool>(false);
+  cmd->add_option("definition", *path, "State machine definition (JSON)")->required();
+  cmd->add_flag("--json", *json, "Print {\"valid\": bool, \"problems\": [...]}");
+  cmd->callback([action, path, json] {
+    *action = [path, json]() -> Status {
+      ENGAGE_ASSIGN_OR_RETURN(std::string text, ReadText(*path));
+      ENGAGE_ASSIGN_OR_RETURN(Json def, ParseJson(text, *path));
+      std::vector<flow::Diagnostic> problems;
+      auto sm = flow::ParseDefinition(def, &problems);
+      if (*json) {
+        Json arr = Json::array();
+        for (const auto& d : problems) {
+          arr.push_back(Json{{"state", d.state}, {"path", d.pointer}, {"message", d.message}});
+        }
+        PrintJson(Json{{"valid", sm != nullptr}, {"problems", arr}});
+      } else if (sm != nullptr) {
+        std::printf("%s: valid (%zu states)\n", path->c_str(), sm->states.size());
+      } else {
+        for (const auto& d : problems) std::printf("%s: %s\n", path->c_str(), d.ToString().c_str());
+      }
+      if (sm == nullptr) {
+        return Status(StatusCode::kUnknown,
+                      fmt::format("'{}' is not a valid state machine ({} problem{})", *path,
+                                  problems.size(), problems.size() == 1 ? "" : "s"));
+      }
+      return Status::Ok();
+    };
+  });
+}
+
+void AddRun(CLI::App& flow, GlobalOptions& g, std::function<Status()>* action) {
+  auto* cmd = flow.add_subcommand(
+      "run", "Run a definition to a terminal state; the execution and its history go to meta.db");
+  auto o = std::make_shared<RunOptions>();
+  cmd->add_option("definition", o->definition, "State machine definition (JSON)")->required();
+  cmd->add_option("--input", o->input, "Execution input: a JSON file, or - for stdin (default {})");
+  cmd->add_option("--name", o->name, "Execution name, unique per state machine (default: the id)");
+  cmd->add_flag("--json", o->json,
+                "Print {\"status\", \"output\"} or {\"status\", \"error\", \"cause\"}");
+  cmd->add_option("--mock", o->mock,
+                  "Mock Task results per state (Step Functions Local mock config, or "
+                  "{\"States\": {...}}) for deterministic tests");
+  cmd->add_option("--mock-case", o->mock_case, "Test case in a Step Functions Local mock config");
+  cmd->callback([&g, action, o] {
+    *action = [&g, o]() -> Status {
+      ENGAGE_ASSIGN_OR_RETURN(auto sm, flow::LoadDefinition(o->definition));
+      Json input = Json::object();
+      if (!o->input.empty()) {
+        ENGAGE_ASSIGN_OR_RETURN(std::string text, ReadText(o->input));
+        ENGAGE_ASSIGN_OR_RETURN(input, ParseJson(text, o->input == "-" ? "stdin" : o->input));
+      }
+      ENGAGE_ASSIGN_OR_RETURN(std::string def_text, ReadText(o->definition));
+      ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));
+      flow::CreateExecutionRequest req;
+      req.name = o->name;
+      req.state_machine = MachineName(o->definition);
+      req.definition = def_text;
+      std::error_code ec;
+      req.definition_path = fs::absolute(o->definition, ec).string();
+      req.input = input;
+      req.mock_case = o->mock.empty() ? "" : (o->mock_case.empty() ? o->mock : o->mock_case);
+      ENGAGE_ASSIGN_OR_RETURN(flow::ExecutionRecord rec, store->Create(req));
+      return RunExecution(g, *store, *sm, rec, nullptr, o->mock, o->mock_case, o->json);
+    };
+  });
+}
+
+void AddRedrive(CLI::App& flow, GlobalOptions& g, std::function<Status()>* action) {
+  auto* cmd = flow.add_subcommand(
+      "redrive", "Resume a FAILED/TIMED_OUT/ABORTED execution from the state that failed");
+  auto id = std::make_shared<std::string>();
+  auto json = std::make_shared<bool>(false);
+  auto mock = std::make_shared<std::string>();
+  auto mock_case = std::make_shared<std::string>();
+  cmd->add_option("execution", *id, "Execution id or name")->required();
+  cmd->add_flag("--json", *json, "Print the result as JSON");
+  cmd->add_option("--mock", *mock, "Mock Task results (as for flow run)");
+  cmd->add_option("--mock-case", *mock_case, "Test case in a Step Functions Local mock config");
+  cmd->callback([&g, action, id, json, mock, mock_case] {
+    *action = [&g, id, json, mock, mock_case]() -> Status {
+      ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));
+      ENGAGE_ASSIGN_OR_RETURN(flow::ExecutionRecord rec, store->Get(*id));
+      ENGAGE_ASSIGN_OR_RETURN(Json def, ParseJson(rec.definition, "stored definition"));
+      std::vector<flow::Diagnostic> problems;
+      auto sm = flow::ParseDefinition(def, &problems);
+      if (sm == nullptr) {
+        return FailedPreconditionError(
+            fmt::format("the stored definition of '{}' no longer parses: {}", rec.name,
+                        problems.empty() ? "" : problems.front().ToString()));
+      }
+      ENGAGE_ASSIGN_OR_RETURN(flow::RedrivePoint point, store->BeginRedrive(rec.id));
+      if (!*json) {
+        std::printf("redriving %s from state '%s' (redrive #%lld)\n", rec.name.c_str(),
+                    point.state.c_str(), static_cast<long long>(point.redrive_count));
+      }
+      return RunExecution(g, *store, *sm, rec, &point, *mock, *mock_case, *json);
+    };
+  });
+}
+
+std::string Micros(int64_t us) { return FormatIsoUtc(us); }
+
+void AddList(CLI::App& flow, GlobalOptions& g, std::function<Status()>* action) {
+  auto* cmd = flow.add_subcommand("list", "List executions, newest first");
+  auto status = std::make_shared<std::string>();
+  auto limit = std::make_shared<int64_t>(50);
+  auto json = std::make_shared<bool>(false);
+  cmd->add_option("--status", *status, "Only RUNNING, SUCCEEDED, FAILED, TIMED_OUT or ABORTED")
+      ->check(CLI::IsMember({"RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}));
+  cmd->add_option("--limit", *limit, "At most this many (default 50)")->check(CLI::PositiveNumber);
+  cmd->add_flag("--json", *json, "Print a JSON array");
+  cmd->callback([&g, action, status, limit, json] {
+    *action = [&g, status, limit, json]() -> Status {
+      ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));
+      ENGAGE_ASSIGN_OR_RETURN(auto list, store->List(*limit, *status));
+      if (*json) {
+        Json arr = Json::array();
+        for (const auto& r : list) {
+          Json j = r.ToJson();
+          j.erase("input");
+          j.erase("output");
+          arr.push_back(std::move(j));
+        }
+        PrintJson(arr);
+        return Status::Ok();
+      }
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& r : list) {
+        std::string dur =
+            r.stop_micros ? fmt::format("{:.3f}s", (*r.stop_micros - r.start_micros) / 1e6) : "";
+        rows.push_back({r.id, r.name, r.state_machine, r.status, Micros(r.start_micros), dur,
+                        r.error.value_or("")});
+      }
+      PrintTable({"id", "name", "state machine", "status", "started", "duration", "error"}, rows);
+      return Status::Ok();
+    };
+  });
+}
+
+void AddDescribe(CLI::App& flow, GlobalOptions& g, std::function<Status()>* action) {
+  auto* cmd = flow.add_subcommand("describe", "Show one execution: status, input, output, error");
+  auto id = std::make_shared<std::string>();
+  auto json = std::make_shared<bool>(false);
+  cmd->add_option("execution", *id, "Execution id or name")->required();
+  cmd->add_flag("--json", *json, "Print as JSON (like DescribeExecution)");
+  cmd->callback([&g, action, id, json] {
+    *action = [&g, id, json]() -> Status {
+      ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));
+      ENGAGE_ASSIGN_OR_RETURN(flow::ExecutionRecord r, store->Get(*id));
+      if (*json) {
+        PrintJson(r.ToJson());
+        return Status::Ok();
+      }
+      std::printf("execution:     %s\nname:          %s\nstate machine: %s\nstatus:        %s\n",
+                  r.id.c_str(), r.name.c_str(), r.state_machine.c_str(), r.status.c_str());
+      std::printf("started:       %s\n", Micros(r.start_micros).c_str());
+      if (r.stop_micros) std::printf("stopped:       %s\n", Micros(*r.stop_micros).c_str());
+      if (r.redrive_count > 0) {
+        std::printf("redrives:      %lld\n", static_cast<long long>(r.redrive_count));
+      }
+      if (!r.definition_path.empty()) {
+        std::printf("definition:    %s\n", r.definition_path.c_str());
+      }
+      std::printf("input:         %s\n", DumpJson(r.input).c_str());
+      if (r.output) std::printf("output:        %s\n", DumpJson(*r.output).c_str());
+      if (r.error) std::printf("error:         %s\n", r.error->c_str());
+      if (r.cause) std::printf("cause:         %s\n", r.cause->c_str());
+      return Status::Ok();
+    };
+  });
+}
+
+void AddHistory(CLI::App& flow, GlobalOptions& g, std::function<Status()>* action) {
+  auto* cmd = flow.add_subcommand("history", "Show an execution's events (AWS event types)");
+  auto id = std::make_shared<std::string>();
+  auto json = std::make_shared<bool>(false);
+  cmd->add_option("execution", *id, "Execution id or name")->required();
+  cmd->add_flag("--json", *json, "Print {\"events\": [...]} like GetExecutionHistory");
+  cmd->callback([&g, action, id, json] {
+    *action = [&g, id, json]() -> Status {
+      ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));
+      ENGAGE_ASSIGN_OR_RETURN(flow::ExecutionRecord r, store->Get(*id));
+      ENGAGE_ASSIGN_OR_RETURN(auto events, store->History(r.id));
+      if (*json) {
+        Json arr = Json::array();
+        for (const auto& e : events) arr.push_back(e.ToJson());
+        PrintJson(Json{{"events", arr}});
+        return Status::Ok();
+      }
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& e : events) {
+        std::string detail;
+        if (e.details.is_object()) {
+          if (e.details.contains("name")) detail = e.details["name"].get<std::string>();
+          if (e.details.contains("error")) {
+            detail += (detail.empty() ? "" : " ") + e.details["error"].get<std::string>();
+          }
+          if (e.details.contains("index")) {
+            detail += fmt::format(" #{}", e.details["index"].dump());
+          }
+        }
+        rows.push_back({std::to_string(e.id), std::to_string(e.previous_event_id),
+                        Micros(e.timestamp_micros), e.type, detail});
+      }
+      PrintTable({"id", "prev", "time", "type", "detail"}, rows);
+      return Status::Ok();
+    };
+  });
+}
+
+void AddGraph(CLI::App& flow, std::function<Status()>* action) {
+  auto* cmd = flow.add_subcommand("graph", "Draw a definition as a Mermaid or Graphviz DOT graph");
+  auto path = std::make_shared<std::string>();
+  auto format = std::make_shared<std::string>("mermaid");
+  cmd->add_option("definition", *path, "State machine definition (JSON)")->required();
+  cmd->add_option("--format", *format, "mermaid (default) or dot")
+      ->check(CLI::IsMember({"mermaid", "dot"}));
+  cmd->callback([action, path, format] {
+    *action = [path, format]() -> Status {
+      ENGAGE_ASSIGN_OR_RETURN(auto sm, flow::LoadDefinition(*path));
+      std::printf("%s", flow::RenderGraph(*sm, *format == "dot" ? flow::GraphFormat::kDot
+                                                                : flow::GraphFormat::kMermaid)
+                            .c_str());
+      return Status::Ok();
+    };
+  });
+}
+
+void AddConformance(CLI::App& flow, std::function<Status()>* action) {
+  auto* cmd = flow.add_subcommand(
+      "conformance", "Run the ASL conformance corpus (cases recorded on AWS) and print pass rates");
+  auto dir = std::make_shared<std::string>();
+  auto json = std::make_shared<bool>(false);
+  cmd->add_option("dir", *dir, "Corpus directory (holding cases/ or case folders)")->required();
+  cmd->add_flag("--json", *json, "Print the full report as JSON");
+  cmd->callback([action, dir, json] {
+    *action = [dir, json]() -> Status {
+      ENGAGE_ASSIGN_OR_RETURN(auto results, flow::RunAslCorpus(*dir));
+      Json report = flow::AslReportToJson(results);
+      if (*json) {
+        PrintJson(report);
+        return Status::Ok();
+      }
+      std::vector<std::vector<std::string>> rows;
+      for (auto it = report["categories"].begin(); it != report["categories"].end(); ++it) {
+        rows.push_back({it.key(), std::to_string((*it)["passed"].get<int64_t>()),
+                        std::to_string((*it)["total"].get<int64_t>()),
+                        fmt::format("{:.1f}%", 100 * (*it)["rate"].get<double>())});
+      }
+      const Json& o = report["overall"];
+      rows.push_back({"overall", std::to_string(o["passed"].get<int64_t>()),
+                      std::to_string(o["total"].get<int64_t>()),
+                      fmt::format("{:.1f}%", 100 * o["rate"].get<double>())});
+      PrintTable({"category", "passed", "total", "rate"}, rows);
+      if (!report["failures"].empty()) std::printf("\nfailures (first difference):\n");
+      for (const Json& f : report["failures"]) {
+        std::printf("  %s%s\n    %s\n", f["case"].get<std::string>().c_str(),
+                    f["cause_only"].get<bool>() ? " [cause text only]" : "",
+                    f["detail"].get<std::string>().c_str());
+      }
+      return Status::Ok();
+    };
+  });
+}
+
+void AddJsonataConformance(CLI::App& flow, std::function<Status()>* action) {
+  auto* cmd = flow.add_subcommand(
+      "jsonata-conformance",
+      "Run the JSONata reference test cases (cases.jsonl) and print pass rates");
+  auto file = std::make_shared<std::string>();
+  auto json = std::make_shared<bool>(false);
+  cmd->add_option("file", *file, "cases.jsonl")->required();
+  cmd->add_flag("--json", *json, "Print the full report as JSON");
+  cmd->callback([action, file, json] {
+    *action = [file, json]() -> Status {
+      ENGAGE_ASSIGN_OR_RETURN(auto results, flow::jsonata::RunJsonataCorpus(*file));
+      std::map<std::string, std::pair<int64_t, int64_t>> per;
+      int64_t passed = 0;
+      Json failures = Json::array();
+      for (const auto& r : results) {
+        auto& [p, t] = per[r.group];
+        ++t;
+        if (r.passed) {
+          ++p;
+          ++passed;
+        } else {
+          failures.push_back(Json{{"id", r.id}, {"group", r.group}, {"detail", r.detail}});
+        }
+      }
+      double total = static_cast<double>(results.size());
+      if (*json) {
+        Json groups = Json::object();
+        for (const auto& [name, pt] : per) {
+          groups[name] = Json{{"passed", pt.first},
+                              {"total", pt.second},
+                              {"rate", static_cast<double>(pt.first) / pt.second}};
+        }
+        PrintJson(Json{{"overall", Json{{"passed", passed},
+                                        {"total", results.size()},
+                                        {"rate", total > 0 ? passed / total : 0.0}}},
+                       {"groups", groups},
+                       {"failures", failures}});
+        return Status::Ok();
+      }
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& [name, pt] : per) {
+        rows.push_back({name, std::to_string(pt.first), std::to_string(pt.second),
+                        fmt::format("{:.1f}%", 100.0 * pt.first / pt.second)});
+      }
+      rows.push_back({"overall", std::to_string(passed), std::to_string(results.size()),
+                      fmt::format("{:.1f}%", total > 0 ? 100.0 * passed / total : 0.0)});
+      PrintTable({"group", "passed", "total", "rate"}, rows);
+      if (!failures.empty()) std::printf("\nfailures (first difference):\n");
+      for (const Json& f : failures) {
+        std::printf("  %s\n    %s\n", f["id"].get<std::string>().c_str(),
+                    f["detail"].get<std::string>().c_str());
+      }
+      return Status::Ok();
+    };
+  });
+}
+
+}  // namespace
+
+void RegisterFlowCommands(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
+  auto* flow = app.add_subcommand(
+      "flow", "Run Amazon States Language state machines locally (Step Functions semantics)");
+  flow->require_subcommand(1);
+  AddValidate(*flow, action);
+  AddRun(*flow, g, action);
+  AddList(*flow, g, action);
+  AddDescribe(*flow, g, action);
+  AddHistory(*flow, g, action);
+  AddRedrive(*flow, g, action);
+  AddGraph(*flow, action);
+  AddConformance(*flow, action);
+  AddJsonataConformance(*flow, action);
+}
+
+}  // namespace engage::cli
