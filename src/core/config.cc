@@ -266,7 +266,23 @@ Status ParseFlowCommands(const toml::table& t, const std::string& where,
 
 Status ParseFlow(const toml::table& f, const std::string& o, FlowConfig* flow) {
   std::string w = o + " [flow]";
-  ENGAGE_RETURN_IF_ERROR(CheckKeys(f, {"region", "account", "lambda", "ecs"}, w));
+  ENGAGE_RETURN_IF_ERROR(CheckKeys(f, {"region", "account", "lambda", "ecs", "buckets"}, w));
+  if (f.contains("buckets")) {
+    const toml::table* b = f["buckets"].as_table();
+    if (!b) return InvalidArgumentError(w + ": 'buckets' must be a table of name = \"directory\"");
+    for (const auto& [k, v] : *b) {
+      auto dir = v.value<std::string>();
+      if (!v.is_string() || !dir || dir->empty()) {
+        return InvalidArgumentError(
+            fmt::format("{} flow.buckets.\"{}\": must be a directory path string", o, k.str()));
+      }
+      if (k.str() == "lake") {
+        return InvalidArgumentError(
+            fmt::format("{} flow.buckets: 'lake' is reserved for the home's lake (read-only)", o));
+      }
+      flow->buckets.emplace(std::string(k.str()), *dir);
+    }
+  }
   if (auto r = f["region"].value<std::string>()) flow->region = *r;
   if (auto a = f["account"].value<std::string>()) flow->account = *a;
   if (f.contains("region") && !f["region"].is_string()) {

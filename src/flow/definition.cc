@@ -1062,10 +1062,195 @@ class Parser {
       Problem(st->name, ptr + "/ToleratedFailurePercentage",
               "ToleratedFailurePercentage must be between 0 and 100");
     }
-    if (auto it = j.find("ItemReader"); it != j.end()) st->item_reader = *it;
-    if (auto it = j.find("ItemBatcher"); it != j.end()) st->item_batcher = *it;
-    if (auto it = j.find("ResultWriter"); it != j.end()) st->result_writer = *it;
+    ParseMapIo(j, st, ptr);
     if (auto it = j.find("Label"); it != j.end() && it->is_string()) st->label = *it;
+  }
+
+  // Checks that `obj` (at `ptr`) has only `allowed` keys; reports the others.
+  void OnlyKeys(const Json& obj, std::initializer_list<const char*> allowed, const State& st,
+                const std::string& ptr) {
+    for (auto it = obj.begin(); it != obj.end(); ++it) {
+      bool ok = false;
+      for (const char* a : allowed) ok |= it.key() == a;
+      if (!ok) {
+        Problem(st.name, ptr + "/" + PointerToken(it.key()),
+                fmt::format("unknown field '{}'", it.key()));
+      }
+    }
+  }
+
+  // A string field that must be one of `values` when present.
+  void EnumField(const Json& obj, const char* field, std::initializer_list<const char*> values,
+                 const State& st, const std::string& ptr) {
+    auto it = obj.find(field);
+    if (it == obj.end()) return;
+    bool ok = false;
+    std::string list;
+    for (const char* v : values) {
+      ok |= it->is_string() && *it == v;
+      list += (list.empty() ? "" : ", ") + std::string(v);
+    }
+    if (!ok) {
+      Problem(st.name, ptr + "/" + field, fmt::format("{} must be one of {}", field, list));
+    }
+  }
+
+  // A count field: a non-negative integer, a JSONata expression in JSONata mode, or its Path
+  // form in JSONPath mode.
+  void CountField(const Json& obj, const char* field, const State& st, const std::string& ptr) {
+    auto it = obj.find(field);
+    if (it != obj.end()) {
+      bool expr = st.language == QueryLanguage::kJsonata && it->is_string();
+      if (expr) {
+        (void)CompileJsonata(*it, field, st.name, ptr + "/" + field);
+      } else if (!it->is_number_integer() || it->get<int64_t>() < 0) {
+        Problem(st.name, ptr + "/" + field,
+                fmt::format("{} must be a non-negative integer", field));
+      }
+    }
+    std::string path_field = std::string(field) + "Path";
+    if (auto p = obj.find(path_field); p != obj.end()) {
+      if (st.language == QueryLanguage::kJsonata) {
+        Problem(st.name, ptr + "/" + path_field,
+                fmt::format("{} is a JSONPath field; use {} with an expression in JSONata",
+                            path_field, field));
+      } else if (!p->is_string() || !JsonPath::Parse(p->get<std::string>()).ok()) {
+        Problem(st.name, ptr + "/" + path_field,
+                fmt::format("{} must be a valid JSONPath", path_field));
+      }
+      if (it != obj.end()) {
+        Problem(st.name, ptr + "/" + path_field,
+                fmt::format("{} and {} cannot both be set", field, path_field));
+      }
+    }
+  }
+
+  // The Parameters (JSONPath) or Arguments (JSONata) object of an ItemReader/ResultWriter.
+  std::optional<Template> IoParameters(const Json& obj, const State& st, const std::string& ptr) {
+    const bool jsonata = st.language == QueryLanguage::kJsonata;
+    const char* want = jsonata ? "Arguments" : "Parameters";
+    const char* other = jsonata ? "Parameters" : "Arguments";
+    if (obj.contains(other)) {
+      Problem(st.name, ptr + "/" + other,
+              fmt::format("{} cannot be used in a {} state; use {}", other,
+                          jsonata ? "JSONata" : "JSONPath", want));
+    }
+    auto it = obj.find(want);
+    if (it == obj.end()) return std::nullopt;
+    if (!it->is_object() && !(jsonata && it->is_string())) {
+      Problem(st.name, ptr + "/" + want, fmt::format("{} must be an object", want));
+      return std::nullopt;
+    }
+    return jsonata ? CompileJsonata(*it, want, st.name, ptr + "/" + want)
+                   : CompileJsonPathTemplate(*it, want, st.name, ptr + "/" + want);
+  }
+
+  // ItemReader, ItemBatcher and ResultWriter (distributed Map only, as on AWS).
+  void ParseMapIo(const Json& j, State* st, const std::string& ptr) {
+    for (const char* f : {"ItemReader", "ItemBatcher", "ResultWriter"}) {
+      if (j.contains(f) && !st->distributed) {
+        Problem(st->name, ptr + "/" + f,
+                fmt::format("{} needs ItemProcessor.ProcessorConfig.Mode DISTRIBUTED", f));
+      }
+      if (j.contains(f) && !j[f].is_object()) {
+        Problem(st->name, ptr + "/" + f, fmt::format("{} must be an object", f));
+      }
+    }
+    if (auto it = j.find("ItemReader"); it != j.end() && it->is_object()) {
+      std::string p = ptr + "/ItemReader";
+      st->item_reader = *it;
+      OnlyKeys(*it, {"Resource", "ReaderConfig", "Parameters", "Arguments"}, *st, p);
+      auto res = it->find("Resource");
+      if (res == it->end() || !res->is_string()) {
+        Problem(st->name, p + "/Resource", "ItemReader needs a Resource");
+      } else if (*res != "arn:aws:states:::s3:getObject" &&
+                 *res != "arn:aws:states:::s3:listObjectsV2") {
+        Problem(st->name, p + "/Resource",
+                "ItemReader Resource must be arn:aws:states:::s3:getObject or "
+                "arn:aws:states:::s3:listObjectsV2");
+      }
+      st->reader_parameters = IoParameters(*it, *st, p);
+      if (!st->reader_parameters) {
+        Problem(st->name, p,
+                fmt::format("ItemReader needs {} with Bucket and Key/Prefix",
+                            st->language == QueryLanguage::kJsonata ? "Arguments" : "Parameters"));
+      }
+      if (auto cfg = it->find("ReaderConfig"); cfg != it->end()) {
+        std::string cp = p + "/ReaderConfig";
+        if (!cfg->is_object()) {
+          Problem(st->name, cp, "ReaderConfig must be an object");
+        } else {
+          OnlyKeys(*cfg,
+                   {"InputType", "CSVHeaderLocation", "CSVHeaders", "CSVDelimiter", "MaxItems",
+                    "MaxItemsPath"},
+                   *st, cp);
+          EnumField(*cfg, "InputType", {"JSON", "JSONL", "CSV", "MANIFEST", "PARQUET"}, *st, cp);
+          EnumField(*cfg, "CSVHeaderLocation", {"FIRST_ROW", "GIVEN"}, *st, cp);
+          EnumField(*cfg, "CSVDelimiter", {"COMMA", "PIPE", "SEMICOLON", "SPACE", "TAB"}, *st, cp);
+          CountField(*cfg, "MaxItems", *st, cp);
+          bool given = cfg->value("CSVHeaderLocation", "") == "GIVEN";
+          auto hdr = cfg->find("CSVHeaders");
+          bool hdr_ok =
+              hdr != cfg->end() && hdr->is_array() && !hdr->empty() &&
+              std::all_of(hdr->begin(), hdr->end(), [](const Json& h) { return h.is_string(); });
+          if (given && !hdr_ok) {
+            Problem(st->name, cp + "/CSVHeaders",
+                    "CSVHeaderLocation GIVEN needs CSVHeaders, a non-empty array of strings");
+          } else if (!given && hdr != cfg->end()) {
+            Problem(st->name, cp + "/CSVHeaders", "CSVHeaders needs CSVHeaderLocation GIVEN");
+          }
+        }
+      } else if (res != it->end() && *res == "arn:aws:states:::s3:getObject") {
+        Problem(st->name, p + "/ReaderConfig", "s3:getObject needs ReaderConfig.InputType");
+      }
+    }
+    if (auto it = j.find("ItemBatcher"); it != j.end() && it->is_object()) {
+      std::string p = ptr + "/ItemBatcher";
+      st->item_batcher = *it;
+      OnlyKeys(*it,
+               {"MaxItemsPerBatch", "MaxItemsPerBatchPath", "MaxInputBytesPerBatch",
+                "MaxInputBytesPerBatchPath", "BatchInput"},
+               *st, p);
+      CountField(*it, "MaxItemsPerBatch", *st, p);
+      CountField(*it, "MaxInputBytesPerBatch", *st, p);
+      if (!it->contains("MaxItemsPerBatch") && !it->contains("MaxItemsPerBatchPath") &&
+          !it->contains("MaxInputBytesPerBatch") && !it->contains("MaxInputBytesPerBatchPath")) {
+        Problem(st->name, p, "ItemBatcher needs MaxItemsPerBatch or MaxInputBytesPerBatch");
+      }
+      if (auto bi = it->find("BatchInput"); bi != it->end()) {
+        st->batch_input =
+            st->language == QueryLanguage::kJsonata
+                ? CompileJsonata(*bi, "BatchInput", st->name, p + "/BatchInput")
+                : CompileJsonPathTemplate(*bi, "BatchInput", st->name, p + "/BatchInput");
+      }
+    }
+    if (auto it = j.find("ResultWriter"); it != j.end() && it->is_object()) {
+      std::string p = ptr + "/ResultWriter";
+      st->result_writer = *it;
+      OnlyKeys(*it, {"Resource", "WriterConfig", "Parameters", "Arguments"}, *st, p);
+      auto res = it->find("Resource");
+      if (res != it->end() && *res != "arn:aws:states:::s3:putObject") {
+        Problem(st->name, p + "/Resource",
+                "ResultWriter Resource must be arn:aws:states:::s3:putObject");
+      }
+      if (res == it->end() && !it->contains("WriterConfig")) {
+        Problem(st->name, p, "ResultWriter needs a Resource or a WriterConfig");
+      }
+      st->writer_parameters = IoParameters(*it, *st, p);
+      if (res != it->end() && !st->writer_parameters) {
+        Problem(st->name, p, "ResultWriter with a Resource needs Bucket and Prefix parameters");
+      }
+      if (auto cfg = it->find("WriterConfig"); cfg != it->end()) {
+        if (!cfg->is_object()) {
+          Problem(st->name, p + "/WriterConfig", "WriterConfig must be an object");
+        } else {
+          OnlyKeys(*cfg, {"OutputType", "Transformation"}, *st, p + "/WriterConfig");
+          EnumField(*cfg, "OutputType", {"JSON", "JSONL"}, *st, p + "/WriterConfig");
+          EnumField(*cfg, "Transformation", {"NONE", "COMPACT", "FLATTEN"}, *st,
+                    p + "/WriterConfig");
+        }
+      }
+    }
   }
 
   std::vector<Diagnostic>* problems_;

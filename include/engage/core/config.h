@@ -92,6 +92,9 @@ struct FlowConfig {
   std::map<std::string, FlowCommand> lambda;
   // TaskDefinition of arn:aws:states:::ecs:runTask(.sync) (family, family:rev or ARN) -> command.
   std::map<std::string, FlowCommand> ecs;
+  // Local stand-in for Amazon S3 (Map ItemReader/ResultWriter): bucket name -> directory.
+  // The bucket "lake" is always the home's lake directory, read-only.
+  std::map<std::string, std::string> buckets;
 };
 
 struct Config {

@@ -143,6 +143,8 @@ struct State {
   std::string max_concurrency_path_text, tolerated_count_path_text, tolerated_pct_path_text;
   std::optional<JsonPath> max_concurrency_path, tolerated_count_path, tolerated_pct_path;
   Json item_reader, item_batcher, result_writer;  // null when absent
+  // Their compiled Parameters (JSONPath) / Arguments (JSONata), and ItemBatcher's BatchInput.
+  std::optional<Template> reader_parameters, writer_parameters, batch_input;
   std::string label;
 };
 

@@ -115,6 +115,14 @@ struct EngineOptions {
   int64_t max_payload_bytes = 262144;
   // JSONata evaluation guard.
   jsonata::EvalOptions jsonata;
+  // The local stand-in for Amazon S3 used by a distributed Map's ItemReader and ResultWriter:
+  // the directory holding a bucket's objects (object keys are paths below it); `for_write` for
+  // ResultWriter. nullptr: every S3 access fails (States.ItemReaderFailed /
+  // States.ResultWriterFailed).
+  std::function<Result<std::string>(const std::string& bucket, bool for_write)> bucket_dir;
+  // Reads a Parquet file's rows as JSON objects (at most `max_items`, < 0: all) for ItemReader
+  // InputType PARQUET; the CLI wires it to DuckDB. nullptr: PARQUET input fails.
+  std::function<Result<Json>(const std::string& path, int64_t max_items)> read_parquet;
 };
 
 // Where a redriven execution resumes.
