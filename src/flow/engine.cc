@@ -425,7 +425,13 @@ struct Engine::Impl {
     jsonata::EvalOptions eo = opt.jsonata;
     eo.clock = clock;
     eo.aws_functions = true;
+    eo.allow_function_result = false;
     auto r = t.expr->Evaluate(nullptr, b, eo);
+    if (!r.ok() && r.error().code == "F0001") {
+      return QueryError(sr, fmt::format("The JSONata expression '{}' specified for the field '{}' "
+                                        "returned an unsupported result type.",
+                                        t.source, t.field));
+    }
     if (!r.ok()) {
       return QueryError(sr, fmt::format("The JSONata expression '{}' specified for the field '{}' "
                                         "threw an error during evaluation. {}: {}",

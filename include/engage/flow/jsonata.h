@@ -74,6 +74,9 @@ struct EvalOptions {
   // Adds the functions AWS Step Functions defines on top of JSONata: $partition, $range,
   // $hash, $random (optionally seeded), $uuid, $parse.
   bool aws_functions = false;
+  // A function is not a JSON value: with false, an expression yielding one fails with code
+  // "F0001" ("returned a function") instead of yielding "" as JSON.stringify would.
+  bool allow_function_result = true;
 };
 
 class Expression {

@@ -1444,6 +1444,9 @@ Outcome<std::optional<Json>> RunOnThisThread(RunArgs& a) {
     for (const auto& [name, value] : *a.bindings) root->Bind(name, FromJsonLazy(value));
     Value result = ev.Eval(a.root, in, root);
     if (result.undefined()) return std::optional<Json>();
+    if (result.is_function() && !a.options->allow_function_result) {
+      Throw("F0001", "The expression returned a function, which is not a JSON value");
+    }
     if (result.is_array() && result.arr().sequence) {
       auto& items = result.arr().items();
       if (items.empty()) return std::optional<Json>();

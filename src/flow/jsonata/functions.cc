@@ -1229,7 +1229,8 @@ Value FnRange(Evaluator&, Args& a, const Value&, const Env&) {
   double start = a[0].num(), end = a[1].num();
   double step = Arg(a, 2).is_number() ? a[2].num() : 1;
   if (step == 0) Throw("D3201", "$range: step must not be zero");
-  Value result = MakeArray();
+  // A sequence, as AWS's $range yields: a one-item result is unwrapped like [1..1].
+  Value result = MakeSequence();
   for (double x = start; step > 0 ? x <= end : x >= end; x += step) {
     if (result.arr().size() >= 10000000) Throw("D2014", "$range: too many items");
     result.arr().push_back(Num(x));
