@@ -3,8 +3,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -253,7 +255,16 @@ struct Engine::Impl {
 
   // ---- events ----
 
+  // Map iterations may run on several threads: event ids and the sink are shared.
+  std::mutex emit_mu;
+
+  bool SinkOk() {
+    std::lock_guard<std::mutex> lock(emit_mu);
+    return sink_status.ok();
+  }
+
   int64_t Emit(Lane& lane, std::string type, Json details, bool advance = true) {
+    std::lock_guard<std::mutex> lock(emit_mu);
     int64_t id = next_event_id++;
     if (opt.events != nullptr && lane.record_events && sink_status.ok()) {
       Event e;
@@ -520,7 +531,7 @@ struct Engine::Impl {
       if (st == nullptr) {
         return Failure{"States.Runtime", fmt::format("The state '{}' does not exist", current)};
       }
-      if (!sink_status.ok()) return Failure{"States.Runtime", sink_status.message()};
+      if (!SinkOk()) return Failure{"States.Runtime", sink_status.message()};
       if (Cancelled()) return Failure{"States.Aborted", "the execution was stopped"};
       if (deadline_micros && clock->NowMicros() > *deadline_micros) {
         return Failure{"States.Timeout", "The execution timed out (TimeoutSeconds)."};
@@ -1258,7 +1269,6 @@ struct Engine::Impl {
         std::optional<double> tolerated_pct,
         MapNumber(st.tolerated_failure_percentage, st.tolerated_pct_path,
                   "ToleratedFailurePercentagePath", false, eff, raw, sr, *lane.vars));
-    (void)max_concurrency;
     Emit(lane, "MapStateStarted", Json{{"length", items.size()}});
     if (tolerated_count && *tolerated_count < 0) {
       return RuntimeError(sr, "ToleratedFailureCount cannot be negative.");
@@ -1280,7 +1290,121 @@ struct Engine::Impl {
     int64_t failures = 0;
     std::optional<Failure> first_failure;
     const size_t n = items.size();
+    // Iterations that wait on tasks or timers run on up to MaxConcurrency threads; pure data
+    // flow runs inline, where threads would cost more than they save.
+    const size_t threads = MapThreads(st, max_concurrency, n);
+    std::vector<std::optional<Flow<Json>>> done;
+    std::vector<int64_t> done_prev, done_start, done_stop;
+    if (threads > 1) {
+      std::vector<Json> inputs(n);
+      for (size_t i = 0; i < n; ++i) {
+        inputs[i] = items[i];
+        if (!batched && (st.parameters || st.arguments)) {
+          StateRun isr = sr;
+          isr.map_item_value = &items[i];
+          isr.map_item_index = static_cast<int64_t>(i);
+          if (jsonata) {
+            FLOW_ASSIGN_OR_RETURN(inputs[i], EvalJsonata(*st.arguments, sv, isr, *lane.vars));
+          } else {
+            FLOW_ASSIGN_OR_RETURN(inputs[i],
+                                  EvalPathTemplate(*st.parameters, eff, isr, *lane.vars));
+          }
+        }
+      }
+      done.resize(n);
+      done_prev.assign(n, 0);
+      done_start.assign(n, 0);
+      done_stop.assign(n, 0);
+      std::atomic<size_t> next{0};
+      std::atomic<bool> stop{false};
+      std::atomic<int64_t> failed{0};
+      const bool tolerant = tolerated_count || tolerated_pct;
+      auto worker = [&] {
+        for (size_t i = next++; i < n && !stop.load(); i = next++) {
+          VarScope scope;
+          scope.parent = st.distributed ? nullptr : lane.vars;
+          Lane child;
+          child.vars = &scope;
+          child.prev_event = lane.prev_event;
+          child.record_events = lane.record_events && !st.distributed;
+          done_start[i] = clock->NowMicros();
+          if (!st.distributed) {
+            Emit(child, "MapIterationStarted",
+                 Json{{"index", static_cast<int64_t>(i)}, {"name", st.name}});
+          }
+          Flow<Json> r =
+              RunMachine(*st.processor, std::move(inputs[i]), child, st.processor->start_at);
+          if (!st.distributed) {
+            Emit(child, r.ok() ? "MapIterationSucceeded" : "MapIterationFailed",
+                 Json{{"index", static_cast<int64_t>(i)}, {"name", st.name}}, !r.ok());
+          }
+          if (!r.ok()) {
+            // Fatal once neither tolerance can hold any more (failures only grow).
+            int64_t f = ++failed;
+            bool over_count = !tolerated_count || f > static_cast<int64_t>(*tolerated_count);
+            bool over_pct =
+                !tolerated_pct ||
+                static_cast<double>(f) * 100.0 / static_cast<double>(n) > *tolerated_pct;
+            bool fatal = !tolerant || (over_count && over_pct) ||
+                         r.failure().error == std::optional<std::string>("States.Aborted");
+            if (fatal) stop.store(true);
+          }
+          done_stop[i] = clock->NowMicros();
+          done_prev[i] = child.prev_event;
+          done[i].emplace(std::move(r));
+        }
+      };
+      std::vector<std::thread> pool;
+      for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
+      worker();
+      for (std::thread& t : pool) t.join();
+      for (size_t i = 0; i < n; ++i) {
+        if (done[i]) lane.prev_event = std::max(lane.prev_event, done_prev[i]);
+      }
+    }
     for (size_t i = 0; i < n; ++i) {
+      if (threads > 1) {
+        // Outcomes in index order, with the same tolerance rules as the inline loop.
+        if (!done[i]) break;  // not started: an earlier failure stopped the Map
+        Flow<Json>& r = *done[i];
+        if (!r.ok()) {
+          if (r.failure().error == std::optional<std::string>("States.Aborted")) {
+            return std::move(r.failure());
+          }
+          ++failures;
+          if (!first_failure) first_failure = r.failure();
+          bool tolerated =
+              (tolerated_count && failures <= static_cast<int64_t>(*tolerated_count)) ||
+              (tolerated_pct &&
+               static_cast<double>(failures) * 100.0 / static_cast<double>(n) <= *tolerated_pct);
+          if (!tolerated && !(tolerated_count || tolerated_pct)) {
+            Emit(lane, "MapStateFailed", Json());
+            return std::move(r.failure());
+          }
+          Json err = Json::object();
+          if (r.failure().error) err["Error"] = *r.failure().error;
+          if (r.failure().cause) err["Cause"] = *r.failure().cause;
+          results.push_back(std::move(err));
+        } else {
+          results.push_back(r.value());
+        }
+        if (writer) {
+          internal::ChildOutcome o;
+          o.name = fmt::format("{}:{}", map_run_id, i);
+          o.succeeded = r.ok();
+          o.input = items[i];
+          if (r.ok()) {
+            o.output = r.value();
+          } else {
+            o.error = r.failure().error.value_or("");
+            o.cause = r.failure().cause.value_or("");
+          }
+          o.start_micros = done_start[i];
+          o.stop_micros = done_stop[i];
+          outcomes.push_back(std::move(o));
+        }
+        continue;
+      }
       Json item_input = items[i];
       const int64_t child_start = clock->NowMicros();
       if (!batched && (st.parameters || st.arguments)) {
@@ -1378,6 +1502,30 @@ struct Engine::Impl {
     if (st.distributed) Emit(lane, "MapRunSucceeded", Json::object());
     Emit(lane, "MapStateSucceeded", Json(), false);
     return results;
+  }
+
+  // True when `sm` (or a machine nested in it) has a Task or Wait state: its iterations spend
+  // their time waiting, so running them side by side pays.
+  static bool Waits(const StateMachine& sm) {
+    for (const auto& [name, st] : sm.states) {
+      if (st.type == StateType::kTask || st.type == StateType::kWait) return true;
+      for (const auto& b : st.branches) {
+        if (Waits(*b)) return true;
+      }
+      if (st.processor != nullptr && Waits(*st.processor)) return true;
+    }
+    return false;
+  }
+
+  // Threads for a Map's iterations: 1 (inline) unless the options allow more and the
+  // iterations wait; then MaxConcurrency (0: unlimited) capped by the options and the items.
+  size_t MapThreads(const State& st, std::optional<double> max_concurrency, size_t items) const {
+    if (opt.map_threads <= 1 || items <= 1 || !Waits(*st.processor)) return 1;
+    size_t limit = static_cast<size_t>(opt.map_threads);
+    if (max_concurrency && *max_concurrency >= 1) {
+      limit = std::min(limit, static_cast<size_t>(*max_concurrency));
+    }
+    return std::min(limit, items);
   }
 
   // ---- distributed Map data sources and sinks (local S3 stand-in) ----

@@ -113,6 +113,11 @@ struct EngineOptions {
   bool express = false;
   // Payload size limit per state input/output, as AWS enforces (256 KiB).
   int64_t max_payload_bytes = 262144;
+  // Threads a Map state may use for iterations that run Task or Wait states (bounded further
+  // by its MaxConcurrency). 1 runs every iteration inline, in order: deterministic histories
+  // and mock invocation order, which tests and --mock runs want. The CLI uses 40 (AWS's
+  // effective inline Map concurrency) unless mocks are loaded.
+  int map_threads = 1;
   // JSONata evaluation guard.
   jsonata::EvalOptions jsonata;
   // The local stand-in for Amazon S3 used by a distributed Map's ItemReader and ResultWriter:
