@@ -1152,6 +1152,39 @@ struct Engine::Impl {
     (void)sr;
     Emit(lane, "ParallelStateStarted", Json());
     Json results = Json::array();
+    // Branches that wait on tasks or timers run side by side (as on AWS); the first failing
+    // branch in definition order fails the state, like the inline loop.
+    bool waits = false;
+    for (const auto& branch : st.branches) waits |= Waits(*branch);
+    if (opt.map_threads > 1 && waits && st.branches.size() > 1) {
+      const size_t n = st.branches.size();
+      std::vector<std::optional<Flow<Json>>> done(n);
+      std::vector<int64_t> last(n, 0);
+      std::vector<std::thread> pool;
+      auto run = [&](size_t i) {
+        VarScope scope;
+        scope.parent = lane.vars;
+        Lane child;
+        child.prev_event = lane.prev_event;
+        child.vars = &scope;
+        child.record_events = lane.record_events;
+        done[i].emplace(RunMachine(*st.branches[i], input, child, st.branches[i]->start_at));
+        last[i] = child.prev_event;
+      };
+      for (size_t i = 1; i < n; ++i) pool.emplace_back(run, i);
+      run(0);
+      for (std::thread& t : pool) t.join();
+      for (size_t i = 0; i < n; ++i) {
+        lane.prev_event = std::max(lane.prev_event, last[i]);
+        if (!done[i]->ok()) {
+          Emit(lane, "ParallelStateFailed", Json());
+          return std::move(done[i]->failure());
+        }
+        results.push_back(std::move(done[i]->value()));
+      }
+      Emit(lane, "ParallelStateSucceeded", Json(), false);
+      return results;
+    }
     for (const auto& branch : st.branches) {
       VarScope scope;
       scope.parent = lane.vars;

@@ -132,3 +132,39 @@ TEST(MapConcurrencyTest, ToleratedFailuresBecomeErrorObjects) {
 
 }  // namespace
 }  // namespace engage::flow
+
+namespace engage::flow {
+namespace {
+
+std::string ParallelMachine(int branches, int failing) {
+  std::string b;
+  for (int i = 0; i < branches; ++i) {
+    if (i > 0) b += ",";
+    b += R"({"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:states:::lambda:invoke",
+            "Parameters":{"n":)" +
+         std::to_string(i) + R"(,"fail":)" + (i == failing ? "true" : "false") +
+         R"(},"End":true}}})";
+  }
+  return R"({"StartAt":"P","States":{"P":{"Type":"Parallel","Branches":[)" + b +
+         R"(],"End":true}}})";
+}
+
+TEST(ParallelConcurrencyTest, BranchesWithTasksRunSideBySide) {
+  auto sm = Parse(ParallelMachine(3, -1));
+  GateTasks tasks(3);
+  ExecutionResult r = RunWith(*sm, Json::object(), &tasks, nullptr, 40);
+  ASSERT_EQ(r.status, ExecutionStatus::kSucceeded) << r.ToJson();
+  EXPECT_FALSE(tasks.timed_out()) << "the 3 branches never ran at once";
+  EXPECT_EQ(r.output, Json::parse(R"([{"done":0},{"done":1},{"done":2}])"));
+}
+
+TEST(ParallelConcurrencyTest, FailingBranchFailsTheState) {
+  auto sm = Parse(ParallelMachine(3, 1));
+  GateTasks tasks(3);
+  ExecutionResult r = RunWith(*sm, Json::object(), &tasks, nullptr, 40);
+  ASSERT_EQ(r.status, ExecutionStatus::kFailed);
+  EXPECT_EQ(r.error, "Item.Failed");
+}
+
+}  // namespace
+}  // namespace engage::flow
