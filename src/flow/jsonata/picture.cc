@@ -86,41 +86,6 @@ std::string EncodeUtf8(std::u32string_view text) {
 // ---------------------------------------------------------------------------------------------
 // JavaScript number semantics
 
-std::string JsNumberToString(double value) {
-  if (std::isnan(value)) return "NaN";
-  if (std::isinf(value)) return value > 0 ? "Infinity" : "-Infinity";
-  if (value == 0) return "0";
-  // std::to_chars without precision gives the shortest round-trip digits, as JS requires.
-  std::array<char, 64> buf{};
-  auto res = std::to_chars(buf.data(), buf.data() + buf.size(), std::fabs(value),
-                           std::chars_format::scientific);
-  std::string_view sci(buf.data(), res.ptr - buf.data());
-  size_t e_pos = sci.find('e');
-  std::string digits;
-  for (char c : sci.substr(0, e_pos)) {
-    if (c != '.') digits.push_back(c);
-  }
-  int exp10 = 0;
-  std::string_view exp_text = sci.substr(e_pos + 1);
-  if (!exp_text.empty() && exp_text[0] == '+') exp_text.remove_prefix(1);
-  std::from_chars(exp_text.data(), exp_text.data() + exp_text.size(), exp10);
-  const int k = static_cast<int>(digits.size());
-  const int n = exp10 + 1;  // value = 0.digits * 10^n
-  std::string out = value < 0 ? "-" : "";
-  if (k <= n && n <= 21) {
-    out += digits + std::string(n - k, '0');
-  } else if (0 < n && n <= 21) {
-    out += digits.substr(0, n) + "." + digits.substr(n);
-  } else if (-6 < n && n <= 0) {
-    out += "0." + std::string(-n, '0') + digits;
-  } else {
-    out += digits.substr(0, 1);
-    if (k > 1) out += "." + digits.substr(1);
-    out += (n - 1 >= 0 ? "e+" : "e-") + std::to_string(std::abs(n - 1));
-  }
-  return out;
-}
-
 double JsParseInt(std::string_view text) {
   size_t i = 0;
   while (i < text.size() && (text[i] == ' ' || (text[i] >= '\t' && text[i] <= '\r'))) ++i;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engage/flow/jsonata.h"
+#include "flow/jsonata/text_internal.h"
 
 namespace engage::flow::jsonata::picture::internal {
 
@@ -23,7 +24,7 @@ std::string AsciiUpper(std::string_view s);
 
 // ---- JavaScript number semantics that the reference implementation's output depends on.
 // Number.prototype.toString(): shortest round-trip digits, exponent form outside [1e-7, 1e21).
-std::string JsNumberToString(double value);
+using ::engage::flow::jsonata::internal::JsNumberToString;
 // parseInt(text, 10): optional leading whitespace and sign, then ASCII digits; NaN when none.
 double JsParseInt(std::string_view text);
 
