@@ -297,6 +297,30 @@ struct Engine::Impl {
 
   bool Cancelled() const { return opt.cancel != nullptr && opt.cancel->load(); }
 
+  bool PastDeadline() const { return deadline_micros && clock->NowMicros() > *deadline_micros; }
+
+  // A failure that ends the whole execution and no Retry or Catch may handle: a stop, or the
+  // state machine's TimeoutSeconds running out.
+  bool EndsExecution(const Failure& f) const {
+    return f.error == std::optional<std::string>("States.Aborted") ||
+           (f.error == std::optional<std::string>("States.Timeout") && PastDeadline());
+  }
+
+  // Waits `micros` (a Wait state or a retry interval) but no longer than the execution may
+  // run; fails when the execution timed out or was stopped meanwhile.
+  Flow<bool> WaitFor(int64_t micros) {
+    if (deadline_micros) {
+      int64_t left = *deadline_micros - clock->NowMicros() + 1;
+      if (micros >= left) {
+        Sleep(left);
+        return Failure{"States.Timeout", "The execution timed out (TimeoutSeconds)."};
+      }
+    }
+    Sleep(micros);
+    if (Cancelled()) return Failure{"States.Aborted", "the execution was stopped"};
+    return true;
+  }
+
   // ---- context object ----
 
   Json Context(const StateRun& sr) const {
@@ -338,26 +362,44 @@ struct Engine::Impl {
     return InternalError("bad path root");
   }
 
-  Flow<Json> EvalPathTemplate(const Template& t, const Json& input, const StateRun& sr,
-                              const VarScope& vars) const {
+  // Evaluates a template's objects and arrays, handing every other node to `leaf`.
+  template <typename Leaf>
+  static Flow<Json> Walk(const Template& t, const Leaf& leaf) {
     switch (t.kind) {
       case Template::Kind::kLiteral:
         return t.literal;
       case Template::Kind::kObject: {
         Json out = Json::object();
         for (const auto& [key, child] : t.fields) {
-          FLOW_ASSIGN_OR_RETURN(out[key], EvalPathTemplate(child, input, sr, vars));
+          FLOW_ASSIGN_OR_RETURN(out[key], Walk(child, leaf));
         }
         return out;
       }
       case Template::Kind::kArray: {
         Json out = Json::array();
         for (const Template& child : t.items) {
-          FLOW_ASSIGN_OR_RETURN(Json v, EvalPathTemplate(child, input, sr, vars));
+          FLOW_ASSIGN_OR_RETURN(Json v, Walk(child, leaf));
           out.push_back(std::move(v));
         }
         return out;
       }
+      default:
+        return leaf(t);
+    }
+  }
+
+  Flow<Json> EvalPathTemplate(const Template& tmpl, const Json& input, const StateRun& sr,
+                              const VarScope& vars) const {
+    return Walk(tmpl, [&](const Template& t) { return EvalPathLeaf(t, input, sr, vars); });
+  }
+
+  Flow<Json> EvalPathLeaf(const Template& t, const Json& input, const StateRun& sr,
+                          const VarScope& vars) const {
+    switch (t.kind) {
+      case Template::Kind::kLiteral:
+      case Template::Kind::kObject:
+      case Template::Kind::kArray:
+        return EvalPathTemplate(t, input, sr, vars);
       case Template::Kind::kPath: {
         Result<Json> v = ResolvePath(*t.path, input, sr, vars);
         if (!v.ok()) {
@@ -399,30 +441,15 @@ struct Engine::Impl {
     const Json* error_output = nullptr;
   };
 
-  Flow<Json> EvalJsonata(const Template& t, const StatesVar& sv, const StateRun& sr,
+  Flow<Json> EvalJsonata(const Template& tmpl, const StatesVar& sv, const StateRun& sr,
                          const VarScope& vars) const {
-    switch (t.kind) {
-      case Template::Kind::kLiteral:
-        return t.literal;
-      case Template::Kind::kObject: {
-        Json out = Json::object();
-        for (const auto& [key, child] : t.fields) {
-          FLOW_ASSIGN_OR_RETURN(out[key], EvalJsonata(child, sv, sr, vars));
-        }
-        return out;
-      }
-      case Template::Kind::kArray: {
-        Json out = Json::array();
-        for (const Template& child : t.items) {
-          FLOW_ASSIGN_OR_RETURN(Json v, EvalJsonata(child, sv, sr, vars));
-          out.push_back(std::move(v));
-        }
-        return out;
-      }
-      case Template::Kind::kJsonata:
-        break;
-      default:
-        return RuntimeError(sr, "a JSONPath expression in a JSONata state");
+    return Walk(tmpl, [&](const Template& t) { return EvalJsonataLeaf(t, sv, sr, vars); });
+  }
+
+  Flow<Json> EvalJsonataLeaf(const Template& t, const StatesVar& sv, const StateRun& sr,
+                             const VarScope& vars) const {
+    if (t.kind != Template::Kind::kJsonata) {
+      return RuntimeError(sr, "a JSONPath expression in a JSONata state");
     }
     jsonata::Bindings b;
     Json states = Json::object();
@@ -596,7 +623,7 @@ struct Engine::Impl {
         return r;
       }
       Failure f = std::move(r.failure());
-      if (f.error == std::optional<std::string>("States.Aborted")) return f;
+      if (EndsExecution(f)) return f;
       // Retry.
       bool retried = false;
       for (size_t i = 0; i < st.retry.size(); ++i) {
@@ -611,7 +638,8 @@ struct Engine::Impl {
         }
         ++attempts[i];
         ++sr.retry_count;
-        Sleep(static_cast<int64_t>(delay * 1e6));
+        FLOW_ASSIGN_OR_RETURN(bool waited, WaitFor(static_cast<int64_t>(delay * 1e6)));
+        (void)waited;
         retried = true;
         break;
       }
@@ -1021,7 +1049,8 @@ struct Engine::Impl {
       }
       wait_micros = *ParseTimestampMicros(text) - clock->NowMicros();
     }
-    Sleep(wait_micros);
+    FLOW_ASSIGN_OR_RETURN(bool waited, WaitFor(wait_micros));
+    (void)waited;
     if (st.assign) {
       FLOW_ASSIGN_OR_RETURN(*assigned, EvalAssign(*st.assign, eff, sv, sr, *lane.vars));
     }
@@ -1185,19 +1214,22 @@ struct Engine::Impl {
       Emit(lane, "ParallelStateSucceeded", Json(), false);
       return results;
     }
+    // Every branch's first event follows ParallelStateStarted; the state's closing event
+    // follows the last event of any branch.
+    const int64_t started = lane.prev_event;
     for (const auto& branch : st.branches) {
       VarScope scope;
       scope.parent = lane.vars;
       Lane child;
-      child.prev_event = lane.prev_event;
+      child.prev_event = started;
       child.vars = &scope;
       child.record_events = lane.record_events;
       Flow<Json> r = RunMachine(*branch, input, child, branch->start_at);
+      lane.prev_event = std::max(lane.prev_event, child.prev_event);
       if (!r.ok()) {
         Emit(lane, "ParallelStateFailed", Json());
         return std::move(r.failure());
       }
-      lane.prev_event = child.prev_event;
       results.push_back(std::move(r.value()));
     }
     Emit(lane, "ParallelStateSucceeded", Json(), false);

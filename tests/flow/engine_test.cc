@@ -332,3 +332,69 @@ TEST(EngineTest, OversizedOutputFailsWithDataLimitExceeded) {
 
 }  // namespace
 }  // namespace engage::flow
+
+namespace engage::flow {
+namespace {
+
+TEST(EngineTest, ExecutionTimeoutInterruptsAWait) {
+  auto sm = Parse(R"j({"TimeoutSeconds":1,"StartAt":"W","States":{
+    "W":{"Type":"Wait","Seconds":2,"Next":"Z"},"Z":{"Type":"Succeed"}}})j");
+  Harness h;
+  ExecutionResult r = h.Run(*sm, Json::object());
+  EXPECT_EQ(r.status, ExecutionStatus::kTimedOut) << r.ToJson();
+  EXPECT_LE(h.slept_micros, 1000001);  // stopped at the deadline, not after the full 2 s
+  for (const std::string& t : h.sink.Types()) EXPECT_NE(t, "WaitStateExited");
+}
+
+TEST(EngineTest, ExecutionTimeoutIsNotCaught) {
+  auto sm = Parse(R"j({"TimeoutSeconds":1,"StartAt":"W","States":{
+    "W":{"Type":"Task","Resource":"arn:aws:states:::lambda:invoke","Next":"Z",
+         "Retry":[{"ErrorEquals":["States.ALL"],"IntervalSeconds":5,"MaxAttempts":3}],
+         "Catch":[{"ErrorEquals":["States.ALL"],"Next":"Z"}]},
+    "Z":{"Type":"Succeed"}}})j");
+  Harness h;
+  ASSERT_OK(h.tasks.SetMocks(
+      Json::parse(R"({"States":{"W":{"Throw":{"Error":"Boom","Cause":"x"}}}})"), "test", "", ""));
+  ExecutionResult r = h.Run(*sm, Json::object());
+  EXPECT_EQ(r.status, ExecutionStatus::kTimedOut) << r.ToJson();
+}
+
+TEST(EngineTest, StopDuringAWaitEmitsNoExit) {
+  auto sm = Parse(R"j({"StartAt":"W","States":{
+    "W":{"Type":"Wait","Seconds":30,"End":true}}})j");
+  std::atomic<bool> cancel{false};
+  FakeClock clock(1700000000LL * 1000000);
+  RecordingSink sink;
+  EngineOptions o;
+  o.clock = &clock;
+  o.sleep = [&](int64_t us) {
+    clock.AdvanceMicros(us / 2);
+    cancel = true;  // stopped halfway through the wait
+  };
+  o.events = &sink;
+  o.cancel = &cancel;
+  Engine engine(o);
+  ExecutionResult r = engine.Run(*sm, Json::object(), "stop");
+  EXPECT_EQ(r.status, ExecutionStatus::kAborted) << r.ToJson();
+  for (const std::string& t : sink.Types()) EXPECT_NE(t, "WaitStateExited");
+}
+
+TEST(EngineTest, ParallelBranchesChainToTheStartedEvent) {
+  auto sm = Parse(R"j({"StartAt":"P","States":{"P":{"Type":"Parallel","Branches":[
+    {"StartAt":"L","States":{"L":{"Type":"Pass","End":true}}},
+    {"StartAt":"R","States":{"R":{"Type":"Fail","Error":"RightBroke"}}}],"End":true}}})j");
+  Harness h;
+  ExecutionResult r = h.Run(*sm, Json::object());
+  ASSERT_EQ(r.status, ExecutionStatus::kFailed);
+  int64_t started = 0;
+  for (const Event& e : h.sink.events) {
+    if (e.type == "ParallelStateStarted") started = e.id;
+    if (e.type == "PassStateEntered" || e.type == "FailStateEntered") {
+      EXPECT_EQ(e.previous_event_id, started) << e.type;
+    }
+  }
+  EXPECT_NE(started, 0);
+}
+
+}  // namespace
+}  // namespace engage::flow
