@@ -3,14 +3,19 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <thread>
 
 #include "cli/commands.h"
+#include "cli/flow_s3.h"
 #include "engage/core/config.h"
 #include "engage/core/home.h"
 #include "engage/flow/conformance.h"
@@ -29,17 +34,84 @@ namespace {
 
 namespace fs = std::filesystem;
 
-Result<std::string> ReadText(const std::string& path) {
+// Reads a file ("-": stdin); `what` names it in errors ("input file", ...).
+Result<std::string> ReadText(const std::string& path, const std::string& what = "file") {
   if (path == "-") {
     std::stringstream ss;
     ss << std::cin.rdbuf();
     return ss.str();
   }
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    return InvalidArgumentError(fmt::format("{} '{}' is a directory", what, path));
+  }
   std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFoundError(fmt::format("cannot read '{}'", path));
+  if (!in) {
+    return NotFoundError(fmt::format("cannot read {} '{}': {}", what, path, std::strerror(errno)));
+  }
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// Parses JSON; a syntax error names the source (`what`, if not empty) and the position.
+Result<Json> ParseJsonText(const std::string& text, const std::string& what) {
+  try {
+    return Json::parse(text);
+  } catch (const Json::parse_error& e) {
+    std::string detail = e.what();
+    size_t bracket = detail.find("] ");
+    if (detail.rfind("[json.exception", 0) == 0 && bracket != std::string::npos) {
+      detail = detail.substr(bracket + 2);
+    }
+    return InvalidArgumentError(
+        fmt::format("{}not valid JSON: {}", what.empty() ? "" : what + ": ", detail));
+  }
+}
+
+// An invalid definition exits with 1 (as `flow validate` does), not with the usage-error code.
+Status InvalidDefinition(std::string message) {
+  return Status(StatusCode::kUnknown, std::move(message));
+}
+
+// Reads and checks a definition file: every problem (or the JSON syntax error) in `problems`.
+// kNotFound when it cannot be read.
+struct CheckedDefinition {
+  std::string text;
+  std::shared_ptr<const flow::StateMachine> machine;  // null when invalid
+  std::vector<flow::Diagnostic> problems;
+};
+
+Result<CheckedDefinition> CheckDefinition(const std::string& path) {
+  CheckedDefinition d;
+  ENGAGE_ASSIGN_OR_RETURN(d.text, ReadText(path, "state machine definition"));
+  Result<Json> json = ParseJsonText(d.text, "");
+  if (!json.ok()) {
+    d.problems.push_back(flow::Diagnostic{"", "", json.status().message()});
+    return d;
+  }
+  d.machine = flow::ParseDefinition(*json, &d.problems);
+  if (d.machine == nullptr && d.problems.empty()) {
+    d.problems.push_back(flow::Diagnostic{"", "", "not a valid state machine"});
+  }
+  return d;
+}
+
+std::string ProblemSummary(const std::string& path, const std::vector<flow::Diagnostic>& problems) {
+  return fmt::format("'{}' is not a valid state machine ({} problem{})", path, problems.size(),
+                     problems.size() == 1 ? "" : "s");
+}
+
+// A valid definition, or an error listing every problem (exit 1).
+Result<CheckedDefinition> LoadMachine(const std::string& path) {
+  ENGAGE_ASSIGN_OR_RETURN(CheckedDefinition d, CheckDefinition(path));
+  if (d.machine == nullptr) {
+    std::string msg = ProblemSummary(path, d.problems) + ":";
+    for (const flow::Diagnostic& p : d.problems) msg += "\n  " + p.ToString();
+    msg += fmt::format("\n(see `engage flow validate {}`)", path);
+    return InvalidDefinition(std::move(msg));
+  }
+  return d;
 }
 
 // "pipelines/daily.asl.json" -> "daily".
@@ -158,24 +230,55 @@ void PrintResult(const flow::ExecutionResult& r, const flow::ExecutionRecord& re
 std::atomic<bool> g_cancel{false};
 void OnSignal(int) { g_cancel.store(true); }
 
-Status RunExecution(const GlobalOptions& g, flow::ExecutionStore& store,
-                    const flow::StateMachine& sm, const flow::ExecutionRecord& rec,
-                    const flow::RedrivePoint* redrive, const std::string& mock,
-                    const std::string& mock_case, bool json) {
-  HomePaths home = ResolveHome(g.home);
-  ENGAGE_ASSIGN_OR_RETURN(Config cfg, Config::Load(home.config()));
-  flow::TaskRegistry tasks(cfg.flow);
-  RegisterEngageSteps(tasks, g);
-  if (!mock.empty()) ENGAGE_RETURN_IF_ERROR(tasks.LoadMocks(mock, rec.state_machine, mock_case));
+// Waits (Wait states, retry intervals) that end early when the execution is stopped.
+void CancellableSleep(int64_t micros) {
+  auto end = std::chrono::steady_clock::now() + std::chrono::microseconds(micros);
+  while (!g_cancel.load()) {
+    auto left = end - std::chrono::steady_clock::now();
+    if (left <= std::chrono::steady_clock::duration::zero()) return;
+    std::this_thread::sleep_for(
+        std::min<std::chrono::steady_clock::duration>(left, std::chrono::milliseconds(50)));
+  }
+}
+
+// What an execution runs with: the home's [flow] config and the task registry (Engage steps,
+// mapped commands and mocks). Built before the execution is recorded, so a bad config or mock
+// file leaves no execution behind.
+struct Runtime {
+  HomePaths home;
+  Config config;
+  std::unique_ptr<flow::TaskRegistry> tasks;
+};
+
+Result<Runtime> MakeRuntime(const GlobalOptions& g, const std::string& machine,
+                            const std::string& mock, const std::string& mock_case) {
+  Runtime rt;
+  rt.home = ResolveHome(g.home);
+  ENGAGE_ASSIGN_OR_RETURN(rt.config, Config::Load(rt.home.config()));
+  rt.tasks = std::make_unique<flow::TaskRegistry>(rt.config.flow);
+  RegisterEngageSteps(*rt.tasks, g);
+  if (!mock.empty()) ENGAGE_RETURN_IF_ERROR(rt.tasks->LoadMocks(mock, machine, mock_case));
+  return rt;
+}
+
+Status RunExecution(flow::ExecutionStore& store, const flow::StateMachine& sm,
+                    const flow::ExecutionRecord& rec, const flow::RedrivePoint* redrive,
+                    Runtime& rt, bool json) {
+  const Config& cfg = rt.config;
   auto sink = store.Sink(rec.id);
   flow::EngineOptions options;
-  options.tasks = &tasks;
+  options.tasks = rt.tasks.get();
   options.events = sink.get();
   options.cancel = &g_cancel;
+  options.sleep = CancellableSleep;
   options.region = cfg.flow.region;
   options.account = cfg.flow.account;
   options.state_machine_name = rec.state_machine;
   options.role_arn = fmt::format("arn:aws:iam::{}:role/engage-local", cfg.flow.account);
+  ConfigureObjectStore(options, cfg, rt.home);
+  // Map iterations that run tasks go side by side, except under mocks (whose answers are
+  // numbered per invocation, so they need a fixed order).
+  options.map_threads = rt.tasks->has_mocks() ? 1 : 40;
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
   flow::Engine engine(options);
@@ -202,26 +305,21 @@ void AddValidate(CLI::App& flow, std::function<Status()>* action) {
   cmd->add_flag("--json", *json, "Print {\"valid\": bool, \"problems\": [...]}");
   cmd->callback([action, path, json] {
     *action = [path, json]() -> Status {
-      ENGAGE_ASSIGN_OR_RETURN(std::string text, ReadText(*path));
-      ENGAGE_ASSIGN_OR_RETURN(Json def, ParseJson(text, *path));
-      std::vector<flow::Diagnostic> problems;
-      auto sm = flow::ParseDefinition(def, &problems);
+      ENGAGE_ASSIGN_OR_RETURN(CheckedDefinition d, CheckDefinition(*path));
+      const std::vector<flow::Diagnostic>& problems = d.problems;
+      const auto& sm = d.machine;
       if (*json) {
         Json arr = Json::array();
-        for (const auto& d : problems) {
-          arr.push_back(Json{{"state", d.state}, {"path", d.pointer}, {"message", d.message}});
+        for (const auto& p : problems) {
+          arr.push_back(Json{{"state", p.state}, {"path", p.pointer}, {"message", p.message}});
         }
         PrintJson(Json{{"valid", sm != nullptr}, {"problems", arr}});
       } else if (sm != nullptr) {
         std::printf("%s: valid (%zu states)\n", path->c_str(), sm->states.size());
       } else {
-        for (const auto& d : problems) std::printf("%s: %s\n", path->c_str(), d.ToString().c_str());
+        for (const auto& p : problems) std::printf("%s: %s\n", path->c_str(), p.ToString().c_str());
       }
-      if (sm == nullptr) {
-        return Status(StatusCode::kUnknown,
-                      fmt::format("'{}' is not a valid state machine ({} problem{})", *path,
-                                  problems.size(), problems.size() == 1 ? "" : "s"));
-      }
+      if (sm == nullptr) return InvalidDefinition(ProblemSummary(*path, problems));
       return Status::Ok();
     };
   });
@@ -236,30 +334,37 @@ void AddRun(CLI::App& flow, GlobalOptions& g, std::function<Status()>* action) {
   cmd->add_option("--name", o->name, "Execution name, unique per state machine (default: the id)");
   cmd->add_flag("--json", o->json,
                 "Print {\"status\", \"output\"} or {\"status\", \"error\", \"cause\"}");
-  cmd->add_option("--mock", o->mock,
-                  "Mock Task results per state (Step Functions Local mock config, or "
-                  "{\"States\": {...}}) for deterministic tests");
-  cmd->add_option("--mock-case", o->mock_case, "Test case in a Step Functions Local mock config");
+  auto* mock = cmd->add_option("--mock", o->mock,
+                               "Mock Task results per state (Step Functions Local mock config, or "
+                               "{\"States\": {...}}) for deterministic tests");
+  cmd->add_option("--mock-case", o->mock_case, "Test case in a Step Functions Local mock config")
+      ->needs(mock);
+  cmd->footer(
+      "Exit status: 0 when the execution SUCCEEDED, 1 when it FAILED, TIMED_OUT or was ABORTED "
+      "(or the definition is invalid), 4 when --name is taken.");
   cmd->callback([&g, action, o] {
     *action = [&g, o]() -> Status {
-      ENGAGE_ASSIGN_OR_RETURN(auto sm, flow::LoadDefinition(o->definition));
+      ENGAGE_ASSIGN_OR_RETURN(CheckedDefinition def, LoadMachine(o->definition));
       Json input = Json::object();
       if (!o->input.empty()) {
-        ENGAGE_ASSIGN_OR_RETURN(std::string text, ReadText(o->input));
-        ENGAGE_ASSIGN_OR_RETURN(input, ParseJson(text, o->input == "-" ? "stdin" : o->input));
+        ENGAGE_ASSIGN_OR_RETURN(std::string text, ReadText(o->input, "input file"));
+        ENGAGE_ASSIGN_OR_RETURN(
+            input, ParseJsonText(text, o->input == "-" ? "stdin (--input -)" : o->input));
       }
-      ENGAGE_ASSIGN_OR_RETURN(std::string def_text, ReadText(o->definition));
       ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));
+      std::string machine = MachineName(o->definition);
+      ENGAGE_ASSIGN_OR_RETURN(Runtime rt, MakeRuntime(g, machine, o->mock, o->mock_case));
       flow::CreateExecutionRequest req;
       req.name = o->name;
-      req.state_machine = MachineName(o->definition);
-      req.definition = def_text;
+      req.state_machine = machine;
+      req.definition = def.text;
       std::error_code ec;
       req.definition_path = fs::absolute(o->definition, ec).string();
       req.input = input;
-      req.mock_case = o->mock.empty() ? "" : (o->mock_case.empty() ? o->mock : o->mock_case);
+      req.mock_case = o->mock_case;
+      if (!o->mock.empty()) req.mock_path = fs::absolute(o->mock, ec).string();
       ENGAGE_ASSIGN_OR_RETURN(flow::ExecutionRecord rec, store->Create(req));
-      return RunExecution(g, *store, *sm, rec, nullptr, o->mock, o->mock_case, o->json);
+      return RunExecution(*store, *def.machine, rec, nullptr, rt, o->json);
     };
   });
 }
@@ -273,13 +378,19 @@ void AddRedrive(CLI::App& flow, GlobalOptions& g, std::function<Status()>* actio
   auto mock_case = std::make_shared<std::string>();
   cmd->add_option("execution", *id, "Execution id or name")->required();
   cmd->add_flag("--json", *json, "Print the result as JSON");
-  cmd->add_option("--mock", *mock, "Mock Task results (as for flow run)");
+  cmd->add_option("--mock", *mock,
+                  "Mock Task results (as for flow run); default: the mocks the execution ran "
+                  "with, continuing their invocation numbering");
   cmd->add_option("--mock-case", *mock_case, "Test case in a Step Functions Local mock config");
+  cmd->footer(
+      "The execution resumes at the top-level state that failed (or was running when the "
+      "process died), with the input and variables it had then; earlier states do not run "
+      "again. Exit status as for flow run; 7 when the execution cannot be redriven.");
   cmd->callback([&g, action, id, json, mock, mock_case] {
     *action = [&g, id, json, mock, mock_case]() -> Status {
       ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));
       ENGAGE_ASSIGN_OR_RETURN(flow::ExecutionRecord rec, store->Get(*id));
-      ENGAGE_ASSIGN_OR_RETURN(Json def, ParseJson(rec.definition, "stored definition"));
+      ENGAGE_ASSIGN_OR_RETURN(Json def, ParseJsonText(rec.definition, "stored definition"));
       std::vector<flow::Diagnostic> problems;
       auto sm = flow::ParseDefinition(def, &problems);
       if (sm == nullptr) {
@@ -287,12 +398,27 @@ void AddRedrive(CLI::App& flow, GlobalOptions& g, std::function<Status()>* actio
             fmt::format("the stored definition of '{}' no longer parses: {}", rec.name,
                         problems.empty() ? "" : problems.front().ToString()));
       }
+      // The execution's own mocks unless others are given; reused mocks continue numbering
+      // invocations where the execution left off (a Throw on invocation 0 is not repeated).
+      bool reuse = mock->empty() && !rec.mock_path.empty();
+      if (mock->empty() && !reuse && !mock_case->empty()) {
+        return InvalidArgumentError(
+            fmt::format("--mock-case needs --mock: execution '{}' ran without mocks", rec.name));
+      }
+      std::string mock_file = reuse ? rec.mock_path : *mock;
+      std::string test_case = !mock_case->empty() ? *mock_case : (reuse ? rec.mock_case : "");
+      ENGAGE_RETURN_IF_ERROR(flow::ExecutionStore::CheckRedrivable(rec));
+      ENGAGE_ASSIGN_OR_RETURN(Runtime rt, MakeRuntime(g, rec.state_machine, mock_file, test_case));
+      if (reuse) {
+        ENGAGE_ASSIGN_OR_RETURN(auto counts, store->TaskInvocations(rec.id));
+        rt.tasks->SetInvocationCounts(std::move(counts));
+      }
       ENGAGE_ASSIGN_OR_RETURN(flow::RedrivePoint point, store->BeginRedrive(rec.id));
       if (!*json) {
         std::printf("redriving %s from state '%s' (redrive #%lld)\n", rec.name.c_str(),
                     point.state.c_str(), static_cast<long long>(point.redrive_count));
       }
-      return RunExecution(g, *store, *sm, rec, &point, *mock, *mock_case, *json);
+      return RunExecution(*store, *sm, rec, &point, rt, *json);
     };
   });
 }
@@ -416,10 +542,11 @@ void AddGraph(CLI::App& flow, std::function<Status()>* action) {
       ->check(CLI::IsMember({"mermaid", "dot"}));
   cmd->callback([action, path, format] {
     *action = [path, format]() -> Status {
-      ENGAGE_ASSIGN_OR_RETURN(auto sm, flow::LoadDefinition(*path));
-      std::printf("%s", flow::RenderGraph(*sm, *format == "dot" ? flow::GraphFormat::kDot
-                                                                : flow::GraphFormat::kMermaid)
-                            .c_str());
+      ENGAGE_ASSIGN_OR_RETURN(CheckedDefinition d, LoadMachine(*path));
+      std::printf("%s",
+                  flow::RenderGraph(*d.machine, *format == "dot" ? flow::GraphFormat::kDot
+                                                                 : flow::GraphFormat::kMermaid)
+                      .c_str());
       return Status::Ok();
     };
   });

@@ -8,13 +8,14 @@
 #include <unistd.h>
 
 extern char** environ;
-#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 namespace engage::flow {
 
@@ -123,6 +124,9 @@ Status TaskRegistry::SetMocks(const Json& j, const std::string& origin, const st
     if (!t.is_object() || !t.contains("Error") || !t["Error"].is_string()) {
       return bad(where + "/Throw", "must be an object with a string \"Error\"");
     }
+    if (t.contains("Cause") && !t["Cause"].is_string()) {
+      return bad(where + "/Throw/Cause", "must be a string");
+    }
     a->is_throw = true;
     a->value = Json{{"Error", t["Error"]}, {"Cause", t.value("Cause", "")}};
     return Status::Ok();
@@ -139,11 +143,15 @@ Status TaskRegistry::SetMocks(const Json& j, const std::string& origin, const st
       if (machines.size() == 1) {
         m = machines.begin().key();
       } else {
+        std::string names;
+        for (auto it = machines.begin(); it != machines.end(); ++it) {
+          names += (names.empty() ? "" : ", ") + it.key();
+        }
         return bad("/StateMachines",
-                   fmt::format("no entry for state machine '{}' (have {})", machine,
-                               DumpJson(Json(machines.items().begin().key()))));
+                   fmt::format("no entry for state machine '{}' (have {})", machine, names));
       }
     }
+    if (!machines[m].is_object()) return bad("/StateMachines/" + m, "must be an object");
     const Json& cases = machines[m].value("TestCases", Json::object());
     if (!cases.is_object() || cases.empty()) {
       return bad("/StateMachines/" + m + "/TestCases", "must be a non-empty object");
@@ -156,9 +164,15 @@ Status TaskRegistry::SetMocks(const Json& j, const std::string& origin, const st
         names += (names.empty() ? "" : ", ") + it.key();
       }
       return bad("/StateMachines/" + m + "/TestCases",
-                 fmt::format("choose a test case with --mock-case ({})", names));
+                 c.empty() ? fmt::format("choose a test case with --mock-case ({})", names)
+                           : fmt::format("no test case '{}' (have {})", c, names));
+    }
+    if (!cases[c].is_object()) {
+      return bad("/StateMachines/" + m + "/TestCases/" + c,
+                 "must be an object mapping state names to mocked responses");
     }
     const Json& responses = j.value("MockedResponses", Json::object());
+    if (!responses.is_object()) return bad("/MockedResponses", "must be an object");
     for (auto it = cases[c].begin(); it != cases[c].end(); ++it) {
       if (!it->is_string()) {
         return bad("/StateMachines/" + m + "/TestCases/" + c + "/" + it.key(),
@@ -209,6 +223,11 @@ Status TaskRegistry::SetMocks(const Json& j, const std::string& origin, const st
   return Status::Ok();
 }
 
+void TaskRegistry::SetInvocationCounts(std::map<std::string, int64_t> counts) {
+  std::lock_guard<std::mutex> lock(mu_);
+  invocations_ = std::move(counts);
+}
+
 std::string TaskRegistry::ResourceType(const std::string& resource) const {
   if (EngageStep(resource)) return "engage";
   return TaskRunner::ResourceType(resource);
@@ -253,14 +272,21 @@ std::variant<Json, TaskError> TaskRegistry::Run(const TaskRequest& req) {
   // 3. Lambda.
   bool invoke = StartsWith(req.resource, kLambdaInvoke);
   if (invoke || StartsWith(req.resource, "arn:aws:lambda:")) {
-    std::string fn = invoke ? (req.parameters.is_object() && req.parameters.contains("FunctionName")
-                                   ? req.parameters["FunctionName"].get<std::string>()
-                                   : std::string())
-                            : req.resource;
-    if (fn.empty()) {
-      return TaskError{"States.Runtime", "lambda:invoke needs Parameters.FunctionName"};
+    std::string fn = req.resource;
+    if (invoke) {
+      const Json* f = req.parameters.is_object() && req.parameters.contains("FunctionName")
+                          ? &req.parameters["FunctionName"]
+                          : nullptr;
+      fn = f != nullptr && f->is_string() ? f->get<std::string>() : std::string();
     }
-    Json payload = invoke ? req.parameters.value("Payload", Json::object()) : req.parameters;
+    if (fn.empty()) {
+      return TaskError{"States.Runtime", fmt::format("state '{}': lambda:invoke needs a string "
+                                                     "Parameters.FunctionName",
+                                                     req.state_name)};
+    }
+    Json payload =
+        invoke ? (req.parameters.contains("Payload") ? req.parameters["Payload"] : Json::object())
+               : req.parameters;
     std::string name = LambdaName(fn);
     const FlowCommand* cmd = FindCommand(config_.lambda, {fn, name});
     std::variant<Json, TaskError> r;
@@ -283,9 +309,16 @@ std::variant<Json, TaskError> TaskRegistry::Run(const TaskRequest& req) {
   }
   // 4. ECS.
   if (StartsWith(req.resource, kEcsRunTask)) {
-    std::string td = req.parameters.is_object() ? req.parameters.value("TaskDefinition", "") : "";
-    if (td.empty())
-      return TaskError{"States.Runtime", "ecs:runTask needs Parameters.TaskDefinition"};
+    std::string td;
+    if (req.parameters.is_object() && req.parameters.contains("TaskDefinition") &&
+        req.parameters["TaskDefinition"].is_string()) {
+      td = req.parameters["TaskDefinition"].get<std::string>();
+    }
+    if (td.empty()) {
+      return TaskError{"States.Runtime", fmt::format("state '{}': ecs:runTask needs a string "
+                                                     "Parameters.TaskDefinition",
+                                                     req.state_name)};
+    }
     std::string family = EcsFamily(td);
     const FlowCommand* cmd = FindCommand(config_.ecs, {td, family});
     if (cmd == nullptr) {
@@ -295,17 +328,18 @@ std::variant<Json, TaskError> TaskRegistry::Run(const TaskRequest& req) {
                                    td, family)};
     }
     std::vector<std::string> args, env;
-    const Json overrides = req.parameters.value("Overrides", Json::object());
-    if (overrides.contains("ContainerOverrides") && overrides["ContainerOverrides"].is_array() &&
-        !overrides["ContainerOverrides"].empty()) {
+    const Json overrides =
+        req.parameters.contains("Overrides") ? req.parameters["Overrides"] : Json::object();
+    if (overrides.is_object() && overrides.contains("ContainerOverrides") &&
+        overrides["ContainerOverrides"].is_array() && !overrides["ContainerOverrides"].empty()) {
       const Json& c = overrides["ContainerOverrides"][0];
-      if (c.contains("Command") && c["Command"].is_array()) {
+      if (c.is_object() && c.contains("Command") && c["Command"].is_array()) {
         for (const Json& a : c["Command"])
           args.push_back(a.is_string() ? a.get<std::string>() : DumpJson(a));
       }
-      if (c.contains("Environment") && c["Environment"].is_array()) {
+      if (c.is_object() && c.contains("Environment") && c["Environment"].is_array()) {
         for (const Json& e : c["Environment"]) {
-          if (e.is_object() && e.contains("Name")) {
+          if (e.is_object() && e.contains("Name") && e["Name"].is_string()) {
             env.push_back(e["Name"].get<std::string>() + "=" +
                           (e.contains("Value") && e["Value"].is_string()
                                ? e["Value"].get<std::string>()
@@ -366,6 +400,13 @@ std::variant<Json, TaskError> TaskRegistry::RunCommand(
   std::vector<char*> envp;
   for (std::string& e : env_s) envp.push_back(e.data());
   envp.push_back(nullptr);
+  // A command that exits without reading all of its input must not kill Engage with SIGPIPE:
+  // writes to its stdin then fail with EPIPE instead. (The child restores the default.)
+  static const bool sigpipe_ignored = [] {
+    signal(SIGPIPE, SIG_IGN);
+    return true;
+  }();
+  (void)sigpipe_ignored;
   pid_t pid = fork();
   if (pid < 0) {
     return TaskError{"States.TaskFailed",
@@ -373,6 +414,7 @@ std::variant<Json, TaskError> TaskRegistry::RunCommand(
   }
   if (pid == 0) {
     setpgid(0, 0);
+    signal(SIGPIPE, SIG_DFL);
     dup2(in_pipe[0], 0);
     dup2(out_pipe[1], 1);
     dup2(err_pipe[1], 2);
@@ -435,8 +477,20 @@ std::variant<Json, TaskError> TaskRegistry::RunCommand(
   if (in_open) close(in_pipe[1]);
   if (out_pipe[0] >= 0) close(out_pipe[0]);
   if (err_pipe[0] >= 0) close(err_pipe[0]);
+  // The command may close its output and keep running: the timeout still applies.
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  for (int64_t nap_us = 100;;) {
+    pid_t w = waitpid(pid, &status, timed_out ? 0 : WNOHANG);
+    if (w == pid || (w < 0 && errno != EINTR)) break;
+    if (w == 0) {
+      if (timeout > 0 && std::chrono::steady_clock::now() - start > std::chrono::seconds(timeout)) {
+        timed_out = true;
+        kill(-pid, SIGKILL);
+      } else {
+        std::this_thread::sleep_for(std::chrono::microseconds(nap_us));
+        nap_us = std::min<int64_t>(nap_us * 2, 50000);
+      }
+    }
   }
   if (timed_out) {
     return TaskError{"States.Timeout",
@@ -448,13 +502,14 @@ std::variant<Json, TaskError> TaskRegistry::RunCommand(
                     : Json::parse(out, nullptr, false);
   *raw_stdout = result;
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    std::string error = "States.TaskFailed";
-    if (result.is_object() && result.contains("errorType") && result["errorType"].is_string()) {
-      error = result["errorType"].get<std::string>();
-    }
     std::string how = WIFEXITED(status) ? fmt::format("exited with code {}", WEXITSTATUS(status))
                                         : fmt::format("was killed by signal {}", WTERMSIG(status));
-    return TaskError{error,
+    if (result.is_object() && result.contains("errorType") && result["errorType"].is_string()) {
+      // A Lambda-style error object: its errorType is the error and the object is the cause,
+      // as AWS reports function errors (States.StringToJson($.Cause) gets errorMessage back).
+      return TaskError{result["errorType"].get<std::string>(), DumpJson(result)};
+    }
+    return TaskError{"States.TaskFailed",
                      fmt::format("{} {}{}{}", what, how, err_tail.empty() ? "" : ": ", err_tail)};
   }
   if (result.is_discarded()) {

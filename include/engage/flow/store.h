@@ -8,14 +8,17 @@
 //   ENGAGE_RETURN_IF_ERROR(store->Finish(rec.id, r));
 //
 // Durability: the sink buffers events and commits them, together with the redrive checkpoint,
-// in one transaction before each top-level state and at the end, so a killed process loses at
-// most the events of the state it was running, and the checkpoint always matches the history.
+// in one transaction before each top-level state and at the end; the "...StateEntered" event
+// of the top-level state is committed as soon as it is appended, so the history of a running
+// execution shows the state it is in. A killed process loses at most the later events of the
+// state it was running, and the checkpoint always matches the history.
 // RecoverInterrupted() marks executions whose process died as FAILED
 // ("Engage.ExecutionInterrupted") so they can be redriven.
 //
 // Thread-safety: one ExecutionStore per thread; several processes may share meta.db.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -43,6 +46,7 @@ struct ExecutionRecord {
   std::optional<int64_t> stop_micros;
   int64_t redrive_count = 0;
   std::string mock_case;  // mock test case the execution ran with, if any
+  std::string mock_path;  // mock file the execution ran with, if any (reused by redrive)
   // Redrive checkpoint: the top-level state last entered, its input and the variables.
   std::string resume_state;
   Json resume_input;
@@ -59,6 +63,7 @@ struct CreateExecutionRequest {
   std::string definition_path;
   Json input;
   std::string mock_case;
+  std::string mock_path;
 };
 
 class ExecutionStore {
@@ -79,12 +84,18 @@ class ExecutionStore {
   // Marks the execution RUNNING again for a redrive and returns where it resumes.
   // kFailedPrecondition unless it is FAILED, TIMED_OUT or ABORTED.
   Result<RedrivePoint> BeginRedrive(const std::string& execution_id);
+  // The same precondition, checked on a record: OK when BeginRedrive may succeed.
+  static Status CheckRedrivable(const ExecutionRecord& record);
 
   // By id or by name (newest first when a name exists for several state machines).
   Result<ExecutionRecord> Get(const std::string& id_or_name);
   // Newest first. `status` empty: any.
   Result<std::vector<ExecutionRecord>> List(int64_t limit, const std::string& status);
   Result<std::vector<Event>> History(const std::string& execution_id);
+
+  // How many times each state's task was invoked so far (TaskScheduled events, retries
+  // included), by state name: mocks of a redriven execution continue from these counts.
+  Result<std::map<std::string, int64_t>> TaskInvocations(const std::string& execution_id);
 
   // Executions left RUNNING by a process that no longer exists become FAILED with error
   // "Engage.ExecutionInterrupted"; returns how many.

@@ -12,8 +12,12 @@
 //     the command configured under [flow.lambda.<name>], else a registered step of that name;
 //  4. "arn:aws:states:::ecs:runTask.sync" / "...:runTask" (TaskDefinition): [flow.ecs.<family>].
 // A command gets the payload as JSON on stdin and prints its JSON result on stdout. A non-zero
-// exit fails the task (the error is the "errorType" of a JSON error object on stdout, else
-// "States.TaskFailed"), and a timeout (TimeoutSeconds) kills it and fails with States.Timeout.
+// exit fails the task: with a JSON error object on stdout ({"errorType", "errorMessage"}, as a
+// Lambda function reports errors) the error is its errorType and the cause that JSON text;
+// otherwise "States.TaskFailed" with the exit code and the end of stderr as the cause. A
+// timeout (TimeoutSeconds, or the command's timeout_seconds) kills the command's process group
+// and fails with States.Timeout. ECS commands also get the first ContainerOverrides entry's
+// Command as extra arguments and its Environment in their environment.
 //
 // Thread-safety: Run may be called from several threads once registration is done; mocks keep
 // per-state invocation counters under a mutex.
@@ -57,6 +61,9 @@ class TaskRegistry final : public TaskRunner {
   Status SetMocks(const Json& mocks, const std::string& origin, const std::string& machine,
                   const std::string& test_case);
   bool has_mocks() const { return !mocks_.empty(); }
+  // Continues the mocks' invocation numbering, e.g. for a redrive: state name -> how many
+  // times its task already ran in the execution.
+  void SetInvocationCounts(std::map<std::string, int64_t> counts);
 
   std::string ResourceType(const std::string& resource) const override;
   std::variant<Json, TaskError> Run(const TaskRequest& request) override;
