@@ -293,7 +293,7 @@ std::variant<Json, TaskError> TaskRegistry::Run(const TaskRequest& req) {
     if (cmd != nullptr) {
       Json raw;
       r = RunCommand(*cmd, fmt::format("Lambda function '{}'", name), DumpJson(payload), {}, {},
-                     req.timeout_seconds, &raw);
+                     req.timeout_seconds, req.heartbeat_seconds, &raw);
     } else if (steps_.count(name)) {
       r = run_step(name, payload);
     } else {
@@ -350,7 +350,7 @@ std::variant<Json, TaskError> TaskRegistry::Run(const TaskRequest& req) {
     }
     Json raw;
     auto r = RunCommand(*cmd, fmt::format("ECS task '{}'", family), DumpJson(req.parameters), args,
-                        env, req.timeout_seconds, &raw);
+                        env, req.timeout_seconds, req.heartbeat_seconds, &raw);
     if (std::holds_alternative<TaskError>(r)) return r;
     return Json{{"LastStatus", "STOPPED"},
                 {"StopCode", "EssentialContainerExited"},
@@ -369,8 +369,11 @@ std::variant<Json, TaskError> TaskRegistry::Run(const TaskRequest& req) {
 std::variant<Json, TaskError> TaskRegistry::RunCommand(
     const FlowCommand& cmd, const std::string& what, const std::string& input,
     const std::vector<std::string>& extra_args, const std::vector<std::string>& env,
-    std::optional<int64_t> timeout_seconds, Json* raw_stdout) {
+    std::optional<int64_t> timeout_seconds, std::optional<int64_t> heartbeat_seconds,
+    Json* raw_stdout) {
   int64_t timeout = timeout_seconds.value_or(0);
+  // HeartbeatSeconds: the command must print something (stdout or stderr) at least that often.
+  const int64_t heartbeat = heartbeat_seconds.value_or(0);
   if (cmd.timeout_seconds > 0 && (timeout == 0 || cmd.timeout_seconds < timeout)) {
     timeout = cmd.timeout_seconds;
   }
@@ -397,6 +400,7 @@ std::variant<Json, TaskError> TaskRegistry::RunCommand(
     if (!overridden) env_s.emplace_back(kv);
   }
   env_s.insert(env_s.end(), env.begin(), env.end());
+  if (heartbeat > 0) env_s.push_back(fmt::format("ENGAGE_HEARTBEAT_SECONDS={}", heartbeat));
   std::vector<char*> envp;
   for (std::string& e : env_s) envp.push_back(e.data());
   envp.push_back(nullptr);
@@ -432,7 +436,8 @@ std::variant<Json, TaskError> TaskRegistry::RunCommand(
   int fds_open = 2;
   bool in_open = true;
   auto start = std::chrono::steady_clock::now();
-  bool timed_out = false;
+  auto last_beat = start;
+  bool timed_out = false, heartbeat_missed = false;
   if (input.empty()) {
     close(in_pipe[1]);
     in_open = false;
@@ -461,6 +466,7 @@ std::variant<Json, TaskError> TaskRegistry::RunCommand(
       ssize_t n = read(p.fd, buf, sizeof buf);
       if (n > 0) {
         (p.fd == out_pipe[0] ? out : err).append(buf, static_cast<size_t>(n));
+        last_beat = std::chrono::steady_clock::now();
       } else if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
         close(p.fd);
         if (p.fd == out_pipe[0]) out_pipe[0] = -1;
@@ -469,6 +475,13 @@ std::variant<Json, TaskError> TaskRegistry::RunCommand(
       }
     }
     if (timeout > 0 && std::chrono::steady_clock::now() - start > std::chrono::seconds(timeout)) {
+      timed_out = true;
+      kill(-pid, SIGKILL);
+      break;
+    }
+    if (heartbeat > 0 && fds_open > 0 &&
+        std::chrono::steady_clock::now() - last_beat > std::chrono::seconds(heartbeat)) {
+      heartbeat_missed = true;
       timed_out = true;
       kill(-pid, SIGKILL);
       break;
@@ -491,6 +504,11 @@ std::variant<Json, TaskError> TaskRegistry::RunCommand(
         nap_us = std::min<int64_t>(nap_us * 2, 50000);
       }
     }
+  }
+  if (heartbeat_missed) {
+    return TaskError{"States.HeartbeatTimeout",
+                     fmt::format("{} printed nothing for {} s (HeartbeatSeconds) and was stopped",
+                                 what, heartbeat)};
   }
   if (timed_out) {
     return TaskError{"States.Timeout",

@@ -398,3 +398,34 @@ TEST(EngineTest, ParallelBranchesChainToTheStartedEvent) {
 
 }  // namespace
 }  // namespace engage::flow
+
+namespace engage::flow {
+namespace {
+
+TEST(EngineTest, SilentCommandMissesItsHeartbeat) {
+  auto sm = Parse(R"j({"StartAt":"T","States":{"T":{"Type":"Task",
+    "Resource":"arn:aws:states:::lambda:invoke","Parameters":{"FunctionName":"slow"},
+    "HeartbeatSeconds":1,"TimeoutSeconds":30,"End":true}}})j");
+  FlowConfig cfg;
+  cfg.lambda["slow"] = FlowCommand{{"sh", "-c", "sleep 20; echo '{}'"}, 0};
+  Harness h(cfg);
+  ExecutionResult r = h.Run(*sm, Json::object());
+  EXPECT_EQ(r.status, ExecutionStatus::kFailed);
+  EXPECT_EQ(r.error, "States.HeartbeatTimeout") << r.cause.value_or("");
+}
+
+TEST(EngineTest, CommandLearnsItsHeartbeatInterval) {
+  auto sm = Parse(R"j({"StartAt":"T","States":{"T":{"Type":"Task",
+    "Resource":"arn:aws:states:::lambda:invoke","Parameters":{"FunctionName":"fn"},
+    "HeartbeatSeconds":7,"End":true}}})j");
+  FlowConfig cfg;
+  cfg.lambda["fn"] =
+      FlowCommand{{"sh", "-c", "printf '{\"every\": %s}' \"$ENGAGE_HEARTBEAT_SECONDS\""}, 0};
+  Harness h(cfg);
+  ExecutionResult r = h.Run(*sm, Json::object());
+  ASSERT_EQ(r.status, ExecutionStatus::kSucceeded) << r.cause.value_or("");
+  EXPECT_EQ(r.output["Payload"], Json::parse(R"({"every":7})"));
+}
+
+}  // namespace
+}  // namespace engage::flow

@@ -16,8 +16,10 @@
 // Lambda function reports errors) the error is its errorType and the cause that JSON text;
 // otherwise "States.TaskFailed" with the exit code and the end of stderr as the cause. A
 // timeout (TimeoutSeconds, or the command's timeout_seconds) kills the command's process group
-// and fails with States.Timeout. ECS commands also get the first ContainerOverrides entry's
-// Command as extra arguments and its Environment in their environment.
+// and fails with States.Timeout. With HeartbeatSeconds the command must print something (on
+// stdout or stderr; ENGAGE_HEARTBEAT_SECONDS in its environment says how often) at least that
+// often, else it is killed and fails with States.HeartbeatTimeout. ECS commands also get the first
+// ContainerOverrides entry's Command as extra arguments and its Environment in their environment.
 //
 // Thread-safety: Run may be called from several threads once registration is done; mocks keep
 // per-state invocation counters under a mutex.
@@ -79,6 +81,7 @@ class TaskRegistry final : public TaskRunner {
                                            const std::vector<std::string>& extra_args,
                                            const std::vector<std::string>& env,
                                            std::optional<int64_t> timeout_seconds,
+                                           std::optional<int64_t> heartbeat_seconds,
                                            Json* raw_stdout);
 
   FlowConfig config_;
