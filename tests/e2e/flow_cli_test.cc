@@ -1065,5 +1065,29 @@ TEST_F(FlowCliTest, HelpMentionsSubcommandsAndOptions) {
   EXPECT_EQ(Run({"flow"}).exit_code, 2);  // a subcommand is required
 }
 
+// The example pipeline shipped in examples/flows runs on a lake with events in it.
+TEST_F(FlowCliTest, ExampleEngagementReportRuns) {
+  std::string csv = Write("events.csv",
+                          "event_id,customer_id,event_time,event_type,amount\n"
+                          "1,10,2024-05-01 10:00:00,purchase,12.5\n"
+                          "2,10,2024-05-20 11:00:00,session,\n"
+                          "3,11,2024-05-21 09:00:00,purchase,7.5\n"
+                          "4,12,2024-03-01 09:00:00,session,\n");
+  auto ing = Run({"ingest", "events", csv, "--json"});
+  ASSERT_EQ(ing.exit_code, 0) << ing.err;
+  std::string def = std::string(ENGAGE_SOURCE_DIR) + "/examples/flows/engagement_report.asl.json";
+  auto r = Run({"flow", "run", def, "--json", "--name", "report"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  Json out = r.json()["output"];
+  EXPECT_EQ(out["window_end"], "2024-05-21") << out;
+  EXPECT_EQ(out["top_revenue_type"], "purchase") << out;
+  // Customer 10 was last seen 2024-05-20 and 11 on 05-21 (both active); 12 on 03-01 (slipping).
+  EXPECT_EQ(out["slipping_customers"], 1) << out;
+  ASSERT_EQ(out["by_type"].size(), 2u) << out;
+  EXPECT_EQ(out["by_type"][0]["event_type"], "purchase");
+  EXPECT_EQ(out["by_type"][0]["revenue"], 20);  // both purchases are within the 30 days
+  EXPECT_EQ(out["by_type"][0]["customers"], 2);
+}
+
 }  // namespace
 }  // namespace engage::testing
