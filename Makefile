@@ -26,6 +26,7 @@ demo: build
 bench:
 	@$(MAKE) --no-print-directory build PRESET=release
 	@bench/lake/run.sh $(BENCH_EVENTS)
+	@bench/flow/run.sh
 
 format:
 	@git ls-files '*.cc' '*.h' | xargs clang-format -i

@@ -150,6 +150,7 @@ struct StateRun {
   int retry_count = 0;
   const Json* map_item_value = nullptr;  // only while evaluating a Map's ItemSelector
   int64_t map_item_index = -1;
+  int64_t output_bytes = -1;  // size of the serialized output, once the exit event has it
 };
 
 struct StepResult {
@@ -258,6 +259,12 @@ struct Engine::Impl {
   // Map iterations may run on several threads: event ids and the sink are shared.
   std::mutex emit_mu;
 
+  // Lets the sink publish the history before the execution blocks.
+  void SyncSink() {
+    std::lock_guard<std::mutex> lock(emit_mu);
+    if (opt.events != nullptr && sink_status.ok()) sink_status = opt.events->Sync();
+  }
+
   bool SinkOk() {
     std::lock_guard<std::mutex> lock(emit_mu);
     return sink_status.ok();
@@ -309,6 +316,7 @@ struct Engine::Impl {
   // Waits `micros` (a Wait state or a retry interval) but no longer than the execution may
   // run; fails when the execution timed out or was stopped meanwhile.
   Flow<bool> WaitFor(int64_t micros) {
+    if (micros > 0) SyncSink();
     if (deadline_micros) {
       int64_t left = *deadline_micros - clock->NowMicros() + 1;
       if (micros >= left) {
@@ -592,7 +600,9 @@ struct Engine::Impl {
         Emit(lane, fmt::format("{}StateEntered", StateTypeName(st.type)), std::move(entered));
 
     Flow<StepResult> r = Execute(st, raw, lane, sr);
-    if (r.ok() && static_cast<int64_t>(JsonSizeBytes(r.value().output)) > opt.max_payload_bytes) {
+    if (r.ok() && (sr.output_bytes >= 0 ? sr.output_bytes
+                                        : static_cast<int64_t>(JsonSizeBytes(r.value().output))) >
+                      opt.max_payload_bytes) {
       return Failure{"States.DataLimitExceeded",
                      fmt::format("The state/task '{}' returned a result with a size exceeding the "
                                  "maximum number of bytes service limit.",
@@ -614,7 +624,9 @@ struct Engine::Impl {
           exited["assignedVariablesDetails"] = Json{{"truncated", false}};
         }
         exited["name"] = st.name;
-        exited["output"] = DumpJson(r.value().output);
+        std::string output_text = DumpJson(r.value().output);
+        sr.output_bytes = static_cast<int64_t>(output_text.size());
+        exited["output"] = std::move(output_text);
         exited["outputDetails"] = Json{{"truncated", false}};
         if (st.type != StateType::kFail) {
           Commit(*lane.vars, assigned);
@@ -1157,6 +1169,7 @@ struct Engine::Impl {
                 {"cause", *f.cause}});
       return f;
     }
+    SyncSink();  // a task may take long: show it started
     std::variant<Json, TaskError> r = opt.tasks->Run(req);
     if (auto* err = std::get_if<TaskError>(&r)) {
       bool timed_out = err->error == "States.Timeout";

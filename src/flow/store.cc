@@ -1,8 +1,13 @@
 #include "engage/flow/store.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <charconv>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -115,25 +120,59 @@ ExecutionRecord ReadRecord(const SqliteStmt& st) {
   return r;
 }
 
-// Buffers events and writes them with the checkpoint in one transaction.
-//
-// The engine calls Checkpoint() right before a top-level state and appends the state's
-// "...StateEntered" event next, before the state does any work. The checkpoint is written with
-// that event, in the transaction that also commits every event buffered since the previous
-// state: one commit per top-level state, after which the history of a running execution shows
-// the state it is in (e.g. a long Wait or Task) and the checkpoint matches the history.
-// Statements are prepared once per sink.
+// The journal holds one line per event ("E\t<id>\t<previous id>\t<micros>\t<type>\t<details>")
+// and per checkpoint ("C\t<state as a JSON string>\t<input>\t<variables>"). Details, input
+// and variables are compact JSON, which never holds a raw tab or newline, so they are written
+// as they are: no second escaping.
+void JournalEvent(std::string* out, int64_t id, int64_t prev, int64_t ts, const std::string& type,
+                  const std::string& details) {
+  fmt::format_to(std::back_inserter(*out), "E\t{}\t{}\t{}\t{}\t{}\n", id, prev, ts, type, details);
+}
+
+void JournalCheckpoint(std::string* out, const std::string& state, const std::string& input,
+                       const std::string& variables) {
+  fmt::format_to(std::back_inserter(*out), "C\t{}\t{}\t{}\n", DumpJson(Json(state)), input,
+                 variables);
+}
+
+// Splits a journal line into exactly `n` tab-separated fields (the last takes the rest).
+bool SplitJournalLine(std::string_view line, size_t n, std::vector<std::string_view>* fields) {
+  fields->clear();
+  for (size_t i = 0; i + 1 < n; ++i) {
+    size_t tab = line.find('\t');
+    if (tab == std::string_view::npos) return false;
+    fields->push_back(line.substr(0, tab));
+    line.remove_prefix(tab + 1);
+  }
+  fields->push_back(line);
+  return true;
+}
+
+// Buffers events; journals them with the checkpoint at every top-level state and commits them
+// to meta.db in batches (see store.h). Statements are prepared once per sink.
 class StoreSink final : public EventSink {
  public:
-  StoreSink(SqliteDb& db, std::string execution_id)
-      : db_(db), execution_id_(std::move(execution_id)) {}
+  StoreSink(SqliteDb& db, std::string execution_id, std::string journal_path)
+      : db_(db), execution_id_(std::move(execution_id)), journal_path_(std::move(journal_path)) {}
+  ~StoreSink() override {
+    if (journal_fd_ >= 0) ::close(journal_fd_);
+  }
 
   Status Append(const Event& event) override {
     pending_.push_back(Pending{event.id, event.previous_event_id, event.timestamp_micros,
                                event.type,
                                event.details.is_null() ? std::string() : DumpJson(event.details)});
+    if (checkpoint_) {
+      // The top-level state's "...StateEntered": the point a redrive resumes from.
+      ENGAGE_RETURN_IF_ERROR(Journal());
+      if (std::chrono::steady_clock::now() - last_commit_ >= kCommitEvery) return Write();
+      return Status::Ok();
+    }
     // Long-running states (a Map over many items) still reach disk regularly.
-    if (checkpoint_ || pending_.size() >= 4096) return Write();
+    if (pending_.size() - journaled_ >= 4096) {
+      ENGAGE_RETURN_IF_ERROR(Journal());
+      if (std::chrono::steady_clock::now() - last_commit_ >= kCommitEvery) return Write();
+    }
     return Status::Ok();
   }
 
@@ -142,9 +181,21 @@ class StoreSink final : public EventSink {
     return Status::Ok();
   }
 
-  Status Flush() override { return Write(); }
+  Status Sync() override { return Write(); }
+
+  Status Flush() override {
+    ENGAGE_RETURN_IF_ERROR(Write());
+    if (journal_fd_ >= 0) {
+      ::close(journal_fd_);
+      journal_fd_ = -1;
+      ::unlink(journal_path_.c_str());
+    }
+    return Status::Ok();
+  }
 
  private:
+  static constexpr std::chrono::milliseconds kCommitEvery{100};
+
   struct Pending {
     int64_t id, previous_id, ts;
     std::string type, details;
@@ -152,6 +203,44 @@ class StoreSink final : public EventSink {
   struct CheckpointData {
     std::string state, input, variables;
   };
+
+  // Appends the events not journalled yet, and the checkpoint, in one write.
+  Status Journal() {
+    std::string text;
+    for (size_t i = journaled_; i < pending_.size(); ++i) {
+      const Pending& p = pending_[i];
+      JournalEvent(&text, p.id, p.previous_id, p.ts, p.type, p.details);
+    }
+    if (checkpoint_) {
+      JournalCheckpoint(&text, checkpoint_->state, checkpoint_->input, checkpoint_->variables);
+      committed_checkpoint_ = std::move(checkpoint_);
+      checkpoint_.reset();
+    }
+    journaled_ = pending_.size();
+    if (text.empty()) return Status::Ok();
+    if (journal_fd_ < 0) {
+      std::error_code ec;
+      std::filesystem::create_directories(std::filesystem::path(journal_path_).parent_path(), ec);
+      journal_fd_ = ::open(journal_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      if (journal_fd_ < 0) {
+        return UnavailableError(fmt::format("cannot open the execution journal '{}': {}",
+                                            journal_path_, std::strerror(errno)));
+      }
+    }
+    const char* data = text.data();
+    size_t left = text.size();
+    while (left > 0) {
+      ssize_t n = ::write(journal_fd_, data, left);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        return UnavailableError(fmt::format("cannot write the execution journal '{}': {}",
+                                            journal_path_, std::strerror(errno)));
+      }
+      data += n;
+      left -= static_cast<size_t>(n);
+    }
+    return Status::Ok();
+  }
 
   Status Prepare() {
     if (insert_) return Status::Ok();
@@ -170,8 +259,13 @@ class StoreSink final : public EventSink {
     return Status::Ok();
   }
 
+  // Commits every buffered event and the latest checkpoint, then empties the journal.
   Status Write() {
-    if (pending_.empty() && !checkpoint_) return Status::Ok();
+    if (checkpoint_) {
+      committed_checkpoint_ = std::move(checkpoint_);
+      checkpoint_.reset();
+    }
+    if (pending_.empty() && !committed_checkpoint_) return Status::Ok();
     ENGAGE_RETURN_IF_ERROR(Prepare());
     begin_.Reset();
     ENGAGE_RETURN_IF_ERROR(begin_.Run());
@@ -185,7 +279,13 @@ class StoreSink final : public EventSink {
       return s;
     }
     pending_.clear();
-    checkpoint_.reset();
+    journaled_ = 0;
+    committed_checkpoint_.reset();
+    last_commit_ = std::chrono::steady_clock::now();
+    if (journal_fd_ >= 0 && ::ftruncate(journal_fd_, 0) != 0) {
+      return UnavailableError(fmt::format("cannot empty the execution journal '{}': {}",
+                                          journal_path_, std::strerror(errno)));
+    }
     return Status::Ok();
   }
 
@@ -202,8 +302,8 @@ class StoreSink final : public EventSink {
       }
       ENGAGE_RETURN_IF_ERROR(insert_->Run());
     }
-    if (checkpoint_) {
-      const CheckpointData& c = *checkpoint_;
+    if (committed_checkpoint_) {
+      const CheckpointData& c = *committed_checkpoint_;
       checkpoint_stmt_.Reset();
       checkpoint_stmt_.Bind(1, execution_id_).Bind(2, c.state).Bind(3, c.input);
       checkpoint_stmt_.Bind(4, c.variables);
@@ -214,11 +314,20 @@ class StoreSink final : public EventSink {
 
   SqliteDb& db_;
   std::string execution_id_;
+  std::string journal_path_;
+  int journal_fd_ = -1;
   std::vector<Pending> pending_;
-  std::optional<CheckpointData> checkpoint_;  // written with the next event
+  size_t journaled_ = 0;                      // pending_[0, journaled_) are in the journal
+  std::optional<CheckpointData> checkpoint_;  // journalled with the next event
+  std::optional<CheckpointData> committed_checkpoint_;  // journalled, not yet in meta.db
   std::unique_ptr<SqliteStmt> insert_;
   SqliteStmt begin_, commit_, checkpoint_stmt_;
+  std::chrono::steady_clock::time_point last_commit_ = std::chrono::steady_clock::now();
 };
+
+std::string JournalPath(const std::string& dir, const std::string& execution_id) {
+  return dir + "/" + execution_id + ".jsonl";
+}
 
 }  // namespace
 
@@ -263,7 +372,10 @@ Result<std::unique_ptr<ExecutionStore>> ExecutionStore::Open(const std::string& 
     ENGAGE_RETURN_IF_ERROR(
         db.Exec("ALTER TABLE flow_executions ADD COLUMN mock_path TEXT NOT NULL DEFAULT ''"));
   }
-  return std::unique_ptr<ExecutionStore>(new ExecutionStore(std::move(db), clock));
+  std::string journal_dir =
+      (std::filesystem::path(meta_db_path).parent_path() / "flow-journal").string();
+  return std::unique_ptr<ExecutionStore>(
+      new ExecutionStore(std::move(db), clock, std::move(journal_dir)));
 }
 
 Result<ExecutionRecord> ExecutionStore::Create(const CreateExecutionRequest& req) {
@@ -302,7 +414,7 @@ Result<ExecutionRecord> ExecutionStore::Create(const CreateExecutionRequest& req
 }
 
 std::unique_ptr<EventSink> ExecutionStore::Sink(const std::string& execution_id) {
-  return std::make_unique<StoreSink>(db_, execution_id);
+  return std::make_unique<StoreSink>(db_, execution_id, JournalPath(journal_dir_, execution_id));
 }
 
 Status ExecutionStore::Finish(const std::string& execution_id, const ExecutionResult& result) {
@@ -458,6 +570,62 @@ Result<std::map<std::string, int64_t>> ExecutionStore::TaskInvocations(
   return out;
 }
 
+Status ExecutionStore::ReplayJournal(const std::string& execution_id) {
+  std::string path = JournalPath(journal_dir_, execution_id);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::Ok();  // nothing journalled since the last commit
+  ENGAGE_ASSIGN_OR_RETURN(auto txn, SqliteTxn::Begin(db_));
+  ENGAGE_ASSIGN_OR_RETURN(
+      SqliteStmt ev,
+      db_.Prepare("INSERT OR REPLACE INTO flow_events (execution_id, id, "
+                  "previous_id, ts_micros, type, details) VALUES (?, ?, ?, ?, ?, ?)"));
+  ENGAGE_ASSIGN_OR_RETURN(
+      SqliteStmt cp,
+      db_.Prepare("INSERT INTO flow_checkpoints (execution_id, state, input, variables) VALUES "
+                  "(?, ?, ?, ?) ON CONFLICT (execution_id) DO UPDATE SET state = "
+                  "excluded.state, input = excluded.input, variables = excluded.variables"));
+  std::string line;
+  std::vector<std::string_view> f;
+  auto to_int = [](std::string_view v, int64_t* out) {
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), *out);
+    return ec == std::errc() && p == v.data() + v.size();
+  };
+  // A torn last line (the process died inside write) ends the replay: everything before it
+  // counts.
+  while (std::getline(in, line)) {
+    std::string_view l(line);
+    if (l.rfind("E\t", 0) == 0 && SplitJournalLine(l.substr(2), 5, &f)) {
+      int64_t id = 0, prev = 0, ts = 0;
+      if (!to_int(f[0], &id) || !to_int(f[1], &prev) || !to_int(f[2], &ts)) break;
+      if (!f[4].empty() && Json::parse(f[4], nullptr, false).is_discarded()) break;
+      ev.Reset();
+      ev.Bind(1, execution_id).Bind(2, id).Bind(3, prev).Bind(4, ts).Bind(5, std::string(f[3]));
+      if (f[4].empty()) {
+        ev.BindNull(6);
+      } else {
+        ev.Bind(6, std::string(f[4]));
+      }
+      ENGAGE_RETURN_IF_ERROR(ev.Run());
+    } else if (l.rfind("C\t", 0) == 0 && SplitJournalLine(l.substr(2), 3, &f)) {
+      Json state = Json::parse(f[0], nullptr, false);
+      if (!state.is_string() || Json::parse(f[1], nullptr, false).is_discarded() ||
+          Json::parse(f[2], nullptr, false).is_discarded()) {
+        break;
+      }
+      cp.Reset();
+      cp.Bind(1, execution_id).Bind(2, state.get<std::string>());
+      cp.Bind(3, std::string(f[1])).Bind(4, std::string(f[2]));
+      ENGAGE_RETURN_IF_ERROR(cp.Run());
+    } else {
+      break;
+    }
+  }
+  ENGAGE_RETURN_IF_ERROR(txn->Commit());
+  std::error_code ec;
+  std::filesystem::remove(path, ec);
+  return Status::Ok();
+}
+
 Result<int64_t> ExecutionStore::RecoverInterrupted() {
   ENGAGE_ASSIGN_OR_RETURN(
       SqliteStmt st, db_.Prepare("SELECT id, owner_pid, owner_start, name FROM flow_executions "
@@ -476,6 +644,7 @@ Result<int64_t> ExecutionStore::RecoverInterrupted() {
     dead.push_back(Dead{st.Text(0), st.Text(3), pid});
   }
   for (const Dead& d : dead) {
+    ENGAGE_RETURN_IF_ERROR(ReplayJournal(d.id));
     ENGAGE_ASSIGN_OR_RETURN(auto txn, SqliteTxn::Begin(db_));
     ENGAGE_ASSIGN_OR_RETURN(SqliteStmt last,
                             db_.Prepare("SELECT COALESCE(MAX(id), 0) FROM flow_events WHERE "

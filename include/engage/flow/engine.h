@@ -54,6 +54,9 @@ class EventSink {
   // durable here.
   // Makes every appended event durable; called when the execution stops.
   virtual Status Flush() { return Status::Ok(); }
+  // Called before the execution blocks (a Wait, a retry interval, a Task): make every event
+  // appended so far visible to readers of the history.
+  virtual Status Sync() { return Status::Ok(); }
   virtual Status Checkpoint(const std::string& state, const Json& input, const Json& variables) {
     (void)state;
     (void)input;

@@ -7,11 +7,14 @@
 //   ENGAGE_RETURN_IF_ERROR(sink->Flush());
 //   ENGAGE_RETURN_IF_ERROR(store->Finish(rec.id, r));
 //
-// Durability: the sink buffers events and commits them, together with the redrive checkpoint,
-// in one transaction before each top-level state and at the end; the "...StateEntered" event
-// of the top-level state is committed as soon as it is appended, so the history of a running
-// execution shows the state it is in. A killed process loses at most the later events of the
-// state it was running, and the checkpoint always matches the history.
+// Durability: when a top-level state is entered, the events appended since the previous one
+// and the redrive checkpoint go to the execution's journal (<home>/flow-journal/<id>.jsonl)
+// in one write(2), which survives the process being killed. The sink commits the journalled
+// events to meta.db in one transaction at most every 100 ms, before the execution blocks (a
+// Wait, a Task, a retry interval) so `flow history` shows the state it is in, and at the end;
+// then it empties the journal. A killed process loses at most the later events of the state
+// it was running, and the checkpoint always matches the history: RecoverInterrupted() replays
+// the journal first. (A power loss can lose the journal's last writes; it is not fsynced.)
 // RecoverInterrupted() marks executions whose process died as FAILED
 // ("Engage.ExecutionInterrupted") so they can be redriven.
 //
@@ -105,9 +108,13 @@ class ExecutionStore {
   const Clock& clock() const { return clock_; }
 
  private:
-  ExecutionStore(SqliteDb db, const Clock& clock) : db_(std::move(db)), clock_(clock) {}
+  ExecutionStore(SqliteDb db, const Clock& clock, std::string journal_dir)
+      : db_(std::move(db)), clock_(clock), journal_dir_(std::move(journal_dir)) {}
+  // Replays the journal of a dead execution into meta.db and removes it.
+  Status ReplayJournal(const std::string& execution_id);
   SqliteDb db_;
   const Clock& clock_;
+  std::string journal_dir_;  // <meta.db's directory>/flow-journal
 };
 
 }  // namespace engage::flow
