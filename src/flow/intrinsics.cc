@@ -358,9 +358,11 @@ Result<Json> Apply(const Call& call, std::vector<Json> a) {
     ENGAGE_ASSIGN_OR_RETURN(int64_t step, IntArg(call, a[2], "the step"));
     if (step == 0) return ArgError(call, "the step must not be 0");
     Json out = Json::array();
-    for (int64_t v = first; step > 0 ? v <= last : v >= last; v += step) {
+    for (int64_t v = first; step > 0 ? v <= last : v >= last;) {
       if (out.size() >= 1000) return ArgError(call, "the range has more than 1000 items");
       out.push_back(v);
+      // A next value beyond the int64 range is also beyond `last`: the range ends here.
+      if (__builtin_add_overflow(v, step, &v)) break;
     }
     return out;
   }
@@ -444,8 +446,11 @@ Result<Json> Apply(const Call& call, std::vector<Json> a) {
       if (!std::isfinite(d) || std::fabs(d) > 9e18) {
         return ArgError(call, fmt::format("{} is out of range", DumpJson(a[k])));
       }
-      sum += a[k].is_number_integer() ? a[k].get<int64_t>()
-                                      : static_cast<int64_t>(std::floor(d + 0.5));
+      int64_t operand = a[k].is_number_integer() ? a[k].get<int64_t>()
+                                                 : static_cast<int64_t>(std::floor(d + 0.5));
+      if (__builtin_add_overflow(sum, operand, &sum)) {
+        return ArgError(call, "the sum is out of range");
+      }
     }
     return Json(sum);
   }

@@ -6,6 +6,8 @@
 #include <optional>
 #include <regex>
 
+#include "flow/jsonata/text_internal.h"
+
 namespace engage::flow {
 
 namespace {
@@ -292,6 +294,9 @@ class PathParser {
           ++pos_;
           bool icase = false;
           while (Peek() == 'i' || Peek() == 'g' || Peek() == 'm') icase |= s_[pos_++] == 'i';
+          if (!jsonata::internal::RegexCountsFit(rhs->regex_source)) {
+            return Error("invalid regular expression");
+          }
           try {
             rhs->regex = std::make_shared<std::regex>(
                 rhs->regex_source,

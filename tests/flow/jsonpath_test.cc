@@ -75,6 +75,20 @@ TEST(JsonPathTest, SyntaxErrorsNameThePosition) {
   }
 }
 
+// Found by fuzz_jsonpath: libstdc++'s regex compiler reads a back-reference or repetition count
+// into a long without an overflow check (UBSan: signed integer overflow).
+TEST(JsonPathTest, RegexWithHugeCountIsASyntaxError) {
+  for (const char* bad :
+       {"$[?(@=~/\\30000000000100213303/)]", "$[?(@.a =~ /a{99999999999999999999}/)]",
+        "$[?(@.a =~ /a{1,99999999999999999999}/)]"}) {
+    auto p = JsonPath::Parse(bad);
+    ASSERT_FALSE(p.ok()) << bad;
+    EXPECT_NE(p.status().message().find("invalid regular expression"), std::string::npos) << bad;
+  }
+  EXPECT_EQ(Eval("$.store.book[?(@.title =~ /^[A-C]{1,2}$/)].price"), Json({8, 12, 30}));
+  EXPECT_EQ(Eval("$.store.book[?(@.title =~ /\\{12345678901234567890/)].price"), Json::array());
+}
+
 TEST(JsonPathTest, WriteCreatesIntermediateObjects) {
   Json doc = Json::object();
   auto p = JsonPath::Parse("$.a.b.c");
@@ -116,6 +130,21 @@ TEST(IntrinsicsTest, EncodingHashingAndJson) {
   EXPECT_EQ(*CallIntrinsic("States.JsonToString(States.Array(1))"), "[1]");
   EXPECT_EQ(*CallIntrinsic("States.StringSplit('a,b;c', ',;')"), Json({"a", "b", "c"}));
   EXPECT_EQ(*CallIntrinsic("States.MathAdd(2.5, -1)"), 2);
+}
+
+// Signed overflow (UBSan) found while fuzzing the intrinsics: the loop stepped past INT64_MAX and
+// the sum of two in-range operands exceeded it.
+TEST(IntrinsicsTest, ArrayRangeAndMathAddNearInt64LimitsDoNotOverflow) {
+  EXPECT_EQ(*CallIntrinsic("States.ArrayRange(9223372036854775807, 9223372036854775807, 1)"),
+            Json::parse("[9223372036854775807]"));
+  EXPECT_EQ(*CallIntrinsic("States.ArrayRange(9223372036854775000, 9223372036854775807, 500)"),
+            Json::parse("[9223372036854775000, 9223372036854775500]"));
+  EXPECT_EQ(*CallIntrinsic("States.ArrayRange(-9223372036854775807, -9223372036854775807, -9)"),
+            Json::parse("[-9223372036854775807]"));
+  auto sum = CallIntrinsic("States.MathAdd(9000000000000000000, 9000000000000000000)");
+  ASSERT_FALSE(sum.ok());
+  EXPECT_NE(sum.status().message().find("out of range"), std::string::npos);
+  EXPECT_EQ(*CallIntrinsic("States.MathAdd(9000000000000000000, -9000000000000000000)"), 0);
 }
 
 TEST(IntrinsicsTest, UuidAndRandomHaveTheRightShape) {

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <regex>
 #include <stdexcept>
 #include <string>
@@ -33,6 +34,12 @@ struct JsonataError {
                         std::string token = "");
 
 // Parsed function signature such as "<s-nn?:s>".
+//
+// jsonata-js checks arguments by matching their type symbols (one letter per argument, 'm' for
+// undefined) against a regular expression ^(p1)(p2)...$ built from the parameters. Each
+// parameter is a symbol class with an optional quantifier, so the match is computed directly
+// (MatchSignature) with the same outcome, in time linear in the number of arguments: a
+// backtracking regex engine takes exponential time on signatures with several '?' or '+'.
 struct Signature {
   struct Param {
     char type = 0;         // s n b l o a f j x, or '(' for a choice
@@ -40,14 +47,28 @@ struct Signature {
     std::string subtype;   // for a<..> / f<..>
     bool context = false;  // '-' : use the context value when omitted
     std::string context_regex;
-    std::shared_ptr<const std::regex> context_re;  // compiled context_regex
+    // `regex` taken apart: the symbols of its class, how many arguments it takes and whether
+    // it takes as few as possible ('??', '+?'). Quantifiers after the second are ignored.
+    std::string symbols;
+    size_t min_count = 1;
+    size_t max_count = 1;  // SIZE_MAX for '+'
+    bool lazy = false;
+    std::string context_symbols;  // the class of context_regex
   };
   std::vector<Param> params;
-  std::regex matcher;  // ^(p1)(p2)...$
   std::string text;
 };
 // Throws S0401/S0402 on a malformed signature.
 std::shared_ptr<const Signature> ParseSignature(std::string_view text);
+
+// How many arguments each of the first `k` parameters takes, when their type symbols
+// (`supplied`) fit ^(p1)...(pk)$ (or ^(p1)...(pk) when !anchored): the choice a backtracking
+// regex engine makes (greedy counts longest first, lazy shortest first). nullopt: no fit.
+std::optional<std::vector<size_t>> MatchSignature(const Signature& sig, size_t k,
+                                                  std::string_view supplied, bool anchored);
+// How many leading arguments the longest fitting prefix of the parameters accounts for (to name
+// the first argument that does not fit, as jsonata-js's T0410 does).
+size_t SignatureFitLength(const Signature& sig, std::string_view supplied);
 
 // A compiled regular expression literal.
 struct RegexLiteral {

@@ -43,7 +43,30 @@ Value UnwrapOuter(const Value& v) {
 // A sequence holding one value (possibly undefined), as JSONata's createSequence(x).
 Value SequenceOf(const Value& v) { return MakeSequence({v}); }
 
+// Work units between two reads of the clock for the time guard.
+constexpr uint64_t kStepsPerTimeCheck = 1024;
+
+thread_local Evaluator* current_evaluator = nullptr;
+
 }  // namespace
+
+void ChargeWork(size_t units) {
+  if (Evaluator* ev = Evaluator::Current()) ev->Charge(units);
+}
+
+void CheckItems(size_t items) {
+  if (items > kMaxItems) {
+    Throw("U1001",
+          "Result too large: an array may hold at most " + std::to_string(kMaxItems) + " items");
+  }
+}
+
+void CheckStringBytes(size_t bytes) {
+  if (bytes > kMaxStringBytes) {
+    Throw("U1001", "Result too large: a string may hold at most " +
+                       std::to_string(kMaxStringBytes) + " bytes");
+  }
+}
 
 // ---------------------------------------------------------------- shared semantics
 
@@ -86,6 +109,7 @@ bool Boolize(const Value& v) {
 }
 
 bool DeepEqual(const Value& a, const Value& b) {
+  ChargeWork(1);
   if (a.type() != b.type()) return false;
   switch (a.type()) {
     case VType::kUndefined:
@@ -130,7 +154,10 @@ Value LookupField(const Value& input, std::string_view key) {
       Value res = LookupField(item, key);
       if (res.undefined()) continue;
       if (res.is_array()) {
-        for (const auto& v : res.arr().items()) out.push_back(v);
+        auto& ri = res.arr().items();
+        CheckItems(out.size() + ri.size());
+        ChargeWork(ri.size());
+        out.insert(out.end(), ri.begin(), ri.end());
       } else {
         out.push_back(std::move(res));
       }
@@ -147,6 +174,9 @@ Value LookupField(const Value& input, std::string_view key) {
 Value AppendValues(const Value& a, const Value& b) {
   if (a.undefined()) return b;
   if (b.undefined()) return a;
+  size_t total = (a.is_array() ? a.arr().size() : 1) + (b.is_array() ? b.arr().size() : 1);
+  CheckItems(total);
+  ChargeWork(total);
   std::vector<Value> out;
   if (a.is_array()) {
     out = a.arr().items();
@@ -163,6 +193,7 @@ Value AppendValues(const Value& a, const Value& b) {
 }
 
 Value CloneValue(const Value& v) {
+  ChargeWork(1);
   if (v.is_array()) {
     auto a = std::make_shared<Array>();
     for (const auto& item : v.arr().items()) a->items().push_back(CloneValue(item));
@@ -239,6 +270,23 @@ Evaluator::Evaluator(const EvalOptions& options, uintptr_t stack_base, size_t st
   start_micros_ = SteadyMicros();
   now_millis_ = clock_->NowMicros() / 1000;
   rng_state_ = static_cast<uint64_t>(clock_->NowMicros()) * 0x9E3779B97F4A7C15ULL + 1;
+  next_time_check_ = kStepsPerTimeCheck;
+  outer_ = current_evaluator;
+  current_evaluator = this;
+}
+
+Evaluator::~Evaluator() { current_evaluator = outer_; }
+
+Evaluator* Evaluator::Current() { return current_evaluator; }
+
+void Evaluator::Charge(uint64_t units) {
+  steps_ += units;
+  if (steps_ < next_time_check_) return;
+  next_time_check_ = steps_ + kStepsPerTimeCheck;
+  if (options_.time_limit_ms > 0 &&
+      SteadyMicros() - start_micros_ > options_.time_limit_ms * 1000) {
+    Throw("U1001", "Evaluation timed out");
+  }
 }
 
 uint64_t Evaluator::NextRandom() {
@@ -270,11 +318,7 @@ void Evaluator::ReserveStack(size_t bytes) {
 void Evaluator::CheckGuards() {
   uintptr_t sp = StackPointer();
   if (stack_base_ > sp && stack_base_ - sp > stack_budget_) throw StackExhausted{};
-  if ((++steps_ & 1023) == 0 && options_.time_limit_ms > 0) {
-    if (SteadyMicros() - start_micros_ > options_.time_limit_ms * 1000) {
-      Throw("U1001", "Evaluation timed out");
-    }
-  }
+  Charge(1);
 }
 
 Value Evaluator::Eval(const Node* expr, const Value& input, const Env& env) {
@@ -530,6 +574,9 @@ Value Evaluator::EvalStep(const Node* step, const Value& input, const Env& env, 
     if (!step->stages.empty()) result = EvalStages(step->stages, result, env);
     return result;
   }
+  // jsonata-js loops over `input.length`: a step after an array constructor whose predicate
+  // picked a single non-array value (`[x][0].y`) has nothing to iterate over.
+  if (!input.is_array()) return MakeSequence();
   std::vector<Value> results;
   auto& in = input.arr().items();
   results.reserve(in.size());
@@ -547,7 +594,10 @@ Value Evaluator::EvalStep(const Node* step, const Value& input, const Env& env, 
     if (!res.is_array() || res.arr().cons) {
       o.push_back(std::move(res));
     } else {
-      for (const auto& v : res.arr().items()) o.push_back(v);
+      auto& ri = res.arr().items();
+      CheckItems(o.size() + ri.size());
+      ChargeWork(ri.size());
+      o.insert(o.end(), ri.begin(), ri.end());
     }
   }
   return out;
@@ -598,6 +648,7 @@ Value Evaluator::EvalTupleStep(const Node* step, const Value& input, const Value
   result.arr().tuple_stream = true;
   std::vector<Value> bindings;
   if (tuples.undefined()) {
+    if (!input.is_array()) return result;  // as in EvalStep
     for (const auto& item : input.arr().items()) {
       Value t = MakeObject();
       t.obj().Set("@", item);
@@ -619,8 +670,10 @@ Value Evaluator::EvalTupleStep(const Node* step, const Value& input, const Value
     } else {
       items.push_back(res);
     }
+    CheckItems(result.arr().size() + items.size());
     for (size_t bb = 0; bb < items.size(); ++bb) {
       auto t = std::make_shared<Object>();
+      ChargeWork(1 + tuple.obj().size());
       for (const auto& [k, v] : tuple.obj().entries()) t->Set(k, v);
       if (res_tuple) {
         if (items[bb].is_object()) {
@@ -701,6 +754,7 @@ void MergeSort(std::vector<Value>& v, Greater greater) {
   std::vector<Value> tmp(v.size());
   // bottom-up stable merge sort; `greater(a, b)` true means a must come after b
   for (size_t width = 1; width < v.size(); width *= 2) {
+    ChargeWork(v.size());
     for (size_t lo = 0; lo < v.size(); lo += 2 * width) {
       size_t mid = std::min(lo + width, v.size());
       size_t hi = std::min(lo + 2 * width, v.size());
@@ -857,6 +911,8 @@ Value Evaluator::EvalArray(const Node* expr, const Value& input, const Env& env)
       out.push_back(std::move(v));
     } else if (v.is_array()) {
       auto& vi = v.arr().items();
+      CheckItems(out.size() + vi.size());
+      ChargeWork(vi.size());
       if (out.empty() && v.arr_ptr().use_count() == 2) {
         out = std::move(vi);  // a fresh sequence (e.g. a range) nobody else holds
       } else {
@@ -959,7 +1015,12 @@ Value Evaluator::EvalBinary(const Node* expr, const Value& input, const Env& env
   }
   if (op == "&") {
     std::string s = lhs.defined() ? ToStringValue(lhs) : "";
-    if (rhs.defined()) s += ToStringValue(rhs);
+    if (rhs.defined()) {
+      std::string r = ToStringValue(rhs);
+      CheckStringBytes(s.size() + r.size());
+      ChargeWork((s.size() + r.size()) / kStringBytesPerUnit);
+      s += r;
+    }
     return Value::String(std::move(s));
   }
   if (op == "..") {
@@ -981,6 +1042,7 @@ Value Evaluator::EvalBinary(const Node* expr, const Value& input, const Env& env
             "exceed 1e7",
             expr->position);
     }
+    ChargeWork(static_cast<size_t>(size));
     std::vector<Value> items;
     items.reserve(static_cast<size_t>(size));
     for (double x = lo; x <= hi; x += 1) items.push_back(Value::Number(x));
@@ -1134,17 +1196,17 @@ std::vector<Value> Evaluator::Validate(const Signature& sig, std::vector<Value>&
                                        const Value& context) {
   std::string supplied;
   for (const auto& a : args) supplied += TypeSymbol(a);
-  std::smatch m;
-  if (std::regex_match(supplied, m, sig.matcher)) {
+  if (auto counts = MatchSignature(sig, sig.params.size(), supplied, true)) {
     std::vector<Value> out;
     size_t arg_index = 0;
+    size_t start = 0;
     for (size_t p = 0; p < sig.params.size(); ++p) {
       const auto& param = sig.params[p];
-      std::string match = m[p + 1].str();
+      std::string_view match = std::string_view(supplied).substr(start, (*counts)[p]);
+      start += (*counts)[p];
       if (match.empty()) {
         if (param.context && !param.context_regex.empty()) {
-          std::string ct(1, TypeSymbol(context));
-          if (param.context_re && std::regex_match(ct, *param.context_re)) {
+          if (param.context_symbols.find(TypeSymbol(context)) != std::string::npos) {
             out.push_back(context);
           } else {
             Throw("T0411", "Context value is not a compatible type with argument " +
@@ -1193,16 +1255,8 @@ std::vector<Value> Evaluator::Validate(const Signature& sig, std::vector<Value>&
     }
     return out;
   }
-  // find the first argument that fails
-  std::string partial = "^";
-  size_t good_to = 0;
-  for (const auto& param : sig.params) {
-    partial += param.regex;
-    std::smatch pm;
-    std::regex re(partial);
-    if (!std::regex_search(supplied, pm, re)) break;
-    good_to = static_cast<size_t>(pm.length(0));
-  }
+  // the first argument that does not fit
+  size_t good_to = SignatureFitLength(sig, supplied);
   Throw("T0410", "Argument " + std::to_string(good_to + 1) +
                      " of function does not match function signature");
 }

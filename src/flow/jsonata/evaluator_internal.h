@@ -88,9 +88,38 @@ inline size_t RegexStackBytes(size_t n) { return 64 * 1024 + n * 512; }
 // Internal signal: the C++ stack budget of this thread is used up (retried on a bigger stack).
 struct StackExhausted {};
 
+// Resource guards beyond max_depth and time_limit_ms. A value may be built from shared parts (an
+// array holding the same array twice), so a few steps can make something huge: a tail-recursive
+// function doubling an array or string, or a result that shares sub-arrays and expands when
+// copied out. Limits on single values stop that with U1001 before memory runs out.
+//
+// The most items an array or sequence may hold: JSONata's own limit for ranges (D2014).
+constexpr size_t kMaxItems = 10'000'000;
+// The longest string (bytes) an evaluation may build.
+constexpr size_t kMaxStringBytes = size_t{1} << 27;
+// The most JSON nodes a result may expand to.
+constexpr size_t kMaxResultNodes = 2 * kMaxItems;
+// Bulk work done inside one evaluation step (items copied or compared; a unit of string is
+// kStringBytesPerUnit bytes) counts towards the time guard like steps do, so a big copy or a
+// quadratic loop is stopped by EvalOptions::time_limit_ms as well. A no-op when no evaluation
+// runs on this thread.
+constexpr size_t kStringBytesPerUnit = 16;
+void ChargeWork(size_t units);
+// U1001 when an array of `items` items or a string of `bytes` bytes would exceed the limits.
+void CheckItems(size_t items);
+void CheckStringBytes(size_t bytes);
+
 class Evaluator {
  public:
   Evaluator(const EvalOptions& options, uintptr_t stack_base, size_t stack_budget);
+  ~Evaluator();
+  Evaluator(const Evaluator&) = delete;
+  Evaluator& operator=(const Evaluator&) = delete;
+
+  // The evaluator running on this thread, or nullptr (see ChargeWork).
+  static Evaluator* Current();
+  // Counts `units` of work; checks the time guard every kStepsPerTimeCheck units.
+  void Charge(uint64_t units);
 
   Value Eval(const Node* expr, const Value& input, const Env& env);
   // Calls `proc` with `args` (JSONata's apply, including the tail-call trampoline).
@@ -144,7 +173,9 @@ class Evaluator {
   int64_t now_millis_ = 0;
   uintptr_t stack_base_ = 0;
   size_t stack_budget_ = 0;
-  uint64_t steps_ = 0;
+  uint64_t steps_ = 0;  // work done so far (evaluation steps + charged units)
+  uint64_t next_time_check_ = 0;
+  Evaluator* outer_ = nullptr;  // the evaluator this one shadows on this thread
   int depth_ = 0;
   uint64_t rng_state_ = 0;
   std::vector<std::weak_ptr<Frame>> cycle_frames_;

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include "flow/jsonata/evaluator_internal.h"
@@ -74,6 +75,9 @@ void AppendJsonString(std::string& out, const std::string& s) {
 }
 
 void StringifyInto(std::string& out, const Value& v, bool pretty, int indent) {
+  // A value built from shared parts can be far bigger written out than held in memory.
+  CheckStringBytes(out.size());
+  ChargeWork(1);
   auto newline = [&](int level) {
     if (!pretty) return;
     out += '\n';
@@ -330,11 +334,17 @@ Value FnPad(Evaluator&, Args& a, const Value&, const Env&) {
   double width = std::trunc(a[1].num());
   double pad_len = std::fabs(width) - static_cast<double>(CodePointCount(a[0].str()));
   if (pad_len <= 0) return a[0];
-  std::string padding;
+  // Also rejects NaN and Infinity, which do not convert to size_t.
+  if (!(pad_len <= static_cast<double>(kMaxStringBytes))) CheckStringBytes(kMaxStringBytes + 1);
   size_t n = static_cast<size_t>(pad_len);
-  while (CodePointCount(padding) < n) padding += ch;
-  auto cps = DecodeUtf8(padding);
-  padding = EncodeUtf8(cps, 0, n);
+  ChargeWork(n / kStringBytesPerUnit);
+  // `ch` repeated, cut to n code points.
+  const std::vector<uint32_t> unit = DecodeUtf8(ch);
+  std::vector<uint32_t> cps;
+  cps.reserve(n);
+  while (cps.size() < n) cps.push_back(unit[cps.size() % unit.size()]);
+  std::string padding = EncodeUtf8(cps, 0, n);
+  CheckStringBytes(a[0].str().size() + padding.size());
   return Str(width > 0 ? a[0].str() + padding : padding + a[0].str());
 }
 
@@ -454,6 +464,7 @@ Value FnSplit(Evaluator& ev, Args& a, const Value&, const Env& env) {
           break;
         }
         out.push_back(Str(s.substr(pos, p - pos)));
+        ChargeWork(1);
         pos = p + sep.size();
       }
     }
@@ -476,9 +487,15 @@ Value FnSplit(Evaluator& ev, Args& a, const Value&, const Env& env) {
 Value FnJoin(Evaluator&, Args& a, const Value&, const Env&) {
   if (a[0].undefined()) return Value();
   std::string sep = Arg(a, 1).is_string() ? a[1].str() : "";
+  auto& items = a[0].arr().items();
+  size_t total = items.empty() ? 0 : sep.size() * (items.size() - 1);
+  for (const auto& v : items) total += v.str().size();
+  CheckStringBytes(total);
+  ChargeWork(items.size() + total / kStringBytesPerUnit);
   std::string out;
+  out.reserve(total);
   bool first = true;
-  for (const auto& v : a[0].arr().items()) {
+  for (const auto& v : items) {
     if (!first) out += sep;
     first = false;
     out += v.str();
@@ -575,6 +592,8 @@ Value FnReplace(Evaluator& ev, Args& a, const Value&, const Env& env) {
     double count = 0;
     size_t idx = s.find(pat, pos);
     while (idx != std::string::npos && (limit < 0 || count < limit)) {
+      CheckStringBytes(out.size() + (idx - pos) + repl.size());
+      ChargeWork(1 + repl.size() / kStringBytesPerUnit);
       out += s.substr(pos, idx - pos);
       out += repl;
       pos = idx + pat.size();
@@ -588,6 +607,8 @@ Value FnReplace(Evaluator& ev, Args& a, const Value&, const Env& env) {
   auto matches = FindMatches(ev, a[1], s, limit, env);
   size_t pos = 0;
   for (const auto& m : matches) {
+    CheckStringBytes(out.size());
+    size_t before = out.size();
     out += s.substr(pos, m.start > pos ? m.start - pos : 0);
     if (a[2].is_string()) {
       out += ExpandReplacement(a[2].str(), m);
@@ -604,9 +625,11 @@ Value FnReplace(Evaluator& ev, Args& a, const Value&, const Env& env) {
       }
       out += r.str();
     }
+    ChargeWork(1 + (out.size() - before) / kStringBytesPerUnit);
     pos = m.start + m.match.size();
   }
   if (pos < s.size()) out += s.substr(pos);
+  CheckStringBytes(out.size());
   return Str(out);
 }
 
@@ -723,20 +746,22 @@ Value FnToMillis(Evaluator&, Args& a, const Value&, const Env&) {
   return Num(*r);
 }
 
+// The picture parameters are typed `s`, which lets an undefined argument through (jsonata-js then
+// fails with a JavaScript TypeError): no picture, no result.
 Value FnFormatInteger(Evaluator&, Args& a, const Value&, const Env&) {
-  if (a[0].undefined()) return Value();
+  if (a[0].undefined() || a[1].undefined()) return Value();
   return Str(Unwrap(picture::FormatInteger(a[0].num(), a[1].str())));
 }
 
 Value FnParseInteger(Evaluator&, Args& a, const Value&, const Env&) {
-  if (a[0].undefined()) return Value();
+  if (a[0].undefined() || a[1].undefined()) return Value();
   auto r = Unwrap(picture::ParseInteger(a[0].str(), a[1].str()));
   if (!r) return Value();
   return Num(*r);
 }
 
 Value FnFormatNumber(Evaluator&, Args& a, const Value&, const Env&) {
-  if (a[0].undefined()) return Value();
+  if (a[0].undefined() || a[1].undefined()) return Value();
   picture::DecimalFormat fmt;
   const Value& opts = Arg(a, 2);
   if (opts.is_object()) {
@@ -939,6 +964,7 @@ Value FnSort(Evaluator& ev, Args& a, const Value&, const Env& env) {
 Value FnShuffle(Evaluator& ev, Args& a, const Value&, const Env&) {
   if (a[0].undefined()) return Value();
   std::vector<Value> items = a[0].arr().items();
+  ChargeWork(items.size());
   for (size_t i = items.size(); i > 1; --i) {
     size_t j = static_cast<size_t>(ev.NextRandom() % i);
     std::swap(items[i - 1], items[j]);
@@ -951,6 +977,7 @@ Value FnZip(Evaluator&, Args& a, const Value&, const Env&) {
   for (const auto& v : a) len = std::min(len, v.is_array() ? v.arr().size() : size_t{0});
   Value result = MakeArray();
   for (size_t i = 0; i < len; ++i) {
+    ChargeWork(1 + a.size());
     Value tuple = MakeArray();
     for (const auto& v : a) tuple.arr().push_back(v.arr()[i]);
     result.arr().push_back(tuple);
@@ -960,19 +987,24 @@ Value FnZip(Evaluator&, Args& a, const Value&, const Env&) {
 
 // ---------------------------------------------------------------- objects and arrays
 
-void CollectKeys(const Value& v, std::vector<std::string>& keys) {
+// Distinct keys in first-seen order (`seen` makes the de-duplication linear).
+void CollectKeys(const Value& v, std::vector<std::string>& keys,
+                 std::unordered_set<std::string>& seen) {
+  ChargeWork(1);
   if (v.is_array()) {
-    for (const auto& item : v.arr().items()) CollectKeys(item, keys);
+    for (const auto& item : v.arr().items()) CollectKeys(item, keys, seen);
   } else if (v.is_object()) {
+    ChargeWork(v.obj().size());
     for (const auto& [k, val] : v.obj().entries()) {
-      if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
+      if (seen.insert(k).second) keys.push_back(k);
     }
   }
 }
 
 Value FnKeys(Evaluator&, Args& a, const Value&, const Env&) {
   std::vector<std::string> keys;
-  CollectKeys(a[0], keys);
+  std::unordered_set<std::string> seen;
+  CollectKeys(a[0], keys, seen);
   Value result = MakeSequence();
   for (auto& k : keys) result.arr().push_back(Str(k));
   return result;
@@ -1006,7 +1038,9 @@ Value FnMerge(Evaluator&, Args& a, const Value&, const Env&) {
   if (a[0].undefined()) return Value();
   Value result = MakeObject();
   for (const auto& o : a[0].arr().items()) {
+    ChargeWork(1);
     if (!o.is_object()) continue;
+    ChargeWork(o.obj().size());
     for (const auto& [k, v] : o.obj().entries()) result.obj().Set(k, v);
   }
   return result;
@@ -1018,6 +1052,7 @@ Value FnReverse(Evaluator&, Args& a, const Value&, const Env&) {
   if (a[0].undefined()) return Value();
   auto& in = a[0].arr().items();
   if (in.size() <= 1) return a[0];
+  ChargeWork(in.size());
   std::vector<Value> items(in.rbegin(), in.rend());
   return MakeArray(std::move(items));
 }
@@ -1215,7 +1250,10 @@ Value FnPartition(Evaluator&, Args& a, const Value&, const Env&) {
   }
   auto& items = a[0].arr().items();
   Value result = MakeArray();
-  size_t n = static_cast<size_t>(size);
+  ChargeWork(items.size());
+  // A chunk size beyond the array (up to 1e308) means one chunk; clamp before converting.
+  size_t n = size >= static_cast<double>(items.size()) ? std::max<size_t>(items.size(), 1)
+                                                       : static_cast<size_t>(size);
   for (size_t i = 0; i < items.size(); i += n) {
     std::vector<Value> chunk(
         items.begin() + static_cast<std::ptrdiff_t>(i),
@@ -1233,6 +1271,7 @@ Value FnRange(Evaluator&, Args& a, const Value&, const Env&) {
   Value result = MakeSequence();
   for (double x = start; step > 0 ? x <= end : x >= end; x += step) {
     if (result.arr().size() >= 10000000) Throw("D2014", "$range: too many items");
+    ChargeWork(1);
     result.arr().push_back(Num(x));
   }
   return result;

@@ -342,6 +342,9 @@ class Parser {
           auto flags = std::regex::ECMAScript;
           if (lit->flags.find('i') != std::string::npos) flags |= std::regex::icase;
           if (lit->flags.find('m') != std::string::npos) flags |= std::regex::multiline;
+          if (!RegexCountsFit(pattern)) {
+            Throw("S0303", "Invalid regular expression: " + pattern, static_cast<int64_t>(start));
+          }
           try {
             lit->re = std::regex(TranslateRegex(pattern), flags);
           } catch (const std::regex_error&) {
@@ -1126,7 +1129,12 @@ std::shared_ptr<const Signature> ParseSignature(std::string_view sig) {
           Throw("S0402", "Choice groups containing parameterized types are not supported",
                 static_cast<int64_t>(position), choice);
         }
-        param.regex = "[" + choice + "m]";
+        // Only type letters mean something here; anything else would be regex syntax.
+        std::string letters;
+        for (char c : choice) {
+          if (c >= 'a' && c <= 'z') letters += c;
+        }
+        param.regex = "[" + letters + "m]";
         param.type = '(';
         position = end;
         next();
@@ -1149,14 +1157,116 @@ std::shared_ptr<const Signature> ParseSignature(std::string_view sig) {
     }
     ++position;
   }
-  std::string re = "^";
+  // "[sm]+?" -> symbols "sm", quantifier "+?"; "f?" -> "f", "?".
+  auto split = [](const std::string& regex) -> std::pair<std::string, std::string> {
+    if (regex.empty()) return {"", ""};
+    size_t close = regex[0] == '[' ? regex.find(']') : 0;
+    if (close == std::string::npos) return {"", ""};
+    std::string symbols = regex[0] == '[' ? regex.substr(1, close - 1) : regex.substr(0, 1);
+    return {symbols, regex.substr(close + 1)};
+  };
   for (auto& p : out->params) {
-    re += "(" + p.regex + ")";
-    if (p.context) p.context_re = std::make_shared<const std::regex>(p.context_regex);
+    auto [symbols, quantifier] = split(p.regex);
+    p.symbols = symbols;
+    if (!quantifier.empty()) {
+      p.min_count = quantifier[0] == '?' ? 0 : 1;
+      p.max_count = quantifier[0] == '?' ? 1 : SIZE_MAX;
+      p.lazy = quantifier.size() > 1 && quantifier[1] == '?';
+    }
+    if (p.context) p.context_symbols = split(p.context_regex).first;
   }
-  re += "$";
-  out->matcher = std::regex(re, std::regex::ECMAScript | std::regex::optimize);
   return out;
+}
+
+namespace {
+
+// How many symbols from supplied[i] on `p` accepts, at most its max_count.
+size_t Run(const Signature::Param& p, std::string_view supplied, size_t i) {
+  size_t run = 0;
+  while (i + run < supplied.size() && run < p.max_count &&
+         p.symbols.find(supplied[i + run]) != std::string::npos) {
+    ++run;
+  }
+  return run;
+}
+
+}  // namespace
+
+std::optional<std::vector<size_t>> MatchSignature(const Signature& sig, size_t k,
+                                                  std::string_view supplied, bool anchored) {
+  const size_t n = supplied.size();
+  // fits[p][i]: parameters p..k-1 can take supplied[i..] (all of it when anchored).
+  std::vector<std::vector<char>> fits(k + 1, std::vector<char>(n + 1, 0));
+  for (size_t i = 0; i <= n; ++i) fits[k][i] = !anchored || i == n;
+  std::vector<size_t> later(n + 2, 0);  // later[j]: how many i >= j have fits[p + 1][i]
+  for (size_t p = k; p-- > 0;) {
+    const Signature::Param& param = sig.params[p];
+    later[n + 1] = 0;
+    for (size_t j = n + 1; j-- > 0;) later[j] = later[j + 1] + (fits[p + 1][j] ? 1 : 0);
+    size_t run = 0;  // symbols of supplied[i..] the class accepts, before capping
+    for (size_t i = n + 1; i-- > 0;) {
+      run = i < n && param.symbols.find(supplied[i]) != std::string::npos ? run + 1 : 0;
+      size_t lo = i + param.min_count;
+      size_t hi = i + std::min(run, param.max_count);
+      fits[p][i] = lo <= hi && later[lo] > later[hi + 1];
+    }
+  }
+  if (!fits[0][0]) return std::nullopt;
+  std::vector<size_t> counts;
+  size_t i = 0;
+  for (size_t p = 0; p < k; ++p) {
+    const Signature::Param& param = sig.params[p];
+    size_t most = Run(param, supplied, i);
+    size_t c = param.lazy ? param.min_count : most;
+    while (!fits[p + 1][i + c]) {  // fits[p][i]: some count between min_count and most fits
+      if (param.lazy) {
+        ++c;
+      } else {
+        --c;
+      }
+    }
+    counts.push_back(c);
+    i += c;
+  }
+  return counts;
+}
+
+size_t SignatureFitLength(const Signature& sig, std::string_view supplied) {
+  // The longest prefix of parameters that fits a prefix of the arguments: track the positions
+  // each prefix can end at.
+  const size_t n = supplied.size();
+  std::vector<char> reach(n + 1, 0);
+  reach[0] = 1;
+  size_t k = 0;
+  for (; k < sig.params.size(); ++k) {
+    const Signature::Param& param = sig.params[k];
+    std::vector<int> diff(n + 2, 0);
+    for (size_t i = 0; i <= n; ++i) {
+      if (!reach[i]) continue;
+      size_t lo = i + param.min_count;
+      size_t hi = i + Run(param, supplied, i);
+      if (lo <= hi) {
+        ++diff[lo];
+        --diff[hi + 1];
+      }
+    }
+    std::vector<char> next(n + 1, 0);
+    bool any = false;
+    int open = 0;
+    for (size_t i = 0; i <= n; ++i) {
+      open += diff[i];
+      next[i] = open > 0;
+      any = any || open > 0;
+    }
+    if (!any) break;
+    reach.swap(next);
+  }
+  auto counts = MatchSignature(sig, k, supplied, false);
+  size_t length = 0;
+  if (counts) {
+    for (size_t c : *counts) length += c;
+  }
+  return length;
 }
 
 }  // namespace engage::flow::jsonata::internal

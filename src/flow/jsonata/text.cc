@@ -178,4 +178,28 @@ std::string TranslateRegex(std::string_view pattern) {
   return out;
 }
 
+bool RegexCountsFit(std::string_view pattern) {
+  // Any count std::regex can use fits in 9 digits (its NFA is capped at 100000 states anyway).
+  constexpr size_t kMaxDigits = 9;
+  auto digits_at = [&](size_t i) {
+    size_t n = 0;
+    while (i + n < pattern.size() && pattern[i + n] >= '0' && pattern[i + n] <= '9') ++n;
+    return n;
+  };
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    if (pattern[i] == '\\') {
+      if (digits_at(i + 1) > kMaxDigits) return false;
+      ++i;  // skip the escaped character: `\{` is a literal brace, `\\` a literal backslash
+    } else if (pattern[i] == '{') {
+      size_t n = digits_at(i + 1);
+      if (n > kMaxDigits) return false;
+      size_t comma = i + 1 + n;
+      if (comma < pattern.size() && pattern[comma] == ',' && digits_at(comma + 1) > kMaxDigits) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
 }  // namespace engage::flow::jsonata::internal

@@ -29,4 +29,9 @@ std::string FormatNumberForString(double d);
 // Rewrites a JavaScript regex pattern for std::regex (ECMAScript grammar).
 std::string TranslateRegex(std::string_view pattern);
 
+// False when `pattern` must not reach std::regex: libstdc++ reads the digits of a back-reference
+// (`\12`) or of a repetition count (`{3,7}`) into a long with no overflow check, so a run of ~20
+// digits there is undefined behaviour. Also used for JSONPath's `=~ /regex/` filters.
+bool RegexCountsFit(std::string_view pattern);
+
 }  // namespace engage::flow::jsonata::internal

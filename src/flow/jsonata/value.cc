@@ -3,6 +3,7 @@
 #include <cmath>
 #include <utility>
 
+#include "flow/jsonata/evaluator_internal.h"
 #include "flow/jsonata/value_internal.h"
 
 namespace engage::flow::jsonata::internal {
@@ -119,7 +120,16 @@ Value FromJsonLazy(const Json& j) {
   }
 }
 
-Json ToJson(const Value& v) {
+namespace {
+
+// ToJson with a budget of JSON nodes: a value that shares parts (the same array held twice, at
+// every level) expands exponentially when copied out.
+Json ToJsonCounted(const Value& v, size_t* nodes) {
+  if (++*nodes > kMaxResultNodes) {
+    Throw("U1001",
+          "Result too large: more than " + std::to_string(kMaxResultNodes) + " JSON values");
+  }
+  ChargeWork(1);
   switch (v.type()) {
     case VType::kUndefined:
     case VType::kNull:
@@ -139,14 +149,17 @@ Json ToJson(const Value& v) {
     case VType::kArray: {
       Json out = Json::array();
       for (const auto& item : v.arr().items()) {
-        if (item.defined()) out.push_back(ToJson(item));
+        if (item.defined()) out.push_back(ToJsonCounted(item, nodes));
       }
       return out;
     }
     case VType::kObject: {
       Json out = Json::object();
+      // Keys of an Object are unique: append without the linear key search of Json's
+      // ordered_map (operator[] would make a big object quadratic).
+      auto& members = static_cast<Json::object_t::Container&>(out.get_ref<Json::object_t&>());
       for (const auto& [k, item] : v.obj().entries()) {
-        if (item.defined()) out[k] = ToJson(item);
+        if (item.defined()) members.emplace_back(k, ToJsonCounted(item, nodes));
       }
       return out;
     }
@@ -154,6 +167,13 @@ Json ToJson(const Value& v) {
       return Json("");
   }
   return Json(nullptr);
+}
+
+}  // namespace
+
+Json ToJson(const Value& v) {
+  size_t nodes = 0;
+  return ToJsonCounted(v, &nodes);
 }
 
 }  // namespace engage::flow::jsonata::internal
