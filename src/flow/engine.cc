@@ -511,19 +511,23 @@ struct Engine::Impl {
 
   // ---- JSONPath data-flow helpers ----
 
+  // InputPath / OutputPath: null gives {}, absent or "$" the value itself, else the path's
+  // value (States.Runtime when it selects nothing).
+  Flow<Json> ApplySelectPath(bool is_null, const std::optional<JsonPath>& path, const Json& v,
+                             const StateRun& sr, const VarScope& vars) const {
+    if (is_null) return Json::object();
+    if (!path || (path->is_root() && path->root() == JsonPath::Root::kInput)) return v;
+    Result<Json> r = ResolvePath(*path, v, sr, vars);
+    if (!r.ok()) {
+      return RuntimeError(
+          sr, fmt::format("Invalid path '{}' : {}", path->text(), r.status().message()));
+    }
+    return std::move(r).value();
+  }
+
   Flow<Json> ApplyInputPath(const State& st, const Json& raw, const StateRun& sr,
                             const VarScope& vars) const {
-    if (st.input_path_null) return Json::object();
-    if (!st.input_path ||
-        (st.input_path->is_root() && st.input_path->root() == JsonPath::Root::kInput)) {
-      return raw;
-    }
-    Result<Json> v = ResolvePath(*st.input_path, raw, sr, vars);
-    if (!v.ok()) {
-      return RuntimeError(
-          sr, fmt::format("Invalid path '{}' : {}", st.input_path->text(), v.status().message()));
-    }
-    return std::move(v).value();
+    return ApplySelectPath(st.input_path_null, st.input_path, raw, sr, vars);
   }
 
   Flow<Json> ApplyResultPath(const State& st, const Json& raw, Json result,
@@ -543,17 +547,7 @@ struct Engine::Impl {
 
   Flow<Json> ApplyOutputPath(const State& st, const Json& v, const StateRun& sr,
                              const VarScope& vars) const {
-    if (st.output_path_null) return Json::object();
-    if (!st.output_path ||
-        (st.output_path->is_root() && st.output_path->root() == JsonPath::Root::kInput)) {
-      return v;
-    }
-    Result<Json> r = ResolvePath(*st.output_path, v, sr, vars);
-    if (!r.ok()) {
-      return RuntimeError(
-          sr, fmt::format("Invalid path '{}' : {}", st.output_path->text(), r.status().message()));
-    }
-    return std::move(r).value();
+    return ApplySelectPath(st.output_path_null, st.output_path, v, sr, vars);
   }
 
   // ---- the state loop ----
