@@ -12,6 +12,16 @@ namespace engage::flow {
 
 namespace {
 struct Filter;
+
+// Filter regexes come from definitions and run on execution data. std::regex's default matcher
+// backtracks (exponential time for /^(a|a)*$/ on "aaaa...!") and recurses once per subject
+// character (a long string overflows the stack). libstdc++'s polynomial mode uses its
+// breadth-first matcher instead, which has neither problem; it rejects back-references.
+#if defined(__GLIBCXX__)
+constexpr std::regex::flag_type kPolynomial = std::regex_constants::__polynomial;
+#else
+constexpr std::regex::flag_type kPolynomial = std::regex::flag_type{};
+#endif
 }  // namespace
 
 struct JsonPath::Step {
@@ -298,11 +308,13 @@ class PathParser {
             return Error("invalid regular expression");
           }
           try {
-            rhs->regex = std::make_shared<std::regex>(
-                rhs->regex_source,
-                icase ? std::regex::ECMAScript | std::regex::icase : std::regex::ECMAScript);
-          } catch (const std::regex_error&) {
-            return Error("invalid regular expression");
+            std::regex::flag_type flags = std::regex::ECMAScript | kPolynomial;
+            if (icase) flags |= std::regex::icase;
+            rhs->regex = std::make_shared<std::regex>(rhs->regex_source, flags);
+          } catch (const std::regex_error& e) {
+            return Error(e.code() == std::regex_constants::error_complexity
+                             ? "back-references are not supported in filter regular expressions"
+                             : "invalid regular expression");
           }
           node->kids = {left, rhs};
           return node;

@@ -375,6 +375,39 @@ TEST(JsonataTest, SignatureMatchingIsNotExponential) {
             std::string::npos);
 }
 
+// std::regex backtracks without bound and does not look at the clock: a pattern like (a|a)*$
+// ran for hours on a 40-character string. Its subject reads now count towards the time guard.
+TEST(JsonataTest, CatastrophicRegexBacktrackingObeysTheTimeLimit) {
+  EvalOptions opts;
+  opts.time_limit_ms = 200;
+  auto start = std::chrono::steady_clock::now();
+  auto r = RunExpr("$contains($pad('', 40, 'a') & '!', /^(a|a)*$/)", "", {}, opts);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, "U1001");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_EQ(Eval("$contains($pad('', 40, 'a'), /^(a|a)*$/)"), Json(true));
+  EXPECT_EQ(Eval("$match('a1b22', /[0-9]+/).match"), Json::parse(R"(["1", "22"])"));
+}
+
+// $number checked its argument with std::regex, whose recursion overflowed the stack (SIGSEGV)
+// on a long string of digits.
+TEST(JsonataTest, NumberOfALongDigitStringDoesNotOverflowTheStack) {
+  EXPECT_EQ(ErrorCode("$number($pad('', 1000000, '1'))"), "D3030");  // Infinity
+  EXPECT_EQ(Eval("$number($pad('', 300, '0') & '1')"), Json(1));
+  EXPECT_EQ(Eval("[$number('-1.5e3'), $number('0x1F'), $number('0b101'), $number('0o17')]"),
+            Json::parse("[-1500, 31, 5, 15]"));
+  for (const char* bad : {"'1.'", "'.5'", "'1e'", "'--1'", "'0x'", "'0x1g'", "' 1'", "''"}) {
+    EXPECT_EQ(ErrorCode(std::string("$number(") + bad + ")"), "D3030") << bad;
+  }
+}
+
+// Calling a regex as a function converted its start index to size_t unchecked (UBSan).
+TEST(JsonataTest, RegexFunctionStartIndexIsClamped) {
+  EXPECT_EQ(Eval("/b/('abc', -5).start"), Json(1));
+  EXPECT_EQ(Eval("/b/('abc', 1e300)"), Json("<undefined>"));
+  EXPECT_EQ(Eval("/b/('abcb', 2).start"), Json(3));
+}
+
 TEST(JsonataTest, LargeRangeIsFastEnough) {
   auto start = std::chrono::steady_clock::now();
   EXPECT_EQ(Eval("$count([1..10000000])"), Json(10000000));

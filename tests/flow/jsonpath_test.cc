@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "engage/flow/intrinsics.h"
 #include "testing/temp_dir.h"
 
@@ -87,6 +89,21 @@ TEST(JsonPathTest, RegexWithHugeCountIsASyntaxError) {
   }
   EXPECT_EQ(Eval("$.store.book[?(@.title =~ /^[A-C]{1,2}$/)].price"), Json({8, 12, 30}));
   EXPECT_EQ(Eval("$.store.book[?(@.title =~ /\\{12345678901234567890/)].price"), Json::array());
+}
+
+// The filter regex ran on std::regex's backtracking matcher: exponential time on this 41-byte
+// string (a hang), and a stack overflow on a long one.
+TEST(JsonPathTest, FilterRegexMatchingIsPolynomial) {
+  Json doc = {{"items", {{{"s", std::string(40, 'a') + "!"}}, {{"s", std::string(40, 'a')}}}}};
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(Eval("$.items[?(@.s =~ /^(a|a)*$/)].s", doc), Json({std::string(40, 'a')}));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  Json big = {{"items", {{{"s", std::string(2000000, 'x')}}}}};
+  EXPECT_EQ(Eval("$.items[?(@.s =~ /^x+$/)].length()", big), 1);
+  EXPECT_EQ(Eval("$.store.book[?(@.title =~ /a|B/i)].price"), Json({8, 12}));
+  auto p = JsonPath::Parse("$[?(@.a =~ /(a)\\1/)]");
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("back-references"), std::string::npos);
 }
 
 TEST(JsonPathTest, WriteCreatesIntermediateObjects) {

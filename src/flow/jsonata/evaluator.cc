@@ -1393,10 +1393,16 @@ Value Evaluator::ApplyRegex(const Function& f, const std::vector<Value>& args) {
   const std::string& s = args[0].str();
   ReserveStack(RegexStackBytes(s.size()));
   size_t from = 0;
-  if (args.size() > 1 && args[1].is_number()) from = static_cast<size_t>(args[1].num());
-  std::smatch m;
-  if (from > s.size()) return Value();
-  if (!std::regex_search(s.begin() + static_cast<std::ptrdiff_t>(from), s.end(), m, f.regex->re)) {
+  if (args.size() > 1 && args[1].is_number()) {
+    // Like JavaScript's lastIndex: below 0 (or NaN) is 0, beyond the end finds nothing.
+    double d = std::floor(args[1].num());
+    if (d > static_cast<double>(s.size())) return Value();
+    if (d > 0) from = static_cast<size_t>(d);
+  }
+  uint64_t reads = 0;
+  const ChargedIter begin(s.data(), &reads), end(s.data() + s.size(), &reads);
+  ChargedMatch m;
+  if (!std::regex_search(begin + static_cast<std::ptrdiff_t>(from), end, m, f.regex->re)) {
     return Value();
   }
   Value out = MakeObject();

@@ -11,7 +11,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <iterator>
 #include <memory>
+#include <regex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -108,6 +110,68 @@ void ChargeWork(size_t units);
 // U1001 when an array of `items` items or a string of `bytes` bytes would exceed the limits.
 void CheckItems(size_t items);
 void CheckStringBytes(size_t bytes);
+
+// A position in a regex subject that charges character reads as work: std::regex backtracks
+// without bound ((a|a)*$ on "aaaa...!" is exponential), and reading the subject through this
+// iterator puts its matching under the time guard. Random access, so that match positions stay
+// O(1).
+class ChargedIter {
+ public:
+  using iterator_category = std::random_access_iterator_tag;
+  using value_type = char;
+  using difference_type = std::ptrdiff_t;
+  using pointer = const char*;
+  using reference = const char&;
+
+  ChargedIter() = default;
+  ChargedIter(const char* p, uint64_t* reads) : p_(p), reads_(reads) {}
+
+  reference operator*() const {
+    if ((++*reads_ & (kReadsPerCharge - 1)) == 0) ChargeWork(kReadsPerCharge / kStringBytesPerUnit);
+    return *p_;
+  }
+  reference operator[](difference_type n) const { return *(*this + n); }
+  ChargedIter& operator++() {
+    ++p_;
+    return *this;
+  }
+  ChargedIter operator++(int) {
+    ChargedIter t = *this;
+    ++p_;
+    return t;
+  }
+  ChargedIter& operator--() {
+    --p_;
+    return *this;
+  }
+  ChargedIter operator--(int) {
+    ChargedIter t = *this;
+    --p_;
+    return t;
+  }
+  ChargedIter& operator+=(difference_type n) {
+    p_ += n;
+    return *this;
+  }
+  ChargedIter& operator-=(difference_type n) {
+    p_ -= n;
+    return *this;
+  }
+  friend ChargedIter operator+(ChargedIter it, difference_type n) { return it += n; }
+  friend ChargedIter operator+(difference_type n, ChargedIter it) { return it += n; }
+  friend ChargedIter operator-(ChargedIter it, difference_type n) { return it -= n; }
+  friend difference_type operator-(const ChargedIter& a, const ChargedIter& b) {
+    return a.p_ - b.p_;
+  }
+  friend bool operator==(const ChargedIter& a, const ChargedIter& b) { return a.p_ == b.p_; }
+  friend auto operator<=>(const ChargedIter& a, const ChargedIter& b) { return a.p_ <=> b.p_; }
+
+ private:
+  static constexpr uint64_t kReadsPerCharge = 16384;  // a power of two
+  const char* p_ = nullptr;
+  uint64_t* reads_ = nullptr;
+};
+using ChargedMatch = std::match_results<ChargedIter>;
 
 class Evaluator {
  public:

@@ -377,14 +377,16 @@ std::vector<MatchInfo> FindMatches(Evaluator& ev, const Value& pattern, const st
   if (pattern.is_function() && pattern.fn().kind == Function::Kind::kRegex) {
     ev.ReserveStack(RegexStackBytes(s.size()));
     const std::regex& re = pattern.fn().regex->re;
+    uint64_t reads = 0;
+    const ChargedIter begin(s.data(), &reads), end(s.data() + s.size(), &reads);
     size_t pos = 0;
     bool first = true;
     while (!reached()) {
       if (!first && pos >= s.size()) break;
-      std::smatch m;
+      ChargedMatch m;
       auto flags = std::regex_constants::match_default;
       if (pos > 0) flags |= std::regex_constants::match_prev_avail;
-      if (!std::regex_search(s.begin() + static_cast<std::ptrdiff_t>(pos), s.end(), m, re, flags)) {
+      if (!std::regex_search(begin + static_cast<std::ptrdiff_t>(pos), end, m, re, flags)) {
         break;
       }
       MatchInfo mi;
@@ -635,6 +637,44 @@ Value FnReplace(Evaluator& ev, Args& a, const Value&, const Env& env) {
 
 // ---------------------------------------------------------------- numbers
 
+// The syntax jsonata-js's $number accepts, written out rather than as std::regex, whose
+// recursive matcher overflows the stack on a long string of digits.
+// ^-?[0-9]+(\.[0-9]+)?([Ee][-+]?[0-9]+)?$
+bool IsDecimalLiteral(std::string_view s) {
+  size_t i = 0;
+  auto digits = [&] {
+    size_t from = i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+    return i > from;
+  };
+  if (i < s.size() && s[i] == '-') ++i;
+  if (!digits()) return false;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    if (!digits()) return false;
+  }
+  if (i < s.size() && (s[i] == 'E' || s[i] == 'e')) {
+    ++i;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+    if (!digits()) return false;
+  }
+  return i == s.size();
+}
+
+// The whole string matching ^(0[xX][0-9A-Fa-f]+)|(0[oO][0-7]+)|(0[bB][0-1]+)$.
+bool IsPrefixedIntegerLiteral(std::string_view s) {
+  if (s.size() < 3 || s[0] != '0') return false;
+  const char kind = static_cast<char>(std::tolower(static_cast<unsigned char>(s[1])));
+  for (char c : s.substr(2)) {
+    bool ok = kind == 'x'   ? std::isxdigit(static_cast<unsigned char>(c)) != 0
+              : kind == 'o' ? c >= '0' && c <= '7'
+              : kind == 'b' ? c == '0' || c == '1'
+                            : false;
+    if (!ok) return false;
+  }
+  return true;
+}
+
 Value FnNumber(Evaluator&, Args& a, const Value&, const Env&) {
   const Value& v = a[0];
   if (v.undefined()) return Value();
@@ -642,12 +682,10 @@ Value FnNumber(Evaluator&, Args& a, const Value&, const Env&) {
   if (v.is_bool()) return Num(v.boolean() ? 1 : 0);
   if (v.is_string()) {
     const std::string& s = v.str();
-    static const std::regex kDec("^-?[0-9]+(\\.[0-9]+)?([Ee][-+]?[0-9]+)?$");
-    static const std::regex kOther("^(0[xX][0-9A-Fa-f]+)|(0[oO][0-7]+)|(0[bB][0-1]+)$");
-    if (std::regex_match(s, kDec)) {
+    if (IsDecimalLiteral(s)) {
       double d = std::strtod(s.c_str(), nullptr);
       if (std::isfinite(d)) return Num(d);
-    } else if (std::regex_match(s, kOther)) {
+    } else if (IsPrefixedIntegerLiteral(s)) {
       int base = (s[1] == 'x' || s[1] == 'X') ? 16 : (s[1] == 'o' || s[1] == 'O') ? 8 : 2;
       return Num(static_cast<double>(std::strtoull(s.c_str() + 2, nullptr, base)));
     }
