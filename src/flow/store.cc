@@ -443,6 +443,10 @@ Status ExecutionStore::Finish(const std::string& execution_id, const ExecutionRe
   if (db_.Changes() == 0) {
     return NotFoundError(fmt::format("execution '{}' does not exist", execution_id));
   }
+  // The sink empties and removes the journal when flushed; a run that stopped on an error
+  // before flushing must not leave one behind for a finished execution.
+  std::error_code ec;
+  std::filesystem::remove(JournalPath(journal_dir_, execution_id), ec);
   return Status::Ok();
 }
 
