@@ -168,7 +168,12 @@ class CallParser {
       return arg;
     }
     if (s_.substr(pos_, 7) == "States.") {
-      ENGAGE_ASSIGN_OR_RETURN(arg.call, ParseCall());
+      // A nested call recurses; deeper nesting would only exhaust the stack.
+      if (depth_ >= kMaxNesting) return Error("function calls nested too deeply");
+      ++depth_;
+      auto call = ParseCall();
+      --depth_;
+      ENGAGE_ASSIGN_OR_RETURN(arg.call, std::move(call));
       arg.kind = ArgKind::kCall;
       return arg;
     }
@@ -184,8 +189,11 @@ class CallParser {
     return arg;
   }
 
+  static constexpr int kMaxNesting = 100;
+
   std::string_view s_;
   size_t pos_ = 0;
+  int depth_ = 0;
 };
 
 Status ArgError(const Call& call, std::string_view what) {

@@ -266,6 +266,15 @@ class PathParser {
   }
 
   Result<std::shared_ptr<Filter>> ParseUnary() {
+    // Every nesting ('!', parentheses, a filter inside a filter's path) recurses through here.
+    if (depth_ >= kMaxNesting) return Error("filter nested too deeply");
+    ++depth_;
+    auto result = ParseUnaryUnguarded();
+    --depth_;
+    return result;
+  }
+
+  Result<std::shared_ptr<Filter>> ParseUnaryUnguarded() {
     SkipSpace();
     if (Peek() == '!' && Peek(1) != '=') {
       ++pos_;
@@ -362,8 +371,12 @@ class PathParser {
     return node;
   }
 
+  // Deeper filters would only exhaust the stack (the parser recurses once per level).
+  static constexpr int kMaxNesting = 100;
+
   std::string_view s_;
   size_t pos_;
+  int depth_ = 0;
 };
 
 // ---- evaluation ----

@@ -106,6 +106,21 @@ TEST(JsonPathTest, FilterRegexMatchingIsPolynomial) {
   EXPECT_NE(p.status().message().find("back-references"), std::string::npos);
 }
 
+// Found by fuzz_jsonpath (ASan: stack-overflow): each '(' of a filter recursed; ~1900 of them
+// exhausted the stack.
+TEST(JsonPathTest, DeeplyNestedFilterIsASyntaxError) {
+  for (const char* open : {"(", "!", "@[?("}) {
+    std::string deep = "$[?(";
+    for (int i = 0; i < 5000; ++i) deep += open;
+    auto p = JsonPath::Parse(deep);
+    ASSERT_FALSE(p.ok()) << open;
+    EXPECT_NE(p.status().message().find("nested too deeply"), std::string::npos) << open;
+  }
+  std::string ok =
+      "$.store.book[?(" + std::string(50, '(') + "@.price > 10" + std::string(50, ')') + ")].title";
+  EXPECT_EQ(Eval(ok), Json({"B", "C"}));
+}
+
 TEST(JsonPathTest, WriteCreatesIntermediateObjects) {
   Json doc = Json::object();
   auto p = JsonPath::Parse("$.a.b.c");
@@ -162,6 +177,17 @@ TEST(IntrinsicsTest, ArrayRangeAndMathAddNearInt64LimitsDoNotOverflow) {
   ASSERT_FALSE(sum.ok());
   EXPECT_NE(sum.status().message().find("out of range"), std::string::npos);
   EXPECT_EQ(*CallIntrinsic("States.MathAdd(9000000000000000000, -9000000000000000000)"), 0);
+}
+
+TEST(IntrinsicsTest, DeeplyNestedCallsAreAnError) {
+  std::string deep;
+  for (int i = 0; i < 20000; ++i) deep += "States.Array(";
+  auto r = CallIntrinsic(deep + std::string(20000, ')'));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("nested too deeply"), std::string::npos);
+  std::string ok;
+  for (int i = 0; i < 50; ++i) ok += "States.Array(";
+  EXPECT_TRUE(CallIntrinsic(ok + "1" + std::string(50, ')')).ok());
 }
 
 TEST(IntrinsicsTest, UuidAndRandomHaveTheRightShape) {
