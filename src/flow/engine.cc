@@ -1360,7 +1360,6 @@ struct Engine::Impl {
     const std::string map_run_id = NewId(*clock);
     Json results = Json::array();
     int64_t failures = 0;
-    std::optional<Failure> first_failure;
     const size_t n = items.size();
     // Iterations that wait on tasks or timers run on up to MaxConcurrency threads; pure data
     // flow runs inline, where threads would cost more than they save.
@@ -1434,47 +1433,49 @@ struct Engine::Impl {
         if (done[i]) lane.prev_event = std::max(lane.prev_event, done_prev[i]);
       }
     }
+    const bool tolerant = tolerated_count || tolerated_pct;
+    // Records iteration i's outcome in index order. Returns the failure that ends the Map: a
+    // stop, or a failing iteration when no tolerance is set (further failures are counted and
+    // judged against the tolerance once every iteration ran).
+    auto collect = [&](size_t i, Flow<Json>& r, int64_t start,
+                       int64_t stop) -> std::optional<Failure> {
+      if (writer) {
+        internal::ChildOutcome o;
+        o.name = fmt::format("{}:{}", map_run_id, i);
+        o.succeeded = r.ok();
+        o.input = items[i];
+        if (r.ok()) {
+          o.output = r.value();
+        } else {
+          o.error = r.failure().error.value_or("");
+          o.cause = r.failure().cause.value_or("");
+        }
+        o.start_micros = start;
+        o.stop_micros = stop;
+        outcomes.push_back(std::move(o));
+      }
+      if (r.ok()) {
+        results.push_back(std::move(r.value()));
+        return std::nullopt;
+      }
+      if (r.failure().error == std::optional<std::string>("States.Aborted")) {
+        return std::move(r.failure());
+      }
+      ++failures;
+      if (!tolerant) {
+        Emit(lane, "MapStateFailed", Json());
+        return std::move(r.failure());
+      }
+      Json err = Json::object();
+      if (r.failure().error) err["Error"] = *r.failure().error;
+      if (r.failure().cause) err["Cause"] = *r.failure().cause;
+      results.push_back(std::move(err));
+      return std::nullopt;
+    };
     for (size_t i = 0; i < n; ++i) {
       if (threads > 1) {
-        // Outcomes in index order, with the same tolerance rules as the inline loop.
         if (!done[i]) break;  // not started: an earlier failure stopped the Map
-        Flow<Json>& r = *done[i];
-        if (!r.ok()) {
-          if (r.failure().error == std::optional<std::string>("States.Aborted")) {
-            return std::move(r.failure());
-          }
-          ++failures;
-          if (!first_failure) first_failure = r.failure();
-          bool tolerated =
-              (tolerated_count && failures <= static_cast<int64_t>(*tolerated_count)) ||
-              (tolerated_pct &&
-               static_cast<double>(failures) * 100.0 / static_cast<double>(n) <= *tolerated_pct);
-          if (!tolerated && !(tolerated_count || tolerated_pct)) {
-            Emit(lane, "MapStateFailed", Json());
-            return std::move(r.failure());
-          }
-          Json err = Json::object();
-          if (r.failure().error) err["Error"] = *r.failure().error;
-          if (r.failure().cause) err["Cause"] = *r.failure().cause;
-          results.push_back(std::move(err));
-        } else {
-          results.push_back(r.value());
-        }
-        if (writer) {
-          internal::ChildOutcome o;
-          o.name = fmt::format("{}:{}", map_run_id, i);
-          o.succeeded = r.ok();
-          o.input = items[i];
-          if (r.ok()) {
-            o.output = r.value();
-          } else {
-            o.error = r.failure().error.value_or("");
-            o.cause = r.failure().cause.value_or("");
-          }
-          o.start_micros = done_start[i];
-          o.stop_micros = done_stop[i];
-          outcomes.push_back(std::move(o));
-        }
+        if (auto f = collect(i, *done[i], done_start[i], done_stop[i])) return std::move(*f);
         continue;
       }
       Json item_input = items[i];
@@ -1501,59 +1502,14 @@ struct Engine::Impl {
       }
       Flow<Json> r =
           RunMachine(*st.processor, std::move(item_input), child, st.processor->start_at);
-      if (!r.ok()) {
-        if (r.failure().error == std::optional<std::string>("States.Aborted")) {
-          return std::move(r.failure());
-        }
-        if (!st.distributed) {
-          Emit(child, "MapIterationFailed",
-               Json{{"index", static_cast<int64_t>(i)}, {"name", st.name}});
-        }
-        lane.prev_event = child.prev_event;
-        ++failures;
-        if (!first_failure) first_failure = r.failure();
-        bool tolerated = false;
-        if (tolerated_count && failures <= static_cast<int64_t>(*tolerated_count)) tolerated = true;
-        if (tolerated_pct && n > 0 &&
-            static_cast<double>(failures) * 100.0 / static_cast<double>(n) <= *tolerated_pct) {
-          tolerated = true;
-        }
-        if (!tolerated && !(tolerated_count || tolerated_pct)) {
-          Emit(lane, "MapStateFailed", Json());
-          return std::move(r.failure());
-        }
-        Json err = Json::object();
-        if (r.failure().error) err["Error"] = *r.failure().error;
-        if (r.failure().cause) err["Cause"] = *r.failure().cause;
-        results.push_back(std::move(err));
-        if (writer) {
-          internal::ChildOutcome o;
-          o.name = fmt::format("{}:{}", map_run_id, i);
-          o.input = items[i];
-          o.error = r.failure().error.value_or("");
-          o.cause = r.failure().cause.value_or("");
-          o.start_micros = child_start;
-          o.stop_micros = clock->NowMicros();
-          outcomes.push_back(std::move(o));
-        }
-        continue;
+      const bool aborted =
+          !r.ok() && r.failure().error == std::optional<std::string>("States.Aborted");
+      if (!st.distributed && !aborted) {
+        Emit(child, r.ok() ? "MapIterationSucceeded" : "MapIterationFailed",
+             Json{{"index", static_cast<int64_t>(i)}, {"name", st.name}}, !r.ok());
       }
-      if (!st.distributed) {
-        Emit(child, "MapIterationSucceeded",
-             Json{{"index", static_cast<int64_t>(i)}, {"name", st.name}}, false);
-      }
-      lane.prev_event = child.prev_event;
-      if (writer) {
-        internal::ChildOutcome o;
-        o.name = fmt::format("{}:{}", map_run_id, i);
-        o.succeeded = true;
-        o.input = items[i];
-        o.output = r.value();
-        o.start_micros = child_start;
-        o.stop_micros = clock->NowMicros();
-        outcomes.push_back(std::move(o));
-      }
-      results.push_back(std::move(r.value()));
+      if (!aborted) lane.prev_event = child.prev_event;
+      if (auto f = collect(i, r, child_start, clock->NowMicros())) return std::move(*f);
     }
     if (failures > 0) {
       bool within =
