@@ -15,10 +15,11 @@
 //  - engine+history: ExecutionStore::Open on a fresh meta.db, then per execution Create, Sink,
 //    Engine with options.events = sink, Run, Flush, Finish (what the CLI's RunExecution does);
 //  - engine:         options.events = nullptr;
-//  - reference+history: the same data flow written directly on engage::Json, appending the same
-//    event rows to the same tables with one prepared INSERT and the same durability (the
-//    checkpoint and the entered event journalled with one write(2) per top-level state, a
-//    commit at most every 100 ms and every 4096 rows inside a Map);
+//  - reference+history: the same data flow written directly on engage::Json, writing the same
+//    events to the same tables with the same durability: each event serialized once into the
+//    journal line and the batch row, the checkpoint and the entered event journalled with one
+//    write(2) per top-level state, a commit (one batch row, the checkpoint) at most every
+//    100 ms and every 4096 events inside a Map;
 //  - reference:      the data flow only.
 // Parsing the definition and opening meta.db are not timed. Each timing is the median of R
 // repetitions. Prints a table, then one JSON object as the last line.
@@ -83,8 +84,9 @@ class CountingSink final : public flow::EventSink {
     return inner_ != nullptr ? inner_->Append(e) : Status::Ok();
   }
   Status Flush() override { return inner_ != nullptr ? inner_->Flush() : Status::Ok(); }
-  Status Checkpoint(const std::string& state, const Json& input, const Json& vars) override {
-    return inner_ != nullptr ? inner_->Checkpoint(state, input, vars) : Status::Ok();
+  Status Checkpoint(const std::string& state, const Json& input, const std::string& input_json,
+                    const Json& vars) override {
+    return inner_ != nullptr ? inner_->Checkpoint(state, input, input_json, vars) : Status::Ok();
   }
   int64_t entered = 0;
   int64_t events = 0;
@@ -154,8 +156,8 @@ class RefHistory {
  public:
   RefHistory(sqlite3* db, std::string execution_id) : db_(db), id_(std::move(execution_id)) {
     insert_ = Prepare(
-        "INSERT INTO flow_events (execution_id, id, previous_id, ts_micros, type, details) "
-        "VALUES (?, ?, ?, ?, ?, ?)");
+        "INSERT INTO flow_event_batches (execution_id, first_id, last_id, events) "
+        "VALUES (?, ?, ?, ?)");
     checkpoint_ = Prepare(
         "INSERT INTO flow_checkpoints (execution_id, state, input, variables) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (execution_id) DO UPDATE SET state = excluded.state, input = excluded.input, "
@@ -172,35 +174,42 @@ class RefHistory {
     ::close(journal_fd_);
   }
 
+  // Serializes the event into the batch and its journal line (written with the next
+  // top-level state's checkpoint).
   void Event(const char* type, const Json& details) {
-    std::string text = engage::DumpJson(details);
     int64_t id = next_id_++;
-    sqlite3_bind_text(insert_, 1, id_.data(), static_cast<int>(id_.size()), SQLITE_STATIC);
-    sqlite3_bind_int64(insert_, 2, id);
-    sqlite3_bind_int64(insert_, 3, id - 1);
-    sqlite3_bind_int64(insert_, 4, clock_.NowMicros());
-    sqlite3_bind_text(insert_, 5, type, -1, SQLITE_STATIC);
-    sqlite3_bind_text(insert_, 6, text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
-    Run(insert_, "insert event");
+    std::string text = fmt::format(R"({{"id":{},"previousEventId":{},"timestamp":{},"type":"{}")",
+                                   id, id - 1, clock_.NowMicros(), type);
+    if (!details.is_null()) {
+      text += ",\"details\":";
+      engage::AppendJson(&text, details);
+    }
+    text += "}";
+    if (batch_.empty()) {
+      batch_ = "[";
+      first_id_ = id;
+    } else {
+      batch_ += ",";
+    }
+    batch_ += text;
+    last_id_ = id;
+    journal_ += "E\t" + text + "\n";
     // A long state (a Map) still reaches disk regularly, as the sink does.
-    if (++rows_in_txn_ >= 4096) Commit();
+    if (++events_in_batch_ >= 4096) {
+      WriteJournal();
+      Commit();
+    }
   }
 
   // Entering a top-level state: the checkpoint (where a redrive resumes) and the entered event
   // go to a journal in one write(2), and everything since the last commit is committed at most
   // every 100 ms: the durability the engine's store gives (see store.h).
   void EnterTopLevel(const char* type, const std::string& state, const Json& input) {
-    std::string in = engage::DumpJson(input);
-    std::string line = "C\t" + state + "\t" + in + "\n";
-    if (::write(journal_fd_, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
-      Die("write reference journal");
-    }
-    sqlite3_bind_text(checkpoint_, 1, id_.data(), static_cast<int>(id_.size()), SQLITE_STATIC);
-    sqlite3_bind_text(checkpoint_, 2, state.data(), static_cast<int>(state.size()), SQLITE_STATIC);
-    sqlite3_bind_text(checkpoint_, 3, in.data(), static_cast<int>(in.size()), SQLITE_STATIC);
-    sqlite3_bind_text(checkpoint_, 4, "{}", 2, SQLITE_STATIC);
-    Run(checkpoint_, "checkpoint");
-    Entered(type, state, input);
+    checkpoint_input_ = engage::DumpJson(input);
+    checkpoint_state_ = state;
+    Entered(type, state, checkpoint_input_);
+    journal_ += "C\t\"" + state + "\"\t" + checkpoint_input_ + "\t{}\n";
+    WriteJournal();
     auto now = std::chrono::steady_clock::now();
     if (now - last_commit_ >= std::chrono::milliseconds(100)) {
       Commit();
@@ -209,13 +218,19 @@ class RefHistory {
     }
   }
 
-  void Finish() { Run(commit_, "commit"); }
+  void Finish() {
+    Commit();
+    Run(commit_, "commit");
+  }
 
   // {"input": "<json>", "inputDetails": {"truncated": false}, "name": ...}: as the engine's
   // state-entered details, and the same shape for exits.
   void Entered(const char* type, const std::string& name, const Json& doc) {
+    Entered(type, name, engage::DumpJson(doc));
+  }
+  void Entered(const char* type, const std::string& name, std::string doc_text) {
     Json d = Json::object();
-    d["input"] = engage::DumpJson(doc);
+    d["input"] = std::move(doc_text);
     d["inputDetails"] = Json{{"truncated", false}};
     d["name"] = name;
     Event(type, d);
@@ -240,10 +255,36 @@ class RefHistory {
     if (sqlite3_step(st) != SQLITE_DONE) Die(fmt::format("{}: {}", what, sqlite3_errmsg(db_)));
     sqlite3_reset(st);
   }
+  void WriteJournal() {
+    if (::write(journal_fd_, journal_.data(), journal_.size()) !=
+        static_cast<ssize_t>(journal_.size())) {
+      Die("write reference journal");
+    }
+    journal_.clear();
+  }
+  // Inserts the batch and the checkpoint and commits.
   void Commit() {
+    if (!batch_.empty()) {
+      batch_ += "]";
+      sqlite3_bind_text(insert_, 1, id_.data(), static_cast<int>(id_.size()), SQLITE_STATIC);
+      sqlite3_bind_int64(insert_, 2, first_id_);
+      sqlite3_bind_int64(insert_, 3, last_id_);
+      sqlite3_bind_text(insert_, 4, batch_.data(), static_cast<int>(batch_.size()), SQLITE_STATIC);
+      Run(insert_, "insert batch");
+      batch_.clear();
+    }
+    if (!checkpoint_state_.empty()) {
+      sqlite3_bind_text(checkpoint_, 1, id_.data(), static_cast<int>(id_.size()), SQLITE_STATIC);
+      sqlite3_bind_text(checkpoint_, 2, checkpoint_state_.data(),
+                        static_cast<int>(checkpoint_state_.size()), SQLITE_STATIC);
+      sqlite3_bind_text(checkpoint_, 3, checkpoint_input_.data(),
+                        static_cast<int>(checkpoint_input_.size()), SQLITE_STATIC);
+      sqlite3_bind_text(checkpoint_, 4, "{}", 2, SQLITE_STATIC);
+      Run(checkpoint_, "checkpoint");
+    }
     Run(commit_, "commit");
     Run(begin_, "begin");
-    rows_in_txn_ = 0;
+    events_in_batch_ = 0;
   }
 
   sqlite3* db_;
@@ -255,7 +296,9 @@ class RefHistory {
   sqlite3_stmt* begin_ = nullptr;
   sqlite3_stmt* commit_ = nullptr;
   int64_t next_id_ = 1;
-  int64_t rows_in_txn_ = 0;
+  int64_t events_in_batch_ = 0;
+  std::string batch_, journal_, checkpoint_state_, checkpoint_input_;
+  int64_t first_id_ = 0, last_id_ = 0;
   const engage::SystemClock& clock_ = engage::SystemClock::Default();
 };
 

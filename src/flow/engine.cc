@@ -565,10 +565,13 @@ struct Engine::Impl {
       if (deadline_micros && clock->NowMicros() > *deadline_micros) {
         return Failure{"States.Timeout", "The execution timed out (TimeoutSeconds)."};
       }
+      // The input's text serves the checkpoint and the entered event: serialized once.
+      std::string input_text;
       if (lane.top_level && opt.events != nullptr) {
-        sink_status = Checkpoint(*st, input, lane);
+        input_text = DumpJson(input);
+        sink_status = Checkpoint(*st, input, input_text, lane);
       }
-      Flow<StepResult> r = RunState(*st, input, lane);
+      Flow<StepResult> r = RunState(*st, input, lane, lane.top_level ? &input_text : nullptr);
       if (!r.ok()) {
         if (lane.top_level) {
           failed_state = st->name;
@@ -582,14 +585,26 @@ struct Engine::Impl {
     }
   }
 
-  Status Checkpoint(const State& st, const Json& input, const Lane& lane);
+  Status Checkpoint(const State& st, const Json& input, const std::string& input_text,
+                    const Lane& lane);
 
-  Flow<StepResult> RunState(const State& st, const Json& raw, Lane& lane) {
+  // Whether events of `lane` reach a sink: when not, their details are not built.
+  bool Recording(const Lane& lane) const { return opt.events != nullptr && lane.record_events; }
+
+  // `raw_text`: DumpJson(raw) when the caller has it already (empty or nullptr: not yet).
+  Flow<StepResult> RunState(const State& st, const Json& raw, Lane& lane,
+                            std::string* raw_text = nullptr) {
     StateRun sr;
     sr.state = &st;
     sr.entered_micros = clock->NowMicros();
-    Json entered = Payload("input", raw);
-    entered["name"] = st.name;
+    Json entered;
+    if (Recording(lane)) {
+      entered = Json::object();
+      entered["input"] =
+          raw_text != nullptr && !raw_text->empty() ? std::move(*raw_text) : DumpJson(raw);
+      entered["inputDetails"] = Json{{"truncated", false}};
+      entered["name"] = st.name;
+    }
     sr.entered_event_id =
         Emit(lane, fmt::format("{}StateEntered", StateTypeName(st.type)), std::move(entered));
 
@@ -612,16 +627,19 @@ struct Engine::Impl {
       Json assigned = Json::object();
       Flow<StepResult> r = Body(st, raw, lane, sr, &assigned);
       if (r.ok()) {
-        Json exited = Json::object();
-        if (!assigned.empty()) {
-          exited["assignedVariables"] = AssignedDetails(assigned);
-          exited["assignedVariablesDetails"] = Json{{"truncated", false}};
+        Json exited;
+        if (Recording(lane)) {
+          exited = Json::object();
+          if (!assigned.empty()) {
+            exited["assignedVariables"] = AssignedDetails(assigned);
+            exited["assignedVariablesDetails"] = Json{{"truncated", false}};
+          }
+          exited["name"] = st.name;
+          std::string output_text = DumpJson(r.value().output);
+          sr.output_bytes = static_cast<int64_t>(output_text.size());
+          exited["output"] = std::move(output_text);
+          exited["outputDetails"] = Json{{"truncated", false}};
         }
-        exited["name"] = st.name;
-        std::string output_text = DumpJson(r.value().output);
-        sr.output_bytes = static_cast<int64_t>(output_text.size());
-        exited["output"] = std::move(output_text);
-        exited["outputDetails"] = Json{{"truncated", false}};
         if (st.type != StateType::kFail) {
           Commit(*lane.vars, assigned);
           Emit(lane, fmt::format("{}StateExited", StateTypeName(st.type)), std::move(exited));
@@ -1749,9 +1767,10 @@ struct Engine::Impl {
   }
 };
 
-Status Engine::Impl::Checkpoint(const State& st, const Json& input, const Lane& lane) {
+Status Engine::Impl::Checkpoint(const State& st, const Json& input, const std::string& input_text,
+                                const Lane& lane) {
   if (!sink_status.ok()) return sink_status;
-  return opt.events->Checkpoint(st.name, input, lane.vars->vars);
+  return opt.events->Checkpoint(st.name, input, input_text, lane.vars->vars);
 }
 
 Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}

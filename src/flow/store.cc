@@ -42,15 +42,17 @@ CREATE TABLE IF NOT EXISTS flow_executions (
   UNIQUE (state_machine, name)
 );
 CREATE INDEX IF NOT EXISTS flow_executions_start ON flow_executions(start_micros);
-CREATE TABLE IF NOT EXISTS flow_events (
+-- The history, in batches: each row holds the events one commit wrote, as a JSON array of
+-- {"id", "previousEventId", "timestamp" (micros), "type", "details"} in id order. One row per
+-- commit instead of one per event makes persisting the history several times cheaper; the
+-- flow_events view (created in Open) shows one row per event for SQL readers.
+CREATE TABLE IF NOT EXISTS flow_event_batches (
   execution_id TEXT NOT NULL REFERENCES flow_executions(id),
-  id INTEGER NOT NULL,
-  previous_id INTEGER NOT NULL,
-  ts_micros INTEGER NOT NULL,
-  type TEXT NOT NULL,
-  details TEXT,
-  PRIMARY KEY (execution_id, id)
-) WITHOUT ROWID;
+  first_id INTEGER NOT NULL,
+  last_id INTEGER NOT NULL,
+  events TEXT NOT NULL,
+  PRIMARY KEY (execution_id, first_id)
+);
 -- The redrive checkpoint, rewritten before every top-level state: kept apart from
 -- flow_executions so each write touches a small row, not one that also holds the definition and
 -- the execution input. (The resume_* columns above are only read, for older databases.)
@@ -120,20 +122,62 @@ ExecutionRecord ReadRecord(const SqliteStmt& st) {
   return r;
 }
 
-// The journal holds one line per event ("E\t<id>\t<previous id>\t<micros>\t<type>\t<details>")
-// and per checkpoint ("C\t<state as a JSON string>\t<input>\t<variables>"). Details, input
-// and variables are compact JSON, which never holds a raw tab or newline, so they are written
-// as they are: no second escaping.
-void JournalEvent(std::string* out, int64_t id, int64_t prev, int64_t ts, const std::string& type,
-                  const std::string& details) {
-  fmt::format_to(std::back_inserter(*out), "E\t{}\t{}\t{}\t{}\t{}\n", id, prev, ts, type, details);
+// An event as stored: {"id":..,"previousEventId":..,"timestamp":..,"type":"..","details":..}
+// ("details" left out when null). Event types are ASL identifiers: no escaping needed.
+void AppendStoredEvent(std::string* out, int64_t id, int64_t prev, int64_t ts,
+                       std::string_view type, const Json& details) {
+  fmt::format_to(std::back_inserter(*out),
+                 R"({{"id":{},"previousEventId":{},"timestamp":{},)"
+                 R"("type":"{}")",
+                 id, prev, ts, type);
+  if (!details.is_null()) {
+    out->append(",\"details\":");
+    AppendJson(out, details);
+  }
+  out->push_back('}');
 }
 
+// Reads a stored event; false when `j` is not one.
+bool ReadStoredEvent(const Json& j, Event* e) {
+  if (!j.is_object()) return false;
+  auto id = j.find("id"), prev = j.find("previousEventId"), ts = j.find("timestamp"),
+       type = j.find("type");
+  if (id == j.end() || !id->is_number_integer() || prev == j.end() || !prev->is_number_integer() ||
+      ts == j.end() || !ts->is_number_integer() || type == j.end() || !type->is_string()) {
+    return false;
+  }
+  e->id = id->get<int64_t>();
+  e->previous_event_id = prev->get<int64_t>();
+  e->timestamp_micros = ts->get<int64_t>();
+  e->type = type->get<std::string>();
+  auto d = j.find("details");
+  e->details = d == j.end() ? Json() : *d;
+  return true;
+}
+
+// The journal holds one line per event ("E\t<stored event>") and per checkpoint
+// ("C\t<state as a JSON string>\t<input>\t<variables>"). Events, input and variables are
+// compact JSON, which never holds a raw tab or newline.
 void JournalCheckpoint(std::string* out, const std::string& state, const std::string& input,
                        const std::string& variables) {
   fmt::format_to(std::back_inserter(*out), "C\t{}\t{}\t{}\n", DumpJson(Json(state)), input,
                  variables);
 }
+
+// Inserts `events` (a JSON array of stored events, ids first_id..last_id) as one batch.
+Status InsertBatch(SqliteStmt& insert, const std::string& execution_id, int64_t first_id,
+                   int64_t last_id, const std::string& events) {
+  insert.Reset();
+  insert.Bind(1, execution_id).Bind(2, first_id).Bind(3, last_id).Bind(4, events);
+  return insert.Run();
+}
+
+constexpr const char* kLastEventId =
+    "SELECT COALESCE(MAX(last_id), 0) FROM flow_event_batches WHERE execution_id = ?";
+
+constexpr const char* kInsertBatch =
+    "INSERT OR REPLACE INTO flow_event_batches (execution_id, first_id, last_id, events) VALUES "
+    "(?, ?, ?, ?)";
 
 // Splits a journal line into exactly `n` tab-separated fields (the last takes the rest).
 bool SplitJournalLine(std::string_view line, size_t n, std::vector<std::string_view>* fields) {
@@ -149,7 +193,8 @@ bool SplitJournalLine(std::string_view line, size_t n, std::vector<std::string_v
 }
 
 // Buffers events; journals them with the checkpoint at every top-level state and commits them
-// to meta.db in batches (see store.h). Statements are prepared once per sink.
+// to meta.db as one batch row at most every 100 ms (see store.h). Each event is serialized once:
+// the same text goes to the journal and to the batch. Statements are prepared once per sink.
 class StoreSink final : public EventSink {
  public:
   StoreSink(SqliteDb& db, std::string execution_id, std::string journal_path)
@@ -159,9 +204,17 @@ class StoreSink final : public EventSink {
   }
 
   Status Append(const Event& event) override {
-    pending_.push_back(Pending{event.id, event.previous_event_id, event.timestamp_micros,
-                               event.type,
-                               event.details.is_null() ? std::string() : DumpJson(event.details)});
+    size_t start = batch_.size();
+    batch_.push_back(batch_.empty() ? '[' : ',');
+    AppendStoredEvent(&batch_, event.id, event.previous_event_id, event.timestamp_micros,
+                      event.type, event.details);
+    if (batch_events_ == 0) first_id_ = event.id;
+    last_id_ = event.id;
+    ++batch_events_;
+    journal_.append("E\t");
+    journal_.append(batch_, start + 1, batch_.size() - start - 1);
+    journal_.push_back('\n');
+    ++unjournaled_;
     if (checkpoint_) {
       // The top-level state's "...StateEntered": the point a redrive resumes from.
       ENGAGE_RETURN_IF_ERROR(Journal());
@@ -169,15 +222,17 @@ class StoreSink final : public EventSink {
       return Status::Ok();
     }
     // Long-running states (a Map over many items) still reach disk regularly.
-    if (pending_.size() - journaled_ >= 4096) {
+    if (unjournaled_ >= 4096) {
       ENGAGE_RETURN_IF_ERROR(Journal());
       if (std::chrono::steady_clock::now() - last_commit_ >= kCommitEvery) return Write();
     }
     return Status::Ok();
   }
 
-  Status Checkpoint(const std::string& state, const Json& input, const Json& variables) override {
-    checkpoint_ = CheckpointData{state, DumpJson(input), DumpJson(variables)};
+  Status Checkpoint(const std::string& state, const Json& input, const std::string& input_json,
+                    const Json& variables) override {
+    (void)input;
+    checkpoint_ = CheckpointData{state, input_json, DumpJson(variables)};
     return Status::Ok();
   }
 
@@ -196,28 +251,19 @@ class StoreSink final : public EventSink {
  private:
   static constexpr std::chrono::milliseconds kCommitEvery{100};
 
-  struct Pending {
-    int64_t id, previous_id, ts;
-    std::string type, details;
-  };
   struct CheckpointData {
     std::string state, input, variables;
   };
 
   // Appends the events not journalled yet, and the checkpoint, in one write.
   Status Journal() {
-    std::string text;
-    for (size_t i = journaled_; i < pending_.size(); ++i) {
-      const Pending& p = pending_[i];
-      JournalEvent(&text, p.id, p.previous_id, p.ts, p.type, p.details);
-    }
     if (checkpoint_) {
-      JournalCheckpoint(&text, checkpoint_->state, checkpoint_->input, checkpoint_->variables);
+      JournalCheckpoint(&journal_, checkpoint_->state, checkpoint_->input, checkpoint_->variables);
       committed_checkpoint_ = std::move(checkpoint_);
       checkpoint_.reset();
     }
-    journaled_ = pending_.size();
-    if (text.empty()) return Status::Ok();
+    unjournaled_ = 0;
+    if (journal_.empty()) return Status::Ok();
     if (journal_fd_ < 0) {
       std::error_code ec;
       std::filesystem::create_directories(std::filesystem::path(journal_path_).parent_path(), ec);
@@ -227,8 +273,8 @@ class StoreSink final : public EventSink {
                                             journal_path_, std::strerror(errno)));
       }
     }
-    const char* data = text.data();
-    size_t left = text.size();
+    const char* data = journal_.data();
+    size_t left = journal_.size();
     while (left > 0) {
       ssize_t n = ::write(journal_fd_, data, left);
       if (n < 0 && errno == EINTR) continue;
@@ -239,6 +285,7 @@ class StoreSink final : public EventSink {
       data += n;
       left -= static_cast<size_t>(n);
     }
+    journal_.clear();
     return Status::Ok();
   }
 
@@ -251,21 +298,18 @@ class StoreSink final : public EventSink {
         db_.Prepare("INSERT INTO flow_checkpoints (execution_id, state, input, variables) VALUES "
                     "(?, ?, ?, ?) ON CONFLICT (execution_id) DO UPDATE SET state = "
                     "excluded.state, input = excluded.input, variables = excluded.variables"));
-    ENGAGE_ASSIGN_OR_RETURN(
-        SqliteStmt ins,
-        db_.Prepare("INSERT OR REPLACE INTO flow_events (execution_id, id, previous_id, "
-                    "ts_micros, type, details) VALUES (?, ?, ?, ?, ?, ?)"));
+    ENGAGE_ASSIGN_OR_RETURN(SqliteStmt ins, db_.Prepare(kInsertBatch));
     insert_ = std::make_unique<SqliteStmt>(std::move(ins));
     return Status::Ok();
   }
 
-  // Commits every buffered event and the latest checkpoint, then empties the journal.
+  // Commits the buffered events and the latest checkpoint, then empties the journal.
   Status Write() {
     if (checkpoint_) {
       committed_checkpoint_ = std::move(checkpoint_);
       checkpoint_.reset();
     }
-    if (pending_.empty() && !committed_checkpoint_) return Status::Ok();
+    if (batch_events_ == 0 && !committed_checkpoint_) return Status::Ok();
     ENGAGE_RETURN_IF_ERROR(Prepare());
     begin_.Reset();
     ENGAGE_RETURN_IF_ERROR(begin_.Run());
@@ -275,11 +319,14 @@ class StoreSink final : public EventSink {
       s = commit_.Run();
     }
     if (!s.ok()) {
+      if (!batch_.empty() && batch_.back() == ']') batch_.pop_back();  // added by WriteRows
       (void)db_.Exec("ROLLBACK");
       return s;
     }
-    pending_.clear();
-    journaled_ = 0;
+    batch_.clear();
+    batch_events_ = 0;
+    journal_.clear();
+    unjournaled_ = 0;
     committed_checkpoint_.reset();
     last_commit_ = std::chrono::steady_clock::now();
     if (journal_fd_ >= 0 && ::ftruncate(journal_fd_, 0) != 0) {
@@ -289,18 +336,11 @@ class StoreSink final : public EventSink {
     return Status::Ok();
   }
 
-  // The INSERTs and the checkpoint, inside Write's transaction.
+  // The batch and the checkpoint, inside Write's transaction.
   Status WriteRows() {
-    for (const Pending& p : pending_) {
-      insert_->Reset();
-      insert_->Bind(1, execution_id_).Bind(2, p.id).Bind(3, p.previous_id).Bind(4, p.ts);
-      insert_->Bind(5, p.type);
-      if (p.details.empty()) {
-        insert_->BindNull(6);
-      } else {
-        insert_->Bind(6, p.details);
-      }
-      ENGAGE_RETURN_IF_ERROR(insert_->Run());
+    if (batch_events_ > 0) {
+      batch_.push_back(']');
+      ENGAGE_RETURN_IF_ERROR(InsertBatch(*insert_, execution_id_, first_id_, last_id_, batch_));
     }
     if (committed_checkpoint_) {
       const CheckpointData& c = *committed_checkpoint_;
@@ -316,14 +356,56 @@ class StoreSink final : public EventSink {
   std::string execution_id_;
   std::string journal_path_;
   int journal_fd_ = -1;
-  std::vector<Pending> pending_;
-  size_t journaled_ = 0;                      // pending_[0, journaled_) are in the journal
-  std::optional<CheckpointData> checkpoint_;  // journalled with the next event
+  std::string batch_;  // "[e1,e2,..." : the events not committed yet
+  int64_t batch_events_ = 0, first_id_ = 0, last_id_ = 0;
+  std::string journal_;  // their journal lines not written yet
+  size_t unjournaled_ = 0;
+  std::optional<CheckpointData> checkpoint_;            // journalled with the next event
   std::optional<CheckpointData> committed_checkpoint_;  // journalled, not yet in meta.db
   std::unique_ptr<SqliteStmt> insert_;
   SqliteStmt begin_, commit_, checkpoint_stmt_;
   std::chrono::steady_clock::time_point last_commit_ = std::chrono::steady_clock::now();
 };
+
+// meta.db files from before the batches kept a row per event in a table flow_events: their
+// events become one batch per execution, and flow_events becomes a view of the batches.
+Status MigrateEventRows(SqliteDb& db) {
+  auto kind = [&db]() -> Result<std::string> {
+    ENGAGE_ASSIGN_OR_RETURN(
+        SqliteStmt st, db.Prepare("SELECT type FROM sqlite_master WHERE name = 'flow_events'"));
+    ENGAGE_ASSIGN_OR_RETURN(bool row, st.Step());
+    return row ? st.Text(0) : std::string();
+  };
+  ENGAGE_ASSIGN_OR_RETURN(std::string before, kind());
+  if (before == "view") return Status::Ok();
+  ENGAGE_ASSIGN_OR_RETURN(auto txn, SqliteTxn::Begin(db));
+  // Another process may have migrated meanwhile: look again inside the transaction.
+  ENGAGE_ASSIGN_OR_RETURN(std::string now, kind());
+  if (now == "view") return txn->Commit();
+  if (now == "table") {
+    ENGAGE_RETURN_IF_ERROR(db.Exec(R"sql(
+INSERT OR REPLACE INTO flow_event_batches (execution_id, first_id, last_id, events)
+SELECT execution_id, MIN(id), MAX(id),
+       json_group_array(json_object('id', id, 'previousEventId', previous_id,
+                                    'timestamp', ts_micros, 'type', type,
+                                    'details', json(COALESCE(details, 'null'))))
+FROM (SELECT * FROM flow_events ORDER BY execution_id, id)
+GROUP BY execution_id;
+DROP TABLE flow_events;
+)sql"));
+  }
+  ENGAGE_RETURN_IF_ERROR(db.Exec(R"sql(
+CREATE VIEW flow_events AS
+SELECT b.execution_id AS execution_id,
+       json_extract(e.value, '$.id') AS id,
+       json_extract(e.value, '$.previousEventId') AS previous_id,
+       json_extract(e.value, '$.timestamp') AS ts_micros,
+       json_extract(e.value, '$.type') AS type,
+       json_extract(e.value, '$.details') AS details
+FROM flow_event_batches b, json_each(b.events) e;
+)sql"));
+  return txn->Commit();
+}
 
 std::string JournalPath(const std::string& dir, const std::string& execution_id) {
   return dir + "/" + execution_id + ".jsonl";
@@ -372,6 +454,7 @@ Result<std::unique_ptr<ExecutionStore>> ExecutionStore::Open(const std::string& 
     ENGAGE_RETURN_IF_ERROR(
         db.Exec("ALTER TABLE flow_executions ADD COLUMN mock_path TEXT NOT NULL DEFAULT ''"));
   }
+  ENGAGE_RETURN_IF_ERROR(MigrateEventRows(db));
   std::string journal_dir =
       (std::filesystem::path(meta_db_path).parent_path() / "flow-journal").string();
   return std::unique_ptr<ExecutionStore>(
@@ -466,9 +549,7 @@ Status ExecutionStore::CheckRedrivable(const ExecutionRecord& r) {
 Result<RedrivePoint> ExecutionStore::BeginRedrive(const std::string& execution_id) {
   ENGAGE_ASSIGN_OR_RETURN(ExecutionRecord r, Get(execution_id));
   ENGAGE_RETURN_IF_ERROR(CheckRedrivable(r));
-  ENGAGE_ASSIGN_OR_RETURN(SqliteStmt last,
-                          db_.Prepare("SELECT COALESCE(MAX(id), 0) FROM flow_events WHERE "
-                                      "execution_id = ?"));
+  ENGAGE_ASSIGN_OR_RETURN(SqliteStmt last, db_.Prepare(kLastEventId));
   last.Bind(1, r.id);
   ENGAGE_ASSIGN_OR_RETURN(bool row, last.Step());
   RedrivePoint p;
@@ -526,22 +607,30 @@ Result<std::vector<ExecutionRecord>> ExecutionStore::List(int64_t limit,
 }
 
 Result<std::vector<Event>> ExecutionStore::History(const std::string& execution_id) {
-  ENGAGE_ASSIGN_OR_RETURN(
-      SqliteStmt st,
-      db_.Prepare("SELECT id, previous_id, ts_micros, type, details FROM flow_events WHERE "
-                  "execution_id = ? ORDER BY id"));
+  ENGAGE_ASSIGN_OR_RETURN(SqliteStmt st,
+                          db_.Prepare("SELECT events FROM flow_event_batches WHERE execution_id = "
+                                      "? ORDER BY first_id"));
   st.Bind(1, execution_id);
   std::vector<Event> out;
   while (true) {
     ENGAGE_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) break;
-    Event e;
-    e.id = st.Int(0);
-    e.previous_event_id = st.Int(1);
-    e.timestamp_micros = st.Int(2);
-    e.type = st.Text(3);
-    if (!st.IsNull(4)) e.details = ParseOr(st.Text(4), Json());
-    out.push_back(std::move(e));
+    Json batch = Json::parse(st.Text(0), nullptr, false);
+    if (!batch.is_array()) {
+      return DataLossError(fmt::format(
+          "the history of execution '{}' in meta.db is damaged (a batch is not a JSON array)",
+          execution_id));
+    }
+    for (const Json& j : batch) {
+      Event e;
+      if (!ReadStoredEvent(j, &e)) {
+        return DataLossError(
+            fmt::format("the history of execution '{}' in meta.db is damaged (an event lacks id, "
+                        "previousEventId, timestamp or type)",
+                        execution_id));
+      }
+      out.push_back(std::move(e));
+    }
   }
   return out;
 }
@@ -579,37 +668,34 @@ Status ExecutionStore::ReplayJournal(const std::string& execution_id) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::Ok();  // nothing journalled since the last commit
   ENGAGE_ASSIGN_OR_RETURN(auto txn, SqliteTxn::Begin(db_));
-  ENGAGE_ASSIGN_OR_RETURN(
-      SqliteStmt ev,
-      db_.Prepare("INSERT OR REPLACE INTO flow_events (execution_id, id, "
-                  "previous_id, ts_micros, type, details) VALUES (?, ?, ?, ?, ?, ?)"));
+  // Events already committed (the process died between the commit and emptying the journal)
+  // are not added twice.
+  ENGAGE_ASSIGN_OR_RETURN(SqliteStmt last, db_.Prepare(kLastEventId));
+  last.Bind(1, execution_id);
+  ENGAGE_ASSIGN_OR_RETURN(bool has_last, last.Step());
+  int64_t committed = has_last ? last.Int(0) : 0;
   ENGAGE_ASSIGN_OR_RETURN(
       SqliteStmt cp,
       db_.Prepare("INSERT INTO flow_checkpoints (execution_id, state, input, variables) VALUES "
                   "(?, ?, ?, ?) ON CONFLICT (execution_id) DO UPDATE SET state = "
                   "excluded.state, input = excluded.input, variables = excluded.variables"));
+  std::string batch;
+  int64_t first_id = 0, last_id = 0;
   std::string line;
   std::vector<std::string_view> f;
-  auto to_int = [](std::string_view v, int64_t* out) {
-    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), *out);
-    return ec == std::errc() && p == v.data() + v.size();
-  };
   // A torn last line (the process died inside write) ends the replay: everything before it
   // counts.
   while (std::getline(in, line)) {
     std::string_view l(line);
-    if (l.rfind("E\t", 0) == 0 && SplitJournalLine(l.substr(2), 5, &f)) {
-      int64_t id = 0, prev = 0, ts = 0;
-      if (!to_int(f[0], &id) || !to_int(f[1], &prev) || !to_int(f[2], &ts)) break;
-      if (!f[4].empty() && Json::parse(f[4], nullptr, false).is_discarded()) break;
-      ev.Reset();
-      ev.Bind(1, execution_id).Bind(2, id).Bind(3, prev).Bind(4, ts).Bind(5, std::string(f[3]));
-      if (f[4].empty()) {
-        ev.BindNull(6);
-      } else {
-        ev.Bind(6, std::string(f[4]));
-      }
-      ENGAGE_RETURN_IF_ERROR(ev.Run());
+    if (l.rfind("E\t", 0) == 0) {
+      Json j = Json::parse(l.substr(2), nullptr, false);
+      Event e;
+      if (!ReadStoredEvent(j, &e)) break;
+      if (e.id <= committed || e.id <= last_id) continue;
+      if (first_id == 0) first_id = e.id;
+      last_id = e.id;
+      batch.push_back(batch.empty() ? '[' : ',');
+      batch.append(l.substr(2));
     } else if (l.rfind("C\t", 0) == 0 && SplitJournalLine(l.substr(2), 3, &f)) {
       Json state = Json::parse(f[0], nullptr, false);
       if (!state.is_string() || Json::parse(f[1], nullptr, false).is_discarded() ||
@@ -623,6 +709,11 @@ Status ExecutionStore::ReplayJournal(const std::string& execution_id) {
     } else {
       break;
     }
+  }
+  if (!batch.empty()) {
+    batch.push_back(']');
+    ENGAGE_ASSIGN_OR_RETURN(SqliteStmt ins, db_.Prepare(kInsertBatch));
+    ENGAGE_RETURN_IF_ERROR(InsertBatch(ins, execution_id, first_id, last_id, batch));
   }
   ENGAGE_RETURN_IF_ERROR(txn->Commit());
   std::error_code ec;
@@ -650,9 +741,7 @@ Result<int64_t> ExecutionStore::RecoverInterrupted() {
   for (const Dead& d : dead) {
     ENGAGE_RETURN_IF_ERROR(ReplayJournal(d.id));
     ENGAGE_ASSIGN_OR_RETURN(auto txn, SqliteTxn::Begin(db_));
-    ENGAGE_ASSIGN_OR_RETURN(SqliteStmt last,
-                            db_.Prepare("SELECT COALESCE(MAX(id), 0) FROM flow_events WHERE "
-                                        "execution_id = ?"));
+    ENGAGE_ASSIGN_OR_RETURN(SqliteStmt last, db_.Prepare(kLastEventId));
     last.Bind(1, d.id);
     ENGAGE_ASSIGN_OR_RETURN(bool row, last.Step());
     int64_t last_id = row ? last.Int(0) : 0;
@@ -662,13 +751,12 @@ Result<int64_t> ExecutionStore::RecoverInterrupted() {
         "state entered.",
         d.pid, last_id, d.name);
     int64_t now = clock_.NowMicros();
-    ENGAGE_ASSIGN_OR_RETURN(
-        SqliteStmt ev,
-        db_.Prepare("INSERT INTO flow_events (execution_id, id, previous_id, ts_micros, type, "
-                    "details) VALUES (?, ?, ?, ?, 'ExecutionFailed', ?)"));
-    ev.Bind(1, d.id).Bind(2, last_id + 1).Bind(3, last_id).Bind(4, now);
-    ev.Bind(5, DumpJson(Json{{"error", "Engage.ExecutionInterrupted"}, {"cause", cause}}));
-    ENGAGE_RETURN_IF_ERROR(ev.Run());
+    std::string failed = "[";
+    AppendStoredEvent(&failed, last_id + 1, last_id, now, "ExecutionFailed",
+                      Json{{"error", "Engage.ExecutionInterrupted"}, {"cause", cause}});
+    failed.push_back(']');
+    ENGAGE_ASSIGN_OR_RETURN(SqliteStmt ev, db_.Prepare(kInsertBatch));
+    ENGAGE_RETURN_IF_ERROR(InsertBatch(ev, d.id, last_id + 1, last_id + 1, failed));
     ENGAGE_ASSIGN_OR_RETURN(
         SqliteStmt up,
         db_.Prepare("UPDATE flow_executions SET status = 'FAILED', error = "

@@ -116,6 +116,6 @@ std::optional<int64_t> ParseTimestampMicros(std::string_view s) {
   return secs * 1000000 + micros;
 }
 
-size_t JsonSizeBytes(const Json& v) { return DumpJson(v).size(); }
+size_t JsonSizeBytes(const Json& v) { return CompactJsonSize(v); }
 
 }  // namespace engage::flow

@@ -24,7 +24,9 @@ class RecordingSink : public EventSink {
     events.push_back(e);
     return Status::Ok();
   }
-  Status Checkpoint(const std::string& state, const Json& input, const Json& vars) override {
+  Status Checkpoint(const std::string& state, const Json& input, const std::string& input_json,
+                    const Json& vars) override {
+    EXPECT_EQ(input_json, DumpJson(input));
     checkpoints.push_back({state, input, vars});
     return Status::Ok();
   }

@@ -1,5 +1,6 @@
 #include "engage/flow/store.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -7,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <thread>
 
@@ -155,7 +157,7 @@ TEST(ExecutionStoreTest, SyncShowsTheStateTheExecutionIsIn) {
   auto sink = (*store)->Sink(rec->id);
   Event started{1, 0, 0, "ExecutionStarted", Json::object()};
   ASSERT_OK(sink->Append(started));
-  ASSERT_OK(sink->Checkpoint("Pause", Json::object(), Json::object()));
+  ASSERT_OK(sink->Checkpoint("Pause", Json::object(), DumpJson(Json::object()), Json::object()));
   Event entered{2, 1, 0, "WaitStateEntered", Json{{"name", "Pause"}}};
   ASSERT_OK(sink->Append(entered));
   // The engine syncs before it blocks (here: the Wait); another process then sees where the
@@ -181,10 +183,10 @@ TEST(ExecutionStoreTest, KilledProcessLosesNoJournalledEvent) {
   {
     auto sink = (*store)->Sink(rec->id);
     ASSERT_OK(sink->Append(Event{1, 0, 0, "ExecutionStarted", Json::object()}));
-    ASSERT_OK(sink->Checkpoint("A", Json{{"a", 1}}, Json::object()));
+    ASSERT_OK(sink->Checkpoint("A", Json{{"a", 1}}, DumpJson(Json{{"a", 1}}), Json::object()));
     ASSERT_OK(sink->Append(Event{2, 1, 0, "PassStateEntered", Json{{"name", "A"}}}));
     ASSERT_OK(sink->Append(Event{3, 2, 0, "PassStateExited", Json{{"name", "A"}}}));
-    ASSERT_OK(sink->Checkpoint("B", Json{{"b", 2}}, Json{{"v", 1}}));
+    ASSERT_OK(sink->Checkpoint("B", Json{{"b", 2}}, DumpJson(Json{{"b", 2}}), Json{{"v", 1}}));
     ASSERT_OK(sink->Append(Event{4, 3, 0, "TaskStateEntered", Json{{"name", "B"}}}));
     // The process dies here: no Sync, no Flush (the sink's destructor only closes the file).
   }
@@ -221,7 +223,7 @@ TEST(ExecutionStoreTest, CheckpointIsWrittenWithTheEnteredEventAndOldCheckpoints
   EXPECT_EQ((*store)->List(10, "")->front().resume_variables, (Json{{"v", 2}}));
   auto sink = (*store)->Sink(rec->id);
   ASSERT_OK(sink->Append(Event{1, 0, 0, "ExecutionStarted", Json::object()}));
-  ASSERT_OK(sink->Checkpoint("Next", Json{{"b", 2}}, Json{{"w", 3}}));
+  ASSERT_OK(sink->Checkpoint("Next", Json{{"b", 2}}, DumpJson(Json{{"b", 2}}), Json{{"w", 3}}));
   // Nothing reaches meta.db before the state's entered event and a sync (the journal holds
   // them meanwhile), then both at once.
   EXPECT_EQ((*store)->History(rec->id)->size(), 0u);
@@ -234,9 +236,137 @@ TEST(ExecutionStoreTest, CheckpointIsWrittenWithTheEnteredEventAndOldCheckpoints
   EXPECT_EQ(got->resume_input, (Json{{"b", 2}}));
   EXPECT_EQ(got->resume_variables, (Json{{"w", 3}}));
   // A checkpoint with no event after it is written by Flush.
-  ASSERT_OK(sink->Checkpoint("Last", Json::object(), Json::object()));
+  ASSERT_OK(sink->Checkpoint("Last", Json::object(), DumpJson(Json::object()), Json::object()));
   ASSERT_OK(sink->Flush());
   EXPECT_EQ((*store)->Get("c")->resume_state, "Last");
+}
+
+TEST(ExecutionStoreTest, HistoryIsStoredInBatchesAndReadableOneRowPerEvent) {
+  testing::TempDir dir;
+  FakeClock clock(0);
+  auto store = ExecutionStore::Open(dir.path() + "/meta.db", clock);
+  ASSERT_TRUE(store.ok());
+  auto rec = (*store)->Create(CreateExecutionRequest{"b", "sm", "{}", "", Json::object(), ""});
+  ASSERT_TRUE(rec.ok());
+  auto sink = (*store)->Sink(rec->id);
+  ASSERT_OK(sink->Append(Event{1, 0, 5, "ExecutionStarted", Json{{"input", "{}"}}}));
+  ASSERT_OK(sink->Append(Event{2, 1, 6, "PassStateEntered", Json{{"name", "A\t\"x\""}}}));
+  ASSERT_OK(sink->Sync());
+  ASSERT_OK(sink->Append(Event{3, 2, 7, "ParallelStateSucceeded", Json()}));
+  ASSERT_OK(sink->Flush());
+  // Two commits: two batch rows.
+  SqliteStmt batches =
+      *(*store)->db().Prepare("SELECT first_id, last_id FROM flow_event_batches ORDER BY 1");
+  std::vector<std::pair<int64_t, int64_t>> ranges;
+  while (*batches.Step()) ranges.emplace_back(batches.Int(0), batches.Int(1));
+  EXPECT_EQ(ranges, (std::vector<std::pair<int64_t, int64_t>>{{1, 2}, {3, 3}}));
+  // The history reads back exactly, null details included.
+  auto history = (*store)->History(rec->id);
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->size(), 3u);
+  EXPECT_EQ((*history)[1].details, (Json{{"name", "A\t\"x\""}}));
+  EXPECT_EQ((*history)[1].timestamp_micros, 6);
+  EXPECT_TRUE((*history)[2].details.is_null());
+  // SQL readers see one row per event in the flow_events view.
+  SqliteStmt rows = *(*store)->db().Prepare(
+      "SELECT id, previous_id, ts_micros, type, details FROM flow_events WHERE execution_id = ? "
+      "ORDER BY id");
+  rows.Bind(1, rec->id);
+  std::vector<std::string> seen;
+  while (*rows.Step()) {
+    seen.push_back(fmt::format("{} {} {} {} {}", rows.Int(0), rows.Int(1), rows.Int(2),
+                               rows.Text(3), rows.IsNull(4) ? "null" : rows.Text(4)));
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{R"(1 0 5 ExecutionStarted {"input":"{}"})",
+                                            R"(2 1 6 PassStateEntered {"name":"A\t\"x\""})",
+                                            "3 2 7 ParallelStateSucceeded null"}));
+}
+
+TEST(ExecutionStoreTest, OlderMetaDbWithOneRowPerEventIsMigrated) {
+  testing::TempDir dir;
+  std::string path = dir.path() + "/meta.db";
+  FakeClock clock(0);
+  {
+    // A meta.db as Engage wrote it before the history went into batches: the executions, and
+    // a table flow_events with a row per event.
+    auto store = ExecutionStore::Open(path, clock);
+    ASSERT_TRUE(store.ok());
+    for (const char* name : {"e1", "e2"}) {
+      auto rec = (*store)->Create(CreateExecutionRequest{name, "sm", "{}", "", Json(), ""});
+      ASSERT_TRUE(rec.ok());
+      ASSERT_OK((*store)->db().Exec(
+          fmt::format("UPDATE flow_executions SET id = '{}' WHERE name = '{}'", name, name)));
+    }
+    ASSERT_OK((*store)->db().Exec(R"sql(
+DROP VIEW flow_events;
+CREATE TABLE flow_events (execution_id TEXT NOT NULL, id INTEGER NOT NULL,
+  previous_id INTEGER NOT NULL, ts_micros INTEGER NOT NULL, type TEXT NOT NULL, details TEXT,
+  PRIMARY KEY (execution_id, id)) WITHOUT ROWID;
+INSERT INTO flow_events VALUES ('e1', 2, 1, 20, 'PassStateEntered', '{"name":"A"}');
+INSERT INTO flow_events VALUES ('e1', 1, 0, 10, 'ExecutionStarted', '{"input":"{}"}');
+INSERT INTO flow_events VALUES ('e1', 3, 2, 30, 'ParallelStateStarted', NULL);
+INSERT INTO flow_events VALUES ('e2', 1, 0, 40, 'ExecutionStarted', '{}');
+)sql"));
+  }
+  for (int open = 0; open < 2; ++open) {  // the second open finds the migration done
+    auto store = ExecutionStore::Open(path, clock);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    auto h1 = (*store)->History("e1");
+    ASSERT_TRUE(h1.ok()) << h1.status().ToString();
+    ASSERT_EQ(h1->size(), 3u);
+    EXPECT_EQ((*h1)[0].type, "ExecutionStarted");
+    EXPECT_EQ((*h1)[1].details, (Json{{"name", "A"}}));
+    EXPECT_EQ((*h1)[1].timestamp_micros, 20);
+    EXPECT_TRUE((*h1)[2].details.is_null());
+    EXPECT_EQ((*store)->History("e2")->size(), 1u);
+    SqliteStmt kind =
+        *(*store)->db().Prepare("SELECT type FROM sqlite_master WHERE name = 'flow_events'");
+    ASSERT_TRUE(*kind.Step());
+    EXPECT_EQ(kind.Text(0), "view");
+  }
+}
+
+TEST(ExecutionStoreTest, ReplayDoesNotRepeatEventsCommittedBeforeTheJournalWasEmptied) {
+  testing::TempDir dir;
+  FakeClock clock(0);
+  auto store = ExecutionStore::Open(dir.path() + "/meta.db", clock);
+  ASSERT_TRUE(store.ok());
+  auto rec = (*store)->Create(CreateExecutionRequest{"r", "sm", "{}", "", Json::object(), ""});
+  ASSERT_TRUE(rec.ok());
+  std::string journal = dir.path() + "/flow-journal/" + rec->id + ".jsonl";
+  std::string kept;
+  {
+    auto sink = (*store)->Sink(rec->id);
+    ASSERT_OK(sink->Append(Event{1, 0, 0, "ExecutionStarted", Json::object()}));
+    ASSERT_OK(sink->Checkpoint("A", Json::object(), "{}", Json::object()));
+    ASSERT_OK(sink->Append(Event{2, 1, 0, "PassStateEntered", Json{{"name", "A"}}}));
+    std::ifstream in(journal);
+    kept.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    ASSERT_NE(kept.find("PassStateEntered"), std::string::npos);
+    ASSERT_OK(sink->Sync());  // commits events 1 and 2 and empties the journal
+    ASSERT_OK(sink->Append(Event{3, 2, 0, "PassStateExited", Json{{"name", "A"}}}));
+    ASSERT_OK(sink->Checkpoint("B", Json::object(), "{}", Json::object()));
+    ASSERT_OK(sink->Append(Event{4, 3, 0, "PassStateEntered", Json{{"name", "B"}}}));
+  }
+  // The process died after the commit but before the journal was emptied: the journal still
+  // starts with the committed events.
+  std::string rest;
+  {
+    std::ifstream in(journal);
+    rest.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  {
+    std::ofstream out(journal, std::ios::trunc);
+    out << kept << rest;
+  }
+  ASSERT_OK((*store)->db().Exec("UPDATE flow_executions SET owner_pid = 999999999"));
+  EXPECT_EQ(*(*store)->RecoverInterrupted(), 1);
+  auto history = (*store)->History(rec->id);
+  ASSERT_TRUE(history.ok());
+  std::vector<int64_t> ids;
+  for (const Event& e : *history) ids.push_back(e.id);
+  EXPECT_EQ(ids, (std::vector<int64_t>{1, 2, 3, 4, 5}));
+  EXPECT_EQ((*store)->Get("r")->resume_state, "B");
 }
 
 }  // namespace

@@ -57,9 +57,12 @@ class EventSink {
   // Called before the execution blocks (a Wait, a retry interval, a Task): make every event
   // appended so far visible to readers of the history.
   virtual Status Sync() { return Status::Ok(); }
-  virtual Status Checkpoint(const std::string& state, const Json& input, const Json& variables) {
+  // `input_json` is DumpJson(input), so a sink that persists it need not serialize it again.
+  virtual Status Checkpoint(const std::string& state, const Json& input,
+                            const std::string& input_json, const Json& variables) {
     (void)state;
     (void)input;
+    (void)input_json;
     (void)variables;
     return Status::Ok();
   }

@@ -1,0 +1,130 @@
+#include "engage/core/json.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+
+namespace engage {
+namespace {
+
+// nlohmann's own compact dump: the text DumpJson must reproduce byte for byte.
+std::string Reference(const Json& j) {
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+TEST(DumpJsonTest, ScalarsMatchNlohmann) {
+  for (const Json& j : {Json(),
+                        Json(true),
+                        Json(false),
+                        Json(0),
+                        Json(-1),
+                        Json(42),
+                        Json(std::numeric_limits<int64_t>::min()),
+                        Json(std::numeric_limits<int64_t>::max()),
+                        Json(std::numeric_limits<uint64_t>::max()),
+                        Json(0.0),
+                        Json(-0.0),
+                        Json(1.5),
+                        Json(2.0),
+                        Json(1e20),
+                        Json(1e-7),
+                        Json(123456789012345680000.0),
+                        Json(0.1),
+                        Json(1.0 / 3),
+                        Json(5e-324),
+                        Json(std::numeric_limits<double>::max()),
+                        Json(std::numeric_limits<double>::quiet_NaN()),
+                        Json(std::numeric_limits<double>::infinity()),
+                        Json(-std::numeric_limits<double>::infinity())}) {
+    EXPECT_EQ(DumpJson(j), Reference(j)) << Reference(j);
+  }
+}
+
+TEST(DumpJsonTest, StringsEscapeAsNlohmannDoes) {
+  std::string all_bytes;
+  for (int c = 0; c < 128; ++c) all_bytes.push_back(static_cast<char>(c));
+  for (const std::string& s :
+       {std::string(), std::string("plain text that is longer than eight bytes"),
+        std::string("quote \" backslash \\ slash / tab \t newline \n"), std::string(1, '\0'),
+        all_bytes, std::string("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 mixed ascii tail"),
+        std::string("\x7F\x1F\x01"), std::string("{\"a\":\"b\\\"c\"}")}) {
+    EXPECT_EQ(DumpJson(Json(s)), Reference(Json(s))) << Reference(Json(s));
+  }
+}
+
+TEST(DumpJsonTest, InvalidUtf8IsReplacedAsNlohmannReplacesIt) {
+  for (const std::string& s :
+       {std::string("\xFF"), std::string("abc\xC3"), std::string("\xC0\xAF overlong"),
+        std::string("\xED\xA0\x80 surrogate"), std::string("\xF4\x90\x80\x80 too big"),
+        std::string("\xE2\x82 truncated in the middle of a long ascii run"),
+        std::string("\x80\x80\x80\x80\x80\x80\x80\x80\x80")}) {
+    EXPECT_EQ(DumpJson(Json(s)), Reference(Json(s))) << Reference(Json(s));
+  }
+}
+
+TEST(DumpJsonTest, NestedValuesKeepKeyOrder) {
+  Json j = Json::parse(
+      R"({"z": 1, "a": [1, 2.5, "x", null, {"k\"ey": true}], "m": {}, "e": [], "n": -3})");
+  EXPECT_EQ(DumpJson(j), Reference(j));
+  EXPECT_EQ(DumpJson(j), R"({"z":1,"a":[1,2.5,"x",null,{"k\"ey":true}],"m":{},"e":[],"n":-3})");
+  std::string appended = "prefix ";
+  AppendJson(&appended, j);
+  EXPECT_EQ(appended, "prefix " + Reference(j));
+  EXPECT_EQ(DumpJson(j, 2), j.dump(2));  // indented output is nlohmann's
+}
+
+// Random documents of random bytes and numbers: the two serializers agree on every one.
+Json RandomValue(std::mt19937_64& rng, int depth) {
+  int kind = static_cast<int>(rng() % (depth > 3 ? 6 : 8));
+  switch (kind) {
+    case 0:
+      return Json();
+    case 1:
+      return Json(rng() % 2 == 0);
+    case 2:
+      return Json(static_cast<int64_t>(rng()));
+    case 3: {
+      double d;
+      uint64_t bits = rng();
+      std::memcpy(&d, &bits, sizeof d);
+      return Json(rng() % 2 == 0 ? d : static_cast<double>(static_cast<int32_t>(rng())) / 8);
+    }
+    case 4:
+    case 5: {
+      std::string s(rng() % 40, ' ');
+      bool ascii = rng() % 2 == 0;
+      for (char& c : s) c = static_cast<char>(ascii ? rng() % 128 : rng() % 256);
+      return Json(s);
+    }
+    case 6: {
+      Json a = Json::array();
+      for (int i = static_cast<int>(rng() % 5); i > 0; --i)
+        a.push_back(RandomValue(rng, depth + 1));
+      return a;
+    }
+    default: {
+      Json o = Json::object();
+      for (int i = static_cast<int>(rng() % 5); i > 0; --i) {
+        o[std::to_string(rng() % 100) + "\xC3\xA9\""] = RandomValue(rng, depth + 1);
+      }
+      return o;
+    }
+  }
+}
+
+TEST(DumpJsonTest, RandomDocumentsMatchNlohmann) {
+  std::mt19937_64 rng(20261202);
+  for (int i = 0; i < 20000; ++i) {
+    Json j = RandomValue(rng, 0);
+    std::string ref = Reference(j);
+    ASSERT_EQ(DumpJson(j), ref) << "document " << i;
+    ASSERT_EQ(CompactJsonSize(j), ref.size()) << "document " << i;
+  }
+}
+
+}  // namespace
+}  // namespace engage
