@@ -8,6 +8,17 @@ find_package(CLI11 CONFIG REQUIRED)
 find_package(SQLite3 REQUIRED)
 find_package(OpenSSL REQUIRED)
 pkg_check_modules(TOMLPP REQUIRED IMPORTED_TARGET tomlplusplus)
+# XGBoost's C API (Debian: libxgboost-dev 1.7), for the ml component. Found by hand: the
+# package's CMake config also requires the `xgboost` command-line package.
+find_library(XGBOOST_LIBRARY xgboost)
+find_path(XGBOOST_INCLUDE_DIR xgboost/c_api.h)
+if(NOT XGBOOST_LIBRARY OR NOT XGBOOST_INCLUDE_DIR)
+  message(FATAL_ERROR "XGBoost not found: run scripts/install-deps (Debian package libxgboost-dev)")
+endif()
+add_library(xgboost::xgboost SHARED IMPORTED)
+set_target_properties(xgboost::xgboost PROPERTIES
+  IMPORTED_LOCATION "${XGBOOST_LIBRARY}"
+  INTERFACE_INCLUDE_DIRECTORIES "${XGBOOST_INCLUDE_DIR}")
 
 find_library(DUCKDB_LIBRARY duckdb PATHS "${DUCKDB_ROOT}/lib" NO_DEFAULT_PATH)
 find_path(DUCKDB_INCLUDE_DIR duckdb.h PATHS "${DUCKDB_ROOT}/include" NO_DEFAULT_PATH)

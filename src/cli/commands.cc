@@ -73,6 +73,8 @@ std::string CellText(const Json& v) {
   return DumpJson(v);
 }
 
+}  // namespace
+
 Result<std::unique_ptr<lake::Lake>> OpenLake(const GlobalOptions& g, bool writer) {
   lake::LakeOptions opts;
   opts.writer = writer;
@@ -90,6 +92,8 @@ Result<std::unique_ptr<lake::Lake>> OpenLake(const GlobalOptions& g, bool writer
   }
   return l;
 }
+
+namespace {
 
 bool StderrIsTty() { return ::isatty(STDERR_FILENO) == 1; }
 
@@ -488,6 +492,7 @@ void RegisterCommands(CLI::App& app, GlobalOptions& g, std::function<Status()>* 
   AddCompact(app, g, action);
   AddHistory(app, g, action);
   RegisterFlowCommands(app, g, action);
+  RegisterMlCommands(app, g, action);
 }
 
 }  // namespace engage::cli

@@ -10,6 +10,7 @@
 
 #include "engage/core/json.h"
 #include "engage/core/status.h"
+#include "engage/lake/lake.h"
 
 namespace engage::cli {
 
@@ -22,6 +23,12 @@ struct GlobalOptions {
 void PrintJson(const Json& j);
 void PrintTable(const std::vector<std::string>& header,
                 const std::vector<std::vector<std::string>>& rows);
+
+// Opens the home's lake; `writer` takes the writer lock and runs recovery (reporting it).
+Result<std::unique_ptr<lake::Lake>> OpenLake(const GlobalOptions& g, bool writer);
+
+// `engage btyd ...` (ml_commands.cc).
+void RegisterMlCommands(CLI::App& app, GlobalOptions& global, std::function<Status()>* action);
 
 // `engage flow ...` (flow_commands.cc).
 void RegisterFlowCommands(CLI::App& app, GlobalOptions& global, std::function<Status()>* action);

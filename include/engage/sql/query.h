@@ -74,10 +74,20 @@ class QueryEngine {
   // kFailedPrecondition (a table requiring a dt filter scanned without one).
   Result<QueryResult> Run(const QueryRequest& req);
 
+  // Runs SQL written by Engage itself (feature and model queries), not by a user: no read-only
+  // check and no row limit, but the same sandbox (only the lake is readable), and the query is
+  // metered and recorded in the history under `source` like any other. kInvalidArgument for SQL
+  // errors.
+  Result<lake::DuckResult> RunTrusted(const std::string& sql, const std::string& source);
+
+  lake::Lake& lake() { return lake_; }
+
  private:
   QueryEngine(lake::Lake& lake, lake::DuckDb db, lake::DuckConn conn);
   // Per-scan estimate of the lake files `sql` reads; `referenced` are the table names it uses.
   Result<std::vector<TableScan>> Estimate(const std::string& sql, std::set<std::string> referenced);
+  // Runs `sql` while counting the bytes the process reads.
+  Result<lake::DuckResult> MeteredQuery(const std::string& sql, int64_t* bytes_scanned);
   void Record(const QueryRequest& req, const std::string& status, const std::string& error,
               const QueryResult* r);
 

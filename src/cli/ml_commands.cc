@@ -1,0 +1,256 @@
+// `engage btyd fit|predict`: BG/NBD and Gamma-Gamma on an events table of the lake.
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "cli/commands.h"
+#include "engage/core/fs.h"
+#include "engage/ml/btyd.h"
+#include "engage/sql/query.h"
+
+namespace engage::cli {
+
+namespace {
+
+struct BtydArgs {
+  ml::SummaryRequest summary;
+  std::string time_unit = "week";
+  bool json = false;
+};
+
+// The options `fit` and `predict` share: which table and columns, the calibration end and the
+// time unit.
+void AddSummaryOptions(CLI::App* cmd, BtydArgs& a) {
+  cmd->add_option("table", a.summary.table, "Lake table of events (one row per transaction)")
+      ->required();
+  cmd->add_option("--calibration-end", a.summary.calibration_end,
+                  "Last day of the calibration period, YYYY-MM-DD (inclusive; default: the "
+                  "last event's day)");
+  cmd->add_option("--customer-column", a.summary.customer_column, "Customer id column")
+      ->default_str("customer_id");
+  cmd->add_option("--time-column", a.summary.time_column,
+                  "Event time column (default: the table's time_column)");
+  cmd->add_option("--amount-column", a.summary.amount_column,
+                  "Transaction value column for Gamma-Gamma (\"\" for none)")
+      ->default_str("amount");
+  cmd->add_option("--time-unit", a.time_unit, "Time unit of t_x, T and α: week or day")
+      ->check(CLI::IsMember({"week", "day"}))
+      ->default_str("week");
+  cmd->add_flag("--json", a.json, "Print JSON");
+}
+
+Result<std::vector<ml::CustomerSummary>> Summaries(const GlobalOptions& g, BtydArgs& a) {
+  a.summary.days_per_unit = a.time_unit == "day" ? 1 : 7;
+  ENGAGE_ASSIGN_OR_RETURN(auto lake, OpenLake(g, /*writer=*/false));
+  ENGAGE_ASSIGN_OR_RETURN(auto engine, sql::QueryEngine::Open(*lake));
+  ENGAGE_ASSIGN_OR_RETURN(auto customers, ml::SummarizeEvents(*engine, a.summary));
+  if (customers.empty()) {
+    return FailedPreconditionError(fmt::format(
+        "table '{}' has no customer with a transaction on or before the calibration end",
+        a.summary.table));
+  }
+  return customers;
+}
+
+struct Fits {
+  ml::BgNbdFit bgnbd;
+  std::optional<ml::GammaGammaFit> gamma_gamma;  // none without amounts or repeat spend
+  std::string gamma_gamma_skipped;
+};
+
+Result<Fits> FitBoth(const std::vector<ml::CustomerSummary>& customers, bool with_amounts) {
+  Fits f;
+  ENGAGE_ASSIGN_OR_RETURN(f.bgnbd, ml::FitBgNbd(customers));
+  if (!with_amounts) {
+    f.gamma_gamma_skipped = "no amount column";
+    return f;
+  }
+  auto gg = ml::FitGammaGamma(customers);
+  if (gg.ok()) {
+    f.gamma_gamma = *gg;
+  } else if (gg.status().code() == StatusCode::kInvalidArgument) {
+    f.gamma_gamma_skipped = gg.status().message();
+  } else {
+    return gg.status();
+  }
+  return f;
+}
+
+Json FitsJson(const Fits& f, const BtydArgs& a, int64_t customers) {
+  Json j = Json::object();
+  j["table"] = a.summary.table;
+  j["calibration_end"] = a.summary.calibration_end;
+  j["time_unit"] = a.time_unit;
+  j["customers"] = customers;
+  j["bgnbd"] = f.bgnbd.ToJson();
+  if (f.gamma_gamma) {
+    j["gamma_gamma"] = f.gamma_gamma->ToJson();
+  } else {
+    j["gamma_gamma"] = nullptr;
+    j["gamma_gamma_skipped"] = f.gamma_gamma_skipped;
+  }
+  return j;
+}
+
+void AddFit(CLI::App& parent, GlobalOptions& g, std::function<Status()>* action) {
+  auto* cmd = parent.add_subcommand(
+      "fit", "Fit BG/NBD and Gamma-Gamma by maximum likelihood on an events table");
+  auto a = std::make_shared<BtydArgs>();
+  AddSummaryOptions(cmd, *a);
+  cmd->callback([&g, action, a] {
+    *action = [&g, a]() -> Status {
+      ENGAGE_ASSIGN_OR_RETURN(auto customers, Summaries(g, *a));
+      ENGAGE_ASSIGN_OR_RETURN(Fits f, FitBoth(customers, !a->summary.amount_column.empty()));
+      if (a->json) {
+        PrintJson(FitsJson(f, *a, static_cast<int64_t>(customers.size())));
+        return Status::Ok();
+      }
+      const auto& b = f.bgnbd;
+      std::printf("%zu customers, calibration to %s, time in %ss\n\n", customers.size(),
+                  a->summary.calibration_end.empty() ? "the last event"
+                                                     : a->summary.calibration_end.c_str(),
+                  a->time_unit.c_str());
+      std::printf("BG/NBD       r = %.4f  alpha = %.4f  a = %.4f  b = %.4f\n", b.params.r,
+                  b.params.alpha, b.params.a, b.params.b);
+      std::printf("             log-likelihood %.4f over %ld customers\n", b.report.log_likelihood,
+                  static_cast<long>(b.report.customers));
+      if (f.gamma_gamma) {
+        const auto& gg = *f.gamma_gamma;
+        std::printf("Gamma-Gamma  p = %.4f  q = %.4f  gamma = %.4f\n", gg.params.p, gg.params.q,
+                    gg.params.gamma);
+        std::printf("             log-likelihood %.4f over %ld repeat customers (%ld left out)\n",
+                    gg.report.log_likelihood, static_cast<long>(gg.report.customers),
+                    static_cast<long>(gg.report.excluded));
+      } else {
+        std::printf("Gamma-Gamma  not fitted: %s\n", f.gamma_gamma_skipped.c_str());
+      }
+      return Status::Ok();
+    };
+  });
+}
+
+// Per-customer outputs as CSV (customer ids are quoted when needed).
+std::string CsvField(const std::string& s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+void AddPredict(CLI::App& parent, GlobalOptions& g, std::function<Status()>* action) {
+  auto* cmd = parent.add_subcommand(
+      "predict", "Per-customer probability alive, expected transactions, expected spend and CLV");
+  auto a = std::make_shared<BtydArgs>();
+  auto horizon = std::make_shared<double>(0);
+  auto out = std::make_shared<std::string>();
+  auto limit = std::make_shared<int64_t>(10);
+  auto clv = std::make_shared<ml::ClvOptions>();
+  AddSummaryOptions(cmd, *a);
+  cmd->add_option("--horizon", *horizon,
+                  "Horizon for expected transactions, in time units (default: 4 weeks or 30 "
+                  "days)");
+  cmd->add_option("--clv-periods", clv->periods, "CLV horizon in periods (months)")
+      ->default_str("12")
+      ->check(CLI::Range(1, 1200));
+  cmd->add_option("--discount-rate", clv->discount_rate, "CLV discount rate per period")
+      ->default_str("0.01")
+      ->check(CLI::Range(0.0, 10.0));
+  cmd->add_option("--out", *out, "Write every customer's outputs to this CSV file");
+  cmd->add_option("--limit", *limit, "Customers to print (without --out; 0 = all)")
+      ->default_str("10");
+  cmd->callback([&g, action, a, horizon, out, limit, clv] {
+    *action = [&g, a, horizon, out, limit, clv]() -> Status {
+      if (*horizon < 0) return InvalidArgumentError("--horizon must not be negative");
+      ENGAGE_ASSIGN_OR_RETURN(auto customers, Summaries(g, *a));
+      ENGAGE_ASSIGN_OR_RETURN(Fits f, FitBoth(customers, !a->summary.amount_column.empty()));
+      double days = a->summary.days_per_unit;
+      double h = *horizon > 0 ? *horizon : (days == 1 ? 30 : 4);
+      clv->period_length = 30.0 / days;
+      std::string csv =
+          "customer_id,x,t_x,T,monetary,p_alive,expected_transactions,expected_spend,clv\n";
+      Json rows = Json::array();
+      int64_t shown = 0;
+      for (const auto& c : customers) {
+        double alive = ml::ProbabilityAlive(f.bgnbd.params, c);
+        double expected = ml::ExpectedTransactions(f.bgnbd.params, c, h);
+        std::optional<double> spend, value;
+        if (f.gamma_gamma) {
+          spend = ml::ExpectedSpend(f.gamma_gamma->params, c);
+          value = ml::CustomerLifetimeValue(f.bgnbd.params, f.gamma_gamma->params, c, *clv);
+        }
+        auto opt = [](const std::optional<double>& v) {
+          return v ? fmt::format("{:.6g}", *v) : std::string();
+        };
+        csv +=
+            fmt::format("{},{},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{},{}\n", CsvField(c.customer_id),
+                        c.x, c.t_x, c.T, c.monetary, alive, expected, opt(spend), opt(value));
+        if (out->empty() && (*limit == 0 || shown < *limit)) {
+          ++shown;
+          Json r = Json::object();
+          r["customer_id"] = c.customer_id;
+          r["x"] = c.x;
+          r["t_x"] = c.t_x;
+          r["T"] = c.T;
+          r["monetary"] = c.monetary;
+          r["p_alive"] = alive;
+          r["expected_transactions"] = expected;
+          r["expected_spend"] = spend ? Json(*spend) : Json();
+          r["clv"] = value ? Json(*value) : Json();
+          rows.push_back(std::move(r));
+        }
+      }
+      if (!out->empty()) {
+        PosixFileSystem fs;
+        ENGAGE_RETURN_IF_ERROR(fs.WriteFileAtomic(*out, csv));
+      }
+      if (a->json) {
+        Json j = FitsJson(f, *a, static_cast<int64_t>(customers.size()));
+        j["horizon"] = h;
+        if (!out->empty()) {
+          j["out"] = *out;
+        } else {
+          j["predictions"] = std::move(rows);
+        }
+        PrintJson(j);
+        return Status::Ok();
+      }
+      std::printf("BG/NBD r=%.4f alpha=%.4f a=%.4f b=%.4f; horizon %g %ss\n", f.bgnbd.params.r,
+                  f.bgnbd.params.alpha, f.bgnbd.params.a, f.bgnbd.params.b, h,
+                  a->time_unit.c_str());
+      if (!out->empty()) {
+        std::printf("wrote %zu customers to %s\n", customers.size(), out->c_str());
+        return Status::Ok();
+      }
+      std::vector<std::vector<std::string>> table;
+      for (const Json& r : rows) {
+        auto num = [](const Json& v) {
+          return v.is_null() ? std::string("-") : fmt::format("{:.4f}", v.get<double>());
+        };
+        table.push_back({r["customer_id"].get<std::string>(),
+                         fmt::format("{}", r["x"].get<double>()), num(r["p_alive"]),
+                         num(r["expected_transactions"]), num(r["expected_spend"]), num(r["clv"])});
+      }
+      PrintTable({"customer_id", "x", "p_alive", "expected_transactions", "expected_spend", "clv"},
+                 table);
+      if (static_cast<int64_t>(customers.size()) > shown) {
+        std::printf("(%ld of %zu customers; --out FILE writes all)\n", static_cast<long>(shown),
+                    customers.size());
+      }
+      return Status::Ok();
+    };
+  });
+}
+
+}  // namespace
+
+void RegisterMlCommands(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
+  auto* btyd = app.add_subcommand(
+      "btyd", "BG/NBD and Gamma-Gamma: probability alive, expected transactions, CLV");
+  btyd->require_subcommand(1);
+  AddFit(*btyd, g, action);
+  AddPredict(*btyd, g, action);
+}
+
+}  // namespace engage::cli
