@@ -1,12 +1,15 @@
-// `engage btyd fit|predict`: BG/NBD and Gamma-Gamma on an events table of the lake.
+// `engage features`: point-in-time features and labels; `engage btyd fit|predict`: BG/NBD and
+// Gamma-Gamma on an events table of the lake.
 #include <fmt/format.h>
 
+#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <string>
 
 #include "cli/commands.h"
 #include "engage/core/fs.h"
+#include "engage/features/features.h"
 #include "engage/ml/btyd.h"
 #include "engage/sql/query.h"
 
@@ -243,6 +246,108 @@ void AddPredict(CLI::App& parent, GlobalOptions& g, std::function<Status()>* act
   });
 }
 
+// Feature rows as CSV: customer_id, cutoff, label, then the features (empty for missing).
+std::string FeaturesCsv(const features::FeatureFrame& f) {
+  std::string out = "customer_id,cutoff,label";
+  for (const auto& n : f.names) out += "," + n;
+  out += "\n";
+  auto num = [](float v) { return std::isnan(v) ? std::string() : fmt::format("{}", v); };
+  for (int64_t i = 0; i < f.rows(); ++i) {
+    out += CsvField(f.customer_ids[i]) + "," + f.cutoffs[i] + "," + num(f.labels[i]);
+    for (const auto& col : f.columns) out += "," + num(col[i]);
+    out += "\n";
+  }
+  return out;
+}
+
+void AddFeatures(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
+  auto* cmd = app.add_subcommand(
+      "features", "Point-in-time features and engagement labels ([engagement] in engage.toml)");
+  auto cutoffs = std::make_shared<std::vector<std::string>>();
+  auto out = std::make_shared<std::string>();
+  auto json = std::make_shared<bool>(false);
+  auto show_sql = std::make_shared<bool>(false);
+  auto training = std::make_shared<bool>(false);
+  cmd->add_option("--cutoff", *cutoffs,
+                  "Cutoff day(s), YYYY-MM-DD: features use events before it (default: the day "
+                  "after the last event)");
+  cmd->add_flag("--training", *training,
+                "Use the training cutoffs (the latest labelled day and earlier ones)");
+  cmd->add_option("--out", *out, "Write the rows to this CSV file");
+  cmd->add_flag("--sql", *show_sql, "Print the SQL for the (first) cutoff and stop");
+  cmd->add_flag("--json", *json, "Print a JSON summary (per feature: missing share, mean)");
+  cmd->callback([&g, action, cutoffs, out, json, show_sql, training] {
+    *action = [&g, cutoffs, out, json, show_sql, training]() -> Status {
+      ENGAGE_ASSIGN_OR_RETURN(auto lake, OpenLake(g, /*writer=*/false));
+      ENGAGE_ASSIGN_OR_RETURN(auto engine, sql::QueryEngine::Open(*lake));
+      features::FeatureBuilder builder(*engine, lake->config().engagement);
+      std::vector<std::string> days = *cutoffs;
+      if (*training) {
+        if (!days.empty()) return InvalidArgumentError("--training and --cutoff are exclusive");
+        ENGAGE_ASSIGN_OR_RETURN(days, builder.TrainingCutoffs());
+      }
+      if (days.empty()) {
+        ENGAGE_ASSIGN_OR_RETURN(std::string end, builder.DataEnd());
+        days.push_back(end);
+      }
+      if (*show_sql) {
+        ENGAGE_ASSIGN_OR_RETURN(std::string text, builder.Sql(days.front()));
+        std::printf("%s\n", text.c_str());
+        return Status::Ok();
+      }
+      ENGAGE_ASSIGN_OR_RETURN(features::FeatureFrame f, builder.Build(days));
+      if (!out->empty()) {
+        PosixFileSystem fs;
+        ENGAGE_RETURN_IF_ERROR(fs.WriteFileAtomic(*out, FeaturesCsv(f)));
+      }
+      Json summary = Json::object();
+      summary["cutoffs"] = days;
+      summary["rows"] = f.rows();
+      int64_t labelled = 0, positive = 0;
+      for (float l : f.labels) {
+        labelled += std::isnan(l) ? 0 : 1;
+        positive += l == 1 ? 1 : 0;
+      }
+      summary["labelled"] = labelled;
+      summary["positive_rate"] = labelled > 0 ? static_cast<double>(positive) / labelled : 0.0;
+      Json cols = Json::array();
+      for (size_t j = 0; j < f.names.size(); ++j) {
+        int64_t missing = 0;
+        double sum = 0;
+        for (float v : f.columns[j]) {
+          if (std::isnan(v)) {
+            ++missing;
+          } else {
+            sum += v;
+          }
+        }
+        int64_t present = f.rows() - missing;
+        cols.push_back(Json{{"name", f.names[j]},
+                            {"missing", f.rows() > 0 ? static_cast<double>(missing) / f.rows() : 0},
+                            {"mean", present > 0 ? sum / present : 0.0}});
+      }
+      summary["features"] = std::move(cols);
+      if (!out->empty()) summary["out"] = *out;
+      if (*json) {
+        PrintJson(summary);
+        return Status::Ok();
+      }
+      std::vector<std::vector<std::string>> rows;
+      for (const Json& c : summary["features"]) {
+        rows.push_back({c["name"].get<std::string>(),
+                        fmt::format("{:.1f}%", 100 * c["missing"].get<double>()),
+                        fmt::format("{:.4g}", c["mean"].get<double>())});
+      }
+      PrintTable({"feature", "missing", "mean"}, rows);
+      std::printf("%ld rows at %zu cutoff(s), %ld labelled, positive rate %.4f%s%s\n",
+                  static_cast<long>(f.rows()), days.size(), static_cast<long>(labelled),
+                  summary["positive_rate"].get<double>(), out->empty() ? "" : "; wrote ",
+                  out->c_str());
+      return Status::Ok();
+    };
+  });
+}
+
 }  // namespace
 
 void RegisterMlCommands(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
@@ -251,6 +356,7 @@ void RegisterMlCommands(CLI::App& app, GlobalOptions& g, std::function<Status()>
   btyd->require_subcommand(1);
   AddFit(*btyd, g, action);
   AddPredict(*btyd, g, action);
+  AddFeatures(app, g, action);
 }
 
 }  // namespace engage::cli

@@ -301,6 +301,102 @@ Status ParseFlow(const toml::table& f, const std::string& o, FlowConfig* flow) {
   return Status::Ok();
 }
 
+Result<std::vector<std::string>> StringList(const toml::table& t, const char* key,
+                                            const std::string& where) {
+  std::vector<std::string> out;
+  const toml::array* arr = t[key].as_array();
+  if (!arr)
+    return InvalidArgumentError(fmt::format("{}: '{}' must be an array of strings", where, key));
+  for (const auto& item : *arr) {
+    auto v = item.value<std::string>();
+    if (!item.is_string() || !v) {
+      return InvalidArgumentError(fmt::format("{}: '{}' must be an array of strings", where, key));
+    }
+    out.push_back(*v);
+  }
+  return out;
+}
+
+Status ParseEngagement(const toml::table& e, const std::string& o, EngagementConfig* cfg) {
+  std::string w = o + " [engagement]";
+  static const std::set<std::string> kStrings = {
+      "events_table", "customers_table", "customer_column", "time_column",
+      "type_column",  "channel_column",  "amount_column",   "signup_column"};
+  static const std::set<std::string> kInts = {"horizon_days", "lookback_days", "training_cutoffs",
+                                              "cutoff_step_days"};
+  static const std::set<std::string> kLists = {"qualifying_types", "event_types", "channels"};
+  for (const auto& [k, v] : e) {
+    std::string key(k.str());
+    if (kStrings.count(key)) {
+      if (!v.is_string())
+        return InvalidArgumentError(fmt::format("{}: '{}' must be a string", w, key));
+      std::string s = *v.value<std::string>();
+      if (key == "events_table") cfg->events_table = s;
+      if (key == "customers_table") cfg->customers_table = s;
+      if (key == "customer_column") cfg->customer_column = s;
+      if (key == "time_column") cfg->time_column = s;
+      if (key == "type_column") cfg->type_column = s;
+      if (key == "channel_column") cfg->channel_column = s;
+      if (key == "amount_column") cfg->amount_column = s;
+      if (key == "signup_column") cfg->signup_column = s;
+    } else if (kInts.count(key)) {
+      auto n = v.value<int64_t>();
+      if (!v.is_integer() || !n || *n < 1 || *n > 100000) {
+        return InvalidArgumentError(
+            fmt::format("{}: '{}' must be an integer from 1 to 100000", w, key));
+      }
+      int i = static_cast<int>(*n);
+      if (key == "horizon_days") cfg->horizon_days = i;
+      if (key == "lookback_days") cfg->lookback_days = i;
+      if (key == "training_cutoffs") cfg->training_cutoffs = i;
+      if (key == "cutoff_step_days") cfg->cutoff_step_days = i;
+    } else if (kLists.count(key)) {
+      ENGAGE_ASSIGN_OR_RETURN(auto list, StringList(e, key.c_str(), w));
+      if (key == "qualifying_types") cfg->qualifying_types = list;
+      if (key == "event_types") cfg->event_types = list;
+      if (key == "channels") cfg->channels = list;
+    } else if (key == "windows_days") {
+      const toml::array* arr = v.as_array();
+      cfg->windows_days.clear();
+      for (size_t i = 0; arr && i < arr->size(); ++i) {
+        auto n = (*arr)[i].value<int64_t>();
+        if (!(*arr)[i].is_integer() || !n || *n < 1 || *n > 100000) arr = nullptr;
+        if (arr) cfg->windows_days.push_back(static_cast<int>(*n));
+      }
+      if (!arr || cfg->windows_days.empty()) {
+        return InvalidArgumentError(
+            w + ": 'windows_days' must be a non-empty array of integers from 1 to 100000");
+      }
+    } else if (key == "features") {
+      const toml::array* arr = v.as_array();
+      if (!arr) return InvalidArgumentError(w + ": 'features' must be an array of tables");
+      for (size_t i = 0; i < arr->size(); ++i) {
+        std::string fw = fmt::format("{} [[engagement.features]] #{}", o, i + 1);
+        const toml::table* ft = (*arr)[i].as_table();
+        if (!ft) return InvalidArgumentError(fw + ": must be a table with name and sql");
+        ENGAGE_RETURN_IF_ERROR(CheckKeys(*ft, {"name", "sql"}, fw));
+        SqlFeature f;
+        f.name = Get<std::string>(*ft, "name").value_or("");
+        f.sql = Get<std::string>(*ft, "sql").value_or("");
+        if (!IsValidIdentifier(f.name)) {
+          return InvalidArgumentError(fw + ": 'name' must match [a-z_][a-z0-9_]{0,62}");
+        }
+        if (f.sql.find("{events}") == std::string::npos) {
+          return InvalidArgumentError(
+              fw + ": 'sql' must read events through {events} (the events before the cutoff)");
+        }
+        cfg->sql_features.push_back(std::move(f));
+      }
+    } else {
+      return InvalidArgumentError(fmt::format("{}: unknown key '{}'", w, key));
+    }
+  }
+  if (cfg->qualifying_types.empty()) {
+    return InvalidArgumentError(w + ": 'qualifying_types' must name at least one event type");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<Config> Config::Parse(std::string_view text, std::string_view origin) {
@@ -312,8 +408,13 @@ Result<Config> Config::Parse(std::string_view text, std::string_view origin) {
                                             err.source().begin.column, err.description()));
   }
   std::string o(origin);
-  ENGAGE_RETURN_IF_ERROR(CheckKeys(root, {"tables", "prices", "query", "flow"}, o));
+  ENGAGE_RETURN_IF_ERROR(CheckKeys(root, {"tables", "prices", "query", "flow", "engagement"}, o));
   Config cfg;
+  if (const toml::table* e = root["engagement"].as_table()) {
+    ENGAGE_RETURN_IF_ERROR(ParseEngagement(*e, o, &cfg.engagement));
+  } else if (root.contains("engagement")) {
+    return InvalidArgumentError(o + ": [engagement] must be a table");
+  }
   if (const toml::table* f = root["flow"].as_table()) {
     ENGAGE_RETURN_IF_ERROR(ParseFlow(*f, o, &cfg.flow));
   }

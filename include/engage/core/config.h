@@ -97,8 +97,45 @@ struct FlowConfig {
   std::map<std::string, std::string> buckets;
 };
 
+// A feature computed by SQL the operator writes (see EngagementConfig::sql_features).
+struct SqlFeature {
+  std::string name;
+  std::string sql;
+};
+
+// [engagement]: what "engaged" means and how features are built (the features component).
+struct EngagementConfig {
+  std::string events_table = "events";
+  std::string customers_table = "customers";  // "" or a missing table: no attributes
+  std::string customer_column = "customer_id";
+  std::string time_column;  // "" = the events table's time_column
+  std::string type_column = "event_type";
+  std::string channel_column = "channel";     // "" = none
+  std::string amount_column = "amount";       // "" = none
+  std::string signup_column = "signup_time";  // in the customers table; "" = none
+  // Event types that count as engaging: a customer is engaged at cutoff t when one of these
+  // happens in [t, t + horizon_days).
+  std::vector<std::string> qualifying_types = {"purchase"};
+  int horizon_days = 30;
+  std::vector<int> windows_days = {7, 30, 90, 365};
+  // Features read events in [t - lookback_days, t) only: the partitions needed, no more.
+  int lookback_days = 365;
+  // Per-type and per-channel counts; empty = the column's `allowed` values from the table config.
+  std::vector<std::string> event_types;
+  std::vector<std::string> channels;
+  // Training cutoffs: the latest labelled one and `training_cutoffs - 1` earlier ones,
+  // `cutoff_step_days` apart.
+  int training_cutoffs = 4;
+  int cutoff_step_days = 30;
+  // [[engagement.features]] name = "...", sql = "SELECT customer_id, <expr> AS value FROM
+  // {events} ... GROUP BY 1": {events} is the events before the cutoff, {cutoff} the cutoff
+  // timestamp.
+  std::vector<SqlFeature> sql_features;
+};
+
 struct Config {
   std::map<std::string, TableSpec> tables;
+  EngagementConfig engagement;
   Prices prices;
   QueryLimits query;
   FlowConfig flow;
