@@ -15,6 +15,7 @@ struct HomePaths {
   std::string staging() const { return root + "/lake/_staging"; }
   std::string meta_db() const { return root + "/meta.db"; }
   std::string tmp() const { return root + "/tmp"; }
+  std::string models() const { return root + "/models"; }
 };
 
 // --home if given, else $ENGAGE_HOME, else ./engage-home; made absolute.

@@ -1,0 +1,105 @@
+// The model registry: every trained model version with its card and lineage, and aliases
+// (champion, challenger, ...) moved only through a promotion gate.
+//
+//   ENGAGE_ASSIGN_OR_RETURN(auto reg, ModelRegistry::Open(home, clock));
+//   ENGAGE_ASSIGN_OR_RETURN(ModelVersion v, reg->Register("engagement", model_json, card,
+//   lineage)); ENGAGE_ASSIGN_OR_RETURN(PromotionDecision d, reg->Promote("engagement", v.version,
+//   gate));
+//
+// Layout: <home>/models/<name>/<version>/model.json (XGBoost JSON) and card.json (the model
+// card: params, data window, cutoffs, features, metrics, training time, lineage). The rows in
+// meta.db (model_versions, model_aliases, model_lineage) index them. A version directory is
+// written under a temporary name, fsynced and renamed into place before its row is committed,
+// so a version listed in meta.db is always complete; a directory without a row (a killed
+// Register) is ignored and replaced by the next Register of that version number.
+//
+// Thread-safety: one ModelRegistry per thread; several processes may share the home (versions
+// are numbered inside a meta.db transaction).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engage/core/clock.h"
+#include "engage/core/home.h"
+#include "engage/core/json.h"
+#include "engage/core/sqlite.h"
+#include "engage/core/status.h"
+
+namespace engage::ml {
+
+// What a model version was built from (ingest ids, tables, the execution that trained it).
+struct LineageRef {
+  std::string kind;  // "ingest" | "table" | "execution" | ...
+  std::string ref;
+};
+
+struct ModelVersion {
+  std::string name;
+  int64_t version = 0;
+  std::string created_at;  // ISO-8601 UTC
+  std::string dir;         // absolute path of the version directory
+  Json card;               // card.json
+  std::vector<std::string> aliases;
+  std::vector<LineageRef> lineage;
+
+  std::string model_path() const { return dir + "/model.json"; }
+  // The metric the gate compares: card.metrics.valid.<metric>; nullopt when absent.
+  std::optional<double> Metric(const std::string& metric) const;
+  Json ToJson() const;
+};
+
+// The promotion gate ([models] in engage.toml).
+struct PromotionGate {
+  std::string metric = "auc";  // higher is better
+  double min_value = 0.6;      // the quality bar
+  double min_improvement = 0;  // over the current holder of the alias
+  std::string alias = "champion";
+};
+
+struct PromotionDecision {
+  bool promoted = false;
+  std::string reason;
+  std::optional<int64_t> previous;  // version that held the alias
+  Json ToJson() const;
+};
+
+class ModelRegistry {
+ public:
+  static Result<std::unique_ptr<ModelRegistry>> Open(const HomePaths& home, const Clock& clock);
+
+  // Stores a new version (number = last + 1) with the XGBoost JSON text and its card (the
+  // registry adds name, version, created_at). kInvalidArgument for a bad name.
+  Result<ModelVersion> Register(const std::string& name, const std::string& model_json, Json card,
+                                const std::vector<LineageRef>& lineage);
+
+  // "name", "name@3" or "name@champion". kNotFound naming what is missing.
+  Result<ModelVersion> Resolve(const std::string& ref);
+  Result<ModelVersion> Get(const std::string& name, int64_t version);
+  // Every version of `name` (all models when empty), newest first.
+  Result<std::vector<ModelVersion>> List(const std::string& name);
+
+  // Points `alias` at `version` unconditionally (operators' override; recorded).
+  Status SetAlias(const std::string& name, const std::string& alias, int64_t version);
+  // Moves gate.alias to `version` only when its metric reaches gate.min_value and beats the
+  // current holder by more than gate.min_improvement. Not promoting is not an error: the
+  // decision says why. kNotFound for an unknown version.
+  Result<PromotionDecision> Promote(const std::string& name, int64_t version,
+                                    const PromotionGate& gate);
+
+  // Differences between two versions: params, metrics, features, data window.
+  Result<Json> Diff(const std::string& name, int64_t a, int64_t b);
+
+ private:
+  ModelRegistry(HomePaths home, SqliteDb db, const Clock& clock)
+      : home_(std::move(home)), db_(std::move(db)), clock_(clock) {}
+  Result<ModelVersion> Load(const std::string& name, int64_t version);
+  HomePaths home_;
+  SqliteDb db_;
+  const Clock& clock_;
+};
+
+}  // namespace engage::ml
