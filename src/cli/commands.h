@@ -27,8 +27,15 @@ void PrintTable(const std::vector<std::string>& header,
 // Opens the home's lake; `writer` takes the writer lock and runs recovery (reporting it).
 Result<std::unique_ptr<lake::Lake>> OpenLake(const GlobalOptions& g, bool writer);
 
-// `engage btyd ...` (ml_commands.cc).
+// Trains the engagement model from [engagement] and registers it (ml_commands.cc); the
+// engagement mode of `engage train`.
+Status TrainEngagementModel(const GlobalOptions& g, const std::string& model_name, bool json);
+
+// `engage btyd ...`, `engage features`, `engage models ...` (ml_commands.cc).
 void RegisterMlCommands(CLI::App& app, GlobalOptions& global, std::function<Status()>* action);
+
+// `engage train` (train_commands.cc).
+void RegisterTrainCommands(CLI::App& app, GlobalOptions& global, std::function<Status()>* action);
 
 // `engage flow ...` (flow_commands.cc).
 void RegisterFlowCommands(CLI::App& app, GlobalOptions& global, std::function<Status()>* action);

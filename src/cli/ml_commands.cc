@@ -1,6 +1,7 @@
 // `engage features`: point-in-time features and labels; `engage btyd fit|predict`: BG/NBD and
 // Gamma-Gamma on an events table of the lake.
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -8,9 +9,12 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "engage/core/clock.h"
 #include "engage/core/fs.h"
 #include "engage/features/features.h"
 #include "engage/ml/btyd.h"
+#include "engage/ml/engagement.h"
+#include "engage/ml/registry.h"
 #include "engage/sql/query.h"
 
 namespace engage::cli {
@@ -348,7 +352,180 @@ void AddFeatures(CLI::App& app, GlobalOptions& g, std::function<Status()>* actio
   });
 }
 
+std::string Metric(const ml::ModelVersion& v, const char* name) {
+  auto m = v.Metric(name);
+  return m ? fmt::format("{:.4f}", *m) : std::string("-");
+}
+
+ml::PromotionGate GateFromConfig(const Config& cfg) {
+  ml::PromotionGate gate;
+  gate.metric = cfg.models.promotion_metric;
+  gate.min_value = cfg.models.min_quality;
+  gate.min_improvement = cfg.models.min_improvement;
+  return gate;
+}
+
+// "name@version" -> (name, version): the version must exist.
+Result<ml::ModelVersion> ResolveRef(ml::ModelRegistry& reg, const std::string& ref) {
+  return reg.Resolve(ref);
+}
+
+void AddModels(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
+  auto* models = app.add_subcommand("models", "The model registry: versions, cards, aliases");
+  models->require_subcommand(1);
+  auto json = std::make_shared<bool>(false);
+  auto open =
+      [&g]() -> Result<std::pair<std::unique_ptr<lake::Lake>, std::unique_ptr<ml::ModelRegistry>>> {
+    ENGAGE_ASSIGN_OR_RETURN(auto lake, OpenLake(g, /*writer=*/false));
+    ENGAGE_ASSIGN_OR_RETURN(auto reg,
+                            ml::ModelRegistry::Open(lake->home(), SystemClock::Default()));
+    return std::make_pair(std::move(lake), std::move(reg));
+  };
+
+  auto* list = models->add_subcommand("list", "Every model version, newest first");
+  auto name = std::make_shared<std::string>();
+  list->add_option("name", *name, "Only this model");
+  list->add_flag("--json", *json, "Print JSON");
+  list->callback([action, open, name, json] {
+    *action = [open, name, json]() -> Status {
+      ENGAGE_ASSIGN_OR_RETURN(auto h, open());
+      ENGAGE_ASSIGN_OR_RETURN(auto versions, h.second->List(*name));
+      if (*json) {
+        Json out = Json::array();
+        for (const auto& v : versions) {
+          Json j = v.ToJson();
+          j.erase("card");
+          j["metrics"] = v.card.contains("metrics") ? v.card["metrics"]["valid"] : Json();
+          out.push_back(std::move(j));
+        }
+        PrintJson(out);
+        return Status::Ok();
+      }
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& v : versions) {
+        std::string aliases;
+        for (const auto& a : v.aliases) aliases += (aliases.empty() ? "" : ",") + a;
+        rows.push_back({v.name, std::to_string(v.version), v.created_at, aliases, Metric(v, "auc"),
+                        Metric(v, "pr_auc"), Metric(v, "log_loss")});
+      }
+      PrintTable({"model", "version", "created", "aliases", "auc", "pr_auc", "log_loss"}, rows);
+      return Status::Ok();
+    };
+  });
+
+  auto* show =
+      models->add_subcommand("show", "A version's model card (name, name@3, name@champion)");
+  auto ref = std::make_shared<std::string>();
+  show->add_option("model", *ref, "name[@version|@alias]")->required();
+  show->callback([action, open, ref] {
+    *action = [open, ref]() -> Status {
+      ENGAGE_ASSIGN_OR_RETURN(auto h, open());
+      ENGAGE_ASSIGN_OR_RETURN(auto v, ResolveRef(*h.second, *ref));
+      PrintJson(v.ToJson());
+      return Status::Ok();
+    };
+  });
+
+  auto* promote = models->add_subcommand(
+      "promote", "Make a version the champion if it passes the gate ([models] in engage.toml)");
+  auto pref = std::make_shared<std::string>();
+  promote->add_option("model", *pref, "name@version")->required();
+  promote->add_flag("--json", *json, "Print JSON");
+  promote->callback([action, open, pref, json] {
+    *action = [open, pref, json]() -> Status {
+      ENGAGE_ASSIGN_OR_RETURN(auto h, open());
+      ENGAGE_ASSIGN_OR_RETURN(auto v, ResolveRef(*h.second, *pref));
+      ml::PromotionGate gate = GateFromConfig(h.first->config());
+      ENGAGE_ASSIGN_OR_RETURN(auto d, h.second->Promote(v.name, v.version, gate));
+      if (*json) {
+        Json j = d.ToJson();
+        j["model"] = v.name;
+        j["version"] = v.version;
+        PrintJson(j);
+      } else {
+        std::printf("%s %s@%ld: %s\n", d.promoted ? "promoted" : "not promoted", v.name.c_str(),
+                    static_cast<long>(v.version), d.reason.c_str());
+      }
+      // Not passing the gate is an answer, not a failure of the command; scripts read --json.
+      return Status::Ok();
+    };
+  });
+
+  auto* alias = models->add_subcommand(
+      "alias", "Point an alias at a version without the gate (an operator's override)");
+  auto aref = std::make_shared<std::string>();
+  auto aname = std::make_shared<std::string>();
+  alias->add_option("model", *aref, "name@version")->required();
+  alias->add_option("alias", *aname, "e.g. challenger")->required();
+  alias->callback([action, open, aref, aname] {
+    *action = [open, aref, aname]() -> Status {
+      ENGAGE_ASSIGN_OR_RETURN(auto h, open());
+      ENGAGE_ASSIGN_OR_RETURN(auto v, ResolveRef(*h.second, *aref));
+      ENGAGE_RETURN_IF_ERROR(h.second->SetAlias(v.name, *aname, v.version));
+      std::printf("%s@%s -> version %ld\n", v.name.c_str(), aname->c_str(),
+                  static_cast<long>(v.version));
+      return Status::Ok();
+    };
+  });
+
+  auto* diff = models->add_subcommand("diff", "Differences between two versions of a model");
+  auto da = std::make_shared<std::string>();
+  auto db = std::make_shared<std::string>();
+  diff->add_option("a", *da, "name@version")->required();
+  diff->add_option("b", *db, "name@version (or just the version)")->required();
+  diff->callback([action, open, da, db] {
+    *action = [open, da, db]() -> Status {
+      ENGAGE_ASSIGN_OR_RETURN(auto h, open());
+      ENGAGE_ASSIGN_OR_RETURN(auto a, ResolveRef(*h.second, *da));
+      std::string bref = db->find('@') == std::string::npos &&
+                                 db->find_first_not_of("0123456789") == std::string::npos
+                             ? a.name + "@" + *db
+                             : *db;
+      ENGAGE_ASSIGN_OR_RETURN(auto b, ResolveRef(*h.second, bref));
+      if (a.name != b.name) {
+        return InvalidArgumentError("diff compares two versions of the same model");
+      }
+      ENGAGE_ASSIGN_OR_RETURN(Json d, h.second->Diff(a.name, a.version, b.version));
+      PrintJson(d);
+      return Status::Ok();
+    };
+  });
+}
+
 }  // namespace
+
+Status TrainEngagementModel(const GlobalOptions& g, const std::string& model_name, bool json) {
+  ENGAGE_ASSIGN_OR_RETURN(auto lake, OpenLake(g, /*writer=*/false));
+  ENGAGE_ASSIGN_OR_RETURN(auto engine, sql::QueryEngine::Open(*lake));
+  ENGAGE_ASSIGN_OR_RETURN(auto registry,
+                          ml::ModelRegistry::Open(lake->home(), SystemClock::Default()));
+  ml::EngagementTrainer trainer(*engine, *registry, lake->config().engagement);
+  ml::EngagementTrainOptions options;
+  options.model_name = model_name;
+  options.stage = [](const std::string& what) { std::fprintf(stderr, "%s\n", what.c_str()); };
+  if (::isatty(STDERR_FILENO) == 1) {
+    options.rounds = [](int round, double score) {
+      std::fprintf(stderr, "\rround %d  valid auc %.4f", round + 1, score);
+    };
+  }
+  ENGAGE_ASSIGN_OR_RETURN(ml::EngagementTrainResult r, trainer.Train(options));
+  if (options.rounds) std::fprintf(stderr, "\n");
+  if (json) {
+    PrintJson(r.ToJson());
+    return Status::Ok();
+  }
+  std::printf("registered %s@%ld: %ld training rows, %ld validation rows (cutoff %s)\n",
+              r.version.name.c_str(), static_cast<long>(r.version.version),
+              static_cast<long>(r.rows_train), static_cast<long>(r.rows_valid),
+              r.version.card["data"]["validation_cutoff"].get<std::string>().c_str());
+  std::printf(
+      "  validation AUC %.4f (recency-only baseline %.4f), PR-AUC %.4f, log-loss %.4f, "
+      "Brier %.4f\n",
+      r.valid.roc_auc, r.baseline_auc, r.valid.pr_auc, r.valid.log_loss, r.valid.brier);
+  std::printf("  %d rounds, best iteration %d, %.1f s\n", r.summary.rounds_run,
+              r.summary.best_iteration, r.seconds);
+  return Status::Ok();
+}
 
 void RegisterMlCommands(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
   auto* btyd = app.add_subcommand(
@@ -357,6 +534,7 @@ void RegisterMlCommands(CLI::App& app, GlobalOptions& g, std::function<Status()>
   AddFit(*btyd, g, action);
   AddPredict(*btyd, g, action);
   AddFeatures(app, g, action);
+  AddModels(app, g, action);
 }
 
 }  // namespace engage::cli

@@ -408,8 +408,31 @@ Result<Config> Config::Parse(std::string_view text, std::string_view origin) {
                                             err.source().begin.column, err.description()));
   }
   std::string o(origin);
-  ENGAGE_RETURN_IF_ERROR(CheckKeys(root, {"tables", "prices", "query", "flow", "engagement"}, o));
+  ENGAGE_RETURN_IF_ERROR(
+      CheckKeys(root, {"tables", "prices", "query", "flow", "engagement", "models"}, o));
   Config cfg;
+  if (const toml::table* m = root["models"].as_table()) {
+    std::string w = o + " [models]";
+    ENGAGE_RETURN_IF_ERROR(
+        CheckKeys(*m, {"promotion_metric", "min_quality", "min_improvement"}, w));
+    for (const char* key : {"min_quality", "min_improvement"}) {
+      if (m->contains(key) && !(*m)[key].is_number()) {
+        return InvalidArgumentError(fmt::format("{}: '{}' must be a number", w, key));
+      }
+    }
+    if (m->contains("promotion_metric") && !(*m)["promotion_metric"].is_string()) {
+      return InvalidArgumentError(w + ": 'promotion_metric' must be a string");
+    }
+    cfg.models.promotion_metric =
+        Get<std::string>(*m, "promotion_metric").value_or(cfg.models.promotion_metric);
+    cfg.models.min_quality = Get<double>(*m, "min_quality").value_or(cfg.models.min_quality);
+    cfg.models.min_improvement =
+        Get<double>(*m, "min_improvement").value_or(cfg.models.min_improvement);
+    static const std::set<std::string> kMetrics = {"auc", "pr_auc"};
+    if (!kMetrics.count(cfg.models.promotion_metric)) {
+      return InvalidArgumentError(w + ": 'promotion_metric' must be auc or pr_auc");
+    }
+  }
   if (const toml::table* e = root["engagement"].as_table()) {
     ENGAGE_RETURN_IF_ERROR(ParseEngagement(*e, o, &cfg.engagement));
   } else if (root.contains("engagement")) {

@@ -133,9 +133,17 @@ struct EngagementConfig {
   std::vector<SqlFeature> sql_features;
 };
 
+// [models]: the promotion gate a candidate passes to become the champion.
+struct ModelsConfig {
+  std::string promotion_metric = "auc";  // validation metric in the model card; higher wins
+  double min_quality = 0.6;              // the quality bar
+  double min_improvement = 0.0;          // over the champion
+};
+
 struct Config {
   std::map<std::string, TableSpec> tables;
   EngagementConfig engagement;
+  ModelsConfig models;
   Prices prices;
   QueryLimits query;
   FlowConfig flow;
