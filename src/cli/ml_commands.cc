@@ -15,6 +15,7 @@
 #include "engage/ml/btyd.h"
 #include "engage/ml/engagement.h"
 #include "engage/ml/registry.h"
+#include "engage/ml/scoring.h"
 #include "engage/sql/query.h"
 
 namespace engage::cli {
@@ -492,6 +493,51 @@ void AddModels(CLI::App& app, GlobalOptions& g, std::function<Status()>* action)
   });
 }
 
+void AddScore(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
+  auto* cmd = app.add_subcommand(
+      "score", "Score every customer at the latest cutoff into the predictions table");
+  auto o = std::make_shared<ml::ScoreOptions>();
+  auto no_reasons = std::make_shared<bool>(false);
+  auto json = std::make_shared<bool>(false);
+  cmd->add_option("--model", o->model, "name, name@version or name@alias")
+      ->default_str("engagement@champion");
+  cmd->add_option("--cutoff", o->cutoff,
+                  "Score as of this day, YYYY-MM-DD (default: the day after the last event)");
+  cmd->add_flag("--no-reasons", *no_reasons, "Skip the top-3 reasons (SHAP contributions)");
+  cmd->add_flag("--json", *json, "Print the report as JSON");
+  cmd->callback([&g, action, o, no_reasons, json] {
+    *action = [&g, o, no_reasons, json]() -> Status {
+      o->reasons = !*no_reasons;
+      o->stage = [](const std::string& what) { std::fprintf(stderr, "%s\n", what.c_str()); };
+      ENGAGE_ASSIGN_OR_RETURN(auto lake, OpenLake(g, /*writer=*/true));
+      ENGAGE_ASSIGN_OR_RETURN(auto engine, sql::QueryEngine::Open(*lake));
+      ENGAGE_ASSIGN_OR_RETURN(auto registry,
+                              ml::ModelRegistry::Open(lake->home(), SystemClock::Default()));
+      ENGAGE_ASSIGN_OR_RETURN(ml::ScoreReport r, ml::ScoreAll(*lake, *engine, *registry, *o));
+      if (*json) {
+        PrintJson(r.ToJson());
+        return Status::Ok();
+      }
+      std::printf("scored %ld customers at %s with %s@%ld (mean score %.4f); ingest %s\n",
+                  static_cast<long>(r.customers), r.cutoff.c_str(), r.model.c_str(),
+                  static_cast<long>(r.version), r.mean_score, r.ingest_id.c_str());
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& [name, n] : r.segments) {
+        rows.push_back({name, std::to_string(n),
+                        fmt::format("{:.1f}%", r.customers > 0 ? 100.0 * n / r.customers : 0)});
+      }
+      PrintTable({"segment", "customers", "share"}, rows);
+      std::printf(
+          "features %.2f s, XGBoost %.3f s (%.0f customers/s), reasons %.2f s, write "
+          "%.2f s\n",
+          r.features_seconds, r.predict_seconds,
+          r.predict_seconds > 0 ? r.customers / r.predict_seconds : 0.0, r.reasons_seconds,
+          r.write_seconds);
+      return Status::Ok();
+    };
+  });
+}
+
 }  // namespace
 
 Status TrainEngagementModel(const GlobalOptions& g, const std::string& model_name, bool json) {
@@ -535,6 +581,7 @@ void RegisterMlCommands(CLI::App& app, GlobalOptions& g, std::function<Status()>
   AddPredict(*btyd, g, action);
   AddFeatures(app, g, action);
   AddModels(app, g, action);
+  AddScore(app, g, action);
 }
 
 }  // namespace engage::cli

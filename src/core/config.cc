@@ -324,7 +324,8 @@ Status ParseEngagement(const toml::table& e, const std::string& o, EngagementCon
       "type_column",  "channel_column",  "amount_column",   "signup_column"};
   static const std::set<std::string> kInts = {"horizon_days", "lookback_days", "training_cutoffs",
                                               "cutoff_step_days"};
-  static const std::set<std::string> kLists = {"qualifying_types", "event_types", "channels"};
+  static const std::set<std::string> kLists = {"qualifying_types", "event_types", "channels",
+                                               "segment_names"};
   for (const auto& [k, v] : e) {
     std::string key(k.str());
     if (kStrings.count(key)) {
@@ -355,6 +356,22 @@ Status ParseEngagement(const toml::table& e, const std::string& o, EngagementCon
       if (key == "qualifying_types") cfg->qualifying_types = list;
       if (key == "event_types") cfg->event_types = list;
       if (key == "channels") cfg->channels = list;
+      if (key == "segment_names") cfg->segment_names = list;
+    } else if (key == "segment_thresholds") {
+      const toml::array* arr = v.as_array();
+      cfg->segment_thresholds.clear();
+      for (size_t i = 0; arr && i < arr->size(); ++i) {
+        auto x = (*arr)[i].value<double>();
+        if (!(*arr)[i].is_number() || !x || *x < 0 || *x > 1 ||
+            (!cfg->segment_thresholds.empty() && *x >= cfg->segment_thresholds.back())) {
+          arr = nullptr;
+        }
+        if (arr) cfg->segment_thresholds.push_back(*x);
+      }
+      if (!arr) {
+        return InvalidArgumentError(
+            w + ": 'segment_thresholds' must be numbers in [0, 1], in descending order");
+      }
     } else if (key == "windows_days") {
       const toml::array* arr = v.as_array();
       cfg->windows_days.clear();
@@ -390,6 +407,12 @@ Status ParseEngagement(const toml::table& e, const std::string& o, EngagementCon
     } else {
       return InvalidArgumentError(fmt::format("{}: unknown key '{}'", w, key));
     }
+  }
+  if (cfg->segment_names.size() != cfg->segment_thresholds.size() + 1) {
+    return InvalidArgumentError(fmt::format(
+        "{}: 'segment_names' needs one name more than 'segment_thresholds' ({} names, {} "
+        "thresholds)",
+        w, cfg->segment_names.size(), cfg->segment_thresholds.size()));
   }
   if (cfg->qualifying_types.empty()) {
     return InvalidArgumentError(w + ": 'qualifying_types' must name at least one event type");
@@ -462,6 +485,7 @@ Result<Config> Config::Parse(std::string_view text, std::string_view origin) {
       cfg.tables.emplace(name, std::move(spec));
     }
   }
+  if (!cfg.tables.count("predictions")) cfg.tables.emplace("predictions", PredictionsTableSpec());
   return cfg;
 }
 
@@ -475,6 +499,33 @@ Result<Config> Config::Load(const std::string& path) {
     return text.status();
   }
   return Parse(*text, path);
+}
+
+TableSpec PredictionsTableSpec() {
+  TableSpec t;
+  t.name = "predictions";
+  t.time_column = "scored_at";
+  t.retention_days = 400;
+  auto col = [&t](const char* name, ColumnType type, bool required = false) {
+    ColumnSpec c;
+    c.name = name;
+    c.source = name;
+    c.type = type;
+    c.required = required;
+    t.columns.push_back(c);
+  };
+  col("customer_id", ColumnType::kString, true);
+  col("scored_at", ColumnType::kTimestamp, true);
+  col("cutoff", ColumnType::kDate, true);
+  col("score", ColumnType::kDouble, true);
+  col("segment", ColumnType::kString, true);
+  col("p_alive", ColumnType::kDouble);
+  col("expected_transactions", ColumnType::kDouble);
+  col("clv", ColumnType::kDouble);
+  col("reasons", ColumnType::kString);
+  col("model", ColumnType::kString, true);
+  col("model_version", ColumnType::kInt64, true);
+  return t;
 }
 
 double CostUsd(const Prices& prices, int64_t bytes_scanned) {

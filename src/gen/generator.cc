@@ -16,6 +16,7 @@
 namespace engage::gen {
 namespace {
 
+using lake::ChunkWriter;
 using lake::DuckConn;
 using lake::DuckDb;
 using lake::SqlQuote;
@@ -106,82 +107,6 @@ struct Event {
   int channel;
   double amount;  // NaN = NULL
   int64_t prop;   // page number or items; -1 = no properties
-};
-
-// Appends rows to DuckDB through data chunks (column vectors written directly).
-class ChunkWriter {
- public:
-  ChunkWriter(DuckConn& conn, const std::string& table, std::vector<duckdb_type> types)
-      : types_(std::move(types)) {
-    duckdb_appender_create(conn.raw(), nullptr, table.c_str(), &appender_);
-    for (auto t : types_) logical_.push_back(duckdb_create_logical_type(t));
-    chunk_ = duckdb_create_data_chunk(logical_.data(), logical_.size());
-    Bind();
-  }
-  ~ChunkWriter() {
-    duckdb_destroy_data_chunk(&chunk_);
-    for (auto& l : logical_) duckdb_destroy_logical_type(&l);
-    duckdb_appender_destroy(&appender_);
-  }
-  ChunkWriter(const ChunkWriter&) = delete;
-  ChunkWriter& operator=(const ChunkWriter&) = delete;
-
-  // Index of the row being written; call Commit() after filling it.
-  idx_t row() const { return n_; }
-  template <typename T>
-  void Set(int col, T v) {
-    static_cast<T*>(data_[col])[n_] = v;
-  }
-  void SetString(int col, const char* s, size_t len) {
-    duckdb_vector_assign_string_element_len(vec_[col], n_, s, len);
-  }
-  void SetNull(int col) {
-    duckdb_vector_ensure_validity_writable(vec_[col]);
-    duckdb_validity_set_row_invalid(duckdb_vector_get_validity(vec_[col]), n_);
-  }
-  Status Commit() {
-    if (++n_ == duckdb_vector_size()) return Flush();
-    return Status::Ok();
-  }
-  Status Flush() {
-    if (n_ == 0) return Status::Ok();
-    duckdb_data_chunk_set_size(chunk_, n_);
-    if (duckdb_append_data_chunk(appender_, chunk_) != DuckDBSuccess) {
-      return InternalError(
-          fmt::format("appending generated rows failed: {}", duckdb_appender_error(appender_)));
-    }
-    duckdb_data_chunk_reset(chunk_);
-    n_ = 0;
-    Bind();
-    return Status::Ok();
-  }
-  Status Close() {
-    ENGAGE_RETURN_IF_ERROR(Flush());
-    if (duckdb_appender_close(appender_) != DuckDBSuccess) {
-      return InternalError(
-          fmt::format("closing appender failed: {}", duckdb_appender_error(appender_)));
-    }
-    return Status::Ok();
-  }
-
- private:
-  void Bind() {
-    vec_.clear();
-    data_.clear();
-    for (idx_t c = 0; c < types_.size(); ++c) {
-      duckdb_vector v = duckdb_data_chunk_get_vector(chunk_, c);
-      vec_.push_back(v);
-      data_.push_back(duckdb_vector_get_data(v));
-    }
-  }
-
-  std::vector<duckdb_type> types_;
-  std::vector<duckdb_logical_type> logical_;
-  duckdb_appender appender_ = nullptr;
-  duckdb_data_chunk chunk_ = nullptr;
-  std::vector<duckdb_vector> vec_;
-  std::vector<void*> data_;
-  idx_t n_ = 0;
 };
 
 struct AucHistogram {

@@ -53,7 +53,8 @@ TEST(ConfigTest, DefaultConfigDefinesExactlyEventsAndCustomers) {
     names.push_back(name);
     EXPECT_EQ(spec.name, name);
   }
-  EXPECT_EQ(names, (std::vector<std::string>{"customers", "events"}));
+  // predictions is built in: the table `engage score` writes.
+  EXPECT_EQ(names, (std::vector<std::string>{"customers", "events", "predictions"}));
 }
 
 TEST(ConfigTest, DefaultEventsArePartitionedByEventTime) {
@@ -227,10 +228,11 @@ TEST(ConfigTest, DateTimeColumnIsAccepted) {
   EXPECT_EQ(c->tables.at("t").time_column, "d");
 }
 
-TEST(ConfigTest, EmptyConfigHasNoTablesAndDefaultPrices) {
+TEST(ConfigTest, EmptyConfigHasOnlyTheBuiltInTableAndDefaultPrices) {
   auto c = Config::Parse("", "empty.toml");
   ASSERT_OK(c);
-  EXPECT_TRUE(c->tables.empty());
+  ASSERT_EQ(c->tables.size(), 1u);  // only the built-in predictions table
+  EXPECT_EQ(c->tables.at("predictions").time_column, "scored_at");
   EXPECT_EQ(c->prices.scan_usd_per_tb, 5.0);
 }
 
@@ -420,7 +422,7 @@ TEST(ConfigTest, LoadReadsAFile) {
   std::string path = dir.WriteFile("engage.toml", DefaultConfigToml());
   auto c = Config::Load(path);
   ASSERT_OK(c);
-  EXPECT_EQ(c->tables.size(), 2u);
+  EXPECT_EQ(c->tables.size(), 3u);  // with the built-in predictions table
 }
 
 TEST(ConfigTest, LoadNamesTheFileInErrors) {
@@ -490,6 +492,55 @@ TEST(IdentifierTest, OtherNamesAreInvalid) {
     EXPECT_FALSE(IsValidIdentifier(name)) << name;
   }
   EXPECT_FALSE(IsValidIdentifier(std::string(64, 'a')));
+}
+
+TEST(ConfigTest, EngagementAndModelsSectionsAreParsedAndChecked) {
+  auto c = Config::Parse(R"toml(
+[engagement]
+qualifying_types = ["purchase", "renewal"]
+horizon_days = 14
+windows_days = [7, 28]
+segment_thresholds = [0.5, 0.2]
+segment_names = ["hot", "warm", "cold"]
+[[engagement.features]]
+name = "tickets"
+sql = "SELECT customer_id, count(*) AS value FROM {events} GROUP BY 1"
+[models]
+min_quality = 0.7
+min_improvement = 0.005
+)toml",
+                         "e.toml");
+  ASSERT_OK(c);
+  EXPECT_EQ(c->engagement.qualifying_types, (std::vector<std::string>{"purchase", "renewal"}));
+  EXPECT_EQ(c->engagement.horizon_days, 14);
+  EXPECT_EQ(c->engagement.windows_days, (std::vector<int>{7, 28}));
+  EXPECT_EQ(c->engagement.segment_names.size(), 3u);
+  ASSERT_EQ(c->engagement.sql_features.size(), 1u);
+  EXPECT_EQ(c->engagement.sql_features[0].name, "tickets");
+  EXPECT_EQ(c->models.min_quality, 0.7);
+  // Defaults when the sections are absent.
+  auto d = Config::Parse("", "d.toml");
+  EXPECT_EQ(d->engagement.horizon_days, 30);
+  EXPECT_EQ(d->engagement.qualifying_types, (std::vector<std::string>{"purchase"}));
+  EXPECT_EQ(d->models.promotion_metric, "auc");
+  // Errors name the section and the key.
+  for (const char* bad : {
+           "[engagement]\nhorizon_days = 0",
+           "[engagement]\nhorizon_days = \"30\"",
+           "[engagement]\nqualifying_types = []",
+           "[engagement]\nwindows_days = [7, -1]",
+           "[engagement]\nsegment_thresholds = [0.2, 0.5]",
+           "[engagement]\nsegment_names = [\"a\"]",
+           "[engagement]\nnope = 1",
+           "[[engagement.features]]\nname = \"x\"\nsql = \"SELECT 1\"",
+           "[[engagement.features]]\nname = \"Bad Name\"\nsql = \"{events}\"",
+           "[models]\nmin_quality = \"high\"",
+           "[models]\npromotion_metric = \"accuracy\"",
+       }) {
+    auto r = Config::Parse(bad, "bad.toml");
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(r.status().message().find("bad.toml"), std::string::npos) << r.status().message();
+  }
 }
 
 }  // namespace

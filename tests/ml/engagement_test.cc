@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "engage/gen/generator.h"
+#include "engage/ml/scoring.h"
 #include "lake/lake_fixture.h"
 
 namespace engage::testing {
@@ -98,6 +99,53 @@ TEST_F(EngagementTest, BtydFeaturesUseOnlyHistoryBeforeTheCutoff) {
   EXPECT_GT(present, 100);
   ASSERT_TRUE(params["2024-10-01"].contains("bgnbd"));
   EXPECT_GT(params["2024-10-01"]["bgnbd"]["r"].get<double>(), 0);
+}
+
+TEST_F(EngagementTest, ScoresEveryCustomerIntoThePredictionsTable) {
+  ml::EngagementTrainer trainer(*engine_, *registry_, Config());
+  ml::EngagementTrainOptions o;
+  o.params.nthread = 2;
+  o.params.num_boost_round = 100;
+  auto trained = trainer.Train(o);
+  ASSERT_TRUE(trained.ok()) << trained.status().ToString();
+  // No champion yet: scoring the alias is a clear error.
+  auto writer = Open(true);
+  auto qe = sql::QueryEngine::Open(*writer, 2);
+  ASSERT_TRUE(qe.ok());
+  ml::ScoreOptions so;
+  so.nthread = 2;
+  EXPECT_EQ(ml::ScoreAll(*writer, **qe, *registry_, so).status().code(), StatusCode::kNotFound);
+  ml::PromotionGate gate;
+  gate.min_value = 0.5;
+  ASSERT_TRUE(registry_->Promote("engagement", 1, gate)->promoted);
+  auto r = ml::ScoreAll(*writer, **qe, *registry_, so);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->version, 1);
+  EXPECT_GT(r->customers, 1000);
+  int64_t in_segments = 0;
+  for (const auto& [name, n] : r->segments) in_segments += n;
+  EXPECT_EQ(in_segments, r->customers);
+  // The predictions table holds one row per customer, with reasons and the model version.
+  auto reader = Open(false);
+  auto check = sql::QueryEngine::Open(*reader, 1);
+  ASSERT_TRUE(check.ok());
+  sql::QueryRequest q;
+  q.sql =
+      "SELECT count(*), count(DISTINCT customer_id), min(model_version), count(reasons), "
+      "min(score) >= 0 AND max(score) <= 1, count(p_alive) FROM predictions";
+  auto rows = (*check)->Run(q);
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  EXPECT_EQ(rows->rows[0][0], r->customers);
+  EXPECT_EQ(rows->rows[0][1], r->customers);
+  EXPECT_EQ(rows->rows[0][2], 1);
+  EXPECT_EQ(rows->rows[0][3], r->customers);
+  EXPECT_EQ(rows->rows[0][4], true);
+  EXPECT_GT(rows->rows[0][5].get<int64_t>(), 0);
+  q.sql = "SELECT reasons FROM predictions LIMIT 1";
+  auto one = (*check)->Run(q);
+  Json reasons = Json::parse(one->rows[0][0].get<std::string>());
+  ASSERT_EQ(reasons.size(), 3u);
+  EXPECT_TRUE(reasons[0].contains("feature"));
 }
 
 }  // namespace

@@ -131,6 +131,10 @@ struct EngagementConfig {
   // {events} ... GROUP BY 1": {events} is the events before the cutoff, {cutoff} the cutoff
   // timestamp.
   std::vector<SqlFeature> sql_features;
+  // Scoring segments: a score >= segment_thresholds[i] (descending) is segment_names[i]; below
+  // the last threshold, the last name.
+  std::vector<double> segment_thresholds = {0.6, 0.3, 0.1};
+  std::vector<std::string> segment_names = {"high", "medium", "low", "at_risk"};
 };
 
 // [models]: the promotion gate a candidate passes to become the champion.
@@ -154,6 +158,10 @@ struct Config {
 
   Result<const TableSpec*> Table(const std::string& name) const;
 };
+
+// The `predictions` table `engage score` writes, when engage.toml does not declare one:
+// partitioned by the scoring date (scored_at).
+TableSpec PredictionsTableSpec();
 
 // The engage.toml `engage init` writes: events and customers tables matching `engage gen`.
 std::string DefaultConfigToml();
