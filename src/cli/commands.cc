@@ -493,6 +493,7 @@ void RegisterCommands(CLI::App& app, GlobalOptions& g, std::function<Status()>* 
   AddHistory(app, g, action);
   RegisterFlowCommands(app, g, action);
   RegisterMlCommands(app, g, action);
+  RegisterTrainCommands(app, g, action);
 }
 
 }  // namespace engage::cli

@@ -12,6 +12,10 @@
 #include "engage/core/status.h"
 #include "engage/lake/lake.h"
 
+namespace engage::flow {
+class TaskRegistry;
+}  // namespace engage::flow
+
 namespace engage::cli {
 
 struct GlobalOptions {
@@ -37,7 +41,10 @@ void RegisterMlCommands(CLI::App& app, GlobalOptions& global, std::function<Stat
 // `engage train` (train_commands.cc).
 void RegisterTrainCommands(CLI::App& app, GlobalOptions& global, std::function<Status()>* action);
 
-// `engage flow ...` (flow_commands.cc).
+// engage:quality, engage:features, engage:train, ... Task steps (pipeline_steps.cc).
+void RegisterMlSteps(flow::TaskRegistry& tasks, const HomePaths& home);
+
+// `engage flow ...` and `engage run pipeline` (flow_commands.cc).
 void RegisterFlowCommands(CLI::App& app, GlobalOptions& global, std::function<Status()>* action);
 
 // Registers every subcommand on `app`; the chosen one stores its action in `*action`.

@@ -11,12 +11,15 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 #include <thread>
 
 #include "cli/commands.h"
 #include "cli/flow_s3.h"
+#include "cli/pipelines.h"
 #include "engage/core/config.h"
+#include "engage/core/fs.h"
 #include "engage/core/home.h"
 #include "engage/flow/conformance.h"
 #include "engage/flow/definition.h"
@@ -196,6 +199,7 @@ void RegisterEngageSteps(flow::TaskRegistry& tasks, const GlobalOptions& g) {
         return r.ToJson();
       },
       "Ingests files into a lake table: {\"table\": \"events\", \"inputs\": [\"a.csv\"]}");
+  RegisterMlSteps(tasks, home);
 }
 
 struct RunOptions {
@@ -648,7 +652,89 @@ void AddJsonataConformance(CLI::App& flow, std::function<Status()>* action) {
 
 }  // namespace
 
+// `engage run pipeline`: the shipped engagement pipeline (pipelines/engagement.asl.json,
+// compiled in) or another definition, with its input built from the flags.
+void AddRunPipeline(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
+  auto* run = app.add_subcommand("run", "Run a shipped pipeline");
+  run->require_subcommand(1);
+  auto* cmd = run->add_subcommand(
+      "pipeline",
+      "The engagement pipeline: ingest, data quality, features, train, evaluate, promote if "
+      "better, score, publish, cost summary");
+  auto definition = std::make_shared<std::string>();
+  auto ingest = std::make_shared<std::vector<std::string>>();
+  auto model = std::make_shared<std::string>("engagement");
+  auto name = std::make_shared<std::string>();
+  auto json = std::make_shared<bool>(false);
+  auto print = std::make_shared<bool>(false);
+  cmd->add_option("--ingest", *ingest,
+                  "TABLE=FILE_OR_GLOB to ingest first (repeatable), e.g. events='data/events/*'");
+  cmd->add_option("--model", *model, "Model name to train and promote")->default_str("engagement");
+  cmd->add_option("--definition", *definition,
+                  "Run this ASL file instead of the shipped pipelines/engagement.asl.json");
+  cmd->add_option("--name", *name, "Execution name (default: the id)");
+  cmd->add_flag("--json", *json, "Print {\"status\", \"output\"} as JSON");
+  cmd->add_flag("--print-definition", *print, "Print the shipped pipeline definition and stop");
+  cmd->footer(
+      "The execution is recorded like `engage flow run`: see `engage flow history`, and "
+      "`engage flow redrive` resumes a failed run at the failed step.");
+  cmd->callback([&g, action, definition, ingest, model, name, json, print] {
+    *action = [&g, definition, ingest, model, name, json, print]() -> Status {
+      if (*print) {
+        std::printf("%s\n", kEngagementPipeline);
+        return Status::Ok();
+      }
+      HomePaths home = ResolveHome(g.home);
+      std::string path = *definition;
+      if (path.empty()) {
+        // The compiled-in definition, written where the execution can point to it.
+        path = home.tmp() + "/engagement.asl.json";
+        PosixFileSystem fs;
+        ENGAGE_RETURN_IF_ERROR(fs.CreateDirs(home.tmp()));
+        ENGAGE_RETURN_IF_ERROR(fs.WriteFileAtomic(path, kEngagementPipeline));
+      }
+      ENGAGE_ASSIGN_OR_RETURN(CheckedDefinition def, LoadMachine(path));
+      Json input = Json::object();
+      input["model"] = *model;
+      std::map<std::string, Json> by_table;
+      for (const std::string& spec : *ingest) {
+        size_t eq = spec.find('=');
+        if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
+          return InvalidArgumentError(
+              fmt::format("--ingest '{}': expected TABLE=FILE_OR_GLOB", spec));
+        }
+        Json& entry = by_table[spec.substr(0, eq)];
+        if (entry.is_null()) entry = Json{{"table", spec.substr(0, eq)}, {"inputs", Json::array()}};
+        entry["inputs"].push_back(spec.substr(eq + 1));
+      }
+      input["ingest"] = Json::array();
+      // Customers before events, so attributes exist when events arrive; then the rest.
+      for (const char* first : {"customers", "events"}) {
+        auto it = by_table.find(first);
+        if (it != by_table.end()) {
+          input["ingest"].push_back(it->second);
+          by_table.erase(it);
+        }
+      }
+      for (auto& [t, entry] : by_table) input["ingest"].push_back(entry);
+      ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));
+      std::string machine = MachineName(path);
+      ENGAGE_ASSIGN_OR_RETURN(Runtime rt, MakeRuntime(g, machine, "", ""));
+      flow::CreateExecutionRequest req;
+      req.name = *name;
+      req.state_machine = machine;
+      req.definition = def.text;
+      std::error_code ec;
+      req.definition_path = fs::absolute(path, ec).string();
+      req.input = input;
+      ENGAGE_ASSIGN_OR_RETURN(flow::ExecutionRecord rec, store->Create(req));
+      return RunExecution(*store, *def.machine, rec, nullptr, rt, *json);
+    };
+  });
+}
+
 void RegisterFlowCommands(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
+  AddRunPipeline(app, g, action);
   auto* flow = app.add_subcommand(
       "flow", "Run Amazon States Language state machines locally (Step Functions semantics)");
   flow->require_subcommand(1);

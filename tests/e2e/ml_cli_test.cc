@@ -11,7 +11,7 @@
 namespace engage::testing {
 namespace {
 
-const std::string kData = std::string(ENGAGE_SOURCE_DIR) + "/../shared/data";
+const std::string kData = SharedDataDir();
 
 class BtydCliTest : public ::testing::Test {
  protected:

@@ -11,13 +11,17 @@
 #include <vector>
 
 #include "engage/flow/conformance.h"
+#include "testing/temp_dir.h"
 
 namespace engage::flow {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string CorpusDir() { return std::string(ENGAGE_SOURCE_DIR) + "/../shared/conformance/asl"; }
+std::string CorpusDir() {
+  std::string dir = testing::SharedDir("conformance/asl");
+  return dir.empty() ? std::string(ENGAGE_SOURCE_DIR) + "/../shared/conformance/asl" : dir;
+}
 
 std::vector<std::string> CaseNames() {
   std::vector<std::string> out;

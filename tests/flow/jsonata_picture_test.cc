@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "flow/jsonata/picture.h"
+#include "testing/temp_dir.h"
 
 namespace engage::flow::jsonata::picture {
 namespace {
@@ -693,7 +694,11 @@ struct CorpusCase {
   nlohmann::json expected;  // {"result": x} | {"undefined": true} | {"error": code}
 };
 
-std::string CorpusPath() { return ENGAGE_SOURCE_DIR "/../shared/conformance/jsonata/cases.jsonl"; }
+std::string CorpusPath() {
+  std::string dir = engage::testing::SharedDir("conformance/jsonata");
+  return (dir.empty() ? std::string(ENGAGE_SOURCE_DIR) + "/../shared/conformance/jsonata" : dir) +
+         "/cases.jsonl";
+}
 
 std::map<std::string, std::string> KnownFailures() {
   std::map<std::string, std::string> known;

@@ -8,14 +8,16 @@
 #include <string>
 #include <vector>
 
+#include "testing/temp_dir.h"
+
 namespace engage::ml {
 namespace {
 
 // The CDNOW sample's calibration summaries (first 39 weeks, one transaction per customer-day):
 // ID,x,t_x,T,zbar (../shared/data/cdnow). Empty when the data set is not on this machine.
 std::vector<CustomerSummary> CdnowSummaries() {
-  std::ifstream in(std::string(ENGAGE_SOURCE_DIR) +
-                   "/../shared/data/cdnow/cdnow_customers_summary_with_transactions.csv");
+  std::ifstream in(testing::SharedDataDir() +
+                   "/cdnow/cdnow_customers_summary_with_transactions.csv");
   std::vector<CustomerSummary> out;
   std::string line;
   if (!std::getline(in, line)) return out;  // header

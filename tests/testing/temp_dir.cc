@@ -28,13 +28,18 @@ std::string TempDir::WriteFile(const std::string& name, const std::string& conte
   return full;
 }
 
-std::string SharedDataDir() {
-  for (const char* cand : {ENGAGE_SOURCE_DIR "/../shared/data", "/work/shared/data"}) {
-    if (std::filesystem::exists(std::string(cand) + "/README.md")) {
-      return std::filesystem::canonical(cand).string();
-    }
+std::string SharedDir(const std::string& sub) {
+  for (const std::string root :
+       {std::string(ENGAGE_SOURCE_DIR) + "/../shared", std::string("/work/shared")}) {
+    std::string cand = root + "/" + sub;
+    if (std::filesystem::exists(cand)) return std::filesystem::canonical(cand).string();
   }
   return "";
+}
+
+std::string SharedDataDir() {
+  std::string dir = SharedDir("data");
+  return !dir.empty() && std::filesystem::exists(dir + "/README.md") ? dir : "";
 }
 
 }  // namespace engage::testing

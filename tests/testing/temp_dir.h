@@ -46,5 +46,7 @@ class TempDir {
 
 // Path of the shared data sets (../shared/data relative to the repo), or "" if absent.
 std::string SharedDataDir();
+// ../shared/<sub> relative to the repo (or /work/shared/<sub>), or "" if absent.
+std::string SharedDir(const std::string& sub);
 
 }  // namespace engage::testing

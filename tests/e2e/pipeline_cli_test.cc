@@ -1,0 +1,128 @@
+// End-to-end: the shipped engagement pipeline (`engage run pipeline`), `engage score` and
+// `engage models` on generated data, with the real binary.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "testing/cli_runner.h"
+#include "testing/temp_dir.h"
+
+namespace engage::testing {
+namespace {
+
+class PipelineCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override { home_ = dir_.path() + "/home"; }
+
+  CommandResult Engage(std::vector<std::string> args) {
+    args.insert(args.begin(), {ENGAGE_BINARY, "--home", home_});
+    return RunCommand(args, dir_.path());
+  }
+
+  // 3,000 generated customers over 240 days, not yet ingested.
+  void Generate() {
+    ASSERT_EQ(Engage({"init"}).exit_code, 0);
+    auto g = Engage({"gen", "--customers", "3000", "--days", "240", "--seed", "5", "--out",
+                     dir_.path() + "/data"});
+    ASSERT_EQ(g.exit_code, 0) << g.err;
+  }
+
+  TempDir dir_;
+  std::string home_;
+};
+
+TEST_F(PipelineCliTest, RunsEveryStepAndPromotesTheFirstModel) {
+  Generate();
+  auto r = Engage({"run", "pipeline", "--name", "p1", "--json", "--ingest",
+                   "customers=" + dir_.path() + "/data/customers.parquet", "--ingest",
+                   "events=" + dir_.path() + "/data/events/*.parquet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  Json j = r.json();
+  ASSERT_EQ(j["status"], "SUCCEEDED") << r.out;
+  const Json& out = j["output"];
+  EXPECT_EQ(out["model"], "engagement");
+  EXPECT_EQ(out["version"], 1);
+  EXPECT_GT(out["validation"]["value"].get<double>(), 0.7);
+  EXPECT_EQ(out["promotion"]["promoted"], true);
+  EXPECT_GT(out["scored"]["customers"].get<int64_t>(), 1000);
+  EXPECT_EQ(out["published"]["published"], false);  // no serving store yet
+  EXPECT_GT(out["cost"]["bytes_scanned"].get<int64_t>(), 0);
+  // Every step ran, in order, and the execution is in the history.
+  auto h = Engage({"flow", "history", "p1", "--json"});
+  ASSERT_EQ(h.exit_code, 0) << h.err;
+  std::vector<std::string> entered;
+  Json history = h.json();
+  for (const Json& e : history["events"]) {
+    if (e["type"].get<std::string>().ends_with("StateEntered") &&
+        e.contains("stateEnteredEventDetails")) {
+      entered.push_back(e["stateEnteredEventDetails"]["name"].get<std::string>());
+    }
+  }
+  std::vector<std::string> top;
+  for (const auto& s : entered) {
+    if (s != "IngestTable") top.push_back(s);
+  }
+  ASSERT_FALSE(top.empty()) << h.out.substr(0, 2000);
+  EXPECT_EQ(top, (std::vector<std::string>{"Ingest", "DataQuality", "Features", "Train", "Evaluate",
+                                           "BeatsChampion", "Promote", "Score", "Publish",
+                                           "CostSummary", "Done"}));
+  // The registry and the predictions table.
+  auto models = Engage({"models", "list", "--json"});
+  ASSERT_EQ(models.exit_code, 0) << models.err;
+  EXPECT_EQ(models.json()[0]["aliases"], Json::array({"champion"}));
+  auto card = Engage({"models", "show", "engagement@champion"});
+  EXPECT_EQ(card.json()["card"]["kind"], "engagement");
+  auto n = Engage({"query", "--json", "SELECT count(DISTINCT customer_id) FROM predictions"});
+  EXPECT_EQ(n.json()["rows"][0][0], out["scored"]["customers"]);
+
+  // A second run trains version 2; it is promoted only if it beats version 1.
+  auto again = Engage({"run", "pipeline", "--name", "p2", "--json"});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  Json o2 = again.json()["output"];
+  EXPECT_EQ(o2["version"], 2);
+  bool promoted = o2["promotion"]["promoted"].get<bool>();
+  bool better = o2["validation"]["beats_champion"].get<bool>();
+  EXPECT_EQ(promoted, better);
+  auto champion = Engage({"models", "show", "engagement@champion"});
+  EXPECT_EQ(champion.json()["version"], promoted ? 2 : 1);
+  auto diff = Engage({"models", "diff", "engagement@1", "2"});
+  ASSERT_EQ(diff.exit_code, 0) << diff.err;
+  EXPECT_TRUE(diff.json()["metrics"].contains("auc"));
+  // `engage train` without --table is the engagement mode: version 3, not promoted by itself.
+  auto train = Engage({"train", "--json"});
+  ASSERT_EQ(train.exit_code, 0) << train.err;
+  EXPECT_EQ(train.json()["version"], 3);
+  EXPECT_GT(train.json()["valid"]["roc_auc"].get<double>(), 0.7) << train.out;
+  EXPECT_EQ(Engage({"models", "show", "engagement@champion"}).json()["version"], promoted ? 2 : 1);
+}
+
+TEST_F(PipelineCliTest, AFailingStepNotifiesAndFailsTheExecution) {
+  ASSERT_EQ(Engage({"init"}).exit_code, 0);
+  // No events: the data-quality step fails, the Catch notifies, the execution fails.
+  auto r = Engage({"run", "pipeline", "--name", "empty", "--json"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  Json j = r.json();
+  EXPECT_EQ(j["status"], "FAILED");
+  EXPECT_EQ(j["error"], "Engage.FailedPrecondition") << r.out;
+  EXPECT_TRUE(std::filesystem::exists(home_ + "/notifications.log"));
+  EXPECT_NE(ReadFileText(home_ + "/notifications.log").find("empty"), std::string::npos);
+}
+
+TEST_F(PipelineCliTest, ScoreAndModelsReportClearErrors) {
+  ASSERT_EQ(Engage({"init"}).exit_code, 0);
+  auto score = Engage({"score"});
+  EXPECT_EQ(score.exit_code, 3) << score.err;  // no model yet
+  EXPECT_NE(score.err.find("engagement"), std::string::npos);
+  EXPECT_EQ(Engage({"models", "show", "nope@champion"}).exit_code, 3);
+  EXPECT_EQ(Engage({"models", "promote", "Bad Name@1"}).exit_code, 2);
+  auto bad = Engage({"run", "pipeline", "--ingest", "events"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  auto def = Engage({"run", "pipeline", "--print-definition"});
+  ASSERT_EQ(def.exit_code, 0);
+  EXPECT_EQ(def.json()["StartAt"], "Ingest");
+}
+
+}  // namespace
+}  // namespace engage::testing
