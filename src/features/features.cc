@@ -205,6 +205,13 @@ Result<std::string> FeatureBuilder::Sql(const std::string& cutoff) {
       fmt::format("date_diff('second', MAX(ts) FILTER (WHERE q), {})/86400.0 AS "
                   "engaged_recency_days",
                   T));
+  // Counts over the whole lookback, for the rates below (not output themselves).
+  std::vector<std::string> helpers = {"COUNT(*) AS events_lookback",
+                                      "COUNT(*) FILTER (WHERE q) AS engaged_lookback"};
+  for (const std::string& type : c.event_types) {
+    helpers.push_back(fmt::format("COUNT(*) FILTER (WHERE ty = {}) AS type_{}_lookback",
+                                  SqlQuote(type), Slug(type)));
+  }
   for (int w : c.windows_days) {
     agg.push_back(fmt::format("COUNT(*) FILTER (WHERE {}) AS events_{}d", within(w), w));
     agg.push_back(fmt::format("COUNT(*) FILTER (WHERE q AND {}) AS engaged_{}d", within(w), w));
@@ -226,7 +233,15 @@ Result<std::string> FeatureBuilder::Sql(const std::string& cutoff) {
   }
   std::set<std::string> used_names;
   for (const std::string& type : c.event_types) {
-    for (int w : {30, 90}) {
+    // Recency per type: a customer still receiving emails may have stopped visiting.
+    std::string last = fmt::format("last_{}_days", Slug(type));
+    if (used_names.insert(last).second) {
+      agg.push_back(
+          fmt::format("date_diff('second', MAX(ts) FILTER (WHERE ty = {}), {})/86400.0 "
+                      "AS {}",
+                      SqlQuote(type), T, last));
+    }
+    for (int w : {30, 90, 365}) {
       std::string name = fmt::format("type_{}_{}d", Slug(type), w);
       if (!used_names.insert(name).second) continue;
       agg.push_back(fmt::format("COUNT(*) FILTER (WHERE ty = {} AND {}) AS {}", SqlQuote(type),
@@ -241,11 +256,28 @@ Result<std::string> FeatureBuilder::Sql(const std::string& cutoff) {
   }
   std::string agg_sql;
   for (const auto& a : agg) agg_sql += ",\n    " + a;
+  for (const auto& h : helpers) agg_sql += ",\n    " + h;
 
   std::vector<std::string> outputs;  // final SELECT columns after customer_id
   for (const auto& a : agg) outputs.push_back("agg." + a.substr(a.rfind(" AS ") + 4));
   outputs.push_back("agg.events_30d - agg.events_prev_30d AS events_trend_30d");
   outputs.push_back("agg.engaged_30d - agg.engaged_prev_30d AS engaged_trend_30d");
+  // Rates over the customer's observed life in the lookback, and how many events of each type
+  // that rate would have produced since the last one: a customer silent for many of their
+  // usual gaps has probably dropped out.
+  outputs.push_back("agg.engaged_lookback / GREATEST(agg.tenure_days, 1) AS engaged_per_day");
+  outputs.push_back("agg.events_lookback / GREATEST(agg.tenure_days, 1) AS events_per_day");
+  for (const std::string& type : c.event_types) {
+    std::string slug = Slug(type);
+    std::string rate = fmt::format("rate_{}_per_day", slug);
+    if (!used_names.insert(rate).second) continue;
+    outputs.push_back(
+        fmt::format("agg.type_{0}_lookback / GREATEST(agg.tenure_days, 1) AS {1}", slug, rate));
+    outputs.push_back(
+        fmt::format("agg.last_{0}_days * agg.type_{0}_lookback / GREATEST(agg.tenure_days, 1) AS "
+                    "{0}_gaps_since_last",
+                    slug));
+  }
 
   std::string ctes = fmt::format(
       "ev AS (\n  SELECT {cust} AS c, {ts} AS ts, CAST({ts} AS DATE) AS d, {type} AS ty, {ch} AS "

@@ -82,6 +82,15 @@ TEST_F(FeaturesTest, ComputesRecencyFrequencyMonetaryAndLabels) {
   EXPECT_FLOAT_EQ(Value(*f, "1", "monetary_30d"), 40);
   EXPECT_FLOAT_EQ(Value(*f, "1", "type_session_90d"), 2);
   EXPECT_FLOAT_EQ(Value(*f, "1", "channel_app_90d"), 1);
+  // Rates over the observed life (first event 2024-05-01 10:00, 30.58 days before the cutoff)
+  // and the usual gaps since the last session.
+  float tenure = 30.0f + 14.0f / 24;
+  EXPECT_FLOAT_EQ(Value(*f, "1", "tenure_days"), tenure);
+  EXPECT_FLOAT_EQ(Value(*f, "1", "last_session_days"), 2);
+  EXPECT_FLOAT_EQ(Value(*f, "1", "rate_session_per_day"), 2 / tenure);
+  EXPECT_FLOAT_EQ(Value(*f, "1", "session_gaps_since_last"), 2 * 2 / tenure);
+  EXPECT_FLOAT_EQ(Value(*f, "1", "events_per_day"), 3 / tenure);
+  EXPECT_TRUE(std::isnan(Value(*f, "2", "last_session_days")));
   EXPECT_FLOAT_EQ(Value(*f, "2", "events_30d"), 0);
   EXPECT_FLOAT_EQ(Value(*f, "2", "engaged_90d"), 0);  // 92 days before the cutoff
   EXPECT_FLOAT_EQ(Value(*f, "2", "engaged_365d"), 1);
