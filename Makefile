@@ -27,6 +27,7 @@ bench:
 	@$(MAKE) --no-print-directory build PRESET=release
 	@bench/lake/run.sh $(BENCH_EVENTS)
 	@bench/flow/run.sh
+	@bench/ml/run.sh
 
 format:
 	@git ls-files '*.cc' '*.h' | xargs clang-format -i
