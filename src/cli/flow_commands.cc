@@ -685,6 +685,7 @@ void AddRunPipeline(CLI::App& app, GlobalOptions& g, std::function<Status()>* ac
         return Status::Ok();
       }
       HomePaths home = ResolveHome(g.home);
+      ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));  // fails clearly without a home
       std::string path = *definition;
       if (path.empty()) {
         // The compiled-in definition, written where the execution can point to it.
@@ -717,7 +718,6 @@ void AddRunPipeline(CLI::App& app, GlobalOptions& g, std::function<Status()>* ac
         }
       }
       for (auto& [t, entry] : by_table) input["ingest"].push_back(entry);
-      ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));
       std::string machine = MachineName(path);
       ENGAGE_ASSIGN_OR_RETURN(Runtime rt, MakeRuntime(g, machine, "", ""));
       flow::CreateExecutionRequest req;
