@@ -37,6 +37,7 @@
 #include <string_view>
 #include <vector>
 
+#include "bench_util.h"
 #include "engage/core/clock.h"
 #include "engage/core/json.h"
 #include "engage/flow/definition.h"
@@ -50,21 +51,10 @@ using engage::Json;
 using engage::Status;
 namespace flow = engage::flow;
 
-double Seconds(const std::function<void()>& f) {
-  auto t0 = std::chrono::steady_clock::now();
-  f();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
+using engage::bench::Median;
+using engage::bench::Seconds;
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-[[noreturn]] void Die(const std::string& what) {
-  std::fprintf(stderr, "flow_bench: %s\n", what.c_str());
-  std::exit(1);
-}
+[[noreturn]] void Die(const std::string& what) { engage::bench::Die("flow_bench", what); }
 
 void Check(const Status& s, const char* what) {
   if (!s.ok()) Die(fmt::format("{}: {}", what, s.ToString()));

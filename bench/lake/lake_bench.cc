@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "engage/core/home.h"
 #include "engage/gen/generator.h"
 #include "engage/lake/duck.h"
@@ -32,16 +33,8 @@ namespace {
 namespace fs = std::filesystem;
 using engage::Status;
 
-double Seconds(const std::function<void()>& f) {
-  auto t0 = std::chrono::steady_clock::now();
-  f();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using engage::bench::Median;
+using engage::bench::Seconds;
 
 void Check(const Status& s, const char* what) {
   if (!s.ok()) {

@@ -39,27 +39,17 @@
 #include <utility>
 #include <vector>
 
+#include "bench_util.h"
 #include "engage/ml/xgb.h"
 
 namespace {
 
 namespace ml = engage::ml;
 
-double Seconds(const std::function<void()>& f) {
-  auto t0 = std::chrono::steady_clock::now();
-  f();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
+using engage::bench::Median;
+using engage::bench::Seconds;
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-[[noreturn]] void Die(const std::string& what) {
-  std::fprintf(stderr, "ml_bench: %s\n", what.c_str());
-  std::exit(1);
-}
+[[noreturn]] void Die(const std::string& what) { engage::bench::Die("ml_bench", what); }
 
 void Xgb(int rc, const char* what) {
   if (rc != 0) Die(fmt::format("{}: {}", what, XGBGetLastError()));

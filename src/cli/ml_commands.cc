@@ -366,11 +366,6 @@ ml::PromotionGate GateFromConfig(const Config& cfg) {
   return gate;
 }
 
-// "name@version" -> (name, version): the version must exist.
-Result<ml::ModelVersion> ResolveRef(ml::ModelRegistry& reg, const std::string& ref) {
-  return reg.Resolve(ref);
-}
-
 void AddModels(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
   auto* models = app.add_subcommand("models", "The model registry: versions, cards, aliases");
   models->require_subcommand(1);
@@ -421,7 +416,7 @@ void AddModels(CLI::App& app, GlobalOptions& g, std::function<Status()>* action)
   show->callback([action, open, ref] {
     *action = [open, ref]() -> Status {
       ENGAGE_ASSIGN_OR_RETURN(auto h, open());
-      ENGAGE_ASSIGN_OR_RETURN(auto v, ResolveRef(*h.second, *ref));
+      ENGAGE_ASSIGN_OR_RETURN(auto v, h.second->Resolve(*ref));
       PrintJson(v.ToJson());
       return Status::Ok();
     };
@@ -435,7 +430,7 @@ void AddModels(CLI::App& app, GlobalOptions& g, std::function<Status()>* action)
   promote->callback([action, open, pref, json] {
     *action = [open, pref, json]() -> Status {
       ENGAGE_ASSIGN_OR_RETURN(auto h, open());
-      ENGAGE_ASSIGN_OR_RETURN(auto v, ResolveRef(*h.second, *pref));
+      ENGAGE_ASSIGN_OR_RETURN(auto v, h.second->Resolve(*pref));
       ml::PromotionGate gate = GateFromConfig(h.first->config());
       ENGAGE_ASSIGN_OR_RETURN(auto d, h.second->Promote(v.name, v.version, gate));
       if (*json) {
@@ -461,7 +456,7 @@ void AddModels(CLI::App& app, GlobalOptions& g, std::function<Status()>* action)
   alias->callback([action, open, aref, aname] {
     *action = [open, aref, aname]() -> Status {
       ENGAGE_ASSIGN_OR_RETURN(auto h, open());
-      ENGAGE_ASSIGN_OR_RETURN(auto v, ResolveRef(*h.second, *aref));
+      ENGAGE_ASSIGN_OR_RETURN(auto v, h.second->Resolve(*aref));
       ENGAGE_RETURN_IF_ERROR(h.second->SetAlias(v.name, *aname, v.version));
       std::printf("%s@%s -> version %ld\n", v.name.c_str(), aname->c_str(),
                   static_cast<long>(v.version));
@@ -477,12 +472,12 @@ void AddModels(CLI::App& app, GlobalOptions& g, std::function<Status()>* action)
   diff->callback([action, open, da, db] {
     *action = [open, da, db]() -> Status {
       ENGAGE_ASSIGN_OR_RETURN(auto h, open());
-      ENGAGE_ASSIGN_OR_RETURN(auto a, ResolveRef(*h.second, *da));
+      ENGAGE_ASSIGN_OR_RETURN(auto a, h.second->Resolve(*da));
       std::string bref = db->find('@') == std::string::npos &&
                                  db->find_first_not_of("0123456789") == std::string::npos
                              ? a.name + "@" + *db
                              : *db;
-      ENGAGE_ASSIGN_OR_RETURN(auto b, ResolveRef(*h.second, bref));
+      ENGAGE_ASSIGN_OR_RETURN(auto b, h.second->Resolve(bref));
       if (a.name != b.name) {
         return InvalidArgumentError("diff compares two versions of the same model");
       }
