@@ -237,14 +237,18 @@ Result<std::unique_ptr<QueryEngine>> QueryEngine::Open(lake::Lake& lake, int thr
       "CREATE TEMP TABLE __partitions (table_name VARCHAR, dt DATE, files BIGINT, bytes BIGINT)"));
   for (const auto& [name, spec] : lake.config().tables) {
     ENGAGE_ASSIGN_OR_RETURN(auto files, lake.catalog().Files(name));
-    std::string view;
-    if (files.empty()) {
+    // A view with the table's columns and no rows, filtered by `where`.
+    auto empty_view = [&spec](const std::string& where) {
       std::string cols;
       for (const auto& col : spec.columns) {
         cols +=
             fmt::format("CAST(NULL AS {}) AS {}, ", ColumnTypeSql(col.type), SqlIdent(col.name));
       }
-      view = fmt::format("SELECT {}CAST(NULL AS DATE) AS dt WHERE false", cols);
+      return fmt::format("SELECT {}CAST(NULL AS DATE) AS dt WHERE {}", cols, where);
+    };
+    std::string view;
+    if (files.empty()) {
+      view = empty_view("false");
     } else {
       std::vector<std::string> abs;
       std::map<std::string, std::pair<int64_t, int64_t>> parts;
@@ -266,7 +270,17 @@ Result<std::unique_ptr<QueryEngine>> QueryEngine::Open(lake::Lake& lake, int thr
       }
       ENGAGE_RETURN_IF_ERROR(c.Exec("INSERT INTO __partitions VALUES " + values));
     }
-    ENGAGE_RETURN_IF_ERROR(c.Exec(fmt::format("CREATE TEMP VIEW {} AS {}", SqlIdent(name), view)));
+    Status created = c.Exec(fmt::format("CREATE TEMP VIEW {} AS {}", SqlIdent(name), view));
+    if (!created.ok()) {
+      // A damaged table (e.g. a data file deleted by hand) must not take the other tables down:
+      // its view fails every query that reads it, with the reason.
+      const std::string& m = created.message();
+      std::string why =
+          fmt::format("table '{}' cannot be read: {}", name, m.substr(0, m.find('\n')));
+      ENGAGE_RETURN_IF_ERROR(
+          c.Exec(fmt::format("CREATE TEMP VIEW {} AS {}", SqlIdent(name),
+                             empty_view(fmt::format("error({}) IS NULL", SqlQuote(why))))));
+    }
   }
   // The sandbox: from here on only the lake's directory is readable and nothing can be changed.
   ENGAGE_RETURN_IF_ERROR(c.Exec(

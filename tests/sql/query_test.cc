@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -65,6 +66,20 @@ TEST_F(QueryTest, CountsRowsAndMeasuresBytesScanned) {
   EXPECT_GT(r->estimated_bytes, 0);
   // Under Athena's 10 MB minimum, the cost is the minimum's.
   EXPECT_DOUBLE_EQ(r->cost_usd, CostUsd(Prices{}, 0));
+}
+
+TEST_F(QueryTest, ATableWithAMissingFileFailsOnlyTheQueriesThatReadIt) {
+  LoadEvents();
+  // A data file deleted behind the catalog's back.
+  auto files = std::filesystem::directory_iterator(home_.lake() + "/events");
+  ASSERT_TRUE(std::filesystem::remove_all(files->path()) > 0);
+  auto other = Run("SELECT count(*) FROM customers");
+  ASSERT_OK(other);
+  EXPECT_EQ(other->rows[0][0], 0);
+  auto broken = Run("SELECT count(*) FROM events");
+  ASSERT_FALSE(broken.ok());
+  EXPECT_NE(broken.status().message().find("table 'events' cannot be read"), std::string::npos)
+      << broken.status().ToString();
 }
 
 TEST_F(QueryTest, PartitionFilterPrunesFilesInEstimateAndScan) {
