@@ -158,13 +158,15 @@ void AddGen(CLI::App& app, GlobalOptions&, std::function<Status()>* action) {
       std::printf(
           "generated %ld customers, %ld events (%ld purchases) for %s .. %s in %.1f s "
           "(%.2fM events/s)\n  output: %s (%ld files, %s)\n  alive at end: %ld, mean true "
-          "P(purchase in next 30 days): %.3f, oracle AUC: %.3f\n",
+          "P(purchase in next 30 days): %.3f, oracle AUC: %.3f (knows the hidden state), best "
+          "AUC from the events: %.3f\n",
           static_cast<long>(report.customers), static_cast<long>(report.events),
           static_cast<long>(report.purchases), report.first_day.c_str(), report.last_day.c_str(),
           report.elapsed_s,
           report.elapsed_s > 0 ? static_cast<double>(report.events) / report.elapsed_s / 1e6 : 0.0,
           report.out_dir.c_str(), static_cast<long>(report.files), HumanBytes(report.bytes).c_str(),
-          static_cast<long>(report.alive_at_end), report.mean_p_engage, report.oracle_auc);
+          static_cast<long>(report.alive_at_end), report.mean_p_engage, report.oracle_auc,
+          report.bayes_auc);
       return Status::Ok();
     };
   });

@@ -28,6 +28,12 @@ constexpr std::array<double, 7> kWeekly = {0.92, 0.94, 0.96, 0.98, 1.02, 1.13, 1
 constexpr double kWeeklyMax = 1.13;
 constexpr int kAucBins = 100000;
 
+// The population the traits are drawn from (see DrawTraits); the Bayes posterior uses it too.
+constexpr double kRateShape = 0.8;             // session rate ~ Gamma(shape, rate = shape / mean)
+constexpr double kRateMean = 0.14;             // sessions per day
+constexpr double kBuyA = 1.5, kBuyB = 9.0;     // purchase probability ~ Beta, mean ~0.14
+constexpr double kDropA = 1.2, kDropB = 14.0;  // dropout probability ~ Beta, mean ~0.08
+
 enum EventType { kSession, kPageView, kAddToCart, kPurchase, kEmailOpen, kSupport };
 constexpr const char* kEventNames[] = {"session",  "page_view",  "add_to_cart",
                                        "purchase", "email_open", "support_contact"};
@@ -141,19 +147,117 @@ double PurchaseProbability(double lambda_sum, double c, double p) {
   return 1 - none;
 }
 
+// Gauss-Legendre nodes and weights on [-1, 1] (Newton's method on the Legendre recurrence).
+struct GaussLegendre {
+  static constexpr int kNodes = 10;
+  std::array<double, kNodes> x{}, w{};
+  GaussLegendre() {
+    for (int i = 0; i < kNodes; ++i) {
+      double z = std::cos(M_PI * (i + 0.75) / (kNodes + 0.5)), dp = 1;
+      for (int it = 0; it < 100; ++it) {
+        double p0 = 1, p1 = 0;  // P_n(z), P_{n-1}(z)
+        for (int j = 1; j <= kNodes; ++j) {
+          double p2 = p1;
+          p1 = p0;
+          p0 = ((2 * j - 1) * z * p1 - (j - 1) * p2) / j;
+        }
+        dp = kNodes * (z * p0 - p1) / (z * z - 1);
+        double dz = p0 / dp;
+        z -= dz;
+        if (std::abs(dz) < 1e-15) break;
+      }
+      x[static_cast<size_t>(i)] = z;
+      w[static_cast<size_t>(i)] = 2 / ((1 - z * z) * dp * dp);
+    }
+  }
+};
+
+// A quadrature for expectations under Beta(a, b): Gauss-Legendre on the mean +- 10 standard
+// deviations (clipped to [0, 1]), weights proportional to the density and summing to 1.
+struct BetaRule {
+  std::array<double, GaussLegendre::kNodes> x{}, w{};
+  BetaRule(const GaussLegendre& gl, double a, double b) {
+    double m = a / (a + b), sd = std::sqrt(a * b / ((a + b) * (a + b) * (a + b + 1)));
+    double lo = std::max(0.0, m - 10 * sd), hi = std::min(1.0, m + 10 * sd);
+    std::array<double, GaussLegendre::kNodes> logd{};
+    double top = -INFINITY;
+    for (size_t i = 0; i < x.size(); ++i) {
+      x[i] = lo + (hi - lo) * (gl.x[i] + 1) / 2;
+      logd[i] = (a - 1) * std::log(x[i]) + (b - 1) * std::log1p(-x[i]);
+      top = std::max(top, logd[i]);
+    }
+    double sum = 0;
+    for (size_t i = 0; i < x.size(); ++i) sum += w[i] = gl.w[i] * std::exp(logd[i] - top);
+    for (double& v : w) v /= sum;
+  }
+};
+
+double LogBeta(double a, double b) { return std::lgamma(a) + std::lgamma(b) - std::lgamma(a + b); }
+
 class Simulator {
  public:
   Simulator(const GenOptions& o) : opts_(o) {
     start_day_ = o.end_day - o.days;
     horizon_weight_ = 0;
     for (int d = 0; d < kHorizonDays; ++d) horizon_weight_ += kWeekly[DayOfWeek(o.end_day + d)];
+    exposure_.resize(static_cast<size_t>(o.days) + 1);
+    for (int d = 0; d < o.days; ++d) {
+      exposure_[static_cast<size_t>(d) + 1] =
+          exposure_[static_cast<size_t>(d)] + kWeekly[DayOfWeek(start_day_ + d)];
+    }
+  }
+
+  // Weighted days (the session intensity's seasonal weight integrated) from the window's start
+  // to `us`, which lies in the window.
+  double Exposure(int64_t us) const {
+    double day = static_cast<double>(us) / kMicrosPerDay - static_cast<double>(start_day_);
+    day = std::clamp(day, 0.0, static_cast<double>(opts_.days));
+    size_t i = std::min(static_cast<size_t>(day), exposure_.size() - 2);
+    return exposure_[i] + (day - static_cast<double>(i)) * (exposure_[i + 1] - exposure_[i]);
+  }
+
+  // The best prediction possible from a customer's events alone: P(purchase in the horizon |
+  // the sessions and purchases seen), under the true population the traits are drawn from,
+  // integrating over the unknown traits and over whether the customer has silently dropped out.
+  // `x` sessions (`k` of them with a purchase) were seen over `w_obs` weighted days of
+  // exposure, the last one `w_last` weighted days in. Unlike the oracle it cannot know the
+  // customer's own traits or whether they are still alive, so no model can beat it on average.
+  double BayesProbability(int64_t x, int64_t k, double w_obs, double w_last) const {
+    const double n = static_cast<double>(x), rate0 = kRateShape / kRateMean;
+    const double shape = kRateShape + n, rate = rate0 + w_obs;
+    double p_alive = 1;
+    if (x > 0) {
+      // Alive: no dropout after any of the x sessions and no session since; dead: dropped out
+      // right after the last one. The Gamma normaliser and the purchase terms are common.
+      double log_alive = -shape * std::log(rate) + LogBeta(kDropA, kDropB + n);
+      double log_dead = -shape * std::log(rate0 + w_last) + LogBeta(kDropA + 1, kDropB + n - 1);
+      p_alive = 1 / (1 + std::exp(log_dead - log_alive));
+    }
+    // Given alive, the posteriors are independent: rate ~ Gamma(shape, rate), dropout ~
+    // Beta(kDropA, kDropB + x), purchase ~ Beta(kBuyA + k, kBuyB + x - k). The no-session term
+    // exp(-rate * H * (1 - r)) has a closed-form expectation over the rate.
+    BetaRule drop(gl_, kDropA, kDropB + n);
+    BetaRule buy(gl_, kBuyA + static_cast<double>(k), kBuyB + n - static_cast<double>(k));
+    double e = 0;
+    for (size_t i = 0; i < buy.x.size(); ++i) {
+      double inner = 0;
+      for (size_t j = 0; j < drop.x.size(); ++j) {
+        double q = 1 - buy.x[i], r = q * (1 - drop.x[j]);
+        double f_star = q * drop.x[j] / (1 - r);
+        double none =
+            f_star + (1 - f_star) * std::pow(rate / (rate + horizon_weight_ * (1 - r)), shape);
+        inner += drop.w[j] * (1 - none);
+      }
+      e += buy.w[i] * inner;
+    }
+    return p_alive * e;
   }
 
   Traits DrawTraits(Rng& r) const {
     Traits t;
-    t.session_rate = 0.14 * r.Gamma(0.8) / 0.8;  // mean 0.14 sessions/day, heavy tail
-    t.purchase_prob = r.Beta(1.5, 9.0);          // mean ~0.14
-    t.dropout_prob = r.Beta(1.2, 14.0);          // mean ~0.08
+    t.session_rate = kRateMean * r.Gamma(kRateShape) / kRateShape;  // heavy tail
+    t.purchase_prob = r.Beta(kBuyA, kBuyB);
+    t.dropout_prob = r.Beta(kDropA, kDropB);
     t.log_amount_mu = std::log(35.0) + 0.6 * r.Normal();
     t.email_rate = 0.03 * r.Gamma(1.0);
     double a = r.Gamma(1.0), b = r.Gamma(1.0), s = r.Gamma(0.3);
@@ -224,6 +328,8 @@ class Simulator {
   const GenOptions& opts_;
   int64_t start_day_;
   double horizon_weight_;
+  std::vector<double> exposure_;  // exposure_[d]: weighted days before window day d
+  GaussLegendre gl_;
 };
 
 Status Exec(DuckConn& c, const std::string& sql) {
@@ -273,6 +379,7 @@ Json GenReport::ToJson() const {
               {"alive_at_end", alive_at_end},
               {"mean_p_engage", mean_p_engage},
               {"oracle_auc", oracle_auc},
+              {"bayes_auc", bayes_auc},
               {"files", files},
               {"bytes", bytes},
               {"elapsed_s", elapsed_s},
@@ -317,7 +424,7 @@ Result<GenReport> Generate(const GenOptions& opts, const std::function<void(int6
                               "CREATE TABLE truth (customer_id BIGINT, p_engage_30d DOUBLE, "
                               "engaged_next_30d BOOLEAN, alive_at_end BOOLEAN, session_rate "
                               "DOUBLE, purchase_prob DOUBLE, dropout_prob DOUBLE, mean_amount "
-                              "DOUBLE)"));
+                              "DOUBLE, p_engage_bayes DOUBLE)"));
   const std::string events_schema =
       "(event_id BIGINT, customer_id BIGINT, event_time TIMESTAMP, event_type VARCHAR, channel "
       "VARCHAR, amount DOUBLE, properties VARCHAR)";
@@ -327,7 +434,7 @@ Result<GenReport> Generate(const GenOptions& opts, const std::function<void(int6
   report.out_dir = out.string();
   report.first_day = FormatDate(sim.start_day_);
   report.last_day = FormatDate(opts.end_day - 1);
-  AucHistogram auc;
+  AucHistogram auc, bayes_auc;
   double p_sum = 0;
   const int64_t start_us = sim.start_day_ * kMicrosPerDay;
   const int64_t end_us = opts.end_day * kMicrosPerDay;
@@ -347,10 +454,10 @@ Result<GenReport> Generate(const GenOptions& opts, const std::function<void(int6
       ChunkWriter cu(conn, "customers",
                      {DUCKDB_TYPE_BIGINT, DUCKDB_TYPE_TIMESTAMP, DUCKDB_TYPE_VARCHAR,
                       DUCKDB_TYPE_VARCHAR, DUCKDB_TYPE_VARCHAR, DUCKDB_TYPE_BIGINT});
-      ChunkWriter tr(
-          conn, "truth",
-          {DUCKDB_TYPE_BIGINT, DUCKDB_TYPE_DOUBLE, DUCKDB_TYPE_BOOLEAN, DUCKDB_TYPE_BOOLEAN,
-           DUCKDB_TYPE_DOUBLE, DUCKDB_TYPE_DOUBLE, DUCKDB_TYPE_DOUBLE, DUCKDB_TYPE_DOUBLE});
+      ChunkWriter tr(conn, "truth",
+                     {DUCKDB_TYPE_BIGINT, DUCKDB_TYPE_DOUBLE, DUCKDB_TYPE_BOOLEAN,
+                      DUCKDB_TYPE_BOOLEAN, DUCKDB_TYPE_DOUBLE, DUCKDB_TYPE_DOUBLE,
+                      DUCKDB_TYPE_DOUBLE, DUCKDB_TYPE_DOUBLE, DUCKDB_TYPE_DOUBLE});
       for (int64_t id = first; id < last; ++id) {
         Rng r(Mix(opts.seed, static_cast<uint64_t>(id)));
         Traits t = sim.DrawTraits(r);
@@ -369,6 +476,19 @@ Result<GenReport> Generate(const GenOptions& opts, const std::function<void(int6
         bool engaged = false;
         if (alive) sim.Sessions(r, t, end_us, horizon_us, nullptr, &engaged);
         auc.Add(p, engaged);
+        int64_t sessions = 0, buys = 0, last_session_us = 0;
+        for (const Event& e : events) {
+          if (e.type == kSession) {
+            ++sessions;
+            last_session_us = std::max(last_session_us, e.time_us);
+          }
+          buys += e.type == kPurchase ? 1 : 0;
+        }
+        const double seen_from = sim.Exposure(std::max(signup_us, start_us));
+        double bayes =
+            sim.BayesProbability(sessions, buys, sim.Exposure(end_us) - seen_from,
+                                 sessions > 0 ? sim.Exposure(last_session_us) - seen_from : 0);
+        bayes_auc.Add(bayes, engaged);
         p_sum += p;
         report.alive_at_end += alive ? 1 : 0;
 
@@ -421,6 +541,7 @@ Result<GenReport> Generate(const GenOptions& opts, const std::function<void(int6
         tr.Set<double>(5, t.purchase_prob);
         tr.Set<double>(6, t.dropout_prob);
         tr.Set<double>(7, std::exp(t.log_amount_mu + 0.125));
+        tr.Set<double>(8, bayes);
         ENGAGE_RETURN_IF_ERROR(tr.Commit());
       }
       ENGAGE_RETURN_IF_ERROR(ev.Close());
@@ -444,6 +565,7 @@ Result<GenReport> Generate(const GenOptions& opts, const std::function<void(int6
   report.customers = opts.customers;
   report.mean_p_engage = p_sum / static_cast<double>(opts.customers);
   report.oracle_auc = auc.Auc();
+  report.bayes_auc = bayes_auc.Auc();
   for (const auto& e : fs::recursive_directory_iterator(out)) {
     if (e.is_regular_file()) {
       ++report.files;

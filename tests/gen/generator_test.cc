@@ -115,6 +115,31 @@ TEST_F(GeneratorTest, TruthIsAConsistentOracle) {
   EXPECT_LT(r->oracle_auc, 1.0);
 }
 
+TEST_F(GeneratorTest, BayesProbabilityIsCalibratedAndBelowTheOracle) {
+  auto r = gen::Generate(Options("b", 20000));
+  ASSERT_OK(r);
+  std::string t = r->out_dir + "/truth.parquet";
+  EXPECT_EQ(Scalar("SELECT count(*) FROM '" + t +
+                   "' WHERE p_engage_bayes IS NULL OR p_engage_bayes <= 0 OR p_engage_bayes >= 1"),
+            "0");
+  // A posterior is calibrated: its mean matches the true probabilities' mean and the simulated
+  // rate (within 4 standard errors), in the low and high halves alike.
+  double mean_p = std::stod(Scalar("SELECT avg(p_engage_30d) FROM '" + t + "'"));
+  double mean_bayes = std::stod(Scalar("SELECT avg(p_engage_bayes) FROM '" + t + "'"));
+  EXPECT_NEAR(mean_bayes, mean_p, 4 * std::sqrt(mean_p * (1 - mean_p) / 20000));
+  for (const char* half : {"p_engage_bayes < 0.1", "p_engage_bayes >= 0.1"}) {
+    std::string where = std::string(" WHERE ") + half;
+    double n = std::stod(Scalar("SELECT count(*) FROM '" + t + "'" + where));
+    double pred = std::stod(Scalar("SELECT avg(p_engage_bayes) FROM '" + t + "'" + where));
+    double rate = std::stod(Scalar("SELECT avg(engaged_next_30d::INT) FROM '" + t + "'" + where));
+    EXPECT_NEAR(rate, pred, 4 * std::sqrt(pred * (1 - pred) / n)) << half;
+  }
+  // Not knowing who has silently dropped out costs ranking power: the oracle ranks better, and
+  // the events still carry most of the signal.
+  EXPECT_LT(r->bayes_auc, r->oracle_auc);
+  EXPECT_GT(r->bayes_auc, 0.8);
+}
+
 TEST_F(GeneratorTest, CsvAndJsonlAreReadable) {
   for (auto [name, fmt] :
        {std::pair{"csv", gen::OutputFormat::kCsv}, std::pair{"jsonl", gen::OutputFormat::kJsonl}}) {

@@ -146,6 +146,24 @@ TEST_F(EngagementTest, ScoresEveryCustomerIntoThePredictionsTable) {
   Json reasons = Json::parse(one->rows[0][0].get<std::string>());
   ASSERT_EQ(reasons.size(), 3u);
   EXPECT_TRUE(reasons[0].contains("feature"));
+
+  // Against the generator's truth: the scores rank the customers who went on to buy nearly as
+  // well as the best any model of the events can (p_engage_bayes; the oracle also knows who has
+  // silently dropped out). ROC-AUC by the rank-sum formula, ties at their mean rank.
+  auto auc = [&](const std::string& score) {
+    return std::stod(Scalar(
+        "WITH j AS (SELECT t.engaged_next_30d::INT AS y, " + score + " AS s FROM '" + dir_.path() +
+        "/data/truth.parquet' t LEFT JOIN read_parquet('" + LakeGlob("predictions") +
+        "') p ON CAST(p.customer_id AS BIGINT) = t.customer_id), "
+        "r AS (SELECT y, rank() OVER (ORDER BY s) + (count(*) OVER (PARTITION BY s) - 1) / 2.0 "
+        "AS rk FROM j) SELECT (sum(rk) FILTER (WHERE y = 1) - sum(y) * (sum(y) + 1) / 2) / "
+        "(sum(y) * (count(*) - sum(y))) FROM r"));
+  };
+  double model_auc = auc("coalesce(p.score, 0)");
+  double bayes_auc = auc("t.p_engage_bayes");
+  double oracle_auc = auc("t.p_engage_30d");
+  EXPECT_GT(model_auc, bayes_auc - 0.03) << "bayes " << bayes_auc << ", model " << model_auc;
+  EXPECT_LT(bayes_auc, oracle_auc);
 }
 
 }  // namespace

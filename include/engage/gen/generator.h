@@ -15,7 +15,11 @@
 //   customers.<ext>             customer_id, signup_time, country, acquisition_channel, plan, age
 //   truth.parquet               customer_id, p_engage_30d (true probability of a purchase in the
 //                               30 days after the window), engaged_next_30d (the simulated
-//                               outcome), alive_at_end and the latent traits
+//                               outcome), alive_at_end, the latent traits, and
+//                               p_engage_bayes: the same probability as the best possible model
+//                               of the events would estimate it, knowing the population the
+//                               traits come from but not this customer's traits nor whether
+//                               they have already dropped out (the oracle knows both)
 // Customers are generated in batches, so memory stays bounded for any customer count.
 // Deterministic for a given seed and options (not across thread counts of DuckDB, which only
 // affects file layout, never values).
@@ -58,6 +62,7 @@ struct GenReport {
   int64_t alive_at_end = 0;
   double mean_p_engage = 0;  // mean of truth p_engage_30d
   double oracle_auc = 0;     // AUC of p_engage_30d against engaged_next_30d
+  double bayes_auc = 0;      // AUC of p_engage_bayes: the best any model of the events can do
   int64_t files = 0;
   int64_t bytes = 0;
   double elapsed_s = 0;
