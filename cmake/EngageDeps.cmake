@@ -33,3 +33,15 @@ set_target_properties(duckdb::duckdb PROPERTIES
 # The binary finds libduckdb.so next to where it was built from, wherever it is run.
 set(CMAKE_BUILD_RPATH "${DUCKDB_ROOT}/lib")
 set(CMAKE_INSTALL_RPATH "${DUCKDB_ROOT}/lib")
+
+# The server: Boost.Asio/Beast (header-only from libboost-dev) and LMDB (liblmdb-dev).
+find_package(Boost 1.74 REQUIRED)
+find_library(LMDB_LIBRARY lmdb)
+find_path(LMDB_INCLUDE_DIR lmdb.h)
+if(NOT LMDB_LIBRARY OR NOT LMDB_INCLUDE_DIR)
+  message(FATAL_ERROR "LMDB not found: run scripts/install-deps (Debian package liblmdb-dev)")
+endif()
+add_library(lmdb::lmdb SHARED IMPORTED)
+set_target_properties(lmdb::lmdb PROPERTIES
+  IMPORTED_LOCATION "${LMDB_LIBRARY}"
+  INTERFACE_INCLUDE_DIRECTORIES "${LMDB_INCLUDE_DIR}")

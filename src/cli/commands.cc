@@ -496,6 +496,7 @@ void RegisterCommands(CLI::App& app, GlobalOptions& g, std::function<Status()>* 
   RegisterFlowCommands(app, g, action);
   RegisterMlCommands(app, g, action);
   RegisterTrainCommands(app, g, action);
+  RegisterServeCommands(app, g, action);
 }
 
 }  // namespace engage::cli

@@ -15,6 +15,9 @@
 namespace engage::flow {
 class TaskRegistry;
 }  // namespace engage::flow
+namespace engage::serve {
+struct PublishReport;
+}  // namespace engage::serve
 
 namespace engage::cli {
 
@@ -46,6 +49,13 @@ void RegisterMlSteps(flow::TaskRegistry& tasks, const HomePaths& home);
 
 // `engage flow ...` and `engage run pipeline` (flow_commands.cc).
 void RegisterFlowCommands(CLI::App& app, GlobalOptions& global, std::function<Status()>* action);
+
+// `engage publish` (serve_commands.cc), and the step of the same name.
+void RegisterServeCommands(CLI::App& app, GlobalOptions& global, std::function<Status()>* action);
+// Publishes the latest predictions of model references (name@alias|version; the first is the
+// default) into the serving store.
+Result<serve::PublishReport> PublishModels(lake::Lake& lake, const std::vector<std::string>& refs,
+                                           int keep);
 
 // Registers every subcommand on `app`; the chosen one stores its action in `*action`.
 void RegisterCommands(CLI::App& app, GlobalOptions& global, std::function<Status()>* action);

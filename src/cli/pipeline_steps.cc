@@ -18,6 +18,7 @@
 #include "engage/ml/engagement.h"
 #include "engage/ml/registry.h"
 #include "engage/ml/scoring.h"
+#include "engage/serve/store.h"
 #include "engage/sql/query.h"
 
 namespace engage::cli {
@@ -231,21 +232,28 @@ void RegisterMlSteps(flow::TaskRegistry& tasks, const HomePaths& home) {
   tasks.RegisterStep(
       "publish",
       [home](const Json& p) -> Result<Json> {
-        // The serving store (LMDB under serving/) arrives with `engage serve`; until then the
-        // step says what it would publish.
         ENGAGE_ASSIGN_OR_RETURN(Opened o, OpenAll(home, false));
-        ENGAGE_ASSIGN_OR_RETURN(
-            lake::DuckResult r,
-            o.engine->RunTrusted("SELECT count(*), max(scored_at)::VARCHAR FROM predictions WHERE "
-                                 "scored_at = (SELECT max(scored_at) FROM predictions)",
-                                 "publish"));
-        return Json{{"published", false},
-                    {"reason", "no serving store yet (engage serve, issue 6)"},
-                    {"predictions", r.Int(0, 0)},
-                    {"scored_at", r.Str(1, 0) ? Json(*r.Str(1, 0)) : Json()},
-                    {"input", p}};
+        std::vector<std::string> refs;
+        if (p.contains("models") && p["models"].is_array()) {
+          for (const auto& m : p["models"]) {
+            if (!m.is_string()) return InvalidArgumentError("publish: models must be strings");
+            refs.push_back(m.get<std::string>());
+          }
+        } else if (p.contains("version") && p["version"].is_number_integer()) {
+          refs.push_back(fmt::format("{}@{}", StringParam(p, "model", "engagement"),
+                                     p["version"].get<int64_t>()));
+        } else {
+          refs.push_back(StringParam(p, "model", "engagement@champion"));
+        }
+        ENGAGE_ASSIGN_OR_RETURN(serve::PublishReport r, PublishModels(*o.lake, refs, 3));
+        Json j = r.ToJson();
+        j["published"] = true;
+        return j;
       },
-      "Publishes the latest predictions to the serving store (not available yet: reports)");
+      "Publishes the latest predictions to the serving store (LMDB under serving/): "
+      "{\"model\": \"engagement\", \"version\": 3}, {\"model\": \"engagement@champion\"} or "
+      "{\"models\": [\"engagement@champion\", "
+      "\"engagement@challenger\"]}");
   tasks.RegisterStep(
       "cost-summary",
       [home](const Json& p) -> Result<Json> {

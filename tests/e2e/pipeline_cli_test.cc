@@ -47,7 +47,10 @@ TEST_F(PipelineCliTest, RunsEveryStepAndPromotesTheFirstModel) {
   EXPECT_GT(out["validation"]["value"].get<double>(), 0.7);
   EXPECT_EQ(out["promotion"]["promoted"], true);
   EXPECT_GT(out["scored"]["customers"].get<int64_t>(), 1000);
-  EXPECT_EQ(out["published"]["published"], false);  // no serving store yet
+  // The scores went into the serving store.
+  EXPECT_EQ(out["published"]["published"], true);
+  EXPECT_EQ(out["published"]["snapshot"]["default_version"], 1);
+  EXPECT_EQ(out["published"]["snapshot"]["versions"][0]["customers"], out["scored"]["customers"]);
   EXPECT_GT(out["cost"]["bytes_scanned"].get<int64_t>(), 0);
   // Every step ran, in order, and the execution is in the history.
   auto h = Engage({"flow", "history", "p1", "--json"});
@@ -76,6 +79,14 @@ TEST_F(PipelineCliTest, RunsEveryStepAndPromotesTheFirstModel) {
   EXPECT_EQ(card.json()["card"]["kind"], "engagement");
   auto n = Engage({"query", "--json", "SELECT count(DISTINCT customer_id) FROM predictions"});
   EXPECT_EQ(n.json()["rows"][0][0], out["scored"]["customers"]);
+  // `engage publish` by hand: a new snapshot; an unknown model is a clear not-found.
+  auto pub = Engage({"publish", "--model", "engagement@champion", "--json"});
+  ASSERT_EQ(pub.exit_code, 0) << pub.err;
+  EXPECT_NE(pub.json()["snapshot"]["id"], out["published"]["snapshot"]["id"]);
+  EXPECT_GT(pub.json()["bytes_per_customer"].get<double>(), 0);
+  auto bad = Engage({"publish", "--model", "nope@champion"});
+  EXPECT_EQ(bad.exit_code, 3);
+  EXPECT_NE(bad.err.find("nope"), std::string::npos) << bad.err;
 
   // A second run trains version 2; it is promoted only if it beats version 1.
   auto again = Engage({"run", "pipeline", "--name", "p2", "--json"});

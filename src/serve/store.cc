@@ -1,0 +1,531 @@
+#include "engage/serve/store.h"
+
+#include <fmt/format.h>
+#include <lmdb.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <unordered_map>
+
+#include "engage/core/fs.h"
+#include "engage/core/ids.h"
+#include "engage/lake/duck.h"
+
+namespace engage::serve {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int64_t kCommitEvery = 500000;      // records per LMDB write transaction
+constexpr size_t kMapSize = size_t{1} << 40;  // address space only: the file grows as written
+constexpr size_t kHeaderBytes = 2 + 4 * sizeof(float);  // segment, reasons, 4 floats
+constexpr size_t kReasonBytes = sizeof(uint16_t) + sizeof(float);
+constexpr size_t kMaxReasons = 255;
+
+Status LmdbError(int rc, std::string_view what) {
+  return InternalError(fmt::format("LMDB {}: {}", what, mdb_strerror(rc)));
+}
+
+std::string DbName(int64_t version) { return fmt::format("v{}", version); }
+
+std::string SnapshotsDir(const HomePaths& home) { return ServingDir(home) + "/snapshots"; }
+std::string CurrentFile(const HomePaths& home) { return ServingDir(home) + "/CURRENT"; }
+
+// A number as JSON: shortest text that reads back as the same float; null when not finite.
+void AppendNumber(std::string* out, float v) {
+  if (!std::isfinite(v)) {
+    out->append("null");
+    return;
+  }
+  fmt::format_to(std::back_inserter(*out), "{}", v);
+}
+
+void AppendString(std::string* out, std::string_view s) {
+  bool plain = std::all_of(s.begin(), s.end(), [](char c) {
+    return static_cast<unsigned char>(c) >= 0x20 && c != '"' && c != '\\' &&
+           static_cast<unsigned char>(c) < 0x80;
+  });
+  if (plain) {
+    out->push_back('"');
+    out->append(s);
+    out->push_back('"');
+  } else {
+    AppendJson(out, Json(std::string(s)));
+  }
+}
+
+float ReadFloat(const char* p) {
+  float v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+}  // namespace
+
+std::string ServingDir(const HomePaths& home) { return home.root + "/serving"; }
+
+const PublishedVersion* SnapshotInfo::Find(int64_t version) const {
+  if (version == 0) version = default_version;
+  for (const auto& v : versions) {
+    if (v.version == version) return &v;
+  }
+  return nullptr;
+}
+
+Json SnapshotInfo::ToJson() const {
+  Json vs = Json::array();
+  for (const auto& v : versions) {
+    vs.push_back(Json{{"version", v.version},
+                      {"scored_at", v.scored_at},
+                      {"cutoff", v.cutoff},
+                      {"customers", v.customers},
+                      {"segments", v.segments},
+                      {"features", v.features}});
+  }
+  return Json{{"id", id},
+              {"model", model},
+              {"published_at", published_at},
+              {"default_version", default_version},
+              {"versions", std::move(vs)},
+              {"bytes", bytes}};
+}
+
+Result<SnapshotInfo> SnapshotInfo::FromJson(const Json& j) {
+  try {
+    SnapshotInfo s;
+    s.id = j.at("id").get<std::string>();
+    s.model = j.at("model").get<std::string>();
+    s.published_at = j.at("published_at").get<std::string>();
+    s.default_version = j.at("default_version").get<int64_t>();
+    s.bytes = j.value("bytes", int64_t{0});
+    for (const auto& v : j.at("versions")) {
+      PublishedVersion p;
+      p.version = v.at("version").get<int64_t>();
+      p.scored_at = v.at("scored_at").get<std::string>();
+      p.cutoff = v.at("cutoff").get<std::string>();
+      p.customers = v.at("customers").get<int64_t>();
+      p.segments = v.at("segments").get<std::vector<std::string>>();
+      p.features = v.at("features").get<std::vector<std::string>>();
+      s.versions.push_back(std::move(p));
+    }
+    return s;
+  } catch (const Json::exception& e) {
+    return DataLossError(fmt::format("snapshot description is damaged: {}", e.what()));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+struct Snapshot::Env {
+  MDB_env* env = nullptr;
+  std::unordered_map<int64_t, MDB_dbi> dbis;
+  ~Env() {
+    if (env != nullptr) mdb_env_close(env);
+  }
+};
+
+Snapshot::~Snapshot() = default;
+
+Result<std::shared_ptr<Snapshot>> Snapshot::Open(const std::string& dir) {
+  std::shared_ptr<Snapshot> s(new Snapshot());
+  s->dir_ = dir;
+  ENGAGE_ASSIGN_OR_RETURN(std::string text, PosixFileSystem().ReadFile(dir + "/info.json"));
+  ENGAGE_ASSIGN_OR_RETURN(Json j, ParseJson(text, dir + "/info.json"));
+  ENGAGE_ASSIGN_OR_RETURN(s->info_, SnapshotInfo::FromJson(j));
+  s->env_ = std::make_unique<Env>();
+  int rc = mdb_env_create(&s->env_->env);
+  if (rc != 0) return LmdbError(rc, "env_create");
+  mdb_env_set_maxdbs(s->env_->env, 1024);
+  // Snapshots never change once published: no lock file, no reader table, no read-ahead (random
+  // lookups), transactions not tied to threads.
+  rc = mdb_env_open(s->env_->env, dir.c_str(), MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS | MDB_NORDAHEAD,
+                    0644);
+  if (rc != 0) return LmdbError(rc, fmt::format("open '{}'", dir));
+  MDB_txn* txn = nullptr;
+  rc = mdb_txn_begin(s->env_->env, nullptr, MDB_RDONLY, &txn);
+  if (rc != 0) return LmdbError(rc, "txn_begin");
+  for (const auto& v : s->info_.versions) {
+    MDB_dbi dbi;
+    rc = mdb_dbi_open(txn, DbName(v.version).c_str(), 0, &dbi);
+    if (rc != 0) {
+      mdb_txn_abort(txn);
+      return DataLossError(fmt::format("snapshot '{}' lacks the records of version {}: {}", dir,
+                                       v.version, mdb_strerror(rc)));
+    }
+    s->env_->dbis[v.version] = dbi;
+  }
+  // Committing (not aborting) keeps the database handles open for later transactions.
+  rc = mdb_txn_commit(txn);
+  if (rc != 0) return LmdbError(rc, "txn_commit");
+  return s;
+}
+
+Result<bool> Snapshot::AppendJson(std::string_view customer_id, int64_t version,
+                                  std::string* out) const {
+  const PublishedVersion* pv = info_.Find(version);
+  if (pv == nullptr) {
+    return NotFoundError(fmt::format("model {} version {} is not published", info_.model,
+                                     version == 0 ? info_.default_version : version));
+  }
+  MDB_dbi dbi = env_->dbis.at(pv->version);
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(env_->env, nullptr, MDB_RDONLY, &txn);
+  if (rc != 0) return LmdbError(rc, "txn_begin");
+  MDB_val key{customer_id.size(), const_cast<char*>(customer_id.data())};
+  MDB_val val;
+  rc = mdb_get(txn, dbi, &key, &val);
+  if (rc == MDB_NOTFOUND) {
+    mdb_txn_abort(txn);
+    return false;
+  }
+  if (rc != 0) {
+    mdb_txn_abort(txn);
+    return LmdbError(rc, "get");
+  }
+  const char* p = static_cast<const char*>(val.mv_data);
+  if (val.mv_size < kHeaderBytes ||
+      val.mv_size != kHeaderBytes + kReasonBytes * static_cast<unsigned char>(p[1])) {
+    mdb_txn_abort(txn);
+    return DataLossError(fmt::format("damaged record for customer '{}'", customer_id));
+  }
+  auto segment = static_cast<unsigned char>(p[0]);
+  auto reasons = static_cast<unsigned char>(p[1]);
+  out->append("{\"customer_id\":");
+  AppendString(out, customer_id);
+  out->append(",\"model\":");
+  AppendString(out, info_.model);
+  fmt::format_to(std::back_inserter(*out), ",\"model_version\":{},\"score\":", pv->version);
+  AppendNumber(out, ReadFloat(p + 2));
+  out->append(",\"segment\":");
+  AppendString(out, segment < pv->segments.size() ? pv->segments[segment] : "");
+  out->append(",\"p_alive\":");
+  AppendNumber(out, ReadFloat(p + 6));
+  out->append(",\"expected_transactions\":");
+  AppendNumber(out, ReadFloat(p + 10));
+  out->append(",\"clv\":");
+  AppendNumber(out, ReadFloat(p + 14));
+  out->append(",\"reasons\":[");
+  for (unsigned i = 0; i < reasons; ++i) {
+    const char* r = p + kHeaderBytes + i * kReasonBytes;
+    uint16_t f;
+    std::memcpy(&f, r, sizeof f);
+    out->append(i == 0 ? "{\"feature\":" : ",{\"feature\":");
+    AppendString(out, f < pv->features.size() ? pv->features[f] : "");
+    out->append(",\"contribution\":");
+    AppendNumber(out, ReadFloat(r + 2));
+    out->push_back('}');
+  }
+  out->append("],\"cutoff\":\"");
+  out->append(pv->cutoff);
+  out->append("\",\"scored_at\":\"");
+  out->append(pv->scored_at);
+  out->append("\"}");
+  mdb_txn_abort(txn);
+  return true;
+}
+
+Result<std::unique_ptr<PredictionStore>> PredictionStore::Open(const HomePaths& home) {
+  std::unique_ptr<PredictionStore> store(new PredictionStore(home));
+  ENGAGE_ASSIGN_OR_RETURN(bool switched, store->Refresh());
+  (void)switched;
+  return store;
+}
+
+std::shared_ptr<const Snapshot> PredictionStore::Current() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return current_;
+}
+
+Result<bool> PredictionStore::Refresh(int attempt) {
+  auto text = PosixFileSystem().ReadFile(CurrentFile(home_));
+  if (!text.ok()) {
+    if (text.status().code() == StatusCode::kNotFound) {
+      return NotFoundError(
+          fmt::format("no predictions published in '{}': run `engage score` then `engage publish`",
+                      ServingDir(home_)));
+    }
+    return text.status();
+  }
+  std::string id = *text;
+  while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (id == current_id_) return false;
+  }
+  auto snap = Snapshot::Open(SnapshotsDir(home_) + "/" + id);
+  if (!snap.ok() && snap.status().code() == StatusCode::kNotFound) {
+    // Publishes in quick succession may remove a snapshot between reading CURRENT and opening
+    // it: CURRENT then names a newer one.
+    if (++attempt < 5) return Refresh(attempt);
+  }
+  if (!snap.ok()) return snap.status();
+  std::lock_guard<std::mutex> lock(mu_);
+  current_ = std::move(*snap);
+  current_id_ = id;
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Publishing
+
+namespace {
+
+// An LMDB environment being written.
+class Writer {
+ public:
+  ~Writer() {
+    if (txn_ != nullptr) mdb_txn_abort(txn_);
+    if (env_ != nullptr) mdb_env_close(env_);
+  }
+  Status Open(const std::string& dir) {
+    int rc = mdb_env_create(&env_);
+    if (rc != 0) return LmdbError(rc, "env_create");
+    mdb_env_set_maxdbs(env_, 1024);
+    mdb_env_set_mapsize(env_, kMapSize);
+    // No syncs while writing: the snapshot is invisible until it is synced and renamed.
+    rc = mdb_env_open(env_, dir.c_str(), MDB_NOSYNC | MDB_NOMETASYNC | MDB_NOLOCK, 0644);
+    if (rc != 0) return LmdbError(rc, fmt::format("open '{}'", dir));
+    return Status::Ok();
+  }
+  Status Begin(int64_t version) {
+    int rc = mdb_txn_begin(env_, nullptr, 0, &txn_);
+    if (rc != 0) return LmdbError(rc, "txn_begin");
+    rc = mdb_dbi_open(txn_, DbName(version).c_str(), MDB_CREATE, &dbi_);
+    if (rc != 0) return LmdbError(rc, "dbi_open");
+    return Status::Ok();
+  }
+  // Keys must arrive in ascending byte order.
+  Status Put(std::string_view key, std::string_view value) {
+    MDB_val k{key.size(), const_cast<char*>(key.data())};
+    MDB_val v{value.size(), const_cast<char*>(value.data())};
+    int rc = mdb_put(txn_, dbi_, &k, &v, MDB_APPEND);
+    if (rc == MDB_KEYEXIST) {
+      return InvalidArgumentError(
+          fmt::format("customer '{}' has more than one prediction in the scoring run", key));
+    }
+    if (rc != 0) return LmdbError(rc, fmt::format("put '{}'", key));
+    if (++pending_ >= kCommitEvery) return Commit(true);
+    return Status::Ok();
+  }
+  Status Commit(bool reopen) {
+    int rc = mdb_txn_commit(txn_);
+    txn_ = nullptr;
+    pending_ = 0;
+    if (rc != 0) return LmdbError(rc, "commit");
+    if (!reopen) return Status::Ok();
+    rc = mdb_txn_begin(env_, nullptr, 0, &txn_);
+    if (rc != 0) return LmdbError(rc, "txn_begin");
+    return Status::Ok();
+  }
+  Status Sync() {
+    int rc = mdb_env_sync(env_, 1);
+    if (rc != 0) return LmdbError(rc, "sync");
+    return Status::Ok();
+  }
+
+ private:
+  MDB_env* env_ = nullptr;
+  MDB_txn* txn_ = nullptr;
+  MDB_dbi dbi_ = 0;
+  int64_t pending_ = 0;
+};
+
+// The reasons column: [{"feature": name, "contribution": x}, ...].
+Status EncodeReasons(const std::string& text, std::string_view customer,
+                     std::unordered_map<std::string, uint16_t>* features,
+                     std::vector<std::string>* feature_names, std::string* rec) {
+  auto j = ParseJson(text, "reasons");
+  if (!j.ok() || !j->is_array() || j->size() > kMaxReasons) {
+    return InvalidArgumentError(
+        fmt::format("customer '{}': reasons are not a JSON array of at most {} objects: {}",
+                    customer, kMaxReasons, text));
+  }
+  (*rec)[1] = static_cast<char>(j->size());
+  for (const auto& r : *j) {
+    if (!r.is_object() || !r.contains("feature") || !r["feature"].is_string() ||
+        !r.contains("contribution") || !r["contribution"].is_number()) {
+      return InvalidArgumentError(
+          fmt::format("customer '{}': a reason lacks feature or contribution: {}", customer, text));
+    }
+    const std::string& name = r["feature"].get_ref<const std::string&>();
+    auto it = features->find(name);
+    if (it == features->end()) {
+      if (feature_names->size() > 0xFFFF) {
+        return InvalidArgumentError("more than 65,536 distinct reason features");
+      }
+      it = features->emplace(name, static_cast<uint16_t>(feature_names->size())).first;
+      feature_names->push_back(name);
+    }
+    uint16_t idx = it->second;
+    float c = r["contribution"].get<float>();
+    rec->append(reinterpret_cast<const char*>(&idx), sizeof idx);
+    rec->append(reinterpret_cast<const char*>(&c), sizeof c);
+  }
+  return Status::Ok();
+}
+
+float FloatOrNaN(lake::DuckResult& r, int col, int64_t row) {
+  return r.IsNull(col, row) ? NAN : static_cast<float>(r.Double(col, row));
+}
+
+Status WriteVersion(lake::DuckConn& conn, const std::string& source, const std::string& model,
+                    int64_t version, Writer* w, PublishedVersion* out) {
+  std::string where =
+      fmt::format("model = {} AND model_version = {}", lake::SqlQuote(model), version);
+  ENGAGE_ASSIGN_OR_RETURN(
+      lake::DuckResult latest,
+      conn.Query(fmt::format("SELECT strftime(max(scored_at), '%Y-%m-%dT%H:%M:%S.%fZ'), "
+                             "max(scored_at)::VARCHAR FROM {} WHERE {}",
+                             source, where)));
+  if (latest.RowCount() == 0 || latest.IsNull(0, 0)) {
+    return NotFoundError(fmt::format(
+        "no predictions of {} version {} in the predictions table: run `engage score --model "
+        "{}@{}` first",
+        model, version, model, version));
+  }
+  out->version = version;
+  out->scored_at = latest.Str(0, 0).value_or("");
+  std::string at = latest.Str(1, 0).value_or("");
+  ENGAGE_ASSIGN_OR_RETURN(
+      lake::DuckResult rows,
+      conn.Query(fmt::format(
+          "SELECT customer_id, segment, score, p_alive, expected_transactions, clv, reasons, "
+          "cutoff::VARCHAR FROM {} WHERE {} AND scored_at = TIMESTAMP {} ORDER BY customer_id",
+          source, where, lake::SqlQuote(at))));
+  ENGAGE_RETURN_IF_ERROR(w->Begin(version));
+  std::unordered_map<std::string, uint8_t> segments;
+  std::unordered_map<std::string, uint16_t> features;
+  std::string rec;
+  for (int64_t i = 0, n = rows.RowCount(); i < n; ++i) {
+    std::string id = rows.Str(0, i).value_or("");
+    std::string segment = rows.Str(1, i).value_or("");
+    auto seg = segments.find(segment);
+    if (seg == segments.end()) {
+      if (segments.size() >= 255) {
+        return InvalidArgumentError(fmt::format("version {} has more than 255 segments", version));
+      }
+      seg = segments.emplace(segment, static_cast<uint8_t>(out->segments.size())).first;
+      out->segments.push_back(segment);
+    }
+    rec.assign(2, '\0');
+    rec[0] = static_cast<char>(seg->second);
+    for (int col = 2; col <= 5; ++col) {
+      float v = FloatOrNaN(rows, col, i);
+      rec.append(reinterpret_cast<const char*>(&v), sizeof v);
+    }
+    if (!rows.IsNull(6, i)) {
+      ENGAGE_RETURN_IF_ERROR(EncodeReasons(*rows.Str(6, i), id, &features, &out->features, &rec));
+    }
+    if (i == 0) out->cutoff = rows.Str(7, i).value_or("");
+    ENGAGE_RETURN_IF_ERROR(w->Put(id, rec));
+    ++out->customers;
+  }
+  return w->Commit(false);
+}
+
+}  // namespace
+
+Json PublishReport::ToJson() const {
+  return Json{{"snapshot", snapshot.ToJson()},
+              {"seconds", seconds},
+              {"bytes_per_customer", bytes_per_customer},
+              {"removed_snapshots", removed_snapshots}};
+}
+
+Result<PublishReport> Publish(lake::Lake& lake, const PublishOptions& options, const Clock& clock) {
+  auto t0 = std::chrono::steady_clock::now();
+  const HomePaths& home = lake.home();
+  ENGAGE_ASSIGN_OR_RETURN(auto files, lake.catalog().Files("predictions"));
+  if (files.empty()) {
+    return NotFoundError("the predictions table is empty: run `engage score` first");
+  }
+  std::vector<std::string> paths;
+  for (const auto& f : files) paths.push_back(lake.AbsPath(f.path));
+  ENGAGE_ASSIGN_OR_RETURN(lake::DuckDb db, lake::DuckDb::Open({.temp_directory = home.tmp()}));
+  ENGAGE_ASSIGN_OR_RETURN(lake::DuckConn conn, db.Connect());
+  ENGAGE_RETURN_IF_ERROR(conn.Exec("SET TimeZone='UTC'"));
+  const std::string source =
+      fmt::format("read_parquet({}, union_by_name=true)", lake::SqlList(paths));
+
+  std::vector<int64_t> versions = options.versions;
+  if (versions.empty()) {
+    ENGAGE_ASSIGN_OR_RETURN(
+        lake::DuckResult latest,
+        conn.Query(fmt::format("SELECT max(model_version) FROM {} WHERE model = {}", source,
+                               lake::SqlQuote(options.model))));
+    if (latest.RowCount() == 0 || latest.IsNull(0, 0)) {
+      return NotFoundError(
+          fmt::format("no predictions of model '{}': run `engage score --model {}@champion` first",
+                      options.model, options.model));
+    }
+    versions.push_back(latest.Int(0, 0));
+  }
+
+  PublishReport report;
+  SnapshotInfo& info = report.snapshot;
+  info.id = NewId(clock);
+  info.model = options.model;
+  info.published_at = FormatIsoUtc(clock.NowMicros());
+  info.default_version = versions.front();
+  std::error_code ec;
+  const std::string dir = SnapshotsDir(home) + "/" + info.id;
+  const std::string staging = dir + ".tmp";
+  fs::remove_all(staging, ec);
+  fs::create_directories(staging, ec);
+  if (ec) {
+    return PermissionDeniedError(fmt::format("cannot create '{}': {}", staging, ec.message()));
+  }
+  int64_t records = 0;
+  {
+    Writer w;
+    Status s = w.Open(staging);
+    for (size_t i = 0; s.ok() && i < versions.size(); ++i) {
+      if (std::find(versions.begin(), versions.begin() + static_cast<long>(i), versions[i]) !=
+          versions.begin() + static_cast<long>(i)) {
+        continue;  // listed twice
+      }
+      PublishedVersion pv;
+      s = WriteVersion(conn, source, options.model, versions[i], &w, &pv);
+      records += pv.customers;
+      info.versions.push_back(std::move(pv));
+    }
+    if (s.ok()) s = w.Sync();
+    if (!s.ok()) {
+      fs::remove_all(staging, ec);
+      return s;
+    }
+  }
+  info.bytes = static_cast<int64_t>(fs::file_size(staging + "/data.mdb", ec));
+  PosixFileSystem files_io;
+  ENGAGE_RETURN_IF_ERROR(
+      files_io.WriteFileAtomic(staging + "/info.json", DumpJson(info.ToJson(), 2)));
+  fs::rename(staging, dir, ec);
+  if (ec) return InternalError(fmt::format("cannot rename '{}': {}", staging, ec.message()));
+  // The switch: readers that open CURRENT from now on get the new snapshot.
+  ENGAGE_RETURN_IF_ERROR(files_io.WriteFileAtomic(CurrentFile(home), info.id + "\n"));
+
+  // Old snapshots beyond `keep` go; a server still reading one keeps its mapping until it
+  // switches (unlinked files stay readable while mapped).
+  std::vector<std::string> ids;
+  for (const auto& e : fs::directory_iterator(SnapshotsDir(home), ec)) {
+    std::string name = e.path().filename().string();
+    if (e.is_directory() && name.find('.') == std::string::npos) ids.push_back(name);
+  }
+  std::sort(ids.begin(), ids.end());
+  int keep = std::max(1, options.keep);
+  for (size_t i = 0; i + static_cast<size_t>(keep) < ids.size(); ++i) {
+    if (ids[i] == info.id) continue;
+    fs::remove_all(SnapshotsDir(home) + "/" + ids[i], ec);
+    if (!ec) ++report.removed_snapshots;
+  }
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  report.bytes_per_customer =
+      records > 0 ? static_cast<double>(info.bytes) / static_cast<double>(records) : 0;
+  return report;
+}
+
+}  // namespace engage::serve
