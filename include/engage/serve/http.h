@@ -1,0 +1,106 @@
+// A small HTTP/1.1 server on Boost.Beast/Asio: keep-alive, one event loop per worker thread
+// (each with its own SO_REUSEPORT listener, so the kernel spreads connections), request size and
+// time limits, a connection cap, slow handlers moved off the event loops, and a graceful stop.
+//
+//   HttpServer server(options, [](const HttpRequest& req, HttpResponse& res) {
+//     res.body = "{\"ok\":true}";
+//   });
+//   ENGAGE_RETURN_IF_ERROR(server.Start());   // binds; server.port() is the real port
+//   server.Run();                             // until Stop() (e.g. from a SIGTERM handler)
+//
+// Handlers run on a worker's event loop, so they must not block; a request for which
+// `is_blocking(req)` is true runs on a separate pool of `blocking_threads` instead, at most
+// `max_blocking_queue` waiting (beyond that: 503). Stop() stops accepting, lets requests in
+// flight finish and be answered (with Connection: close), closes idle connections, and makes
+// Run() return; requests still running after `drain_timeout_ms` are abandoned.
+//
+// Thread-safety: Start/Run/Stop may be called from different threads; Stop is idempotent and
+// safe from a signal-handling thread. The handler is called concurrently from several threads.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engage/core/status.h"
+
+namespace engage::serve {
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string path;    // without the query string, not percent-decoded
+  std::string query;   // after '?', raw
+  std::string body;
+  std::string authorization;  // the Authorization header, if any
+  std::string content_type;
+  std::string remote;  // peer address
+  // Value of another header (case-insensitive name); empty when absent.
+  std::string_view Header(std::string_view name) const;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // extra headers
+};
+
+using HttpHandler = std::function<void(const HttpRequest&, HttpResponse&)>;
+
+struct HttpServerOptions {
+  std::string bind = "127.0.0.1";
+  int port = 8080;  // 0 = any free port
+  int threads = 0;  // event loops; 0 = one per core
+  int blocking_threads = 2;
+  int max_blocking_queue = 256;
+  size_t max_header_bytes = 16 * 1024;
+  size_t max_body_bytes = 1024 * 1024;
+  int request_timeout_ms = 10000;  // to receive a whole request once it has started
+  int idle_timeout_ms = 60000;     // keep-alive connections with no request
+  int max_connections = 10000;     // beyond: 503 and close
+  int drain_timeout_ms = 30000;
+  std::string server_name = "engage";
+};
+
+// Counters the server keeps itself (the handler keeps per-route figures).
+struct HttpServerStats {
+  std::atomic<int64_t> connections_open{0};
+  std::atomic<int64_t> connections_total{0};
+  std::atomic<int64_t> requests_total{0};
+  std::atomic<int64_t> rejected_overload{0};     // 503 for too many connections or a full queue
+  std::atomic<int64_t> rejected_bad_request{0};  // malformed, too large, too slow
+  std::atomic<int64_t> blocking_queued{0};
+};
+
+class HttpServer {
+ public:
+  HttpServer(HttpServerOptions options, HttpHandler handler,
+             std::function<bool(const HttpRequest&)> is_blocking = nullptr);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds and listens. kInvalidArgument for a bad address, kUnavailable when the port is taken.
+  Status Start();
+  // The bound port (after Start).
+  int port() const;
+  // Serves until Stop(); returns once every worker has drained.
+  void Run();
+  void Stop();
+  const HttpServerStats& stats() const;
+
+  struct Impl;  // defined in http.cc
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// The reason phrase of a status code ("Not Found").
+std::string_view HttpReason(int status);
+
+}  // namespace engage::serve
