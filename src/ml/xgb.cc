@@ -746,13 +746,41 @@ Status Model::Save(const std::string& path) const {
   return Save(*PosixFileSystem::Default(), path);
 }
 
-Result<std::vector<float>> Model::PredictInplace(const DenseMatrix& x, int type) const {
+const Forest* Model::GetForest() const {
+  std::call_once(compiled_->once, [this] {
+    Result<std::string> text = ToJsonText();
+    if (!text.ok()) {
+      compiled_->status = text.status();
+      return;
+    }
+    Result<Forest> f = Forest::FromModelJson(*text);
+    if (!f.ok()) {
+      compiled_->status = f.status();
+    } else if (f->NumFeatures() != num_features_) {
+      compiled_->status = InternalError(fmt::format(
+          "the compiled forest has {} features, the booster {}", f->NumFeatures(), num_features_));
+    } else {
+      compiled_->forest.emplace(std::move(*f));
+    }
+  });
+  return compiled_->forest ? &*compiled_->forest : nullptr;
+}
+
+Status Model::ForestStatusForTesting() const {
+  return GetForest() != nullptr ? Status::Ok() : compiled_->status;
+}
+
+Result<std::vector<float>> Model::PredictRows(const DenseMatrix& x, int type) const {
   if (x.cols != num_features_) {
     return InvalidArgumentError(
         fmt::format("matrix has {} columns but the model has {} features", x.cols, num_features_));
   }
   if (x.rows == 0 && x.values.empty()) return std::vector<float>();
   ENGAGE_RETURN_IF_ERROR(x.Validate("matrix"));
+  if (const Forest* f = GetForest()) {
+    return type == 0 ? f->Predict(x.values, x.cols, nthread_)
+                     : f->PredictMargin(x.values, x.cols, nthread_);
+  }
   std::string ai = DenseArrayInterface(x.values.data(), x.rows, x.cols);
   std::string config =
       fmt::format(R"({{"type": {}, "training": false, "iteration_begin": 0, "iteration_end": 0, )"
@@ -777,12 +805,10 @@ Result<std::vector<float>> Model::PredictInplace(const DenseMatrix& x, int type)
   return std::vector<float>(out, out + n);
 }
 
-Result<std::vector<float>> Model::Predict(const DenseMatrix& x) const {
-  return PredictInplace(x, 0);
-}
+Result<std::vector<float>> Model::Predict(const DenseMatrix& x) const { return PredictRows(x, 0); }
 
 Result<std::vector<float>> Model::PredictMargin(const DenseMatrix& x) const {
-  return PredictInplace(x, 1);
+  return PredictRows(x, 1);
 }
 
 Result<ContributionMatrix> Model::Contributions(const DenseMatrix& x) const {

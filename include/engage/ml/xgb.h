@@ -26,6 +26,7 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <span>
@@ -37,6 +38,7 @@
 #include "engage/core/fs.h"
 #include "engage/core/json.h"
 #include "engage/core/status.h"
+#include "engage/ml/forest.h"
 
 namespace engage::ml {
 
@@ -195,13 +197,18 @@ class Booster {
 
 // A trained binary classifier.
 //
-// Thread-safety: all const methods may be called concurrently. Predict and PredictMargin use
-// XGBoost's in-place prediction, which XGBoost documents as safe and lock-free when only
-// in-place prediction runs concurrently (its output buffers are per thread and per booster, and
-// the one-time configuration is a double-checked lock); they share a reader lock. Contributions,
-// Save and ToJsonText go through XGBoost's DMatrix prediction cache or serializer, which are not
-// safe alongside other calls, so they take the lock exclusively. ml_test checks concurrent
-// Predict calls give the same numbers as one thread.
+// Predict and PredictMargin run on a compiled Forest (engage/ml/forest.h: the same numbers as
+// XGBoost's predictor, bit for bit, and faster), built from the model's JSON on the first call.
+// A model the Forest does not support (another booster or objective, categorical splits) is
+// predicted by XGBoost's in-place prediction instead.
+//
+// Thread-safety: all const methods may be called concurrently. The Forest is built once (under
+// std::call_once) and is immutable afterwards. XGBoost's in-place prediction, the fallback, is
+// documented as safe and lock-free when only in-place prediction runs concurrently (its output
+// buffers are per thread and per booster, and the one-time configuration is a double-checked
+// lock); it takes a reader lock. Contributions, Save and ToJsonText go through XGBoost's DMatrix
+// prediction cache or serializer, which are not safe alongside other calls, so they take the lock
+// exclusively. ml_test checks concurrent Predict calls give the same numbers as one thread.
 class Model {
  public:
   Model(Model&&) noexcept = default;
@@ -242,13 +249,28 @@ class Model {
   // "xgboost_version"}; "params" and "training" are null for a model Engage did not train.
   Json Params() const;
 
-  // The underlying booster, for calls this wrapper does not cover. Not synchronised.
+  // The underlying booster, for calls this wrapper does not cover. Not synchronised, and a change
+  // to the trees through it is not seen by Predict once the Forest is built.
   BoosterHandle raw() const { return booster_.get(); }
+
+  // Ok if Predict runs on the compiled Forest (building it if needed), else why it cannot.
+  Status ForestStatusForTesting() const;
 
  private:
   friend class ModelBuilder;
-  Model() : mu_(std::make_unique<std::shared_mutex>()) {}
-  Result<std::vector<float>> PredictInplace(const DenseMatrix& x, int type) const;
+  // The compiled Forest, built on the first Predict; a pointer keeps Model movable.
+  struct CompiledForest {
+    std::once_flag once;
+    std::optional<Forest> forest;  // empty if the model cannot be compiled:
+    Status status;                 // why not
+  };
+
+  Model()
+      : mu_(std::make_unique<std::shared_mutex>()), compiled_(std::make_unique<CompiledForest>()) {}
+  // The Forest, or nullptr when XGBoost has to predict.
+  const Forest* GetForest() const;
+  // type: 0 = the objective's prediction, 1 = margin (XGBoost's prediction types).
+  Result<std::vector<float>> PredictRows(const DenseMatrix& x, int type) const;
 
   Booster booster_;
   int nthread_ = 0;
@@ -258,6 +280,7 @@ class Model {
   TrainParams params_;
   TrainSummary summary_;
   std::unique_ptr<std::shared_mutex> mu_;  // see the class comment; a pointer keeps Model movable
+  std::unique_ptr<CompiledForest> compiled_;
 };
 
 // Boosts round by round on `train`, evaluating `valid` (may be null) after each round, stopping
