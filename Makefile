@@ -24,10 +24,12 @@ demo: build
 	@DEMO_CUSTOMERS=$(DEMO_CUSTOMERS) ENGAGE=$(BUILD_DIR)/engage scripts/demo
 
 bench:
+	@scripts/install-deps --bench
 	@$(MAKE) --no-print-directory build PRESET=release
 	@bench/lake/run.sh $(BENCH_EVENTS)
 	@bench/flow/run.sh
 	@bench/ml/run.sh
+	@bench/features/run.sh
 
 format:
 	@git ls-files '*.cc' '*.h' | xargs clang-format -i
