@@ -497,6 +497,7 @@ void RegisterCommands(CLI::App& app, GlobalOptions& g, std::function<Status()>* 
   RegisterMlCommands(app, g, action);
   RegisterTrainCommands(app, g, action);
   RegisterServeCommands(app, g, action);
+  RegisterKeysCommands(app, g, action);
 }
 
 }  // namespace engage::cli

@@ -57,6 +57,9 @@ void RegisterServeCommands(CLI::App& app, GlobalOptions& global, std::function<S
 Result<serve::PublishReport> PublishModels(lake::Lake& lake, const std::vector<std::string>& refs,
                                            int keep);
 
+// `engage keys create|list|revoke` and `engage audit` (keys_commands.cc).
+void RegisterKeysCommands(CLI::App& app, GlobalOptions& global, std::function<Status()>* action);
+
 // Registers every subcommand on `app`; the chosen one stores its action in `*action`.
 void RegisterCommands(CLI::App& app, GlobalOptions& global, std::function<Status()>* action);
 

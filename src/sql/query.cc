@@ -444,6 +444,19 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
     }
   }
 
+  if (req.authorize) {
+    std::set<std::string> tables;
+    if (type == DUCKDB_STATEMENT_TYPE_SELECT) {
+      for (const auto& t : referenced) {
+        if (lake_.config().tables.count(t)) tables.insert(t);
+      }
+    } else {
+      tables.insert("*");
+    }
+    Status allowed = req.authorize(tables);
+    if (!allowed.ok()) return fail(allowed);
+  }
+
   QueryResult result;
   result.dry_run = req.dry_run;
   spdlog::debug("query: parsed and checked in {} us", clock.MonotonicMicros() - t0);

@@ -15,6 +15,7 @@
 // one after another so the byte counts stay exact.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -33,6 +34,9 @@ struct QueryRequest {
   bool dry_run = false;
   std::optional<int64_t> max_scan_bytes;  // overrides the config's cutoff; 0 = none
   std::string source = "cli";
+  // Called once the tables the query reads are known, before anything runs (e.g. the server's
+  // policy check); an error refuses the query. "*" stands for every table (EXPLAIN).
+  std::function<Status(const std::set<std::string>& tables)> authorize;
 };
 
 struct TableScan {

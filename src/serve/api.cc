@@ -1,0 +1,833 @@
+#include "engage/serve/api.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "engage/lake/lake.h"
+#include "engage/ml/registry.h"
+#include "engage/serve/store.h"
+#include "engage/sql/query.h"
+
+namespace engage::serve {
+namespace {
+
+// Latency histogram bounds in seconds (Prometheus `le` labels), +Inf implied.
+constexpr std::array<double, 15> kBuckets = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10};
+// Status codes counted individually; others are counted as "other".
+constexpr std::array<int, 14> kStatuses = {200, 400, 401, 403, 404, 405, 409,
+                                           412, 413, 429, 500, 501, 503, 504};
+
+struct RouteMetrics {
+  std::array<std::atomic<int64_t>, kStatuses.size() + 1> by_status{};
+  std::array<std::atomic<int64_t>, kBuckets.size() + 1> buckets{};  // last: +Inf
+  std::atomic<int64_t> count{0};
+  std::atomic<int64_t> micros_sum{0};
+
+  void Record(int status, int64_t micros) {
+    size_t s = kStatuses.size();
+    for (size_t i = 0; i < kStatuses.size(); ++i) {
+      if (kStatuses[i] == status) s = i;
+    }
+    by_status[s].fetch_add(1, std::memory_order_relaxed);
+    double seconds = static_cast<double>(micros) / 1e6;
+    size_t b = kBuckets.size();
+    for (size_t i = 0; i < kBuckets.size(); ++i) {
+      if (seconds <= kBuckets[i]) {
+        b = i;
+        break;
+      }
+    }
+    buckets[b].fetch_add(1, std::memory_order_relaxed);
+    count.fetch_add(1, std::memory_order_relaxed);
+    micros_sum.fetch_add(micros, std::memory_order_relaxed);
+  }
+};
+
+// Percent-decodes a path segment; nullopt when malformed.
+std::optional<std::string> PercentDecode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out.push_back(s[i]);
+      continue;
+    }
+    if (i + 2 >= s.size()) return std::nullopt;
+    auto hex = [](char c) -> int {
+      if (c >= '0' && c <= '9') return c - '0';
+      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+      if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+      return -1;
+    };
+    int hi = hex(s[i + 1]), lo = hex(s[i + 2]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out.push_back(static_cast<char>(hi * 16 + lo));
+    i += 2;
+  }
+  return out;
+}
+
+// What follows a parameter in a pattern segment: ":promote" in "{name}:promote".
+std::string_view ParamSuffix(std::string_view pattern_segment) {
+  size_t close = pattern_segment.find('}');
+  return close == std::string_view::npos ? "" : pattern_segment.substr(close + 1);
+}
+
+// The value of `name` in a query string (not decoded); empty when absent.
+std::string_view QueryParam(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    size_t eq = pair.find('=');
+    if (pair.substr(0, eq) == name) return eq == std::string_view::npos ? "" : pair.substr(eq + 1);
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return {};
+}
+
+void Error(HttpResponse& res, const Status& s) {
+  res.status = HttpStatusFor(s.code());
+  res.content_type = "application/json";
+  res.body.clear();
+  res.body.append(R"({"error":{"code":)");
+  AppendJson(&res.body, Json(std::string(CodeName(s.code()))));
+  res.body.append(R"(,"message":)");
+  AppendJson(&res.body, Json(s.message()));
+  res.body.append("}}");
+}
+
+void JsonBody(HttpResponse& res, const Json& j) {
+  res.status = 200;
+  res.content_type = "application/json";
+  res.body = DumpJson(j);
+}
+
+Result<Json> ParseBody(const HttpRequest& req) {
+  if (req.body.empty()) return InvalidArgumentError("the request needs a JSON body");
+  auto j = ParseJson(req.body, "request body");
+  if (!j.ok()) return InvalidArgumentError(j.status().message());
+  if (!j->is_object()) return InvalidArgumentError("the request body must be a JSON object");
+  return j;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+struct Call {
+  const HttpRequest& req;
+  HttpResponse& res;
+  std::vector<std::string> params;  // path parameters, decoded, in pattern order
+  const Principal* principal = nullptr;
+};
+
+struct Route {
+  std::string method;
+  std::string pattern;  // e.g. "/v1/customers/{id}/prediction"
+  std::vector<std::string> segments;
+  std::string operation_id;
+  std::string summary;
+  std::string action;  // empty: any valid key (or none, when !auth)
+  bool auth = true;
+  bool blocking = false;
+  bool write = false;  // audited even when allowed
+  // The handler checks the action itself, per resource it touches (tables of a query, models
+  // listed); the route-level check is skipped.
+  bool handler_authorizes = false;
+  std::string request_schema;  // a JSON schema for the body, if any (OpenAPI)
+  // The policy resource the action applies to.
+  std::function<std::string(const Call&)> resource;
+  std::function<Status(Call&)> handler;
+  std::unique_ptr<RouteMetrics> metrics = std::make_unique<RouteMetrics>();
+};
+
+struct Api::Impl {
+  HomePaths home;
+  ApiOptions options;
+  const Clock* clock = nullptr;
+  std::unique_ptr<PredictionStore> store;  // null until something is published
+  std::mutex store_mu;                     // guards creating `store`
+  std::unique_ptr<KeyStore> keys;
+  std::unique_ptr<AuditLog> audit;
+  std::unique_ptr<RateLimiter> limiter;
+  std::mutex registry_mu;
+  std::unique_ptr<ml::ModelRegistry> registry;
+  std::vector<Route> routes;
+  RouteMetrics unmatched;
+  const HttpServerStats* server_stats = nullptr;
+  Json openapi;
+
+  std::shared_ptr<const serve::Snapshot> CurrentSnapshot() {
+    std::lock_guard<std::mutex> lock(store_mu);
+    return store ? store->Current() : nullptr;
+  }
+
+  void Add(Route r) {
+    size_t start = 1;
+    while (start <= r.pattern.size()) {
+      size_t end = r.pattern.find('/', start);
+      if (end == std::string::npos) end = r.pattern.size();
+      r.segments.push_back(r.pattern.substr(start, end - start));
+      start = end + 1;
+    }
+    routes.push_back(std::move(r));
+  }
+
+  void AddRoutes();
+  void BuildOpenApi();
+  // Matches path and method; sets `*path_matched` when only the method differs.
+  Route* Match(const HttpRequest& req, std::vector<std::string>* params, bool* path_matched,
+               std::string* allow);
+  void Audit(const HttpRequest& req, const Principal* p, const Route& r,
+             const std::string& resource, bool allowed, const Status& outcome, int http_status,
+             Json detail);
+
+  Status GetPrediction(Call& c);
+  Status BatchGet(Call& c);
+  Status Query(Call& c);
+  Status ListModels(Call& c);
+  Status GetModel(Call& c);
+  Status SetAlias(Call& c);
+  Status Promote(Call& c);
+};
+
+Route* Api::Impl::Match(const HttpRequest& req, std::vector<std::string>* params,
+                        bool* path_matched, std::string* allow) {
+  std::string_view path = req.path;
+  if (path.empty() || path[0] != '/') return nullptr;
+  std::array<std::string_view, 8> segs;
+  size_t n = 0;
+  size_t start = 1;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    if (n == segs.size()) return nullptr;
+    segs[n++] = path.substr(start, end - start);
+    start = end + 1;
+  }
+  Route* found = nullptr;
+  for (auto& r : routes) {
+    if (r.segments.size() != n) continue;
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; ++i) {
+      const std::string& p = r.segments[i];
+      std::string_view suffix = ParamSuffix(p);
+      ok = (!p.empty() && p.front() == '{')
+               ? segs[i].size() > suffix.size() && segs[i].ends_with(suffix)
+               : p == segs[i];
+    }
+    if (!ok) continue;
+    *path_matched = true;
+    if (r.method != req.method) {
+      *allow += (allow->empty() ? "" : ", ") + r.method;
+      continue;
+    }
+    found = &r;
+    break;
+  }
+  if (found == nullptr) return nullptr;
+  for (size_t i = 0; i < n; ++i) {
+    const std::string& p = found->segments[i];
+    if (!p.empty() && p.front() == '{') {
+      std::string_view raw = segs[i].substr(0, segs[i].size() - ParamSuffix(p).size());
+      auto decoded = PercentDecode(raw);
+      params->push_back(decoded ? *decoded : std::string(raw));
+    }
+  }
+  return found;
+}
+
+void Api::Impl::Audit(const HttpRequest& req, const Principal* p, const Route& r,
+                      const std::string& resource, bool allowed, const Status& outcome,
+                      int http_status, Json detail) {
+  AuditRecord rec;
+  rec.key_id = p != nullptr ? p->key_id : "";
+  rec.action = r.action.empty() ? r.operation_id : r.action;
+  rec.resource = resource;
+  rec.allowed = allowed;
+  rec.code = outcome.code();
+  rec.http_status = http_status;
+  detail["method"] = req.method;
+  detail["path"] = req.path;
+  if (!outcome.ok()) detail["message"] = outcome.message();
+  rec.detail = std::move(detail);
+  rec.remote_address = req.remote;
+  audit->Record(std::move(rec));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers
+
+Status Api::Impl::GetPrediction(Call& c) {
+  auto snap = CurrentSnapshot();
+  if (!snap) return UnavailableError("no predictions published yet: run `engage publish`");
+  int64_t version = 0;
+  std::string_view v = QueryParam(c.req.query, "version");
+  if (!v.empty()) {
+    auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), version);
+    if (ec != std::errc() || ptr != v.data() + v.size() || version < 1) {
+      return InvalidArgumentError(fmt::format("version must be a positive integer, got '{}'", v));
+    }
+  }
+  c.res.body.clear();
+  ENGAGE_ASSIGN_OR_RETURN(bool found, snap->AppendJson(c.params[0], version, &c.res.body));
+  if (!found) {
+    return NotFoundError(fmt::format("no prediction for customer '{}' in {} version {}",
+                                     c.params[0], snap->info().model,
+                                     version == 0 ? snap->info().default_version : version));
+  }
+  return Status::Ok();
+}
+
+Status Api::Impl::BatchGet(Call& c) {
+  auto snap = CurrentSnapshot();
+  if (!snap) return UnavailableError("no predictions published yet: run `engage publish`");
+  ENGAGE_ASSIGN_OR_RETURN(Json body, ParseBody(c.req));
+  if (!body.contains("customer_ids") || !body["customer_ids"].is_array()) {
+    return InvalidArgumentError("customer_ids must be an array of customer ids");
+  }
+  const Json& ids = body["customer_ids"];
+  if (static_cast<int>(ids.size()) > options.max_batch_ids) {
+    return InvalidArgumentError(fmt::format("at most {} customer_ids per request, got {}",
+                                            options.max_batch_ids, ids.size()));
+  }
+  int64_t version = 0;
+  if (body.contains("version")) {
+    if (!body["version"].is_number_integer() || body["version"].get<int64_t>() < 1) {
+      return InvalidArgumentError("version must be a positive integer");
+    }
+    version = body["version"].get<int64_t>();
+  }
+  std::string& out = c.res.body;
+  out = "{\"predictions\":[";
+  std::string missing;
+  bool first = true;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    std::string id;
+    if (ids[i].is_string()) {
+      id = ids[i].get<std::string>();
+    } else if (ids[i].is_number_integer()) {
+      id = std::to_string(ids[i].get<int64_t>());
+    } else {
+      return InvalidArgumentError(fmt::format("customer_ids[{}] is not a string or integer", i));
+    }
+    size_t mark = out.size();
+    if (!first) out.push_back(',');
+    ENGAGE_ASSIGN_OR_RETURN(bool found, snap->AppendJson(id, version, &out));
+    if (found) {
+      first = false;
+    } else {
+      out.resize(mark);
+      missing += missing.empty() ? "" : ",";
+      AppendJson(&missing, Json(id));
+    }
+  }
+  out += "],\"not_found\":[" + missing + "]}";
+  return Status::Ok();
+}
+
+Status Api::Impl::Query(Call& c) {
+  ENGAGE_ASSIGN_OR_RETURN(Json body, ParseBody(c.req));
+  if (!body.contains("sql") || !body["sql"].is_string()) {
+    return InvalidArgumentError("sql must be a string");
+  }
+  sql::QueryRequest q;
+  q.sql = body["sql"].get<std::string>();
+  q.dry_run = body.value("dry_run", false);
+  if (body.contains("max_scan_bytes")) {
+    if (!body["max_scan_bytes"].is_number_integer()) {
+      return InvalidArgumentError("max_scan_bytes must be an integer");
+    }
+    q.max_scan_bytes = body["max_scan_bytes"].get<int64_t>();
+  }
+  q.source = "api:" + c.principal->key_id;
+  const Principal* p = c.principal;
+  q.authorize = [p](const std::set<std::string>& tables) -> Status {
+    for (const auto& t : tables) {
+      std::string resource = t == "*" ? "table/*" : "table/" + t;
+      if (!p->Evaluate(actions::kQueryRun, resource).allowed()) {
+        return PermissionDeniedError(
+            fmt::format("key {} may not run queries on {}", p->key_id, resource));
+      }
+    }
+    return Status::Ok();
+  };
+  lake::LakeOptions lo;
+  lo.writer = false;
+  lo.clock = clock;
+  ENGAGE_ASSIGN_OR_RETURN(auto lake, lake::Lake::Open(home, lo));
+  ENGAGE_ASSIGN_OR_RETURN(auto engine, sql::QueryEngine::Open(*lake, options.query_threads));
+  auto r = engine->Run(q);
+  if (!r.ok()) {
+    // A query over the scan cutoff is the caller's to fix, not a rate limit.
+    if (r.status().code() == StatusCode::kResourceExhausted) {
+      return InvalidArgumentError(r.status().message());
+    }
+    return r.status();
+  }
+  JsonBody(c.res, r->ToJson());
+  return Status::Ok();
+}
+
+Status Api::Impl::ListModels(Call& c) {
+  std::lock_guard<std::mutex> lock(registry_mu);
+  ENGAGE_ASSIGN_OR_RETURN(auto versions, registry->List(""));
+  // One entry per model the key may see: its versions, newest first.
+  std::map<std::string, Json> models;
+  for (const auto& v : versions) {
+    if (!c.principal->Evaluate(actions::kModelsList, "model/" + v.name).allowed()) continue;
+    Json& m = models[v.name];
+    if (m.is_null()) m = Json{{"name", v.name}, {"aliases", Json::object()}, {"versions", 0}};
+    m["versions"] = m["versions"].get<int64_t>() + 1;
+    if (!m.contains("latest_version")) m["latest_version"] = v.version;
+    for (const auto& a : v.aliases) m["aliases"][a] = v.version;
+  }
+  if (models.empty() && !versions.empty()) {
+    return PermissionDeniedError(fmt::format("key {} may not list any model", c.principal->key_id));
+  }
+  Json out = Json::array();
+  for (auto& [name, m] : models) out.push_back(std::move(m));
+  JsonBody(c.res, Json{{"models", std::move(out)}});
+  return Status::Ok();
+}
+
+Status Api::Impl::GetModel(Call& c) {
+  std::lock_guard<std::mutex> lock(registry_mu);
+  ENGAGE_ASSIGN_OR_RETURN(auto versions, registry->List(c.params[0]));
+  if (versions.empty()) return NotFoundError(fmt::format("no model named '{}'", c.params[0]));
+  Json out = Json::array();
+  for (const auto& v : versions) {
+    Json j = v.ToJson();
+    j.erase("dir");
+    out.push_back(std::move(j));
+  }
+  JsonBody(c.res, Json{{"name", c.params[0]}, {"versions", std::move(out)}});
+  return Status::Ok();
+}
+
+Status Api::Impl::SetAlias(Call& c) {
+  ENGAGE_ASSIGN_OR_RETURN(Json body, ParseBody(c.req));
+  if (!body.contains("version") || !body["version"].is_number_integer()) {
+    return InvalidArgumentError("version must be an integer");
+  }
+  int64_t version = body["version"].get<int64_t>();
+  std::lock_guard<std::mutex> lock(registry_mu);
+  ENGAGE_RETURN_IF_ERROR(registry->SetAlias(c.params[0], c.params[1], version));
+  JsonBody(c.res, Json{{"name", c.params[0]}, {"alias", c.params[1]}, {"version", version}});
+  return Status::Ok();
+}
+
+Status Api::Impl::Promote(Call& c) {
+  ENGAGE_ASSIGN_OR_RETURN(Json body, ParseBody(c.req));
+  if (!body.contains("version") || !body["version"].is_number_integer()) {
+    return InvalidArgumentError("version must be an integer");
+  }
+  lake::LakeOptions lo;
+  lo.writer = false;
+  lo.clock = clock;
+  ENGAGE_ASSIGN_OR_RETURN(auto lake, lake::Lake::Open(home, lo));
+  const ModelsConfig& mc = lake->config().models;
+  ml::PromotionGate gate;
+  gate.metric = mc.promotion_metric;
+  gate.min_value = mc.min_quality;
+  gate.min_improvement = mc.min_improvement;
+  gate.alias = body.value("alias", std::string("champion"));
+  std::lock_guard<std::mutex> lock(registry_mu);
+  ENGAGE_ASSIGN_OR_RETURN(ml::PromotionDecision d,
+                          registry->Promote(c.params[0], body["version"].get<int64_t>(), gate));
+  JsonBody(c.res, d.ToJson());
+  return Status::Ok();
+}
+
+void Api::Impl::AddRoutes() {
+  auto model_resource = [this](const Call&) {
+    auto snap = CurrentSnapshot();
+    return "model/" + (snap ? snap->info().model : std::string("engagement"));
+  };
+  auto named_model = [](const Call& c) { return "model/" + c.params[0]; };
+  auto any = [](const Call&) { return std::string("*"); };
+
+  Add({.method = "GET",
+       .pattern = "/healthz",
+       .operation_id = "health",
+       .summary = "Liveness: the process answers",
+       .auth = false,
+       .resource = any,
+       .handler = [](Call& c) {
+         c.res.body = R"({"status":"ok"})";
+         return Status::Ok();
+       }});
+  Add({.method = "GET",
+       .pattern = "/readyz",
+       .operation_id = "ready",
+       .summary = "Readiness: predictions are published and loaded (503 until then)",
+       .auth = false,
+       .resource = any,
+       .handler = [this](Call& c) -> Status {
+         auto snap = CurrentSnapshot();
+         if (!snap) return UnavailableError("no predictions published yet: run `engage publish`");
+         JsonBody(c.res, Json{{"status", "ready"},
+                              {"snapshot", snap->info().id},
+                              {"model", snap->info().model},
+                              {"default_version", snap->info().default_version}});
+         return Status::Ok();
+       }});
+  Add({.method = "GET",
+       .pattern = "/v1/customers/{id}/prediction",
+       .operation_id = "getPrediction",
+       .summary = "One customer's latest prediction (query parameter version= picks a version)",
+       .action = std::string(actions::kPredictionsGet),
+       .resource = model_resource,
+       .handler = [this](Call& c) { return GetPrediction(c); }});
+  Add({.method = "POST",
+       .pattern = "/v1/predictions:batchGet",
+       .operation_id = "batchGetPredictions",
+       .summary = "Predictions of up to 1,000 customers",
+       .action = std::string(actions::kPredictionsBatchGet),
+       .request_schema =
+           R"({"type":"object","required":["customer_ids"],"properties":{"customer_ids":{"type":"array","maxItems":1000,"items":{"type":["string","integer"]}},"version":{"type":"integer"}}})",
+       .resource = model_resource,
+       .handler = [this](Call& c) { return BatchGet(c); }});
+  Add({.method = "POST",
+       .pattern = "/v1/query",
+       .operation_id = "runQuery",
+       .summary = "Read-only SQL over the lake, metered like `engage query --json`",
+       .action = std::string(actions::kQueryRun),
+       .blocking = true,
+       .handler_authorizes = true,
+       .request_schema =
+           R"({"type":"object","required":["sql"],"properties":{"sql":{"type":"string"},"dry_run":{"type":"boolean"},"max_scan_bytes":{"type":"integer"}}})",
+       // Checked per table once the query is parsed (see Query).
+       .resource = [](const Call&) { return std::string("table/*"); },
+       .handler = [this](Call& c) { return Query(c); }});
+  Add({.method = "GET",
+       .pattern = "/v1/models",
+       .operation_id = "listModels",
+       .summary = "Models the key may list, with their aliases",
+       .action = std::string(actions::kModelsList),
+       .blocking = true,
+       .handler_authorizes = true,
+       .resource = any,
+       .handler = [this](Call& c) { return ListModels(c); }});
+  Add({.method = "GET",
+       .pattern = "/v1/models/{name}/versions",
+       .operation_id = "listModelVersions",
+       .summary = "Every version of a model, newest first, with its card",
+       .action = std::string(actions::kModelsGet),
+       .blocking = true,
+       .resource = named_model,
+       .handler = [this](Call& c) { return GetModel(c); }});
+  Add({.method = "PUT",
+       .pattern = "/v1/models/{name}/aliases/{alias}",
+       .operation_id = "setModelAlias",
+       .summary = "Point an alias at a version (an operator's override, recorded)",
+       .action = std::string(actions::kModelsSetAlias),
+       .blocking = true,
+       .write = true,
+       .request_schema =
+           R"({"type":"object","required":["version"],"properties":{"version":{"type":"integer"}}})",
+       .resource = named_model,
+       .handler = [this](Call& c) { return SetAlias(c); }});
+  Add({.method = "POST",
+       .pattern = "/v1/models/{name}:promote",
+       .operation_id = "promoteModel",
+       .summary = "Promote a version through the gate (beats the champion and the quality bar)",
+       .action = std::string(actions::kModelsPromote),
+       .blocking = true,
+       .write = true,
+       .request_schema =
+           R"({"type":"object","required":["version"],"properties":{"version":{"type":"integer"},"alias":{"type":"string"}}})",
+       .resource = named_model,
+       .handler = [this](Call& c) { return Promote(c); }});
+  Add({.method = "GET",
+       .pattern = "/metrics",
+       .operation_id = "metrics",
+       .summary = "Prometheus text: requests and latency per route, store and model figures",
+       .action = std::string(actions::kMetricsGet),
+       .resource = any,
+       .handler = [this](Call& c) {
+         c.res.content_type = "text/plain; version=0.0.4";
+         return Status::Ok();
+       }});
+  Add({.method = "GET",
+       .pattern = "/v1/openapi.json",
+       .operation_id = "openapi",
+       .summary = "This API's OpenAPI 3.1 document",
+       .resource = any,
+       .handler = [this](Call& c) {
+         c.res.body = DumpJson(openapi);
+         return Status::Ok();
+       }});
+}
+
+void Api::Impl::BuildOpenApi() {
+  Json paths = Json::object();
+  Json error_schema = Json::parse(
+      R"({"type":"object","required":["error"],"properties":{"error":{"type":"object","required":["code","message"],"properties":{"code":{"type":"string"},"message":{"type":"string"}}}}})");
+  for (const auto& r : routes) {
+    Json op = {{"operationId", r.operation_id}, {"summary", r.summary}};
+    if (!r.action.empty()) op["x-engage-action"] = r.action;
+    Json params = Json::array();
+    for (const auto& s : r.segments) {
+      if (s.empty() || s.front() != '{') continue;
+      params.push_back({{"name", s.substr(1, s.find('}') - 1)},
+                        {"in", "path"},
+                        {"required", true},
+                        {"schema", {{"type", "string"}}}});
+    }
+    if (!params.empty()) op["parameters"] = params;
+    if (!r.request_schema.empty()) {
+      op["requestBody"] = {
+          {"required", true},
+          {"content", {{"application/json", {{"schema", Json::parse(r.request_schema)}}}}}};
+    }
+    Json responses = {{"200", {{"description", "OK"}}}};
+    auto err = [&](const char* code, const char* what) {
+      responses[code] = {{"description", what},
+                         {"content", {{"application/json", {{"schema", error_schema}}}}}};
+    };
+    if (r.auth) {
+      op["security"] = Json::array({Json{{"bearer", Json::array()}}});
+      err("401", "No valid API key");
+      err("403", "The key's policy does not allow this");
+      err("429", "The key's rate limit; see Retry-After");
+    } else {
+      op["security"] = Json::array();
+    }
+    if (!r.request_schema.empty() || !params.empty()) err("400", "Invalid request");
+    err("503", "Not ready or overloaded");
+    op["responses"] = std::move(responses);
+    std::string method = r.method;
+    for (char& ch : method) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    paths[r.pattern][method] = std::move(op);
+  }
+  openapi = {
+      {"openapi", "3.1.0"},
+      {"info",
+       {{"title", "Engage"},
+        {"version", "1"},
+        {"description", "Customer engagement predictions, models and metered SQL over the lake."}}},
+      {"paths", std::move(paths)},
+      {"components",
+       {{"securitySchemes", {{"bearer", {{"type", "http"}, {"scheme", "bearer"}}}}}}}};
+}
+
+// ---------------------------------------------------------------------------------------------
+
+Api::Api(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Api::~Api() {
+  if (impl_ && impl_->audit) (void)impl_->audit->Flush();
+}
+
+Result<std::unique_ptr<Api>> Api::Open(const HomePaths& home, ApiOptions options,
+                                       const Clock& clock) {
+  auto impl = std::make_unique<Impl>();
+  impl->home = home;
+  impl->options = options;
+  impl->clock = &clock;
+  ENGAGE_ASSIGN_OR_RETURN(impl->keys, KeyStore::Open(home.meta_db(), clock));
+  ENGAGE_ASSIGN_OR_RETURN(impl->audit, AuditLog::Open(home.meta_db(), clock));
+  ENGAGE_ASSIGN_OR_RETURN(impl->registry, ml::ModelRegistry::Open(home, clock));
+  impl->limiter = std::make_unique<RateLimiter>(options.rate);
+  auto store = PredictionStore::Open(home);
+  if (store.ok()) {
+    impl->store = std::move(*store);
+  } else if (store.status().code() != StatusCode::kNotFound) {
+    return store.status();
+  }
+  impl->AddRoutes();
+  impl->BuildOpenApi();
+  return std::unique_ptr<Api>(new Api(std::move(impl)));
+}
+
+void Api::Refresh() {
+  Impl& s = *impl_;
+  Status saved = s.keys->SaveLastUsed();
+  if (!saved.ok()) spdlog::warn("api keys: {}", saved.ToString());
+  {
+    std::lock_guard<std::mutex> lock(s.store_mu);
+    if (s.store) {
+      auto r = s.store->Refresh();
+      if (!r.ok()) spdlog::warn("prediction store: {}", r.status().ToString());
+      return;
+    }
+  }
+  auto store = PredictionStore::Open(s.home);
+  if (!store.ok()) return;  // still nothing published
+  std::lock_guard<std::mutex> lock(s.store_mu);
+  if (!s.store) s.store = std::move(*store);
+}
+
+void Api::SetServerStats(const HttpServerStats* stats) { impl_->server_stats = stats; }
+
+const Json& Api::OpenApi() const { return impl_->openapi; }
+
+bool Api::IsBlocking(const HttpRequest& req) const {
+  std::vector<std::string> params;
+  bool path_matched = false;
+  std::string allow;
+  Route* r = impl_->Match(req, &params, &path_matched, &allow);
+  return r != nullptr && r->blocking;
+}
+
+void Api::Handle(const HttpRequest& req, HttpResponse& res) {
+  Impl& s = *impl_;
+  int64_t t0 = s.clock->MonotonicMicros();
+  Call c{req, res, {}, nullptr};
+  bool path_matched = false;
+  std::string allow;
+  Route* r = s.Match(req, &c.params, &path_matched, &allow);
+  if (r == nullptr) {
+    if (path_matched) {
+      Error(res, InvalidArgumentError(
+                     fmt::format("{} is not allowed on {}; use {}", req.method, req.path, allow)));
+      res.status = 405;
+      res.headers.emplace_back("Allow", allow);
+    } else {
+      Error(res, NotFoundError(fmt::format("no route {} {}", req.method, req.path)));
+    }
+    s.unmatched.Record(res.status, s.clock->MonotonicMicros() - t0);
+    return;
+  }
+  std::optional<Principal> principal;
+  std::string resource;
+  Status outcome = [&]() -> Status {
+    if (!r->auth) return Status::Ok();
+    auto p = s.keys->Authenticate(req.authorization);
+    if (!p.ok()) {
+      res.headers.emplace_back("WWW-Authenticate", "Bearer");
+      s.Audit(req, nullptr, *r, "", false, p.status(), 401, Json::object());
+      return p.status();
+    }
+    principal = std::move(*p);
+    c.principal = &*principal;
+    RateDecision rate = s.limiter->Take(principal->key_id, t0);
+    if (!rate.allowed) {
+      res.headers.emplace_back("Retry-After",
+                               std::to_string(std::max<int64_t>(
+                                   1, static_cast<int64_t>(std::ceil(rate.retry_after_seconds)))));
+      return ResourceExhaustedError(fmt::format("key {} is over its rate limit of {} requests/s",
+                                                principal->key_id,
+                                                s.limiter->options().rate_per_second));
+    }
+    if (!r->action.empty() && !r->handler_authorizes) {
+      resource = r->resource(c);
+      Decision d = principal->Evaluate(r->action, resource);
+      if (!d.allowed()) {
+        Status denied = PermissionDeniedError(fmt::format(
+            "key {} may not {} on {} ({})", principal->key_id, r->action, resource, d.name()));
+        s.Audit(req, c.principal, *r, resource, false, denied, 403,
+                Json{{"decision", std::string(d.name())}, {"statement", d.statement}});
+        return denied;
+      }
+    }
+    return Status::Ok();
+  }();
+  if (outcome.ok()) {
+    try {
+      outcome = r->handler(c);
+    } catch (const std::exception& e) {
+      outcome = InternalError(e.what());
+    }
+    if (outcome.ok() && r->operation_id == "metrics") res.body = MetricsText();
+    if (!outcome.ok() && outcome.code() == StatusCode::kPermissionDenied) {
+      s.Audit(req, c.principal, *r, resource, false, outcome, 403, Json::object());
+    } else if (r->write) {
+      s.Audit(req, c.principal, *r, resource, outcome.ok(), outcome, HttpStatusFor(outcome.code()),
+              Json::object());
+    }
+  }
+  if (!outcome.ok()) Error(res, outcome);
+  r->metrics->Record(res.status, s.clock->MonotonicMicros() - t0);
+}
+
+std::string Api::MetricsText() const {
+  const Impl& s = *impl_;
+  std::string out;
+  auto line = [&out](std::string_view text) {
+    out.append(text);
+    out.push_back('\n');
+  };
+  line("# HELP engage_http_requests_total HTTP requests by route and status.");
+  line("# TYPE engage_http_requests_total counter");
+  auto requests = [&](std::string_view route, const RouteMetrics& m) {
+    for (size_t i = 0; i <= kStatuses.size(); ++i) {
+      int64_t n = m.by_status[i].load(std::memory_order_relaxed);
+      if (n == 0) continue;
+      std::string code = i < kStatuses.size() ? std::to_string(kStatuses[i]) : "other";
+      out += fmt::format("engage_http_requests_total{{route=\"{}\",code=\"{}\"}} {}\n", route, code,
+                         n);
+    }
+  };
+  for (const auto& r : s.routes) requests(r.method + " " + r.pattern, *r.metrics);
+  requests("unmatched", s.unmatched);
+  line("# HELP engage_http_request_duration_seconds Time to answer, by route.");
+  line("# TYPE engage_http_request_duration_seconds histogram");
+  for (const auto& r : s.routes) {
+    const RouteMetrics& m = *r.metrics;
+    std::string route = r.method + " " + r.pattern;
+    int64_t cumulative = 0;
+    for (size_t i = 0; i < kBuckets.size(); ++i) {
+      cumulative += m.buckets[i].load(std::memory_order_relaxed);
+      out +=
+          fmt::format("engage_http_request_duration_seconds_bucket{{route=\"{}\",le=\"{}\"}} {}\n",
+                      route, kBuckets[i], cumulative);
+    }
+    cumulative += m.buckets[kBuckets.size()].load(std::memory_order_relaxed);
+    out +=
+        fmt::format("engage_http_request_duration_seconds_bucket{{route=\"{}\",le=\"+Inf\"}} {}\n",
+                    route, cumulative);
+    out += fmt::format("engage_http_request_duration_seconds_sum{{route=\"{}\"}} {}\n", route,
+                       static_cast<double>(m.micros_sum.load(std::memory_order_relaxed)) / 1e6);
+    out += fmt::format("engage_http_request_duration_seconds_count{{route=\"{}\"}} {}\n", route,
+                       m.count.load(std::memory_order_relaxed));
+  }
+  auto snap = const_cast<Impl&>(s).CurrentSnapshot();
+  line("# HELP engage_store_bytes Size of the published prediction snapshot on disk.");
+  line("# TYPE engage_store_bytes gauge");
+  out += fmt::format("engage_store_bytes {}\n", snap ? snap->info().bytes : 0);
+  line("# HELP engage_store_customers Customers with a prediction, per served model version.");
+  line("# TYPE engage_store_customers gauge");
+  line("# HELP engage_model_version_info Model versions served (default=1 for the default).");
+  line("# TYPE engage_model_version_info gauge");
+  if (snap) {
+    for (const auto& v : snap->info().versions) {
+      out += fmt::format("engage_store_customers{{model=\"{}\",version=\"{}\"}} {}\n",
+                         snap->info().model, v.version, v.customers);
+      out += fmt::format(
+          "engage_model_version_info{{model=\"{}\",version=\"{}\",default=\"{}\"}} 1\n",
+          snap->info().model, v.version, v.version == snap->info().default_version ? 1 : 0);
+    }
+  }
+  if (s.server_stats != nullptr) {
+    const HttpServerStats& st = *s.server_stats;
+    line("# TYPE engage_http_connections_open gauge");
+    out += fmt::format("engage_http_connections_open {}\n", st.connections_open.load());
+    line("# TYPE engage_http_connections_total counter");
+    out += fmt::format("engage_http_connections_total {}\n", st.connections_total.load());
+    line("# TYPE engage_http_rejected_total counter");
+    out += fmt::format("engage_http_rejected_total{{reason=\"overload\"}} {}\n",
+                       st.rejected_overload.load());
+    out += fmt::format("engage_http_rejected_total{{reason=\"bad_request\"}} {}\n",
+                       st.rejected_bad_request.load());
+  }
+  return out;
+}
+
+}  // namespace engage::serve

@@ -1,0 +1,283 @@
+#include "engage/serve/api.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <thread>
+
+#include "engage/ml/registry.h"
+#include "engage/serve/store.h"
+#include "lake/lake_fixture.h"
+#include "testing/http_client.h"
+
+namespace engage::testing {
+namespace {
+
+// A request to make on one route.
+struct Sample {
+  std::string method;
+  std::string pattern;  // the OpenAPI path it exercises
+  std::string target;
+  std::string body;
+  int allowed_status = 200;  // with a key whose policy allows everything
+};
+
+class ApiTest : public LakeTest {
+ protected:
+  void SetUp() override {
+    LakeTest::SetUp();
+    // Predictions of 20 customers by model engagement version 1, published.
+    std::string pq = dir_.path() + "/pred.parquet";
+    Scalar(
+        "COPY (SELECT i::VARCHAR AS customer_id, TIMESTAMP '2024-05-02 10:00:00' AS scored_at, "
+        "DATE '2024-05-01' AS cutoff, i / 100.0 AS score, 'high' AS segment, 0.5 AS p_alive, 1.5 "
+        "AS expected_transactions, 20.0 AS clv, '[{\"feature\":\"f\",\"contribution\":0.5}]' AS "
+        "reasons, 'engagement' AS model, 1::BIGINT AS model_version FROM range(20) t(i)) TO '" +
+        pq + "' (FORMAT parquet)");
+    ASSERT_OK(IngestFiles("predictions", {pq}));
+    {
+      auto lake = Open(false);
+      ASSERT_OK(serve::Publish(*lake, {}, clock_));
+    }
+    auto registry = ml::ModelRegistry::Open(home_, clock_);
+    ASSERT_OK(registry);
+    ASSERT_OK((*registry)->Register("engagement", "{}",
+                                    Json{{"metrics", {{"valid", {{"auc", 0.8}}}}}}, {}));
+
+    auto keys = serve::KeyStore::Open(home_.meta_db(), clock_);
+    ASSERT_OK(keys);
+    auto policy = [](const std::string& text) { return *serve::Policy::Parse(text); };
+    auto admin = (*keys)->Create(
+        "admin", policy(R"({"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]})"));
+    ASSERT_OK(admin);
+    admin_ = admin->token;
+    // Allowed one thing no route needs: every route with an action is denied.
+    auto other = (*keys)->Create(
+        "other", policy(R"({"Statement":[{"Effect":"Allow","Action":"kb:Ask","Resource":"*"}]})"));
+    ASSERT_OK(other);
+    other_ = other->token;
+    auto revoked = (*keys)->Create(
+        "revoked", policy(R"({"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]})"));
+    ASSERT_OK(revoked);
+    revoked_ = revoked->token;
+    ASSERT_OK((*keys)->Revoke(revoked->key.id));
+  }
+
+  void StartServer(serve::ApiOptions o = {}) {
+    auto api = serve::Api::Open(home_, o, clock_);
+    ASSERT_OK(api);
+    api_ = std::move(*api);
+    serve::HttpServerOptions ho;
+    ho.port = 0;
+    ho.threads = 2;
+    server_ = std::make_unique<serve::HttpServer>(
+        ho, [this](const serve::HttpRequest& q, serve::HttpResponse& r) { api_->Handle(q, r); },
+        [this](const serve::HttpRequest& q) { return api_->IsBlocking(q); });
+    ASSERT_OK(server_->Start());
+    runner_ = std::thread([this] { server_->Run(); });
+  }
+
+  void TearDown() override {
+    if (server_) server_->Stop();
+    if (runner_.joinable()) runner_.join();
+  }
+
+  HttpResult Call(const Sample& s, const std::string& token) {
+    HttpClient c(server_->port());
+    std::map<std::string, std::string> h;
+    if (!token.empty()) h["Authorization"] = "Bearer " + token;
+    return c.Request(s.method, s.target, s.body, h);
+  }
+
+  static std::vector<Sample> Samples() {
+    return {
+        {"GET", "/healthz", "/healthz"},
+        {"GET", "/readyz", "/readyz"},
+        {"GET", "/v1/customers/{id}/prediction", "/v1/customers/7/prediction"},
+        {"POST", "/v1/predictions:batchGet", "/v1/predictions:batchGet",
+         R"({"customer_ids":["1",2,"nobody"]})"},
+        {"POST", "/v1/query", "/v1/query", R"j({"sql":"SELECT count(*) AS n FROM predictions"})j"},
+        {"GET", "/v1/models", "/v1/models"},
+        {"GET", "/v1/models/{name}/versions", "/v1/models/engagement/versions"},
+        {"PUT", "/v1/models/{name}/aliases/{alias}", "/v1/models/engagement/aliases/challenger",
+         R"({"version":1})"},
+        {"POST", "/v1/models/{name}:promote", "/v1/models/engagement:promote", R"({"version":1})"},
+        {"GET", "/metrics", "/metrics"},
+        {"GET", "/v1/openapi.json", "/v1/openapi.json"},
+    };
+  }
+
+  std::unique_ptr<serve::Api> api_;
+  std::unique_ptr<serve::HttpServer> server_;
+  std::thread runner_;
+  std::string admin_, other_, revoked_;
+};
+
+TEST_F(ApiTest, EveryRouteWithNoKeyARevokedKeyADeniedKeyAndAnAllowedKey) {
+  StartServer();
+  const Json& doc = api_->OpenApi();
+  std::set<std::string> covered;
+  for (const Sample& s : Samples()) {
+    SCOPED_TRACE(s.method + " " + s.target);
+    std::string method = s.method;
+    for (char& ch : method) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    ASSERT_TRUE(doc["paths"].contains(s.pattern) && doc["paths"][s.pattern].contains(method))
+        << "the OpenAPI document lacks the route";
+    covered.insert(s.method + " " + s.pattern);
+    const Json& op = doc["paths"][s.pattern][method];
+    bool needs_key = !op["security"].empty();
+    bool has_action = op.contains("x-engage-action");
+
+    auto none = Call(s, "");
+    auto revoked = Call(s, revoked_);
+    auto denied = Call(s, other_);
+    auto allowed = Call(s, admin_);
+    if (!needs_key) {
+      EXPECT_EQ(none.status, s.allowed_status) << none.body;
+      continue;
+    }
+    EXPECT_EQ(none.status, 401) << none.body;
+    EXPECT_EQ(none.headers["www-authenticate"], "Bearer");
+    EXPECT_EQ(Json::parse(none.body)["error"]["code"], "UNAUTHENTICATED");
+    EXPECT_EQ(revoked.status, 401) << revoked.body;
+    if (has_action) {
+      EXPECT_EQ(denied.status, 403) << denied.body;
+      EXPECT_EQ(Json::parse(denied.body)["error"]["code"], "PERMISSION_DENIED");
+    } else {
+      EXPECT_EQ(denied.status, 200) << denied.body;  // any valid key
+    }
+    EXPECT_EQ(allowed.status, s.allowed_status) << allowed.body;
+  }
+  // Every route the server has is in the samples.
+  for (const auto& [path, ops] : doc["paths"].items()) {
+    for (const auto& [method, op] : ops.items()) {
+      std::string m = method;
+      for (char& ch : m) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+      EXPECT_TRUE(covered.count(m + " " + path)) << "no sample for " << m << " " << path;
+    }
+  }
+}
+
+TEST_F(ApiTest, PredictionsAndBatchGetBodies) {
+  StartServer();
+  auto one = Call({"GET", "", "/v1/customers/7/prediction"}, admin_);
+  ASSERT_EQ(one.status, 200);
+  Json j = Json::parse(one.body);
+  EXPECT_EQ(j["customer_id"], "7");
+  EXPECT_EQ(j["model_version"], 1);
+  EXPECT_EQ(j["reasons"][0]["feature"], "f");
+  auto missing = Call({"GET", "", "/v1/customers/nobody/prediction"}, admin_);
+  EXPECT_EQ(missing.status, 404);
+  auto bad_version = Call({"GET", "", "/v1/customers/7/prediction?version=x"}, admin_);
+  EXPECT_EQ(bad_version.status, 400);
+  auto other_version = Call({"GET", "", "/v1/customers/7/prediction?version=9"}, admin_);
+  EXPECT_EQ(other_version.status, 404);
+  auto batch =
+      Call({"POST", "", "/v1/predictions:batchGet", R"({"customer_ids":["1",2,"x"]})"}, admin_);
+  ASSERT_EQ(batch.status, 200) << batch.body;
+  Json b = Json::parse(batch.body);
+  EXPECT_EQ(b["predictions"].size(), 2u);
+  EXPECT_EQ(b["not_found"], Json::array({"x"}));
+  std::string many = "{\"customer_ids\":[";
+  for (int i = 0; i < 1001; ++i) many += (i ? "," : "") + std::to_string(i);
+  many += "]}";
+  EXPECT_EQ(Call({"POST", "", "/v1/predictions:batchGet", many}, admin_).status, 400);
+  EXPECT_EQ(Call({"POST", "", "/v1/predictions:batchGet", "not json"}, admin_).status, 400);
+  EXPECT_EQ(Call({"POST", "", "/v1/predictions:batchGet", "[]"}, admin_).status, 400);
+}
+
+TEST_F(ApiTest, UnknownRoutesAndMethods) {
+  StartServer();
+  auto r = Call({"GET", "", "/v1/nothing"}, admin_);
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(Json::parse(r.body)["error"]["code"], "NOT_FOUND");
+  auto m = Call({"DELETE", "", "/v1/query"}, admin_);
+  EXPECT_EQ(m.status, 405);
+  EXPECT_EQ(m.headers["allow"], "POST");
+}
+
+TEST_F(ApiTest, QueryIsCheckedPerTableAndReadOnly) {
+  StartServer();
+  auto keys = serve::KeyStore::Open(home_.meta_db(), clock_);
+  auto analyst = (*keys)->Create(
+      "analyst",
+      *serve::Policy::Parse(
+          R"({"Statement":[{"Effect":"Allow","Action":"query:Run","Resource":"table/events"}]})"));
+  ASSERT_OK(analyst);
+  auto ok =
+      Call({"POST", "", "/v1/query", R"j({"sql":"SELECT count(*) FROM events"})j"}, analyst->token);
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(Json::parse(ok.body)["rows"][0][0], 0);
+  auto other_table = Call(
+      {"POST", "", "/v1/query", R"j({"sql":"SELECT count(*) FROM predictions"})j"}, analyst->token);
+  EXPECT_EQ(other_table.status, 403) << other_table.body;
+  EXPECT_NE(other_table.body.find("table/predictions"), std::string::npos);
+  auto write = Call({"POST", "", "/v1/query", R"j({"sql":"CREATE TABLE t (x INT)"})j"}, admin_);
+  EXPECT_EQ(write.status, 403) << write.body;
+  auto files = Call(
+      {"POST", "", "/v1/query", R"j({"sql":"SELECT * FROM read_csv('/etc/passwd')"})j"}, admin_);
+  EXPECT_GE(files.status, 400) << files.body;
+  EXPECT_EQ(Call({"POST", "", "/v1/query", R"({"sql": 3})"}, admin_).status, 400);
+}
+
+TEST_F(ApiTest, RateLimitAnswers429WithRetryAfter) {
+  serve::ApiOptions o;
+  o.rate.rate_per_second = 1;
+  o.rate.burst = 2;
+  StartServer(o);
+  Sample s{"GET", "", "/v1/customers/1/prediction"};
+  EXPECT_EQ(Call(s, admin_).status, 200);
+  EXPECT_EQ(Call(s, admin_).status, 200);
+  auto limited = Call(s, admin_);
+  EXPECT_EQ(limited.status, 429);
+  EXPECT_EQ(limited.headers["retry-after"], "1");
+  // Another key has its own bucket.
+  EXPECT_EQ(Call(s, other_).status, 403);
+}
+
+TEST_F(ApiTest, MetricsCountRequestsPerRoute) {
+  StartServer();
+  Call({"GET", "", "/v1/customers/1/prediction"}, admin_);
+  Call({"GET", "", "/v1/customers/1/prediction"}, "");
+  auto m = Call({"GET", "", "/metrics"}, admin_);
+  ASSERT_EQ(m.status, 200);
+  EXPECT_EQ(m.headers["content-type"], "text/plain; version=0.0.4");
+  EXPECT_NE(
+      m.body.find(
+          R"(engage_http_requests_total{route="GET /v1/customers/{id}/prediction",code="200"} 1)"),
+      std::string::npos)
+      << m.body;
+  EXPECT_NE(
+      m.body.find(
+          R"(engage_http_requests_total{route="GET /v1/customers/{id}/prediction",code="401"} 1)"),
+      std::string::npos);
+  EXPECT_NE(m.body.find(R"(engage_store_customers{model="engagement",version="1"} 20)"),
+            std::string::npos);
+  EXPECT_NE(m.body.find("engage_http_request_duration_seconds_bucket"), std::string::npos);
+}
+
+TEST_F(ApiTest, DeniedRequestsAndWritesAreAudited) {
+  StartServer();
+  Call({"GET", "", "/v1/customers/1/prediction"}, other_);
+  Call({"GET", "", "/v1/customers/1/prediction"}, "");
+  Call({"PUT", "", "/v1/models/engagement/aliases/challenger", R"({"version":1})"}, admin_);
+  Call({"GET", "", "/v1/customers/1/prediction"}, admin_);  // an allowed read: not audited
+  server_->Stop();
+  runner_.join();
+  api_.reset();  // flushes the audit log
+  auto audit = serve::AuditLog::Open(home_.meta_db(), clock_);
+  ASSERT_OK(audit);
+  auto records = (*audit)->List(10);
+  ASSERT_OK(records);
+  ASSERT_EQ(records->size(), 3u);
+  std::multiset<std::string> seen;
+  for (const auto& r : *records) {
+    seen.insert(fmt::format("{} {} {}", r.action, r.allowed ? "allow" : "deny", r.http_status));
+  }
+  EXPECT_EQ(seen,
+            (std::multiset<std::string>{"predictions:Get deny 403", "predictions:Get deny 401",
+                                        "models:SetAlias allow 200"}));
+}
+
+}  // namespace
+}  // namespace engage::testing
