@@ -315,6 +315,21 @@ Status HttpServer::Start() {
         fmt::format("bad bind address '{}': {}", s.opts.bind, ec.message()));
   }
   int port = s.opts.port;
+  if (port != 0) {
+    // The listeners share the port through SO_REUSEPORT, which would also let a second server
+    // of the same user join it silently: a plain bind first finds the port taken.
+    asio::io_context probe_ioc;
+    tcp::acceptor probe(probe_ioc);
+    tcp::endpoint ep(address, static_cast<uint16_t>(port));
+    probe.open(ep.protocol(), ec);
+    if (!ec) probe.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) probe.bind(ep, ec);
+    if (ec) {
+      return UnavailableError(
+          fmt::format("cannot listen on {}:{}: {}", s.opts.bind, port, ec.message()));
+    }
+    probe.close(ec);
+  }
   for (int i = 0; i < n; ++i) {
     auto w = std::make_unique<Worker>();
     tcp::endpoint ep(address, static_cast<uint16_t>(port));
