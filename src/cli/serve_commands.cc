@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -16,9 +17,11 @@
 #include "engage/core/clock.h"
 #include "engage/core/fs.h"
 #include "engage/ml/registry.h"
+#include "engage/serve/ab.h"
 #include "engage/serve/api.h"
 #include "engage/serve/http.h"
 #include "engage/serve/store.h"
+#include "engage/sql/query.h"
 
 namespace engage::cli {
 
@@ -37,6 +40,26 @@ Result<serve::PublishReport> PublishModels(lake::Lake& lake, const std::vector<s
           "one snapshot serves one model: '{}' is not a version of '{}'", ref, o.model));
     }
     o.versions.push_back(v.version);
+  }
+  // A traffic split on the model: its arms' versions are published with it.
+  ENGAGE_ASSIGN_OR_RETURN(auto splits,
+                          serve::SplitStore::Open(lake.home().meta_db(), SystemClock::Default()));
+  ENGAGE_ASSIGN_OR_RETURN(std::optional<serve::TrafficSplit> split, splits->Get(o.model));
+  if (split) {
+    for (auto& arm : split->arms) {
+      auto v = registry->Resolve(fmt::format("{}@{}", o.model, arm.ref));
+      if (!v.ok()) {
+        return FailedPreconditionError(fmt::format(
+            "the traffic split of '{}' has arm '{}' = {}@{}: {} (change the split with engage ab "
+            "split set, or clear it)",
+            o.model, arm.name, o.model, arm.ref, v.status().message()));
+      }
+      arm.version = v->version;
+      if (std::find(o.versions.begin(), o.versions.end(), v->version) == o.versions.end()) {
+        o.versions.push_back(v->version);
+      }
+    }
+    o.split = std::move(split);
   }
   return serve::Publish(lake, o, SystemClock::Default());
 }
@@ -177,11 +200,123 @@ void AddServe(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) 
   cmd->callback([&g, action, f] { *action = [&g, f]() -> Status { return Serve(g, *f); }; });
 }
 
+void AddAb(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
+  auto* ab = app.add_subcommand(
+      "ab", "A/B tests of model versions: traffic splits and the outcome readout");
+  ab->require_subcommand(1);
+  auto* split = ab->add_subcommand("split", "Show, set or clear a model's traffic split");
+  split->require_subcommand(1);
+
+  auto* set = split->add_subcommand(
+      "set",
+      "Split a model's customers between arms, e.g. champion=90 challenger=10 (served "
+      "from the next engage publish)");
+  auto model = std::make_shared<std::string>();
+  auto arms = std::make_shared<std::vector<std::string>>();
+  auto salt = std::make_shared<std::string>();
+  set->add_option("model", *model, "Model name")->required();
+  set->add_option("arms", *arms, "name=percent or name:ref=percent (ref: alias or version)")
+      ->required();
+  set->add_option("--salt", *salt, "Reshuffles who falls in which arm (default: the model name)");
+  set->callback([&g, action, model, arms, salt] {
+    *action = [&g, model, arms, salt]() -> Status {
+      ENGAGE_ASSIGN_OR_RETURN(auto lake, OpenLake(g, /*writer=*/false));
+      ENGAGE_ASSIGN_OR_RETURN(serve::TrafficSplit s,
+                              serve::TrafficSplit::Parse(*model, *arms, *salt));
+      // Every arm must name a registered version now, not at the next publish.
+      ENGAGE_ASSIGN_OR_RETURN(auto registry,
+                              ml::ModelRegistry::Open(lake->home(), SystemClock::Default()));
+      for (const auto& a : s.arms) {
+        ENGAGE_RETURN_IF_ERROR(registry->Resolve(fmt::format("{}@{}", *model, a.ref)).status());
+      }
+      ENGAGE_ASSIGN_OR_RETURN(
+          auto store, serve::SplitStore::Open(lake->home().meta_db(), SystemClock::Default()));
+      ENGAGE_RETURN_IF_ERROR(store->Put(s));
+      std::printf("traffic split of %s set:", model->c_str());
+      for (const auto& a : s.arms) std::printf(" %s=%g%%", a.name.c_str(), a.weight);
+      std::printf("\nit is served from the next `engage publish`\n");
+      return Status::Ok();
+    };
+  });
+
+  auto* show = split->add_subcommand("show", "Print a model's traffic split (JSON)");
+  auto show_model = std::make_shared<std::string>();
+  show->add_option("model", *show_model, "Model name")->required();
+  show->callback([&g, action, show_model] {
+    *action = [&g, show_model]() -> Status {
+      ENGAGE_ASSIGN_OR_RETURN(auto lake, OpenLake(g, /*writer=*/false));
+      ENGAGE_ASSIGN_OR_RETURN(
+          auto store, serve::SplitStore::Open(lake->home().meta_db(), SystemClock::Default()));
+      ENGAGE_ASSIGN_OR_RETURN(auto s, store->Get(*show_model));
+      if (!s) return NotFoundError(fmt::format("model '{}' has no traffic split", *show_model));
+      PrintJson(s->ToJson());
+      return Status::Ok();
+    };
+  });
+
+  auto* clear = split->add_subcommand("clear", "Remove a model's traffic split");
+  auto clear_model = std::make_shared<std::string>();
+  clear->add_option("model", *clear_model, "Model name")->required();
+  clear->callback([&g, action, clear_model] {
+    *action = [&g, clear_model]() -> Status {
+      ENGAGE_ASSIGN_OR_RETURN(auto lake, OpenLake(g, /*writer=*/false));
+      ENGAGE_ASSIGN_OR_RETURN(
+          auto store, serve::SplitStore::Open(lake->home().meta_db(), SystemClock::Default()));
+      ENGAGE_RETURN_IF_ERROR(store->Remove(*clear_model));
+      std::printf("traffic split of %s removed (served until the next engage publish)\n",
+                  clear_model->c_str());
+      return Status::Ok();
+    };
+  });
+
+  auto* report = ab->add_subcommand(
+      "report", "Compare the arms' engagement after exposure, with 95% confidence intervals");
+  auto report_model = std::make_shared<std::string>("engagement");
+  auto horizon = std::make_shared<int>(0);
+  auto json = std::make_shared<bool>(false);
+  report->add_option("model", *report_model, "Model name")->default_val("engagement");
+  report->add_option("--horizon-days", *horizon,
+                     "Days after exposure a qualifying event counts (default: [engagement] "
+                     "horizon_days)");
+  report->add_flag("--json", *json, "Print the report as JSON");
+  report->callback([&g, action, report_model, horizon, json] {
+    *action = [&g, report_model, horizon, json]() -> Status {
+      ENGAGE_ASSIGN_OR_RETURN(auto lake, OpenLake(g, /*writer=*/false));
+      ENGAGE_ASSIGN_OR_RETURN(auto engine, sql::QueryEngine::Open(*lake));
+      const EngagementConfig& ec = lake->config().engagement;
+      ENGAGE_ASSIGN_OR_RETURN(serve::AbReport r,
+                              serve::ReportAb(*engine, lake->home(), ec, *report_model,
+                                              *horizon > 0 ? *horizon : ec.horizon_days));
+      if (*json) {
+        PrintJson(r.ToJson());
+        return Status::Ok();
+      }
+      std::printf("A/B readout of %s: engaged within %d days of first exposure (labels until %s)\n",
+                  r.model.c_str(), r.horizon_days, r.labels_until.c_str());
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& o : r.arms) {
+        rows.push_back(
+            {o.arm, std::to_string(o.version), std::to_string(o.exposed),
+             std::to_string(o.labelled), std::to_string(o.engaged),
+             fmt::format("{:.2f}% [{:.2f}, {:.2f}]", 100 * o.rate, 100 * o.ci_low, 100 * o.ci_high),
+             &o == &r.arms.front() ? "control"
+                                   : fmt::format("{:+.2f} pts [{:+.2f}, {:+.2f}]", 100 * o.diff,
+                                                 100 * o.diff_ci_low, 100 * o.diff_ci_high)});
+      }
+      PrintTable({"arm", "version", "exposed", "labelled", "engaged", "rate (95% CI)",
+                  "vs control (95% CI)"},
+                 rows);
+      return Status::Ok();
+    };
+  });
+}
+
 }  // namespace
 
 void RegisterServeCommands(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
   AddPublish(app, g, action);
   AddServe(app, g, action);
+  AddAb(app, g, action);
 }
 
 }  // namespace engage::cli

@@ -19,6 +19,7 @@
 
 #include "engage/lake/lake.h"
 #include "engage/ml/registry.h"
+#include "engage/serve/ab.h"
 #include "engage/serve/store.h"
 #include "engage/sql/query.h"
 
@@ -166,6 +167,8 @@ struct Api::Impl {
   std::unique_ptr<KeyStore> keys;
   std::unique_ptr<AuditLog> audit;
   std::unique_ptr<RateLimiter> limiter;
+  std::unique_ptr<SplitStore> splits;
+  std::unique_ptr<ExposureLog> exposures;
   std::mutex registry_mu;
   std::unique_ptr<ml::ModelRegistry> registry;
   std::vector<Route> routes;
@@ -198,7 +201,15 @@ struct Api::Impl {
              const std::string& resource, bool allowed, const Status& outcome, int http_status,
              Json detail);
 
+  // Appends customer `id`'s prediction: of `version` when given, else of the arm of the
+  // snapshot's traffic split the customer falls in (recording the exposure and naming the arm),
+  // else of the default version.
+  Result<bool> AppendServed(const serve::Snapshot& snap, const std::string& id, int64_t version,
+                            std::string* out);
   Status GetPrediction(Call& c);
+  Status GetSplit(Call& c);
+  Status PutSplit(Call& c);
+  Status DeleteSplit(Call& c);
   Status BatchGet(Call& c);
   Status Query(Call& c);
   Status ListModels(Call& c);
@@ -274,6 +285,67 @@ void Api::Impl::Audit(const HttpRequest& req, const Principal* p, const Route& r
 // ---------------------------------------------------------------------------------------------
 // Handlers
 
+Result<bool> Api::Impl::AppendServed(const serve::Snapshot& snap, const std::string& id,
+                                     int64_t version, std::string* out) {
+  const SplitArm* arm = nullptr;
+  if (version == 0 && snap.info().split) {
+    const TrafficSplit& split = *snap.info().split;
+    arm = &split.arms[split.Assign(id)];
+    version = arm->version;
+  }
+  ENGAGE_ASSIGN_OR_RETURN(bool found, snap.AppendJson(id, version, out));
+  if (found && arm != nullptr) {
+    out->pop_back();  // the closing brace
+    out->append(",\"arm\":");
+    AppendJson(out, Json(arm->name));
+    out->push_back('}');
+    exposures->Record(snap.info().model, id, arm->name, version);
+  }
+  return found;
+}
+
+Status Api::Impl::GetSplit(Call& c) {
+  ENGAGE_ASSIGN_OR_RETURN(std::optional<TrafficSplit> split, splits->Get(c.params[0]));
+  auto snap = CurrentSnapshot();
+  Json serving;
+  if (snap && snap->info().model == c.params[0] && snap->info().split) {
+    serving = snap->info().split->ToJson();
+  }
+  JsonBody(c.res, Json{{"model", c.params[0]},
+                       {"split", split ? split->ToJson() : Json()},
+                       {"serving", serving}});
+  return Status::Ok();
+}
+
+Status Api::Impl::PutSplit(Call& c) {
+  ENGAGE_ASSIGN_OR_RETURN(Json body, ParseBody(c.req));
+  body["model"] = c.params[0];
+  if (!body.contains("salt")) body["salt"] = c.params[0];
+  ENGAGE_ASSIGN_OR_RETURN(TrafficSplit split, TrafficSplit::FromJson(body));
+  {
+    std::lock_guard<std::mutex> lock(registry_mu);
+    for (const auto& a : split.arms) {
+      ENGAGE_RETURN_IF_ERROR(registry->Resolve(fmt::format("{}@{}", split.model, a.ref)).status());
+    }
+  }
+  ENGAGE_RETURN_IF_ERROR(splits->Put(split));
+  ENGAGE_ASSIGN_OR_RETURN(std::optional<TrafficSplit> stored, splits->Get(c.params[0]));
+  JsonBody(c.res, Json{{"model", c.params[0]},
+                       {"split", stored ? stored->ToJson() : Json()},
+                       {"note", "served from the next `engage publish`"}});
+  return Status::Ok();
+}
+
+Status Api::Impl::DeleteSplit(Call& c) {
+  ENGAGE_RETURN_IF_ERROR(splits->Remove(c.params[0]));
+  JsonBody(c.res, Json{{"model", c.params[0]},
+                       {"split", Json()},
+                       {"note",
+                        "the published snapshot keeps serving its split until the next "
+                        "`engage publish`"}});
+  return Status::Ok();
+}
+
 Status Api::Impl::GetPrediction(Call& c) {
   auto snap = CurrentSnapshot();
   if (!snap) return UnavailableError("no predictions published yet: run `engage publish`");
@@ -286,7 +358,7 @@ Status Api::Impl::GetPrediction(Call& c) {
     }
   }
   c.res.body.clear();
-  ENGAGE_ASSIGN_OR_RETURN(bool found, snap->AppendJson(c.params[0], version, &c.res.body));
+  ENGAGE_ASSIGN_OR_RETURN(bool found, AppendServed(*snap, c.params[0], version, &c.res.body));
   if (!found) {
     return NotFoundError(fmt::format("no prediction for customer '{}' in {} version {}",
                                      c.params[0], snap->info().model,
@@ -329,7 +401,7 @@ Status Api::Impl::BatchGet(Call& c) {
     }
     size_t mark = out.size();
     if (!first) out.push_back(',');
-    ENGAGE_ASSIGN_OR_RETURN(bool found, snap->AppendJson(id, version, &out));
+    ENGAGE_ASSIGN_OR_RETURN(bool found, AppendServed(*snap, id, version, &out));
     if (found) {
       first = false;
     } else {
@@ -556,6 +628,32 @@ void Api::Impl::AddRoutes() {
        .resource = named_model,
        .handler = [this](Call& c) { return Promote(c); }});
   Add({.method = "GET",
+       .pattern = "/v1/models/{name}/split",
+       .operation_id = "getTrafficSplit",
+       .summary = "The model's A/B traffic split: as set, and as served by the published snapshot",
+       .action = std::string(actions::kSplitsGet),
+       .resource = named_model,
+       .handler = [this](Call& c) { return GetSplit(c); }});
+  Add({.method = "PUT",
+       .pattern = "/v1/models/{name}/split",
+       .operation_id = "putTrafficSplit",
+       .summary = "Set the A/B traffic split (arms: name, registry ref, weight in percent)",
+       .action = std::string(actions::kSplitsPut),
+       .blocking = true,
+       .write = true,
+       .request_schema =
+           R"({"type":"object","required":["arms"],"properties":{"arms":{"type":"array","minItems":2,"maxItems":10,"items":{"type":"object","required":["name","weight"],"properties":{"name":{"type":"string"},"ref":{"type":"string"},"weight":{"type":"number"}}}},"salt":{"type":"string"}}})",
+       .resource = named_model,
+       .handler = [this](Call& c) { return PutSplit(c); }});
+  Add({.method = "DELETE",
+       .pattern = "/v1/models/{name}/split",
+       .operation_id = "deleteTrafficSplit",
+       .summary = "Remove the A/B traffic split",
+       .action = std::string(actions::kSplitsPut),
+       .write = true,
+       .resource = named_model,
+       .handler = [this](Call& c) { return DeleteSplit(c); }});
+  Add({.method = "GET",
        .pattern = "/metrics",
        .operation_id = "metrics",
        .summary = "Prometheus text: requests and latency per route, store and model figures",
@@ -633,6 +731,7 @@ void Api::Impl::BuildOpenApi() {
 Api::Api(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Api::~Api() {
   if (impl_ && impl_->audit) (void)impl_->audit->Flush();
+  if (impl_ && impl_->exposures) (void)impl_->exposures->Flush();
 }
 
 Result<std::unique_ptr<Api>> Api::Open(const HomePaths& home, ApiOptions options,
@@ -645,6 +744,8 @@ Result<std::unique_ptr<Api>> Api::Open(const HomePaths& home, ApiOptions options
   ENGAGE_ASSIGN_OR_RETURN(impl->audit, AuditLog::Open(home.meta_db(), clock));
   ENGAGE_ASSIGN_OR_RETURN(impl->registry, ml::ModelRegistry::Open(home, clock));
   impl->limiter = std::make_unique<RateLimiter>(options.rate);
+  ENGAGE_ASSIGN_OR_RETURN(impl->splits, SplitStore::Open(home.meta_db(), clock));
+  ENGAGE_ASSIGN_OR_RETURN(impl->exposures, ExposureLog::Open(home.meta_db(), clock));
   auto store = PredictionStore::Open(home);
   if (store.ok()) {
     impl->store = std::move(*store);

@@ -85,12 +85,14 @@ Json SnapshotInfo::ToJson() const {
                       {"segments", v.segments},
                       {"features", v.features}});
   }
-  return Json{{"id", id},
-              {"model", model},
-              {"published_at", published_at},
-              {"default_version", default_version},
-              {"versions", std::move(vs)},
-              {"bytes", bytes}};
+  Json j{{"id", id},
+         {"model", model},
+         {"published_at", published_at},
+         {"default_version", default_version},
+         {"versions", std::move(vs)},
+         {"bytes", bytes}};
+  if (split) j["split"] = split->ToJson();
+  return j;
 }
 
 Result<SnapshotInfo> SnapshotInfo::FromJson(const Json& j) {
@@ -110,6 +112,10 @@ Result<SnapshotInfo> SnapshotInfo::FromJson(const Json& j) {
       p.segments = v.at("segments").get<std::vector<std::string>>();
       p.features = v.at("features").get<std::vector<std::string>>();
       s.versions.push_back(std::move(p));
+    }
+    if (j.contains("split") && !j["split"].is_null()) {
+      ENGAGE_ASSIGN_OR_RETURN(TrafficSplit split, TrafficSplit::FromJson(j["split"]));
+      s.split = std::move(split);
     }
     return s;
   } catch (const Json::exception& e) {
@@ -471,6 +477,16 @@ Result<PublishReport> Publish(lake::Lake& lake, const PublishOptions& options, c
   info.model = options.model;
   info.published_at = FormatIsoUtc(clock.NowMicros());
   info.default_version = versions.front();
+  if (options.split) {
+    for (const auto& arm : options.split->arms) {
+      if (std::find(versions.begin(), versions.end(), arm.version) == versions.end()) {
+        return InvalidArgumentError(
+            fmt::format("the split's arm '{}' serves version {}, which is not being published",
+                        arm.name, arm.version));
+      }
+    }
+    info.split = options.split;
+  }
   std::error_code ec;
   const std::string dir = SnapshotsDir(home) + "/" + info.id;
   const std::string staging = dir + ".tmp";

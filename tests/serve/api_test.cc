@@ -6,7 +6,9 @@
 #include <thread>
 
 #include "engage/ml/registry.h"
+#include "engage/serve/ab.h"
 #include "engage/serve/store.h"
+#include "engage/sql/query.h"
 #include "lake/lake_fixture.h"
 #include "testing/http_client.h"
 
@@ -102,6 +104,10 @@ class ApiTest : public LakeTest {
         {"PUT", "/v1/models/{name}/aliases/{alias}", "/v1/models/engagement/aliases/challenger",
          R"({"version":1})"},
         {"POST", "/v1/models/{name}:promote", "/v1/models/engagement:promote", R"({"version":1})"},
+        {"GET", "/v1/models/{name}/split", "/v1/models/engagement/split"},
+        {"PUT", "/v1/models/{name}/split", "/v1/models/engagement/split",
+         R"({"arms":[{"name":"a","ref":"1","weight":90},{"name":"b","ref":"1","weight":10}]})"},
+        {"DELETE", "/v1/models/{name}/split", "/v1/models/engagement/split"},
         {"GET", "/metrics", "/metrics"},
         {"GET", "/v1/openapi.json", "/v1/openapi.json"},
     };
@@ -277,6 +283,89 @@ TEST_F(ApiTest, DeniedRequestsAndWritesAreAudited) {
   EXPECT_EQ(seen,
             (std::multiset<std::string>{"predictions:Get deny 403", "predictions:Get deny 401",
                                         "models:SetAlias allow 200"}));
+}
+
+TEST_F(ApiTest, ATrafficSplitRoutesCustomersByHashRecordsExposuresAndReportsOutcomes) {
+  // Version 2 scores the same 20 customers; a 50/50 split between versions 1 and 2.
+  std::string pq = dir_.path() + "/pred2.parquet";
+  Scalar(
+      "COPY (SELECT i::VARCHAR AS customer_id, TIMESTAMP '2024-05-03 10:00:00' AS scored_at, "
+      "DATE '2024-05-01' AS cutoff, 0.5 AS score, 'high' AS segment, 0.5 AS p_alive, 1.5 AS "
+      "expected_transactions, 20.0 AS clv, '[]' AS reasons, 'engagement' AS model, 2::BIGINT AS "
+      "model_version FROM range(20) t(i)) TO '" +
+      pq + "' (FORMAT parquet)");
+  ASSERT_OK(IngestFiles("predictions", {pq}));
+  auto split = serve::TrafficSplit::Parse("engagement", {"control:1=50", "treatment:2=50"});
+  ASSERT_OK(split);
+  split->arms[0].version = 1;
+  split->arms[1].version = 2;
+  {
+    auto lake = Open(false);
+    serve::PublishOptions o;
+    o.versions = {1, 2};
+    o.split = *split;
+    clock_.AdvanceMicros(1000000);
+    ASSERT_OK(serve::Publish(*lake, o, clock_));
+  }
+  StartServer();
+  std::map<std::string, int> arms;
+  for (int i = 0; i < 20; ++i) {
+    std::string id = std::to_string(i);
+    auto r = Call({"GET", "", "/v1/customers/" + id + "/prediction"}, admin_);
+    ASSERT_EQ(r.status, 200) << r.body;
+    Json j = Json::parse(r.body);
+    size_t arm = split->Assign(id);
+    EXPECT_EQ(j["arm"], split->arms[arm].name);
+    EXPECT_EQ(j["model_version"], split->arms[arm].version);
+    arms[j["arm"]]++;
+    // The same customer always gets the same arm; an explicit version bypasses the split.
+    EXPECT_EQ(
+        Json::parse(Call({"GET", "", "/v1/customers/" + id + "/prediction"}, admin_).body)["arm"],
+        j["arm"]);
+    auto pinned = Json::parse(
+        Call({"GET", "", "/v1/customers/" + id + "/prediction?version=1"}, admin_).body);
+    EXPECT_FALSE(pinned.contains("arm"));
+  }
+  EXPECT_EQ(arms.size(), 2u);
+  server_->Stop();
+  runner_.join();
+  api_.reset();  // flushes the exposures
+
+  // Labels arrive later: customers 0-9 buy within 30 days of exposure, 10-19 only after it;
+  // an event 60 days later marks the labels as complete.
+  clock_.AdvanceMicros(90LL * 86400 * 1000000);
+  std::string ev = dir_.path() + "/events.parquet";
+  Scalar(
+      "COPY (SELECT i AS event_id, i % 20 AS customer_id, CASE WHEN i < 10 THEN TIMESTAMP "
+      "'2024-06-05' WHEN i < 20 THEN TIMESTAMP '2024-07-20' ELSE TIMESTAMP '2024-08-15' END AS "
+      "event_time, 'purchase' AS event_type, 'web' AS channel, 10.0 AS amount, NULL AS properties "
+      "FROM range(21) t(i)) TO '" +
+      ev + "' (FORMAT parquet)");
+  ASSERT_OK(IngestFiles("events", {ev}));
+  auto lake = Open(false);
+  auto engine = sql::QueryEngine::Open(*lake, 1);
+  ASSERT_OK(engine);
+  auto report = serve::ReportAb(**engine, home_, lake->config().engagement, "engagement", 30);
+  ASSERT_OK(report);
+  ASSERT_EQ(report->arms.size(), 2u);
+  int64_t exposed = 0, engaged = 0;
+  for (const auto& o : report->arms) {
+    exposed += o.exposed;
+    engaged += o.engaged;
+    EXPECT_EQ(o.labelled, o.exposed);
+    EXPECT_LE(o.ci_low, o.rate);
+    EXPECT_GE(o.ci_high, o.rate);
+    int64_t expected = 0;
+    for (int i = 0; i < 10; ++i) {
+      expected += split->arms[split->Assign(std::to_string(i))].name == o.arm ? 1 : 0;
+    }
+    EXPECT_EQ(o.engaged, expected) << o.arm;
+  }
+  EXPECT_EQ(exposed, 20);
+  EXPECT_EQ(engaged, 10);
+  EXPECT_EQ(report->arms[0].diff, 0);
+  EXPECT_NEAR(report->arms[1].diff, report->arms[1].rate - report->arms[0].rate, 1e-12);
+  EXPECT_LT(report->arms[1].diff_ci_low, report->arms[1].diff);
 }
 
 }  // namespace

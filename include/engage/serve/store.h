@@ -35,6 +35,7 @@
 #include "engage/core/json.h"
 #include "engage/core/status.h"
 #include "engage/lake/lake.h"
+#include "engage/serve/ab.h"
 
 namespace engage::serve {
 
@@ -58,6 +59,8 @@ struct SnapshotInfo {
   int64_t default_version = 0;
   std::vector<PublishedVersion> versions;
   int64_t bytes = 0;  // the snapshot's file size
+  // The A/B split served with this snapshot (arms resolved to published versions), if any.
+  std::optional<TrafficSplit> split;
 
   const PublishedVersion* Find(int64_t version) const;
   Json ToJson() const;
@@ -113,6 +116,8 @@ struct PublishOptions {
   // the latest scored version.
   std::vector<int64_t> versions;
   int keep = 3;  // snapshots kept on disk (the current one included)
+  // Served with the snapshot; every arm's version must be among `versions`.
+  std::optional<TrafficSplit> split;
 };
 
 struct PublishReport {
