@@ -47,6 +47,11 @@ void RegisterTrainCommands(CLI::App& app, GlobalOptions& global, std::function<S
 // engage:quality, engage:features, engage:train, ... Task steps (pipeline_steps.cc).
 void RegisterMlSteps(flow::TaskRegistry& tasks, const HomePaths& home);
 
+// Starts an execution for the server and returns its record at once, the run going on in a
+// background thread: {"pipeline": "engagement"} or {"definition": {...}, "state_machine": NAME},
+// with optional "name" and "input" (flow_commands.cc).
+Result<Json> StartExecutionInBackground(const GlobalOptions& g, const Json& request);
+
 // `engage flow ...` and `engage run pipeline` (flow_commands.cc).
 void RegisterFlowCommands(CLI::App& app, GlobalOptions& global, std::function<Status()>* action);
 

@@ -1,6 +1,7 @@
 // `engage flow ...`: validate, run, list, describe, history, redrive, graph and the conformance
 // runners. Argument parsing and printing only; the engine and store live in engage::flow.
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -21,6 +22,7 @@
 #include "engage/core/config.h"
 #include "engage/core/fs.h"
 #include "engage/core/home.h"
+#include "engage/core/ids.h"
 #include "engage/flow/conformance.h"
 #include "engage/flow/definition.h"
 #include "engage/flow/engine.h"
@@ -298,6 +300,80 @@ Status RunExecution(flow::ExecutionStore& store, const flow::StateMachine& sm,
   }
   return Status::Ok();
 }
+
+}  // namespace
+
+Result<Json> StartExecutionInBackground(const GlobalOptions& g, const Json& request) {
+  HomePaths home = ResolveHome(g.home);
+  ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));
+  std::string pipeline = request.value("pipeline", std::string());
+  std::string text;
+  std::string machine;
+  if (!pipeline.empty()) {
+    if (pipeline != "engagement") {
+      return NotFoundError(fmt::format(
+          "no shipped pipeline '{}' (the shipped one is 'engagement'; send an ASL \"definition\" "
+          "to run another)",
+          pipeline));
+    }
+    text = kEngagementPipeline;
+    machine = "engagement";
+  } else if (request.contains("definition") && request["definition"].is_object()) {
+    text = DumpJson(request["definition"], 2);
+    machine = request.value("state_machine", std::string("inline"));
+  } else {
+    return InvalidArgumentError(
+        "send {\"pipeline\": \"engagement\"} or {\"definition\": {...ASL...}, "
+        "\"state_machine\": NAME}");
+  }
+  PosixFileSystem files;
+  ENGAGE_RETURN_IF_ERROR(files.CreateDirs(home.tmp()));
+  std::string path =
+      fmt::format("{}/{}-{}.asl.json", home.tmp(), machine, NewId(SystemClock::Default()));
+  ENGAGE_RETURN_IF_ERROR(files.WriteFileAtomic(path, text));
+  ENGAGE_ASSIGN_OR_RETURN(CheckedDefinition def, LoadMachine(path));
+  Json input = request.value("input", Json::object());
+  if (machine == "engagement" && pipeline == "engagement") {
+    if (!input.contains("model")) input["model"] = "engagement";
+    if (!input.contains("ingest")) input["ingest"] = Json::array();
+  }
+  ENGAGE_ASSIGN_OR_RETURN(Runtime rt, MakeRuntime(g, machine, "", ""));
+  flow::CreateExecutionRequest req;
+  req.name = request.value("name", std::string());
+  req.state_machine = machine;
+  req.definition = def.text;
+  req.definition_path = path;
+  req.input = input;
+  ENGAGE_ASSIGN_OR_RETURN(flow::ExecutionRecord rec, store->Create(req));
+  Json started = rec.ToJson();
+  // The run owns the store, the runtime and the definition; a process that dies mid-run leaves
+  // the execution RUNNING, and the next open of the store marks it FAILED.
+  auto shared_store = std::shared_ptr<flow::ExecutionStore>(std::move(store));
+  auto shared_rt = std::make_shared<Runtime>(std::move(rt));
+  std::shared_ptr<const flow::StateMachine> machine_ptr = def.machine;
+  std::thread([shared_store, shared_rt, machine_ptr, rec] {
+    auto sink = shared_store->Sink(rec.id);
+    const Config& cfg = shared_rt->config;
+    flow::EngineOptions options;
+    options.tasks = shared_rt->tasks.get();
+    options.events = sink.get();
+    options.cancel = &g_cancel;
+    options.sleep = CancellableSleep;
+    options.region = cfg.flow.region;
+    options.account = cfg.flow.account;
+    options.state_machine_name = rec.state_machine;
+    options.role_arn = fmt::format("arn:aws:iam::{}:role/engage-local", cfg.flow.account);
+    ConfigureObjectStore(options, cfg, shared_rt->home);
+    options.map_threads = 40;
+    flow::Engine engine(options);
+    flow::ExecutionResult r = engine.Run(*machine_ptr, rec.input, rec.name);
+    Status s = shared_store->Finish(rec.id, r);
+    if (!s.ok()) spdlog::error("execution {}: {}", rec.name, s.ToString());
+  }).detach();
+  return started;
+}
+
+namespace {
 
 void AddValidate(CLI::App& flow, std::function<Status()>* action) {
   auto* cmd = flow.add_subcommand(

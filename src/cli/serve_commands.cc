@@ -123,7 +123,11 @@ Status Serve(const GlobalOptions& g, const ServeFlags& f) {
   ENGAGE_ASSIGN_OR_RETURN(auto lake, OpenLake(g, /*writer=*/false));
   HomePaths home = lake->home();
   lake.reset();
-  ENGAGE_ASSIGN_OR_RETURN(auto api, serve::Api::Open(home, f.api, SystemClock::Default()));
+  serve::ApiOptions api_options = f.api;
+  api_options.start_execution = [&g](const Json& request) {
+    return StartExecutionInBackground(g, request);
+  };
+  ENGAGE_ASSIGN_OR_RETURN(auto api, serve::Api::Open(home, api_options, SystemClock::Default()));
   serve::HttpServer server(
       f.http,
       [&api](const serve::HttpRequest& req, serve::HttpResponse& res) { api->Handle(req, res); },

@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "engage/flow/store.h"
 #include "engage/lake/lake.h"
 #include "engage/ml/registry.h"
 #include "engage/serve/ab.h"
@@ -168,6 +169,8 @@ struct Api::Impl {
   std::unique_ptr<AuditLog> audit;
   std::unique_ptr<RateLimiter> limiter;
   std::unique_ptr<SplitStore> splits;
+  std::mutex executions_mu;
+  std::unique_ptr<flow::ExecutionStore> executions;
   std::unique_ptr<ExposureLog> exposures;
   std::mutex registry_mu;
   std::unique_ptr<ml::ModelRegistry> registry;
@@ -208,6 +211,9 @@ struct Api::Impl {
                             std::string* out);
   Status GetPrediction(Call& c);
   Status GetSplit(Call& c);
+  Status StartExecution(Call& c);
+  Status ListExecutions(Call& c);
+  Status GetExecution(Call& c, bool history);
   Status PutSplit(Call& c);
   Status DeleteSplit(Call& c);
   Status BatchGet(Call& c);
@@ -302,6 +308,64 @@ Result<bool> Api::Impl::AppendServed(const serve::Snapshot& snap, const std::str
     exposures->Record(snap.info().model, id, arm->name, version);
   }
   return found;
+}
+
+Status Api::Impl::StartExecution(Call& c) {
+  if (!options.start_execution) return UnimplementedError("this server cannot start executions");
+  ENGAGE_ASSIGN_OR_RETURN(Json body, ParseBody(c.req));
+  ENGAGE_ASSIGN_OR_RETURN(Json started, options.start_execution(body));
+  c.res.status = 202;
+  c.res.body = DumpJson(started);
+  return Status::Ok();
+}
+
+Status Api::Impl::ListExecutions(Call& c) {
+  int64_t limit = 50;
+  std::string_view l = QueryParam(c.req.query, "limit");
+  if (!l.empty()) {
+    auto [ptr, ec] = std::from_chars(l.data(), l.data() + l.size(), limit);
+    if (ec != std::errc() || ptr != l.data() + l.size() || limit < 1 || limit > 1000) {
+      return InvalidArgumentError("limit must be an integer from 1 to 1000");
+    }
+  }
+  std::string status(QueryParam(c.req.query, "status"));
+  std::lock_guard<std::mutex> lock(executions_mu);
+  ENGAGE_ASSIGN_OR_RETURN(auto records, executions->List(limit, status));
+  Json out = Json::array();
+  for (const auto& r : records) {
+    // Only the executions of pipelines the key may list.
+    if (!c.principal->Evaluate(actions::kExecutionsList, "pipeline/" + r.state_machine).allowed()) {
+      continue;
+    }
+    Json j = r.ToJson();
+    j.erase("definition");
+    out.push_back(std::move(j));
+  }
+  if (out.empty() && !records.empty()) {
+    return PermissionDeniedError(
+        fmt::format("key {} may not list the executions of any pipeline", c.principal->key_id));
+  }
+  JsonBody(c.res, Json{{"executions", std::move(out)}});
+  return Status::Ok();
+}
+
+Status Api::Impl::GetExecution(Call& c, bool history) {
+  std::lock_guard<std::mutex> lock(executions_mu);
+  ENGAGE_ASSIGN_OR_RETURN(flow::ExecutionRecord r, executions->Get(c.params[0]));
+  if (!c.principal->Evaluate(actions::kExecutionsGet, "pipeline/" + r.state_machine).allowed()) {
+    return PermissionDeniedError(fmt::format("key {} may not {} on pipeline/{}",
+                                             c.principal->key_id, actions::kExecutionsGet,
+                                             r.state_machine));
+  }
+  if (!history) {
+    JsonBody(c.res, r.ToJson());
+    return Status::Ok();
+  }
+  ENGAGE_ASSIGN_OR_RETURN(auto events, executions->History(r.id));
+  Json arr = Json::array();
+  for (const auto& e : events) arr.push_back(e.ToJson());
+  JsonBody(c.res, Json{{"execution", r.name}, {"events", std::move(arr)}});
+  return Status::Ok();
 }
 
 Status Api::Impl::GetSplit(Call& c) {
@@ -653,6 +717,53 @@ void Api::Impl::AddRoutes() {
        .write = true,
        .resource = named_model,
        .handler = [this](Call& c) { return DeleteSplit(c); }});
+  Add({.method = "POST",
+       .pattern = "/v1/executions",
+       .operation_id = "startExecution",
+       .summary = "Start a pipeline: {\"pipeline\": \"engagement\"} or an ASL definition; 202 "
+                  "with the execution, which runs in the background",
+       .action = std::string(actions::kExecutionsStart),
+       .blocking = true,
+       .write = true,
+       .request_schema =
+           R"({"type":"object","properties":{"pipeline":{"type":"string"},"definition":{"type":"object"},"state_machine":{"type":"string"},"name":{"type":"string"},"input":{"type":"object"}}})",
+       .resource =
+           [](const Call& c) {
+             auto j = ParseJson(c.req.body, "body");
+             std::string name = "inline";
+             if (j.ok() && j->is_object()) {
+               name = j->value("pipeline", j->value("state_machine", std::string("inline")));
+             }
+             return "pipeline/" + name;
+           },
+       .handler = [this](Call& c) { return StartExecution(c); }});
+  Add({.method = "GET",
+       .pattern = "/v1/executions",
+       .operation_id = "listExecutions",
+       .summary = "Executions, newest first (?limit=, ?status=RUNNING|SUCCEEDED|FAILED|...)",
+       .action = std::string(actions::kExecutionsList),
+       .blocking = true,
+       .handler_authorizes = true,
+       .resource = any,
+       .handler = [this](Call& c) { return ListExecutions(c); }});
+  Add({.method = "GET",
+       .pattern = "/v1/executions/{id}",
+       .operation_id = "describeExecution",
+       .summary = "One execution by id or name: status, input, output, error",
+       .action = std::string(actions::kExecutionsGet),
+       .blocking = true,
+       .handler_authorizes = true,
+       .resource = any,
+       .handler = [this](Call& c) { return GetExecution(c, false); }});
+  Add({.method = "GET",
+       .pattern = "/v1/executions/{id}/history",
+       .operation_id = "getExecutionHistory",
+       .summary = "An execution's events, as Step Functions records them",
+       .action = std::string(actions::kExecutionsGet),
+       .blocking = true,
+       .handler_authorizes = true,
+       .resource = any,
+       .handler = [this](Call& c) { return GetExecution(c, true); }});
   Add({.method = "GET",
        .pattern = "/metrics",
        .operation_id = "metrics",
@@ -745,6 +856,7 @@ Result<std::unique_ptr<Api>> Api::Open(const HomePaths& home, ApiOptions options
   ENGAGE_ASSIGN_OR_RETURN(impl->registry, ml::ModelRegistry::Open(home, clock));
   impl->limiter = std::make_unique<RateLimiter>(options.rate);
   ENGAGE_ASSIGN_OR_RETURN(impl->splits, SplitStore::Open(home.meta_db(), clock));
+  ENGAGE_ASSIGN_OR_RETURN(impl->executions, flow::ExecutionStore::Open(home.meta_db(), clock));
   ENGAGE_ASSIGN_OR_RETURN(impl->exposures, ExposureLog::Open(home.meta_db(), clock));
   auto store = PredictionStore::Open(home);
   if (store.ok()) {

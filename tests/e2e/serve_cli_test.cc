@@ -122,6 +122,26 @@ TEST_F(ServeCliTest, ServesPublishedPredictionsSwitchesSnapshotsAndStopsOnSigter
   }
   EXPECT_EQ(served, 2);
 
+  // An execution started over HTTP runs in the background and is described and listed.
+  auto started = c.Request(
+      "POST", "/v1/executions",
+      R"({"definition":{"StartAt":"A","States":{"A":{"Type":"Pass","Result":{"ok":1},"End":true}}},"state_machine":"hello","name":"h1"})",
+      {{"Authorization", auth}});
+  ASSERT_EQ(started.status, 202) << started.body;
+  std::string exec_status;
+  for (int i = 0; i < 200 && exec_status != "SUCCEEDED"; ++i) {
+    auto d = c.Request("GET", "/v1/executions/h1", "", {{"Authorization", auth}});
+    ASSERT_EQ(d.status, 200) << d.body;
+    exec_status = Json::parse(d.body)["status"].get<std::string>();
+    if (exec_status != "SUCCEEDED") std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(exec_status, "SUCCEEDED");
+  auto history = c.Request("GET", "/v1/executions/h1/history", "", {{"Authorization", auth}});
+  ASSERT_EQ(history.status, 200);
+  EXPECT_EQ(Json::parse(history.body)["events"][0]["type"], "ExecutionStarted");
+  auto list = c.Request("GET", "/v1/executions", "", {{"Authorization", auth}});
+  EXPECT_NE(list.body.find("\"h1\""), std::string::npos) << list.body;
+
   // SIGTERM: a clean exit.
   ASSERT_EQ(kill(pid_, SIGTERM), 0);
   int status = 0;

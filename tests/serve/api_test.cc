@@ -5,6 +5,7 @@
 #include <set>
 #include <thread>
 
+#include "engage/flow/store.h"
 #include "engage/ml/registry.h"
 #include "engage/serve/ab.h"
 #include "engage/serve/store.h"
@@ -45,6 +46,16 @@ class ApiTest : public LakeTest {
     ASSERT_OK(registry);
     ASSERT_OK((*registry)->Register("engagement", "{}",
                                     Json{{"metrics", {{"valid", {{"auc", 0.8}}}}}}, {}));
+
+    // One recorded execution of the engagement pipeline.
+    auto executions = flow::ExecutionStore::Open(home_.meta_db(), clock_);
+    ASSERT_OK(executions);
+    flow::CreateExecutionRequest er;
+    er.name = "e1";
+    er.state_machine = "engagement";
+    er.definition = R"({"StartAt":"A","States":{"A":{"Type":"Pass","End":true}}})";
+    er.input = Json::object();
+    ASSERT_OK((*executions)->Create(er));
 
     auto keys = serve::KeyStore::Open(home_.meta_db(), clock_);
     ASSERT_OK(keys);
@@ -108,6 +119,12 @@ class ApiTest : public LakeTest {
         {"PUT", "/v1/models/{name}/split", "/v1/models/engagement/split",
          R"({"arms":[{"name":"a","ref":"1","weight":90},{"name":"b","ref":"1","weight":10}]})"},
         {"DELETE", "/v1/models/{name}/split", "/v1/models/engagement/split"},
+        // The library alone cannot start executions (the CLI's steps do): 501 here; the e2e
+        // test of `engage serve` starts a real one.
+        {"POST", "/v1/executions", "/v1/executions", R"({"pipeline":"engagement"})", 501},
+        {"GET", "/v1/executions", "/v1/executions?limit=5"},
+        {"GET", "/v1/executions/{id}", "/v1/executions/e1"},
+        {"GET", "/v1/executions/{id}/history", "/v1/executions/e1/history"},
         {"GET", "/metrics", "/metrics"},
         {"GET", "/v1/openapi.json", "/v1/openapi.json"},
     };

@@ -15,6 +15,7 @@
 // Thread-safety: Handle, IsBlocking and MetricsText may be called concurrently.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -32,6 +33,9 @@ struct ApiOptions {
   int query_threads = 1;            // DuckDB threads for one POST /v1/query
   int max_batch_ids = 1000;         // POST /v1/predictions:batchGet
   int64_t max_result_rows = 10000;  // rows POST /v1/query returns
+  // Starts an execution (POST /v1/executions) and returns its record; the run goes on in the
+  // background. Unset: 501. The CLI provides it (its steps live there).
+  std::function<Result<Json>(const Json& request)> start_execution;
 };
 
 class Api {
