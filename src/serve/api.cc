@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <charconv>
@@ -17,9 +18,13 @@
 #include <unordered_map>
 #include <vector>
 
+#include "engage/features/features.h"
 #include "engage/flow/store.h"
 #include "engage/lake/lake.h"
+#include "engage/ml/engagement.h"
 #include "engage/ml/registry.h"
+#include "engage/ml/scoring.h"
+#include "engage/ml/xgb.h"
 #include "engage/serve/ab.h"
 #include "engage/serve/store.h"
 #include "engage/sql/query.h"
@@ -169,6 +174,18 @@ struct Api::Impl {
   std::unique_ptr<AuditLog> audit;
   std::unique_ptr<RateLimiter> limiter;
   std::unique_ptr<SplitStore> splits;
+  // POST /v1/score: loaded models by version directory, and the current features.
+  std::mutex models_mu;
+  std::map<std::string, std::shared_ptr<const ml::Model>> models;
+  std::mutex current_mu;
+  struct CurrentFeatures {
+    std::string cutoff;
+    bool btyd = false;
+    int64_t checked_micros = 0;
+    std::shared_ptr<const features::FeatureFrame> frame;
+    std::unordered_map<std::string, int64_t> rows;  // customer id -> row
+  };
+  std::shared_ptr<const CurrentFeatures> current;
   std::mutex executions_mu;
   std::unique_ptr<flow::ExecutionStore> executions;
   std::unique_ptr<ExposureLog> exposures;
@@ -211,6 +228,10 @@ struct Api::Impl {
                             std::string* out);
   Status GetPrediction(Call& c);
   Status GetSplit(Call& c);
+  Status Score(Call& c);
+  // The features of every customer at the latest cutoff, built once per cutoff (checked at most
+  // once a minute).
+  Result<std::shared_ptr<const CurrentFeatures>> Current(bool btyd);
   Status StartExecution(Call& c);
   Status ListExecutions(Call& c);
   Status GetExecution(Call& c, bool history);
@@ -308,6 +329,139 @@ Result<bool> Api::Impl::AppendServed(const serve::Snapshot& snap, const std::str
     exposures->Record(snap.info().model, id, arm->name, version);
   }
   return found;
+}
+
+// The model reference of a score request: body "model", else <served model>@champion.
+static std::string ScoreRef(const Json& body, const std::string& served_model) {
+  if (body.is_object() && body.contains("model") && body["model"].is_string()) {
+    return body["model"].get<std::string>();
+  }
+  return served_model + "@champion";
+}
+
+Result<std::shared_ptr<const Api::Impl::CurrentFeatures>> Api::Impl::Current(bool btyd) {
+  std::lock_guard<std::mutex> lock(current_mu);
+  int64_t now = clock->MonotonicMicros();
+  if (current && current->btyd == btyd && now - current->checked_micros < 60'000'000) {
+    return current;
+  }
+  lake::LakeOptions lo;
+  lo.writer = false;
+  lo.clock = clock;
+  ENGAGE_ASSIGN_OR_RETURN(auto lake, lake::Lake::Open(home, lo));
+  ENGAGE_ASSIGN_OR_RETURN(auto engine, sql::QueryEngine::Open(*lake, options.query_threads));
+  const EngagementConfig& config = lake->config().engagement;
+  features::FeatureBuilder builder(*engine, config);
+  ENGAGE_ASSIGN_OR_RETURN(std::string cutoff, builder.DataEnd());
+  if (current && current->btyd == btyd && current->cutoff == cutoff) {
+    auto refreshed = std::make_shared<CurrentFeatures>(*current);
+    refreshed->checked_micros = now;
+    current = refreshed;
+    return current;
+  }
+  auto fresh = std::make_shared<CurrentFeatures>();
+  fresh->cutoff = cutoff;
+  fresh->btyd = btyd;
+  fresh->checked_micros = now;
+  {
+    std::lock_guard<std::mutex> reg(registry_mu);
+    ml::EngagementTrainer trainer(*engine, *registry, config);
+    ENGAGE_ASSIGN_OR_RETURN(features::FeatureFrame frame, trainer.BuildFeatures({cutoff}, btyd));
+    fresh->frame = std::make_shared<const features::FeatureFrame>(std::move(frame));
+  }
+  for (int64_t r = 0; r < fresh->frame->rows(); ++r) {
+    fresh->rows.emplace(fresh->frame->customer_ids[static_cast<size_t>(r)], r);
+  }
+  current = fresh;
+  return current;
+}
+
+Status Api::Impl::Score(Call& c) {
+  ENGAGE_ASSIGN_OR_RETURN(Json body, ParseBody(c.req));
+  auto snap = CurrentSnapshot();
+  std::string ref = ScoreRef(body, snap ? snap->info().model : std::string("engagement"));
+  ml::ModelVersion mv;
+  {
+    std::lock_guard<std::mutex> lock(registry_mu);
+    ENGAGE_ASSIGN_OR_RETURN(mv, registry->Resolve(ref));
+  }
+  std::shared_ptr<const ml::Model> model;
+  {
+    std::lock_guard<std::mutex> lock(models_mu);
+    auto it = models.find(mv.dir);
+    if (it == models.end()) {
+      ENGAGE_ASSIGN_OR_RETURN(ml::Model m, ml::Model::Load(mv.model_path(), 1));
+      it = models.emplace(mv.dir, std::make_shared<const ml::Model>(std::move(m))).first;
+    }
+    model = it->second;
+  }
+  const std::vector<std::string>& names = model->FeatureNames();
+  ml::DenseMatrix x(1, static_cast<int64_t>(names.size()));
+  Json source;
+  if (body.contains("features")) {
+    if (!body["features"].is_object()) {
+      return InvalidArgumentError("features must be an object of feature name to number");
+    }
+    std::unordered_map<std::string, int64_t> index;
+    for (size_t j = 0; j < names.size(); ++j) index.emplace(names[j], static_cast<int64_t>(j));
+    for (const auto& [name, value] : body["features"].items()) {
+      auto it = index.find(name);
+      if (it == index.end()) {
+        return InvalidArgumentError(fmt::format(
+            "unknown feature '{}': {}@{} has {} features (GET /v1/models/{}/versions lists them)",
+            name, mv.name, mv.version, names.size(), mv.name));
+      }
+      if (value.is_number()) {
+        x.at(0, it->second) = value.get<float>();
+      } else if (!value.is_null()) {
+        return InvalidArgumentError(fmt::format("feature '{}' must be a number or null", name));
+      }
+    }
+    source = "supplied";
+  } else if (body.contains("customer_id") &&
+             (body["customer_id"].is_string() || body["customer_id"].is_number_integer())) {
+    std::string id = body["customer_id"].is_string()
+                         ? body["customer_id"].get<std::string>()
+                         : std::to_string(body["customer_id"].get<int64_t>());
+    bool btyd = std::any_of(names.begin(), names.end(),
+                            [](const std::string& n) { return n.starts_with("btyd_"); });
+    ENGAGE_ASSIGN_OR_RETURN(auto cur, Current(btyd));
+    auto row = cur->rows.find(id);
+    if (row == cur->rows.end()) {
+      return NotFoundError(fmt::format("no events for customer '{}' before {}", id, cur->cutoff));
+    }
+    for (size_t j = 0; j < names.size(); ++j) {
+      int col = cur->frame->Find(names[j]);
+      if (col >= 0) {
+        x.at(0, static_cast<int64_t>(j)) =
+            cur->frame->columns[static_cast<size_t>(col)][static_cast<size_t>(row->second)];
+      }
+    }
+    source = Json{{"customer_id", id}, {"cutoff", cur->cutoff}};
+  } else {
+    return InvalidArgumentError(
+        "send {\"features\": {name: value, ...}} or {\"customer_id\": ID}, and optionally "
+        "\"model\": \"name@alias|version\"");
+  }
+  ENGAGE_ASSIGN_OR_RETURN(std::vector<float> score, model->Predict(x));
+  ENGAGE_ASSIGN_OR_RETURN(ml::ContributionMatrix contribs, model->Contributions(x));
+  ENGAGE_ASSIGN_OR_RETURN(std::vector<ml::Reason> top, ml::TopReasons(contribs.Row(0), names, 3));
+  Json reasons = Json::array();
+  for (const auto& r : top) {
+    reasons.push_back(
+        Json{{"feature", r.feature}, {"contribution", std::round(r.contribution * 1e4) / 1e4}});
+  }
+  lake::LakeOptions lo;
+  lo.writer = false;
+  lo.clock = clock;
+  ENGAGE_ASSIGN_OR_RETURN(auto lake, lake::Lake::Open(home, lo));
+  JsonBody(c.res, Json{{"model", mv.name},
+                       {"model_version", mv.version},
+                       {"score", score[0]},
+                       {"segment", ml::Segment(lake->config().engagement, score[0])},
+                       {"reasons", std::move(reasons)},
+                       {"features", std::move(source)}});
+  return Status::Ok();
 }
 
 Status Api::Impl::StartExecution(Call& c) {
@@ -640,6 +794,24 @@ void Api::Impl::AddRoutes() {
            R"({"type":"object","required":["customer_ids"],"properties":{"customer_ids":{"type":"array","maxItems":1000,"items":{"type":["string","integer"]}},"version":{"type":"integer"}}})",
        .resource = model_resource,
        .handler = [this](Call& c) { return BatchGet(c); }});
+  Add({.method = "POST",
+       .pattern = "/v1/score",
+       .operation_id = "score",
+       .summary = "Score supplied features, or a customer's current features, with a chosen "
+                  "model version (default: <model>@champion); with the top reasons",
+       .action = std::string(actions::kPredictionsScore),
+       .blocking = true,
+       .request_schema =
+           R"({"type":"object","properties":{"model":{"type":"string"},"features":{"type":"object"},"customer_id":{"type":["string","integer"]}}})",
+       .resource =
+           [this](const Call& c) {
+             auto j = ParseJson(c.req.body, "body");
+             auto snap = CurrentSnapshot();
+             std::string ref = ScoreRef(j.ok() ? *j : Json(),
+                                        snap ? snap->info().model : std::string("engagement"));
+             return "model/" + ref.substr(0, ref.find('@'));
+           },
+       .handler = [this](Call& c) { return Score(c); }});
   Add({.method = "POST",
        .pattern = "/v1/query",
        .operation_id = "runQuery",

@@ -7,6 +7,7 @@
 
 #include "engage/flow/store.h"
 #include "engage/ml/registry.h"
+#include "engage/ml/xgb.h"
 #include "engage/serve/ab.h"
 #include "engage/serve/store.h"
 #include "engage/sql/query.h"
@@ -44,7 +45,23 @@ class ApiTest : public LakeTest {
     }
     auto registry = ml::ModelRegistry::Open(home_, clock_);
     ASSERT_OK(registry);
-    ASSERT_OK((*registry)->Register("engagement", "{}",
+    // A small real model on two features, registered as engagement version 1.
+    ml::TrainData d;
+    d.x = ml::DenseMatrix(200, 2);
+    d.feature_names = {"recency_days", "orders_90d"};
+    for (int64_t r = 0; r < 200; ++r) {
+      d.x.at(r, 0) = static_cast<float>(r % 50);
+      d.x.at(r, 1) = static_cast<float>(r % 7);
+      d.labels.push_back(r % 50 < 20 ? 1.0f : 0.0f);
+    }
+    ml::TrainParams params;
+    params.num_boost_round = 5;
+    params.nthread = 1;
+    auto model = ml::Train(d, nullptr, params);
+    ASSERT_OK(model);
+    auto text = model->ToJsonText();
+    ASSERT_OK(text);
+    ASSERT_OK((*registry)->Register("engagement", *text,
                                     Json{{"metrics", {{"valid", {{"auc", 0.8}}}}}}, {}));
 
     // One recorded execution of the engagement pipeline.
@@ -109,6 +126,8 @@ class ApiTest : public LakeTest {
         {"GET", "/v1/customers/{id}/prediction", "/v1/customers/7/prediction"},
         {"POST", "/v1/predictions:batchGet", "/v1/predictions:batchGet",
          R"({"customer_ids":["1",2,"nobody"]})"},
+        {"POST", "/v1/score", "/v1/score",
+         R"({"model":"engagement@1","features":{"recency_days":3,"orders_90d":null}})"},
         {"POST", "/v1/query", "/v1/query", R"j({"sql":"SELECT count(*) AS n FROM predictions"})j"},
         {"GET", "/v1/models", "/v1/models"},
         {"GET", "/v1/models/{name}/versions", "/v1/models/engagement/versions"},
@@ -207,6 +226,35 @@ TEST_F(ApiTest, PredictionsAndBatchGetBodies) {
   EXPECT_EQ(Call({"POST", "", "/v1/predictions:batchGet", many}, admin_).status, 400);
   EXPECT_EQ(Call({"POST", "", "/v1/predictions:batchGet", "not json"}, admin_).status, 400);
   EXPECT_EQ(Call({"POST", "", "/v1/predictions:batchGet", "[]"}, admin_).status, 400);
+}
+
+TEST_F(ApiTest, ScoresSuppliedFeaturesWithReasons) {
+  StartServer();
+  auto low =
+      Call({"POST", "", "/v1/score", R"({"model":"engagement@1","features":{"recency_days":45}})"},
+           admin_);
+  ASSERT_EQ(low.status, 200) << low.body;
+  auto high =
+      Call({"POST", "", "/v1/score", R"({"model":"engagement@1","features":{"recency_days":3}})"},
+           admin_);
+  ASSERT_EQ(high.status, 200) << high.body;
+  Json l = Json::parse(low.body), h = Json::parse(high.body);
+  EXPECT_EQ(h["model_version"], 1);
+  EXPECT_GT(h["score"].get<double>(), l["score"].get<double>());
+  EXPECT_EQ(h["reasons"][0]["feature"], "recency_days");
+  EXPECT_EQ(h["features"], "supplied");
+  // The default model is <served model>@champion: none yet.
+  EXPECT_EQ(Call({"POST", "", "/v1/score", R"({"features":{}})"}, admin_).status, 404);
+  auto unknown =
+      Call({"POST", "", "/v1/score", R"({"model":"engagement@1","features":{"nope":1}})"}, admin_);
+  EXPECT_EQ(unknown.status, 400);
+  EXPECT_NE(unknown.body.find("unknown feature 'nope'"), std::string::npos);
+  EXPECT_EQ(Call({"POST", "", "/v1/score", R"({"model":"engagement@1"})"}, admin_).status, 400);
+  // A customer's current features need events: none here.
+  auto current =
+      Call({"POST", "", "/v1/score", R"({"model":"engagement@1","customer_id":"3"})"}, admin_);
+  EXPECT_GE(current.status, 400) << current.body;
+  EXPECT_LT(current.status, 500) << current.body;
 }
 
 TEST_F(ApiTest, UnknownRoutesAndMethods) {
