@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <spdlog/spdlog.h>
@@ -16,6 +17,16 @@
 
 namespace engage::serve {
 namespace {
+
+// SHA-256 of `data` into `out`. The algorithm is fetched once: the one-shot SHA256() looks it up
+// on every call, a measurable share of an authenticated request.
+void Sha256(std::string_view data, unsigned char* out) {
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  unsigned int len = 0;
+  if (md == nullptr || EVP_Digest(data.data(), data.size(), out, &len, md, nullptr) != 1) {
+    SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), out);
+  }
+}
 
 // Both tables live in meta.db; times are microseconds since the Unix epoch (UTC).
 constexpr const char* kSchema = R"sql(
@@ -639,7 +650,7 @@ Result<Principal> KeyStore::Authenticate(std::string_view token) {
   std::shared_ptr<const Snapshot> snap = snapshot_.load();
   // Hash before looking up, so unknown ids and wrong secrets take the same time.
   std::array<unsigned char, SHA256_DIGEST_LENGTH> hash{};
-  SHA256(reinterpret_cast<const unsigned char*>(secret.data()), secret.size(), hash.data());
+  Sha256(secret, hash.data());
   auto it = snap->keys.find(id);
   if (it == snap->keys.end() ||
       CRYPTO_memcmp(hash.data(), it->second.hash.data(), hash.size()) != 0) {

@@ -129,7 +129,36 @@ Result<SnapshotInfo> SnapshotInfo::FromJson(const Json& j) {
 struct Snapshot::Env {
   MDB_env* env = nullptr;
   std::unordered_map<int64_t, MDB_dbi> dbis;
+  // Read transactions kept reset between lookups: beginning one allocates per-database state,
+  // renewing a reset one does not.
+  std::mutex pool_mu;
+  std::vector<MDB_txn*> pool;
+
+  Result<MDB_txn*> Take() {
+    MDB_txn* txn = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(pool_mu);
+      if (!pool.empty()) {
+        txn = pool.back();
+        pool.pop_back();
+      }
+    }
+    if (txn != nullptr) {
+      int rc = mdb_txn_renew(txn);
+      if (rc == 0) return txn;
+      mdb_txn_abort(txn);
+    }
+    int rc = mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn);
+    if (rc != 0) return LmdbError(rc, "txn_begin");
+    return txn;
+  }
+  void Give(MDB_txn* txn) {
+    mdb_txn_reset(txn);
+    std::lock_guard<std::mutex> lock(pool_mu);
+    pool.push_back(txn);
+  }
   ~Env() {
+    for (MDB_txn* t : pool) mdb_txn_abort(t);
     if (env != nullptr) mdb_env_close(env);
   }
 };
@@ -145,7 +174,8 @@ Result<std::shared_ptr<Snapshot>> Snapshot::Open(const std::string& dir) {
   s->env_ = std::make_unique<Env>();
   int rc = mdb_env_create(&s->env_->env);
   if (rc != 0) return LmdbError(rc, "env_create");
-  mdb_env_set_maxdbs(s->env_->env, 1024);
+  // Few databases (one per version): a read transaction's set-up grows with this number.
+  mdb_env_set_maxdbs(s->env_->env, static_cast<MDB_dbi>(s->info_.versions.size() + 1));
   // Snapshots never change once published: no lock file, no reader table, no read-ahead (random
   // lookups), transactions not tied to threads.
   rc = mdb_env_open(s->env_->env, dir.c_str(), MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS | MDB_NORDAHEAD,
@@ -178,24 +208,20 @@ Result<bool> Snapshot::AppendJson(std::string_view customer_id, int64_t version,
                                      version == 0 ? info_.default_version : version));
   }
   MDB_dbi dbi = env_->dbis.at(pv->version);
-  MDB_txn* txn = nullptr;
-  int rc = mdb_txn_begin(env_->env, nullptr, MDB_RDONLY, &txn);
-  if (rc != 0) return LmdbError(rc, "txn_begin");
+  ENGAGE_ASSIGN_OR_RETURN(MDB_txn * txn, env_->Take());
+  struct Release {
+    Env* env;
+    MDB_txn* txn;
+    ~Release() { env->Give(txn); }
+  } release{env_.get(), txn};
   MDB_val key{customer_id.size(), const_cast<char*>(customer_id.data())};
   MDB_val val;
-  rc = mdb_get(txn, dbi, &key, &val);
-  if (rc == MDB_NOTFOUND) {
-    mdb_txn_abort(txn);
-    return false;
-  }
-  if (rc != 0) {
-    mdb_txn_abort(txn);
-    return LmdbError(rc, "get");
-  }
+  int rc = mdb_get(txn, dbi, &key, &val);
+  if (rc == MDB_NOTFOUND) return false;
+  if (rc != 0) return LmdbError(rc, "get");
   const char* p = static_cast<const char*>(val.mv_data);
   if (val.mv_size < kHeaderBytes ||
       val.mv_size != kHeaderBytes + kReasonBytes * static_cast<unsigned char>(p[1])) {
-    mdb_txn_abort(txn);
     return DataLossError(fmt::format("damaged record for customer '{}'", customer_id));
   }
   auto segment = static_cast<unsigned char>(p[0]);
@@ -230,7 +256,6 @@ Result<bool> Snapshot::AppendJson(std::string_view customer_id, int64_t version,
   out->append("\",\"scored_at\":\"");
   out->append(pv->scored_at);
   out->append("\"}");
-  mdb_txn_abort(txn);
   return true;
 }
 
@@ -374,9 +399,62 @@ Status EncodeReasons(const std::string& text, std::string_view customer,
   return Status::Ok();
 }
 
-float FloatOrNaN(lake::DuckResult& r, int col, int64_t row) {
-  return r.IsNull(col, row) ? NAN : static_cast<float>(r.Double(col, row));
-}
+// A query's result read chunk by chunk as DuckDB produces it, so memory stays bounded however
+// many rows there are (duckdb_query would materialise them all).
+class StreamingQuery {
+ public:
+  ~StreamingQuery() {
+    if (chunk_ != nullptr) duckdb_destroy_data_chunk(&chunk_);
+    if (has_result_) duckdb_destroy_result(&result_);
+    if (pending_ != nullptr) duckdb_destroy_pending(&pending_);
+    if (stmt_ != nullptr) duckdb_destroy_prepare(&stmt_);
+  }
+  Status Start(lake::DuckConn& conn, const std::string& sql) {
+    if (duckdb_prepare(conn.raw(), sql.c_str(), &stmt_) != DuckDBSuccess) {
+      return InvalidArgumentError(duckdb_prepare_error(stmt_));
+    }
+    if (duckdb_pending_prepared_streaming(stmt_, &pending_) != DuckDBSuccess) {
+      return InvalidArgumentError(duckdb_pending_error(pending_));
+    }
+    has_result_ = true;
+    if (duckdb_execute_pending(pending_, &result_) != DuckDBSuccess) {
+      return InvalidArgumentError(duckdb_result_error(&result_));
+    }
+    return Status::Ok();
+  }
+  // The next chunk (owned by this object until the next call), or null at the end.
+  duckdb_data_chunk Next() {
+    if (chunk_ != nullptr) duckdb_destroy_data_chunk(&chunk_);
+    chunk_ = duckdb_fetch_chunk(result_);
+    return chunk_;
+  }
+  // Set when the stream ended on an error rather than at the end of the rows.
+  std::optional<std::string> Error() {
+    const char* e = duckdb_result_error(&result_);
+    return e != nullptr ? std::optional<std::string>(e) : std::nullopt;
+  }
+
+ private:
+  duckdb_prepared_statement stmt_ = nullptr;
+  duckdb_pending_result pending_ = nullptr;
+  duckdb_result result_{};
+  bool has_result_ = false;
+  duckdb_data_chunk chunk_ = nullptr;
+};
+
+// One column of a chunk.
+struct Column {
+  void* data;
+  uint64_t* validity;
+  bool Valid(idx_t row) const {
+    return validity == nullptr || duckdb_validity_row_is_valid(validity, row);
+  }
+  std::string_view Text(idx_t row) const {
+    auto* v = static_cast<duckdb_string_t*>(data) + row;
+    return {duckdb_string_t_data(v), duckdb_string_t_length(*v)};
+  }
+  double Double(idx_t row) const { return static_cast<double*>(data)[row]; }
+};
 
 Status WriteVersion(lake::DuckConn& conn, const std::string& source, const std::string& model,
                     int64_t version, Writer* w, PublishedVersion* out) {
@@ -385,7 +463,8 @@ Status WriteVersion(lake::DuckConn& conn, const std::string& source, const std::
   ENGAGE_ASSIGN_OR_RETURN(
       lake::DuckResult latest,
       conn.Query(fmt::format("SELECT strftime(max(scored_at), '%Y-%m-%dT%H:%M:%S.%fZ'), "
-                             "max(scored_at)::VARCHAR FROM {} WHERE {}",
+                             "max(scored_at)::VARCHAR, arg_max(cutoff, scored_at)::VARCHAR FROM "
+                             "{} WHERE {}",
                              source, where)));
   if (latest.RowCount() == 0 || latest.IsNull(0, 0)) {
     return NotFoundError(fmt::format(
@@ -395,41 +474,55 @@ Status WriteVersion(lake::DuckConn& conn, const std::string& source, const std::
   }
   out->version = version;
   out->scored_at = latest.Str(0, 0).value_or("");
+  out->cutoff = latest.Str(2, 0).value_or("");
   std::string at = latest.Str(1, 0).value_or("");
-  ENGAGE_ASSIGN_OR_RETURN(
-      lake::DuckResult rows,
-      conn.Query(fmt::format(
-          "SELECT customer_id, segment, score, p_alive, expected_transactions, clv, reasons, "
-          "cutoff::VARCHAR FROM {} WHERE {} AND scored_at = TIMESTAMP {} ORDER BY customer_id",
-          source, where, lake::SqlQuote(at))));
+  StreamingQuery rows;
+  ENGAGE_RETURN_IF_ERROR(rows.Start(
+      conn, fmt::format("SELECT CAST(customer_id AS VARCHAR), CAST(segment AS VARCHAR), "
+                        "CAST(score AS DOUBLE), CAST(p_alive AS DOUBLE), "
+                        "CAST(expected_transactions AS DOUBLE), CAST(clv AS DOUBLE), "
+                        "CAST(reasons AS VARCHAR) FROM {} WHERE {} AND scored_at = TIMESTAMP {} "
+                        "ORDER BY 1",
+                        source, where, lake::SqlQuote(at))));
   ENGAGE_RETURN_IF_ERROR(w->Begin(version));
   std::unordered_map<std::string, uint8_t> segments;
   std::unordered_map<std::string, uint16_t> features;
   std::string rec;
-  for (int64_t i = 0, n = rows.RowCount(); i < n; ++i) {
-    std::string id = rows.Str(0, i).value_or("");
-    std::string segment = rows.Str(1, i).value_or("");
-    auto seg = segments.find(segment);
-    if (seg == segments.end()) {
-      if (segments.size() >= 255) {
-        return InvalidArgumentError(fmt::format("version {} has more than 255 segments", version));
+  while (duckdb_data_chunk chunk = rows.Next()) {
+    idx_t n = duckdb_data_chunk_get_size(chunk);
+    if (n == 0) break;
+    Column cols[7];
+    for (idx_t c = 0; c < 7; ++c) {
+      duckdb_vector v = duckdb_data_chunk_get_vector(chunk, c);
+      cols[c] = {duckdb_vector_get_data(v), duckdb_vector_get_validity(v)};
+    }
+    for (idx_t i = 0; i < n; ++i) {
+      std::string_view id = cols[0].Valid(i) ? cols[0].Text(i) : std::string_view();
+      std::string segment(cols[1].Valid(i) ? cols[1].Text(i) : std::string_view());
+      auto seg = segments.find(segment);
+      if (seg == segments.end()) {
+        if (segments.size() >= 255) {
+          return InvalidArgumentError(
+              fmt::format("version {} has more than 255 segments", version));
+        }
+        seg = segments.emplace(segment, static_cast<uint8_t>(out->segments.size())).first;
+        out->segments.push_back(segment);
       }
-      seg = segments.emplace(segment, static_cast<uint8_t>(out->segments.size())).first;
-      out->segments.push_back(segment);
+      rec.assign(2, '\0');
+      rec[0] = static_cast<char>(seg->second);
+      for (int c = 2; c <= 5; ++c) {
+        float v = cols[c].Valid(i) ? static_cast<float>(cols[c].Double(i)) : NAN;
+        rec.append(reinterpret_cast<const char*>(&v), sizeof v);
+      }
+      if (cols[6].Valid(i)) {
+        ENGAGE_RETURN_IF_ERROR(
+            EncodeReasons(std::string(cols[6].Text(i)), id, &features, &out->features, &rec));
+      }
+      ENGAGE_RETURN_IF_ERROR(w->Put(id, rec));
+      ++out->customers;
     }
-    rec.assign(2, '\0');
-    rec[0] = static_cast<char>(seg->second);
-    for (int col = 2; col <= 5; ++col) {
-      float v = FloatOrNaN(rows, col, i);
-      rec.append(reinterpret_cast<const char*>(&v), sizeof v);
-    }
-    if (!rows.IsNull(6, i)) {
-      ENGAGE_RETURN_IF_ERROR(EncodeReasons(*rows.Str(6, i), id, &features, &out->features, &rec));
-    }
-    if (i == 0) out->cutoff = rows.Str(7, i).value_or("");
-    ENGAGE_RETURN_IF_ERROR(w->Put(id, rec));
-    ++out->customers;
   }
+  if (auto e = rows.Error()) return InternalError(fmt::format("reading predictions: {}", *e));
   return w->Commit(false);
 }
 
