@@ -30,6 +30,7 @@ bench:
 	@bench/flow/run.sh
 	@bench/ml/run.sh
 	@bench/features/run.sh
+	@bench/serve/run.sh
 
 format:
 	@git ls-files '*.cc' '*.h' | xargs clang-format -i
