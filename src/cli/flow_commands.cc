@@ -267,14 +267,13 @@ Result<Runtime> MakeRuntime(const GlobalOptions& g, const std::string& machine,
   return rt;
 }
 
-Status RunExecution(flow::ExecutionStore& store, const flow::StateMachine& sm,
-                    const flow::ExecutionRecord& rec, const flow::RedrivePoint* redrive,
-                    Runtime& rt, bool json) {
+// The engine's options for running `rec` with the runtime's steps, history into `sink`.
+flow::EngineOptions ExecutionOptions(Runtime& rt, const flow::ExecutionRecord& rec,
+                                     flow::EventSink* sink) {
   const Config& cfg = rt.config;
-  auto sink = store.Sink(rec.id);
   flow::EngineOptions options;
   options.tasks = rt.tasks.get();
-  options.events = sink.get();
+  options.events = sink;
   options.cancel = &g_cancel;
   options.sleep = CancellableSleep;
   options.region = cfg.flow.region;
@@ -285,6 +284,14 @@ Status RunExecution(flow::ExecutionStore& store, const flow::StateMachine& sm,
   // Map iterations that run tasks go side by side, except under mocks (whose answers are
   // numbered per invocation, so they need a fixed order).
   options.map_threads = rt.tasks->has_mocks() ? 1 : 40;
+  return options;
+}
+
+Status RunExecution(flow::ExecutionStore& store, const flow::StateMachine& sm,
+                    const flow::ExecutionRecord& rec, const flow::RedrivePoint* redrive,
+                    Runtime& rt, bool json) {
+  auto sink = store.Sink(rec.id);
+  flow::EngineOptions options = ExecutionOptions(rt, rec, sink.get());
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
   flow::Engine engine(options);
@@ -353,19 +360,7 @@ Result<Json> StartExecutionInBackground(const GlobalOptions& g, const Json& requ
   std::shared_ptr<const flow::StateMachine> machine_ptr = def.machine;
   std::thread([shared_store, shared_rt, machine_ptr, rec] {
     auto sink = shared_store->Sink(rec.id);
-    const Config& cfg = shared_rt->config;
-    flow::EngineOptions options;
-    options.tasks = shared_rt->tasks.get();
-    options.events = sink.get();
-    options.cancel = &g_cancel;
-    options.sleep = CancellableSleep;
-    options.region = cfg.flow.region;
-    options.account = cfg.flow.account;
-    options.state_machine_name = rec.state_machine;
-    options.role_arn = fmt::format("arn:aws:iam::{}:role/engage-local", cfg.flow.account);
-    ConfigureObjectStore(options, cfg, shared_rt->home);
-    options.map_threads = 40;
-    flow::Engine engine(options);
+    flow::Engine engine(ExecutionOptions(*shared_rt, rec, sink.get()));
     flow::ExecutionResult r = engine.Run(*machine_ptr, rec.input, rec.name);
     Status s = shared_store->Finish(rec.id, r);
     if (!s.ok()) spdlog::error("execution {}: {}", rec.name, s.ToString());

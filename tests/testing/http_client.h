@@ -27,15 +27,10 @@ class HttpClient {
                      const std::map<std::string, std::string>& headers = {}) {
     namespace http = boost::beast::http;
     HttpResult out;
-    boost::beast::error_code ec;
-    if (!stream_.socket().is_open()) {
-      stream_.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"),
-                                                     static_cast<uint16_t>(port_)),
-                      ec);
-      if (ec) {
-        out.error = ec.message();
-        return out;
-      }
+    boost::beast::error_code ec = Connect();
+    if (ec) {
+      out.error = ec.message();
+      return out;
     }
     http::request<http::string_body> req(http::string_to_verb(method), target, 11);
     req.set(http::field::host, "127.0.0.1");
@@ -71,12 +66,7 @@ class HttpClient {
   HttpResult Raw(const std::string& bytes) {
     namespace http = boost::beast::http;
     HttpResult out;
-    boost::beast::error_code ec;
-    if (!stream_.socket().is_open()) {
-      stream_.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"),
-                                                     static_cast<uint16_t>(port_)),
-                      ec);
-    }
+    boost::beast::error_code ec = Connect();
     if (!ec) boost::asio::write(stream_.socket(), boost::asio::buffer(bytes), ec);
     if (!ec) {
       http::response<http::string_body> res;
@@ -98,6 +88,17 @@ class HttpClient {
   }
 
  private:
+  // Opens the connection unless it is open.
+  boost::beast::error_code Connect() {
+    boost::beast::error_code ec;
+    if (!stream_.socket().is_open()) {
+      stream_.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"),
+                                                     static_cast<uint16_t>(port_)),
+                      ec);
+    }
+    return ec;
+  }
+
   int port_;
   boost::asio::io_context ioc_;
   boost::beast::tcp_stream stream_{ioc_};
