@@ -679,20 +679,20 @@ Status Api::Impl::ListModels(Call& c) {
   std::lock_guard<std::mutex> lock(registry_mu);
   ENGAGE_ASSIGN_OR_RETURN(auto versions, registry->List(""));
   // One entry per model the key may see: its versions, newest first.
-  std::map<std::string, Json> models;
+  std::map<std::string, Json> visible;
   for (const auto& v : versions) {
     if (!c.principal->Evaluate(actions::kModelsList, "model/" + v.name).allowed()) continue;
-    Json& m = models[v.name];
+    Json& m = visible[v.name];
     if (m.is_null()) m = Json{{"name", v.name}, {"aliases", Json::object()}, {"versions", 0}};
     m["versions"] = m["versions"].get<int64_t>() + 1;
     if (!m.contains("latest_version")) m["latest_version"] = v.version;
     for (const auto& a : v.aliases) m["aliases"][a] = v.version;
   }
-  if (models.empty() && !versions.empty()) {
+  if (visible.empty() && !versions.empty()) {
     return PermissionDeniedError(fmt::format("key {} may not list any model", c.principal->key_id));
   }
   Json out = Json::array();
-  for (auto& [name, m] : models) out.push_back(std::move(m));
+  for (auto& [name, m] : visible) out.push_back(std::move(m));
   JsonBody(c.res, Json{{"models", std::move(out)}});
   return Status::Ok();
 }

@@ -76,7 +76,7 @@ class ApiTest : public LakeTest {
 
     auto keys = serve::KeyStore::Open(home_.meta_db(), clock_);
     ASSERT_OK(keys);
-    auto policy = [](const std::string& text) { return *serve::Policy::Parse(text); };
+    auto policy = [](const std::string& doc) { return *serve::Policy::Parse(doc); };
     auto admin = (*keys)->Create(
         "admin", policy(R"({"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]})"));
     ASSERT_OK(admin);
