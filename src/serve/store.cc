@@ -19,8 +19,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr int64_t kCommitEvery = 500000;      // records per LMDB write transaction
-constexpr size_t kMapSize = size_t{1} << 40;  // address space only: the file grows as written
+constexpr int64_t kCommitEvery = 500000;  // records per LMDB write transaction
+// The LMDB map is address space, not disk (the file grows as written): sized generously from
+// the rows to publish (a record takes about 60 bytes with LMDB's overhead).
+constexpr size_t kMapBytesPerRow = 512;
+constexpr size_t kMinMapBytes = size_t{256} << 20;
 constexpr size_t kHeaderBytes = 2 + 4 * sizeof(float);  // segment, reasons, 4 floats
 constexpr size_t kReasonBytes = sizeof(uint16_t) + sizeof(float);
 constexpr size_t kMaxReasons = 255;
@@ -312,11 +315,11 @@ class Writer {
     if (txn_ != nullptr) mdb_txn_abort(txn_);
     if (env_ != nullptr) mdb_env_close(env_);
   }
-  Status Open(const std::string& dir) {
+  Status Open(const std::string& dir, size_t map_bytes) {
     int rc = mdb_env_create(&env_);
     if (rc != 0) return LmdbError(rc, "env_create");
     mdb_env_set_maxdbs(env_, 1024);
-    mdb_env_set_mapsize(env_, kMapSize);
+    mdb_env_set_mapsize(env_, map_bytes);
     // No syncs while writing: the snapshot is invisible until it is synced and renamed.
     rc = mdb_env_open(env_, dir.c_str(), MDB_NOSYNC | MDB_NOMETASYNC | MDB_NOLOCK, 0644);
     if (rc != 0) return LmdbError(rc, fmt::format("open '{}'", dir));
@@ -588,10 +591,22 @@ Result<PublishReport> Publish(lake::Lake& lake, const PublishOptions& options, c
   if (ec) {
     return PermissionDeniedError(fmt::format("cannot create '{}': {}", staging, ec.message()));
   }
+  // Rows of the latest scoring run of each version: the map size.
+  std::string listed;
+  for (int64_t v : versions) listed += (listed.empty() ? "" : ", ") + std::to_string(v);
+  ENGAGE_ASSIGN_OR_RETURN(
+      lake::DuckResult count,
+      conn.Query(fmt::format(
+          "SELECT count(*) FROM {src} p JOIN (SELECT model_version AS v, max(scored_at) AS at "
+          "FROM {src} WHERE model = {m} GROUP BY 1) l ON p.model_version = l.v AND p.scored_at = "
+          "l.at WHERE p.model = {m} AND p.model_version IN ({listed})",
+          fmt::arg("src", source), fmt::arg("m", lake::SqlQuote(options.model)),
+          fmt::arg("listed", listed))));
+  size_t map_bytes = std::max(kMinMapBytes, static_cast<size_t>(count.Int(0, 0)) * kMapBytesPerRow);
   int64_t records = 0;
   {
     Writer w;
-    Status s = w.Open(staging);
+    Status s = w.Open(staging, map_bytes);
     for (size_t i = 0; s.ok() && i < versions.size(); ++i) {
       if (std::find(versions.begin(), versions.begin() + static_cast<long>(i), versions[i]) !=
           versions.begin() + static_cast<long>(i)) {
