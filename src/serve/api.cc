@@ -237,6 +237,8 @@ struct Api::Impl {
   Status GetExecution(Call& c, bool history);
   Status PutSplit(Call& c);
   Status DeleteSplit(Call& c);
+  // The Prometheus text of GET /metrics.
+  std::string Metrics();
   Status BatchGet(Call& c);
   Status Query(Call& c);
   Status ListModels(Call& c);
@@ -944,6 +946,7 @@ void Api::Impl::AddRoutes() {
        .resource = any,
        .handler = [this](Call& c) {
          c.res.content_type = "text/plain; version=0.0.4";
+         c.res.body = Metrics();
          return Status::Ok();
        }});
   Add({.method = "GET",
@@ -1130,7 +1133,6 @@ void Api::Handle(const HttpRequest& req, HttpResponse& res) {
     } catch (const std::exception& e) {
       outcome = InternalError(e.what());
     }
-    if (outcome.ok() && r->operation_id == "metrics") res.body = MetricsText();
     if (!outcome.ok() && outcome.code() == StatusCode::kPermissionDenied) {
       s.Audit(req, c.principal, *r, resource, false, outcome, 403, Json::object());
     } else if (r->write) {
@@ -1142,8 +1144,10 @@ void Api::Handle(const HttpRequest& req, HttpResponse& res) {
   r->metrics->Record(res.status, s.clock->MonotonicMicros() - t0);
 }
 
-std::string Api::MetricsText() const {
-  const Impl& s = *impl_;
+std::string Api::MetricsText() const { return impl_->Metrics(); }
+
+std::string Api::Impl::Metrics() {
+  const Impl& s = *this;
   std::string out;
   auto line = [&out](std::string_view text) {
     out.append(text);
@@ -1183,7 +1187,7 @@ std::string Api::MetricsText() const {
     out += fmt::format("engage_http_request_duration_seconds_count{{route=\"{}\"}} {}\n", route,
                        m.count.load(std::memory_order_relaxed));
   }
-  auto snap = const_cast<Impl&>(s).CurrentSnapshot();
+  auto snap = CurrentSnapshot();
   line("# HELP engage_store_bytes Size of the published prediction snapshot on disk.");
   line("# TYPE engage_store_bytes gauge");
   out += fmt::format("engage_store_bytes {}\n", snap ? snap->info().bytes : 0);

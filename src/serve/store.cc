@@ -274,7 +274,9 @@ std::shared_ptr<const Snapshot> PredictionStore::Current() const {
   return current_;
 }
 
-Result<bool> PredictionStore::Refresh(int attempt) {
+Result<bool> PredictionStore::Refresh() { return RefreshAttempt(0); }
+
+Result<bool> PredictionStore::RefreshAttempt(int attempt) {
   auto text = PosixFileSystem().ReadFile(CurrentFile(home_));
   if (!text.ok()) {
     if (text.status().code() == StatusCode::kNotFound) {
@@ -294,7 +296,7 @@ Result<bool> PredictionStore::Refresh(int attempt) {
   if (!snap.ok() && snap.status().code() == StatusCode::kNotFound) {
     // Publishes in quick succession may remove a snapshot between reading CURRENT and opening
     // it: CURRENT then names a newer one.
-    if (++attempt < 5) return Refresh(attempt);
+    if (++attempt < 5) return RefreshAttempt(attempt);
   }
   if (!snap.ok()) return snap.status();
   std::lock_guard<std::mutex> lock(mu_);

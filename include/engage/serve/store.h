@@ -100,10 +100,12 @@ class PredictionStore {
   // The snapshot to answer from; keep the pointer for the whole request.
   std::shared_ptr<const Snapshot> Current() const;
   // Switches to the snapshot CURRENT names if it changed; true when it switched.
-  Result<bool> Refresh(int attempt = 0);
+  Result<bool> Refresh();
 
  private:
   explicit PredictionStore(HomePaths home) : home_(std::move(home)) {}
+  // Refresh, retried when publishes in quick succession removed the snapshot CURRENT named.
+  Result<bool> RefreshAttempt(int attempt);
   HomePaths home_;
   mutable std::mutex mu_;
   std::shared_ptr<const Snapshot> current_;
