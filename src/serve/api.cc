@@ -39,18 +39,31 @@ constexpr std::array<double, 15> kBuckets = {
 constexpr std::array<int, 14> kStatuses = {200, 400, 401, 403, 404, 405, 409,
                                            412, 413, 429, 500, 501, 503, 504};
 
+// Request counts and latencies of one route. Striped: each thread adds to its own stripe (its
+// own cache lines), so event loops on different cores do not contend; reads sum the stripes.
 struct RouteMetrics {
-  std::array<std::atomic<int64_t>, kStatuses.size() + 1> by_status{};
-  std::array<std::atomic<int64_t>, kBuckets.size() + 1> buckets{};  // last: +Inf
-  std::atomic<int64_t> count{0};
-  std::atomic<int64_t> micros_sum{0};
+  static constexpr size_t kStripes = 8;
+  struct alignas(64) Stripe {
+    std::array<std::atomic<int64_t>, kStatuses.size() + 1> by_status{};
+    std::array<std::atomic<int64_t>, kBuckets.size() + 1> buckets{};  // last: +Inf
+    std::atomic<int64_t> count{0};
+    std::atomic<int64_t> micros_sum{0};
+  };
+  std::array<Stripe, kStripes> stripes;
+
+  static size_t ThisThreadStripe() {
+    static std::atomic<size_t> next{0};
+    thread_local size_t stripe = next.fetch_add(1, std::memory_order_relaxed) % kStripes;
+    return stripe;
+  }
 
   void Record(int status, int64_t micros) {
+    Stripe& st = stripes[ThisThreadStripe()];
     size_t s = kStatuses.size();
     for (size_t i = 0; i < kStatuses.size(); ++i) {
       if (kStatuses[i] == status) s = i;
     }
-    by_status[s].fetch_add(1, std::memory_order_relaxed);
+    st.by_status[s].fetch_add(1, std::memory_order_relaxed);
     double seconds = static_cast<double>(micros) / 1e6;
     size_t b = kBuckets.size();
     for (size_t i = 0; i < kBuckets.size(); ++i) {
@@ -59,9 +72,29 @@ struct RouteMetrics {
         break;
       }
     }
-    buckets[b].fetch_add(1, std::memory_order_relaxed);
-    count.fetch_add(1, std::memory_order_relaxed);
-    micros_sum.fetch_add(micros, std::memory_order_relaxed);
+    st.buckets[b].fetch_add(1, std::memory_order_relaxed);
+    st.count.fetch_add(1, std::memory_order_relaxed);
+    st.micros_sum.fetch_add(micros, std::memory_order_relaxed);
+  }
+
+  // The sum over the stripes of one counter.
+  template <typename Field>
+  int64_t Sum(Field field) const {
+    int64_t total = 0;
+    for (const Stripe& st : stripes) total += field(st).load(std::memory_order_relaxed);
+    return total;
+  }
+  int64_t ByStatus(size_t i) const {
+    return Sum([i](const Stripe& st) -> const std::atomic<int64_t>& { return st.by_status[i]; });
+  }
+  int64_t Bucket(size_t i) const {
+    return Sum([i](const Stripe& st) -> const std::atomic<int64_t>& { return st.buckets[i]; });
+  }
+  int64_t Count() const {
+    return Sum([](const Stripe& st) -> const std::atomic<int64_t>& { return st.count; });
+  }
+  int64_t MicrosSum() const {
+    return Sum([](const Stripe& st) -> const std::atomic<int64_t>& { return st.micros_sum; });
   }
 };
 
@@ -168,8 +201,9 @@ struct Api::Impl {
   HomePaths home;
   ApiOptions options;
   const Clock* clock = nullptr;
-  std::unique_ptr<PredictionStore> store;  // null until something is published
-  std::mutex store_mu;                     // guards creating `store`
+  std::unique_ptr<PredictionStore> store;              // null until something is published
+  std::mutex store_mu;                                 // guards creating `store`
+  std::atomic<PredictionStore*> store_ready{nullptr};  // `store`, once it exists
   std::unique_ptr<KeyStore> keys;
   std::unique_ptr<AuditLog> audit;
   std::unique_ptr<RateLimiter> limiter;
@@ -196,6 +230,12 @@ struct Api::Impl {
   const HttpServerStats* server_stats = nullptr;
   Json openapi;
 
+  // The snapshot for the prediction lookups (the hot path: see CurrentOnThisThread); null
+  // before anything is published.
+  const serve::Snapshot* LookupSnapshot() const {
+    PredictionStore* st = store_ready.load(std::memory_order_acquire);
+    return st != nullptr ? st->CurrentOnThisThread().get() : nullptr;
+  }
   std::shared_ptr<const serve::Snapshot> CurrentSnapshot() {
     std::lock_guard<std::mutex> lock(store_mu);
     return store ? store->Current() : nullptr;
@@ -567,7 +607,7 @@ Status Api::Impl::DeleteSplit(Call& c) {
 }
 
 Status Api::Impl::GetPrediction(Call& c) {
-  auto snap = CurrentSnapshot();
+  const serve::Snapshot* snap = LookupSnapshot();
   if (!snap) return UnavailableError("no predictions published yet: run `engage publish`");
   int64_t version = 0;
   std::string_view v = QueryParam(c.req.query, "version");
@@ -588,7 +628,7 @@ Status Api::Impl::GetPrediction(Call& c) {
 }
 
 Status Api::Impl::BatchGet(Call& c) {
-  auto snap = CurrentSnapshot();
+  const serve::Snapshot* snap = LookupSnapshot();
   if (!snap) return UnavailableError("no predictions published yet: run `engage publish`");
   ENGAGE_ASSIGN_OR_RETURN(Json body, ParseBody(c.req));
   if (!body.contains("customer_ids") || !body["customer_ids"].is_array()) {
@@ -1036,6 +1076,7 @@ Result<std::unique_ptr<Api>> Api::Open(const HomePaths& home, ApiOptions options
   auto store = PredictionStore::Open(home);
   if (store.ok()) {
     impl->store = std::move(*store);
+    impl->store_ready.store(impl->store.get(), std::memory_order_release);
   } else if (store.status().code() != StatusCode::kNotFound) {
     return store.status();
   }
@@ -1059,7 +1100,10 @@ void Api::Refresh() {
   auto store = PredictionStore::Open(s.home);
   if (!store.ok()) return;  // still nothing published
   std::lock_guard<std::mutex> lock(s.store_mu);
-  if (!s.store) s.store = std::move(*store);
+  if (!s.store) {
+    s.store = std::move(*store);
+    s.store_ready.store(s.store.get(), std::memory_order_release);
+  }
 }
 
 void Api::SetServerStats(const HttpServerStats* stats) { impl_->server_stats = stats; }
@@ -1157,7 +1201,7 @@ std::string Api::Impl::Metrics() {
   line("# TYPE engage_http_requests_total counter");
   auto requests = [&](std::string_view route, const RouteMetrics& m) {
     for (size_t i = 0; i <= kStatuses.size(); ++i) {
-      int64_t n = m.by_status[i].load(std::memory_order_relaxed);
+      int64_t n = m.ByStatus(i);
       if (n == 0) continue;
       std::string code = i < kStatuses.size() ? std::to_string(kStatuses[i]) : "other";
       out += fmt::format("engage_http_requests_total{{route=\"{}\",code=\"{}\"}} {}\n", route, code,
@@ -1173,19 +1217,19 @@ std::string Api::Impl::Metrics() {
     std::string route = r.method + " " + r.pattern;
     int64_t cumulative = 0;
     for (size_t i = 0; i < kBuckets.size(); ++i) {
-      cumulative += m.buckets[i].load(std::memory_order_relaxed);
+      cumulative += m.Bucket(i);
       out +=
           fmt::format("engage_http_request_duration_seconds_bucket{{route=\"{}\",le=\"{}\"}} {}\n",
                       route, kBuckets[i], cumulative);
     }
-    cumulative += m.buckets[kBuckets.size()].load(std::memory_order_relaxed);
+    cumulative += m.Bucket(kBuckets.size());
     out +=
         fmt::format("engage_http_request_duration_seconds_bucket{{route=\"{}\",le=\"+Inf\"}} {}\n",
                     route, cumulative);
     out += fmt::format("engage_http_request_duration_seconds_sum{{route=\"{}\"}} {}\n", route,
-                       static_cast<double>(m.micros_sum.load(std::memory_order_relaxed)) / 1e6);
+                       static_cast<double>(m.MicrosSum()) / 1e6);
     out += fmt::format("engage_http_request_duration_seconds_count{{route=\"{}\"}} {}\n", route,
-                       m.count.load(std::memory_order_relaxed));
+                       m.Count());
   }
   auto snap = CurrentSnapshot();
   line("# HELP engage_store_bytes Size of the published prediction snapshot on disk.");

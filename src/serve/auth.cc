@@ -437,7 +437,12 @@ struct KeyStore::Snapshot {
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
   std::unordered_map<std::string, Entry, Hash, std::equal_to<>> keys;
+  uint64_t generation = 0;  // unique across stores and reloads
 };
+
+namespace {
+std::atomic<uint64_t> next_key_generation{1};
+}  // namespace
 
 KeyStore::KeyStore(SqliteDb db, const Clock& clock, KeyStoreOptions options)
     : clock_(clock), options_(options), db_(std::move(db)) {}
@@ -505,7 +510,10 @@ Status KeyStore::ReloadLocked() {
     e.usage = prev ? prev->usage : std::make_shared<KeyUsage>();
     next->keys.emplace(std::move(id), std::move(e));
   }
+  next->generation = next_key_generation.fetch_add(1, std::memory_order_relaxed);
+  uint64_t generation = next->generation;
   snapshot_.store(std::move(next));
+  generation_.store(generation, std::memory_order_release);
   return Status::Ok();
 }
 
@@ -647,26 +655,61 @@ Result<Principal> KeyStore::Authenticate(std::string_view token) {
         fmt::format("malformed API key: expected 'Authorization: Bearer {}'", kTokenShape));
   }
   MaybeRefresh();
-  std::shared_ptr<const Snapshot> snap = snapshot_.load();
-  // Hash before looking up, so unknown ids and wrong secrets take the same time.
-  std::array<unsigned char, SHA256_DIGEST_LENGTH> hash{};
-  Sha256(secret, hash.data());
-  auto it = snap->keys.find(id);
-  if (it == snap->keys.end() ||
-      CRYPTO_memcmp(hash.data(), it->second.hash.data(), hash.size()) != 0) {
-    return UnauthenticatedError(fmt::format("invalid API key {}{}_...", kTokenPrefix, id));
+  // Tokens this thread verified against the current keys are not hashed again: a few of them,
+  // compared in constant time, forgotten when the keys are reloaded.
+  struct Verified {
+    uint64_t generation = 0;
+    std::string token;
+    std::shared_ptr<const Snapshot> snapshot;  // keeps `id` and `entry` alive
+    const std::string* id = nullptr;
+    const Entry* entry = nullptr;
+  };
+  thread_local std::array<Verified, 4> verified;
+  thread_local size_t next_slot = 0;
+  uint64_t generation = generation_.load(std::memory_order_acquire);
+  const std::string* key_id = nullptr;
+  const Entry* entry = nullptr;
+  std::shared_ptr<const Snapshot> snap;  // on a miss: keeps `key_id` and `entry` alive
+  for (const Verified& v : verified) {
+    if (v.generation == generation && v.token.size() == token.size() &&
+        CRYPTO_memcmp(v.token.data(), token.data(), token.size()) == 0) {
+      key_id = v.id;
+      entry = v.entry;
+      break;
+    }
   }
-  const Entry& e = it->second;
+  if (entry == nullptr) {
+    snap = snapshot_.load();
+    // Hash before looking up, so unknown ids and wrong secrets take the same time.
+    std::array<unsigned char, SHA256_DIGEST_LENGTH> hash{};
+    Sha256(secret, hash.data());
+    auto it = snap->keys.find(id);
+    if (it == snap->keys.end() ||
+        CRYPTO_memcmp(hash.data(), it->second.hash.data(), hash.size()) != 0) {
+      return UnauthenticatedError(fmt::format("invalid API key {}{}_...", kTokenPrefix, id));
+    }
+    key_id = &it->first;
+    entry = &it->second;
+    if (snap->generation == generation) {
+      Verified& slot = verified[next_slot++ % verified.size()];
+      slot.generation = generation;
+      slot.token.assign(token);
+      slot.id = key_id;
+      slot.entry = entry;
+      slot.snapshot = snap;
+    }
+  }
+  const Entry& e = *entry;
   if (e.revoked_micros) {
-    return UnauthenticatedError(fmt::format("API key {} ('{}') was revoked at {}", it->first,
-                                            e.name, FormatIsoUtc(*e.revoked_micros)));
+    return UnauthenticatedError(fmt::format("API key {} ('{}') was revoked at {}", *key_id, e.name,
+                                            FormatIsoUtc(*e.revoked_micros)));
   }
   // Note the use, at most once a second per key so busy keys do not share a hot cache line.
   int64_t now = clock_.NowMicros();
   if (now - e.usage->last_used_micros.load(std::memory_order_relaxed) >= 1000000) {
     e.usage->last_used_micros.store(now, std::memory_order_relaxed);
   }
-  return Principal{it->first, e.name, e.policy};
+  return Principal{*key_id, e.name, e.policy};
 }
 
 Status KeyStore::SaveLastUsed() {

@@ -4,15 +4,21 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
-#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/basic_parser.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/status.hpp>
+#include <charconv>
 #include <chrono>
+#include <ctime>
+#include <limits>
 #include <list>
 #include <mutex>
 #include <optional>
@@ -33,11 +39,36 @@ std::string_view Std(beast::string_view s) { return {s.data(), s.size()}; }
 beast::string_view Beast(std::string_view s) { return {s.data(), s.size()}; }
 }  // namespace
 
-std::string_view HttpRequest::Header(std::string_view name) const {
-  for (const auto& [k, v] : headers) {
-    if (beast::iequals(Beast(k), Beast(name))) return v;
+void HeaderList::Add(std::string_view name, std::string_view value) {
+  Span s;
+  s.name_at = static_cast<uint32_t>(bytes_.size());
+  s.name_size = static_cast<uint32_t>(name.size());
+  bytes_.append(name);
+  s.value_at = static_cast<uint32_t>(bytes_.size());
+  s.value_size = static_cast<uint32_t>(value.size());
+  bytes_.append(value);
+  spans_.push_back(s);
+}
+
+std::string_view HeaderList::Find(std::string_view name) const {
+  std::string_view all = bytes_;
+  for (const Span& s : spans_) {
+    if (beast::iequals(Beast(all.substr(s.name_at, s.name_size)), Beast(name))) {
+      return all.substr(s.value_at, s.value_size);
+    }
   }
   return {};
+}
+
+void HttpRequest::Clear() {
+  method.clear();
+  path.clear();
+  query.clear();
+  body.clear();
+  authorization.clear();
+  content_type.clear();
+  version = 11;
+  headers.Clear();
 }
 
 std::string_view HttpReason(int status) {
@@ -48,14 +79,48 @@ namespace {
 
 using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
+constexpr size_t kReadChunk = 16 * 1024;
+constexpr int kSweepMillis = 250;               // how often deadlines are checked
+constexpr int kDrainSweepMillis = 10;           // ... while stopping
+constexpr int kLingerMillis = 2000;             // reading what a refused client still sends
+constexpr size_t kMaxPipelinedOut = 64 * 1024;  // answers buffered before writing
+constexpr int64_t kNoDeadline = std::numeric_limits<int64_t>::max();
+
+int64_t SteadyMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 class Session;
 
 struct Worker {
   asio::io_context ioc{1};
   std::optional<tcp::acceptor> acceptor;
-  asio::steady_timer drain_check{ioc};
-  std::chrono::steady_clock::time_point drain_deadline;
-  std::list<std::weak_ptr<Session>> sessions;  // touched only on this worker's thread
+  asio::steady_timer sweep{ioc};
+  bool draining = false;
+  int64_t drain_deadline_ms = 0;
+  // Touched only on this worker's thread.
+  std::list<std::weak_ptr<Session>> sessions;
+  int64_t now_ms = SteadyMillis();  // as of the last sweep
+  std::time_t date_second = -1;
+  std::string date_header;  // "Date: Wed, 02 Dec 2026 12:36:47 GMT\r\n"
+
+  // Updates the coarse clock and the Date header.
+  void Tick() {
+    now_ms = SteadyMillis();
+    std::time_t t = std::time(nullptr);
+    if (t == date_second) return;
+    date_second = t;
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                              "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    date_header = fmt::format("Date: {}, {:02} {} {} {:02}:{:02}:{:02} GMT\r\n", kDays[tm.tm_wday],
+                              tm.tm_mday, kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour,
+                              tm.tm_min, tm.tm_sec);
+  }
 };
 
 }  // namespace
@@ -73,170 +138,331 @@ struct HttpServer::Impl {
 
   void Accept(Worker& w);
   void StopWorker(Worker& w);
-  void CheckDrained(Worker& w);
+  void Sweep(Worker& w);
 };
 
 namespace {
 
-void Respond(HttpResponse& res, int status, std::string_view code, std::string_view message) {
+void ErrorResponse(HttpResponse& res, int status, std::string_view code, std::string_view message) {
   res.status = status;
   res.content_type = "application/json";
+  res.headers.clear();
   res.body = fmt::format(R"({{"error":{{"code":"{}","message":"{}"}}}})", code, message);
 }
 
+// Beast's HTTP/1.1 request parser (validation, Content-Length and chunked bodies, limits),
+// writing straight into a reused HttpRequest.
+class RequestParser final : public http::basic_parser<true> {
+ public:
+  explicit RequestParser(HttpRequest& req) : req_(req) {}
+  bool expect_continue() const { return expect_continue_; }
+
+ private:
+  void on_request_impl(http::verb, beast::string_view method, beast::string_view target,
+                       int version, beast::error_code&) override {
+    req_.method.assign(method.data(), method.size());
+    std::string_view t = Std(target);
+    size_t q = t.find('?');
+    req_.path.assign(t.substr(0, q));
+    if (q != std::string_view::npos) req_.query.assign(t.substr(q + 1));
+    req_.version = version;
+  }
+  void on_response_impl(int, beast::string_view, int, beast::error_code&) override {}
+  void on_field_impl(http::field f, beast::string_view name, beast::string_view value,
+                     beast::error_code&) override {
+    if (f == http::field::authorization) {
+      req_.authorization.assign(value.data(), value.size());
+    } else if (f == http::field::content_type) {
+      req_.content_type.assign(value.data(), value.size());
+    } else if (f == http::field::expect && beast::iequals(value, "100-continue")) {
+      expect_continue_ = true;
+    }
+    req_.headers.Add(Std(name), Std(value));
+  }
+  void on_header_impl(beast::error_code&) override {}
+  // The parser has checked a declared length against the body limit already.
+  void on_body_init_impl(const boost::optional<std::uint64_t>& length,
+                         beast::error_code&) override {
+    if (length) req_.body.reserve(static_cast<size_t>(*length));
+  }
+  size_t on_body_impl(beast::string_view body, beast::error_code&) override {
+    req_.body.append(body.data(), body.size());
+    return body.size();
+  }
+  void on_chunk_header_impl(std::uint64_t, beast::string_view, beast::error_code&) override {}
+  size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, beast::error_code&) override {
+    req_.body.append(body.data(), body.size());
+    return body.size();
+  }
+  void on_finish_impl(beast::error_code&) override {}
+
+  HttpRequest& req_;
+  bool expect_continue_ = false;
+};
+
+void AppendNumber(std::string& out, uint64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, end);
+}
+
+// One connection. Every member is touched on its worker's thread only, except `req_` and
+// `res_` while a blocking handler runs on the pool (the connection waits for it meanwhile).
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, HttpServer::Impl& srv) : stream_(std::move(socket)), srv_(srv) {
+  Session(tcp::socket socket, HttpServer::Impl& srv, Worker& w)
+      : socket_(std::move(socket)),
+        in_(srv.opts.max_header_bytes + 2 * kReadChunk),
+        srv_(srv),
+        w_(w) {
     beast::error_code ec;
-    auto ep = stream_.socket().remote_endpoint(ec);
-    if (!ec) remote_ = fmt::format("{}:{}", ep.address().to_string(), ep.port());
-    stream_.socket().set_option(tcp::no_delay(true), ec);
+    auto ep = socket_.remote_endpoint(ec);
+    if (!ec) req_.remote = fmt::format("{}:{}", ep.address().to_string(), ep.port());
+    socket_.set_option(tcp::no_delay(true), ec);
   }
   ~Session() { srv_.stats.connections_open.fetch_sub(1, std::memory_order_relaxed); }
 
-  void Start() { DoRead(); }
+  void Start() { Read(); }
+
+  // Refuses the connection: 503 and close (too many connections).
+  void Refuse() {
+    ErrorResponse(res_, 503, "UNAVAILABLE", "too many connections; retry later");
+    res_.headers.emplace_back("Retry-After", "1");
+    AppendResponse(false);
+    Flush();
+  }
 
   // On stop: a connection waiting for its next request is closed now; one with a request in
   // flight closes after answering it.
   void StopIfIdle() {
-    if (idle_) {
-      beast::error_code ec;
-      stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-      stream_.socket().close(ec);
-    }
+    if (state_ == State::kReading && !MidRequest()) Close();
   }
 
-  // Refuses the connection: 503 and close (too many connections).
-  void Refuse() {
-    HttpResponse r;
-    Respond(r, 503, "UNAVAILABLE", "too many connections; retry later");
-    r.headers.emplace_back("Retry-After", "1");
-    Write(std::move(r), false);
+  // Closes the connection if its deadline has passed (a slow or idle client, a stuck write).
+  void Expire(int64_t now_ms) {
+    if (deadline_ms_ > now_ms) return;
+    if (state_ == State::kReading && MidRequest()) {
+      srv_.stats.rejected_bad_request.fetch_add(1, std::memory_order_relaxed);
+    }
+    Close();
   }
 
  private:
-  void DoRead() {
-    if (srv_.stopping.load(std::memory_order_relaxed)) return Close();
-    parser_.emplace();
+  enum class State { kReading, kHandling, kWriting, kLingering, kClosed };
+
+  bool MidRequest() const { return in_.size() > 0 || (parser_ && parser_->got_some()); }
+
+  void Read() {
+    state_ = State::kReading;
+    if (!MidRequest()) {
+      if (srv_.stopping.load(std::memory_order_relaxed)) return Close();
+      deadline_ms_ = w_.now_ms + srv_.opts.idle_timeout_ms;
+      request_deadline_set_ = false;
+    } else if (!request_deadline_set_) {
+      deadline_ms_ = w_.now_ms + srv_.opts.request_timeout_ms;
+      request_deadline_set_ = true;
+    }
+    socket_.async_read_some(
+        in_.prepare(kReadChunk),
+        [self = shared_from_this()](beast::error_code ec, size_t n) { self->OnRead(ec, n); });
+  }
+
+  void OnRead(beast::error_code ec, size_t n) {
+    if (ec) return Close();
+    in_.commit(n);
+    Process();
+  }
+
+  void BeginRequest() {
+    req_.Clear();
+    parser_.emplace(req_);
     parser_->header_limit(static_cast<uint32_t>(srv_.opts.max_header_bytes));
     parser_->body_limit(srv_.opts.max_body_bytes);
-    idle_ = buffer_.size() == 0;
-    stream_.expires_after(std::chrono::milliseconds(idle_ ? srv_.opts.idle_timeout_ms
-                                                          : srv_.opts.request_timeout_ms));
-    http::async_read(stream_, buffer_, *parser_,
-                     beast::bind_front_handler(&Session::OnRead, shared_from_this()));
+    parser_->eager(true);
+    continue_sent_ = false;
   }
 
-  void OnRead(beast::error_code ec, size_t) {
-    idle_ = false;
-    if (ec) {
-      if (ec == http::error::end_of_stream || ec == asio::error::operation_aborted ||
-          ec == asio::error::connection_reset || ec == asio::error::eof ||
-          ec == beast::error::timeout) {
-        return Close();
+  // Parses and answers the requests the buffer holds, then writes the answers or reads on.
+  void Process() {
+    state_ = State::kReading;
+    while (true) {
+      if (!parser_) BeginRequest();
+      if (in_.size() == 0) break;
+      beast::error_code ec;
+      size_t used = parser_->put(in_.data(), ec);
+      in_.consume(used);
+      if (ec == http::error::need_more) break;
+      if (ec) {
+        BadRequest(ec);
+        break;
       }
-      srv_.stats.rejected_bad_request.fetch_add(1, std::memory_order_relaxed);
-      HttpResponse r;
-      if (ec == http::error::body_limit) {
-        Respond(r, 413, "PAYLOAD_TOO_LARGE",
-                fmt::format("the request body exceeds {} bytes", srv_.opts.max_body_bytes));
-      } else if (ec == http::error::header_limit) {
-        Respond(r, 413, "PAYLOAD_TOO_LARGE",
-                fmt::format("the request headers exceed {} bytes", srv_.opts.max_header_bytes));
+      if (!parser_->is_done()) {
+        if (parser_->is_header_done() && parser_->expect_continue() && !continue_sent_) {
+          out_.append("HTTP/1.1 100 Continue\r\n\r\n");
+          continue_sent_ = true;
+        }
+        if (used == 0) break;
+        continue;
+      }
+      bool keep_alive = parser_->keep_alive();
+      parser_.reset();
+      srv_.stats.requests_total.fetch_add(1, std::memory_order_relaxed);
+      if (srv_.is_blocking && srv_.is_blocking(req_)) {
+        if (srv_.stats.blocking_queued.load(std::memory_order_relaxed) >=
+            srv_.opts.max_blocking_queue) {
+          srv_.stats.rejected_overload.fetch_add(1, std::memory_order_relaxed);
+          ErrorResponse(res_, 503, "UNAVAILABLE", "the server is busy; retry later");
+          res_.headers.emplace_back("Retry-After", "1");
+          AppendResponse(keep_alive);
+        } else {
+          return HandleOnPool(keep_alive);
+        }
       } else {
-        Respond(r, 400, "INVALID_ARGUMENT",
-                fmt::format("malformed HTTP request: {}", ec.message()));
+        Handle();
+        AppendResponse(keep_alive);
       }
-      return Write(std::move(r), false);
+      if (close_after_write_ || out_.size() >= kMaxPipelinedOut) break;
     }
-    srv_.stats.requests_total.fetch_add(1, std::memory_order_relaxed);
-    auto& msg = parser_->get();
-    auto req = std::make_shared<HttpRequest>();
-    req->method = std::string(Std(msg.method_string()));
-    std::string_view target = Std(msg.target());
-    size_t q = target.find('?');
-    req->path = std::string(target.substr(0, q));
-    if (q != std::string_view::npos) req->query = std::string(target.substr(q + 1));
-    for (const auto& f : msg) {
-      std::string_view name = Std(f.name_string());
-      if (f.name() == http::field::authorization) {
-        req->authorization = std::string(Std(f.value()));
-      } else if (f.name() == http::field::content_type) {
-        req->content_type = std::string(Std(f.value()));
-      }
-      req->headers.emplace_back(std::string(name), std::string(Std(f.value())));
-    }
-    req->body = std::move(msg.body());
-    req->remote = remote_;
-    bool keep_alive = msg.keep_alive();
+    if (!out_.empty()) return Flush();
+    Read();
+  }
 
-    if (srv_.is_blocking && srv_.is_blocking(*req)) {
-      if (srv_.stats.blocking_queued.load(std::memory_order_relaxed) >=
-          srv_.opts.max_blocking_queue) {
-        srv_.stats.rejected_overload.fetch_add(1, std::memory_order_relaxed);
-        HttpResponse r;
-        Respond(r, 503, "UNAVAILABLE", "the server is busy; retry later");
-        r.headers.emplace_back("Retry-After", "1");
-        return Write(std::move(r), keep_alive);
-      }
-      srv_.stats.blocking_queued.fetch_add(1, std::memory_order_relaxed);
-      asio::post(*srv_.pool, [self = shared_from_this(), req, keep_alive] {
-        auto res = std::make_shared<HttpResponse>();
-        self->Handle(*req, *res);
-        self->srv_.stats.blocking_queued.fetch_sub(1, std::memory_order_relaxed);
-        asio::post(self->stream_.get_executor(),
-                   [self, res, keep_alive] { self->Write(std::move(*res), keep_alive); });
+  void BadRequest(const beast::error_code& ec) {
+    srv_.stats.rejected_bad_request.fetch_add(1, std::memory_order_relaxed);
+    parser_.reset();
+    if (ec == http::error::body_limit) {
+      ErrorResponse(res_, 413, "PAYLOAD_TOO_LARGE",
+                    fmt::format("the request body exceeds {} bytes", srv_.opts.max_body_bytes));
+    } else if (ec == http::error::header_limit) {
+      ErrorResponse(res_, 413, "PAYLOAD_TOO_LARGE",
+                    fmt::format("the request headers exceed {} bytes", srv_.opts.max_header_bytes));
+    } else {
+      ErrorResponse(res_, 400, "INVALID_ARGUMENT",
+                    fmt::format("malformed HTTP request: {}", ec.message()));
+    }
+    AppendResponse(false);
+  }
+
+  void HandleOnPool(bool keep_alive) {
+    state_ = State::kHandling;
+    deadline_ms_ = kNoDeadline;  // the handler may take long; the connection waits
+    srv_.stats.blocking_queued.fetch_add(1, std::memory_order_relaxed);
+    asio::post(*srv_.pool, [self = shared_from_this(), keep_alive] {
+      self->Handle();
+      self->srv_.stats.blocking_queued.fetch_sub(1, std::memory_order_relaxed);
+      asio::post(self->socket_.get_executor(), [self, keep_alive] {
+        self->AppendResponse(keep_alive);
+        self->Flush();
       });
-      return;
-    }
-    HttpResponse res;
-    Handle(*req, res);
-    Write(std::move(res), keep_alive);
+    });
   }
 
-  void Handle(const HttpRequest& req, HttpResponse& res) {
+  void Handle() {
+    res_.status = 200;
+    res_.content_type.assign("application/json");
+    res_.body.clear();
+    res_.headers.clear();
     try {
-      srv_.handler(req, res);
+      srv_.handler(req_, res_);
     } catch (const std::exception& e) {
-      res = HttpResponse();
-      Respond(res, 500, "INTERNAL", "internal error");
-      spdlog::error("handler for {} {} threw: {}", req.method, req.path, e.what());
+      ErrorResponse(res_, 500, "INTERNAL", "internal error");
+      spdlog::error("handler for {} {} threw: {}", req_.method, req_.path, e.what());
     }
   }
 
-  void Write(HttpResponse&& r, bool keep_alive) {
-    res_ = {};
-    res_.version(11);
-    res_.result(static_cast<unsigned>(r.status));
-    res_.set(http::field::server, srv_.opts.server_name);
-    res_.set(http::field::content_type, r.content_type);
-    for (auto& [k, v] : r.headers) res_.set(k, v);
-    res_.body() = std::move(r.body);
-    res_.keep_alive(keep_alive && !srv_.stopping.load(std::memory_order_relaxed));
-    res_.prepare_payload();
-    stream_.expires_after(std::chrono::milliseconds(srv_.opts.request_timeout_ms));
-    http::async_write(stream_, res_,
-                      beast::bind_front_handler(&Session::OnWrite, shared_from_this()));
+  // Serialises res_ onto out_.
+  void AppendResponse(bool keep_alive) {
+    keep_alive = keep_alive && !srv_.stopping.load(std::memory_order_relaxed);
+    if (!keep_alive) close_after_write_ = true;
+    int status = res_.status;
+    out_.append("HTTP/1.1 ");
+    AppendNumber(out_, static_cast<uint64_t>(status));
+    out_.push_back(' ');
+    out_.append(HttpReason(status));
+    out_.append("\r\nServer: ");
+    out_.append(srv_.opts.server_name);
+    out_.append("\r\n");
+    out_.append(w_.date_header);
+    bool no_body = status == 204 || status == 304 || (status >= 100 && status < 200);
+    if (!res_.content_type.empty() && !no_body) {
+      out_.append("Content-Type: ");
+      out_.append(res_.content_type);
+      out_.append("\r\n");
+    }
+    if (!no_body) {
+      out_.append("Content-Length: ");
+      AppendNumber(out_, res_.body.size());
+      out_.append("\r\n");
+    }
+    for (const auto& [name, value] : res_.headers) {
+      out_.append(name);
+      out_.append(": ");
+      out_.append(value);
+      out_.append("\r\n");
+    }
+    if (!keep_alive) {
+      out_.append("Connection: close\r\n");
+    } else if (req_.version == 10) {
+      out_.append("Connection: keep-alive\r\n");
+    }
+    out_.append("\r\n");
+    if (!no_body && req_.method != "HEAD") out_.append(res_.body);
   }
 
-  void OnWrite(beast::error_code ec, size_t) {
-    if (ec || !res_.keep_alive()) return Close();
-    DoRead();
+  void Flush() {
+    state_ = State::kWriting;
+    deadline_ms_ = w_.now_ms + srv_.opts.request_timeout_ms;
+    asio::async_write(
+        socket_, asio::buffer(out_),
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnWrite(ec); });
+  }
+
+  void OnWrite(beast::error_code ec) {
+    out_.clear();
+    if (ec) return Close();
+    if (close_after_write_) return Linger();
+    Process();
+  }
+
+  // Closes after an answer with Connection: close: stops sending, then reads and drops what
+  // the client still sends until it closes (or for a while), so that closing with unread input
+  // does not reset the connection before the client has read the answer.
+  void Linger() {
+    beast::error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) return Close();
+    state_ = State::kLingering;
+    deadline_ms_ = w_.now_ms + kLingerMillis;
+    in_.clear();
+    socket_.async_read_some(in_.prepare(kReadChunk),
+                            [self = shared_from_this()](beast::error_code read_ec, size_t) {
+                              if (read_ec) return self->Close();
+                              self->Linger();
+                            });
   }
 
   void Close() {
+    if (state_ == State::kClosed) return;
+    state_ = State::kClosed;
+    deadline_ms_ = kNoDeadline;
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.socket().close(ec);
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
   }
 
-  beast::tcp_stream stream_;
-  beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
-  http::response<http::string_body> res_;
+  tcp::socket socket_;
+  beast::flat_buffer in_;
+  std::optional<RequestParser> parser_;
+  HttpRequest req_;
+  HttpResponse res_;
+  std::string out_;
   HttpServer::Impl& srv_;
-  std::string remote_;
-  bool idle_ = true;
+  Worker& w_;
+  State state_ = State::kReading;
+  int64_t deadline_ms_ = kNoDeadline;
+  bool request_deadline_set_ = false;
+  bool continue_sent_ = false;
+  bool close_after_write_ = false;
 };
 
 }  // namespace
@@ -254,13 +480,12 @@ void HttpServer::Impl::Accept(Worker& w) {
     }
     stats.connections_total.fetch_add(1, std::memory_order_relaxed);
     int64_t open = stats.connections_open.fetch_add(1, std::memory_order_relaxed) + 1;
-    auto session = std::make_shared<Session>(std::move(socket), *this);
+    auto session = std::make_shared<Session>(std::move(socket), *this, w);
+    w.sessions.push_back(session);
     if (open > opts.max_connections) {
       stats.rejected_overload.fetch_add(1, std::memory_order_relaxed);
       session->Refuse();
     } else {
-      w.sessions.remove_if([](const std::weak_ptr<Session>& s) { return s.expired(); });
-      w.sessions.push_back(session);
       session->Start();
     }
     Accept(w);
@@ -270,25 +495,32 @@ void HttpServer::Impl::Accept(Worker& w) {
 void HttpServer::Impl::StopWorker(Worker& w) {
   beast::error_code ec;
   if (w.acceptor) w.acceptor->close(ec);
+  w.draining = true;
+  w.drain_deadline_ms = SteadyMillis() + opts.drain_timeout_ms;
   for (auto& weak : w.sessions) {
     if (auto sp = weak.lock()) sp->StopIfIdle();
   }
-  w.drain_deadline =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(opts.drain_timeout_ms);
-  CheckDrained(w);
 }
 
-// Stops the worker's loop once its connections are gone (answered and closed), or at the
-// drain deadline.
-void HttpServer::Impl::CheckDrained(Worker& w) {
-  bool busy = false;
-  for (auto& weak : w.sessions) busy = busy || !weak.expired();
-  if (!busy || std::chrono::steady_clock::now() >= w.drain_deadline) {
+// Every kSweepMillis: closes the connections past their deadline, forgets the closed ones, and
+// once stopping, stops the worker's loop when its connections are gone (answered and closed)
+// or at the drain deadline.
+void HttpServer::Impl::Sweep(Worker& w) {
+  w.Tick();
+  for (auto it = w.sessions.begin(); it != w.sessions.end();) {
+    if (auto sp = it->lock()) {
+      sp->Expire(w.now_ms);
+      ++it;
+    } else {
+      it = w.sessions.erase(it);
+    }
+  }
+  if (w.draining && (w.sessions.empty() || w.now_ms >= w.drain_deadline_ms)) {
     w.ioc.stop();
     return;
   }
-  w.drain_check.expires_after(std::chrono::milliseconds(10));
-  w.drain_check.async_wait([this, &w](beast::error_code) { CheckDrained(w); });
+  w.sweep.expires_after(std::chrono::milliseconds(w.draining ? kDrainSweepMillis : kSweepMillis));
+  w.sweep.async_wait([this, &w](beast::error_code) { Sweep(w); });
 }
 
 HttpServer::HttpServer(HttpServerOptions options, HttpHandler handler,
@@ -350,7 +582,10 @@ Status HttpServer::Start() {
   }
   s.port = port;
   s.pool = std::make_unique<asio::thread_pool>(std::max(1, s.opts.blocking_threads));
-  for (auto& w : s.workers) s.Accept(*w);
+  for (auto& w : s.workers) {
+    s.Accept(*w);
+    s.Sweep(*w);
+  }
   return Status::Ok();
 }
 

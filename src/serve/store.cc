@@ -269,9 +269,30 @@ Result<std::unique_ptr<PredictionStore>> PredictionStore::Open(const HomePaths& 
   return store;
 }
 
+namespace {
+// Store generations: never reused, so a thread's copy of one store's snapshot can never pass
+// for another's.
+std::atomic<uint64_t> next_generation{1};
+uint64_t NextGeneration() { return next_generation.fetch_add(1, std::memory_order_relaxed); }
+}  // namespace
+
+PredictionStore::PredictionStore(HomePaths home)
+    : home_(std::move(home)), generation_(NextGeneration()) {}
+
 std::shared_ptr<const Snapshot> PredictionStore::Current() const {
   std::lock_guard<std::mutex> lock(mu_);
   return current_;
+}
+
+const std::shared_ptr<const Snapshot>& PredictionStore::CurrentOnThisThread() const {
+  thread_local uint64_t seen_generation = 0;
+  thread_local std::shared_ptr<const Snapshot> snapshot;
+  uint64_t generation = generation_.load(std::memory_order_acquire);
+  if (generation != seen_generation) {
+    snapshot = Current();
+    seen_generation = generation;
+  }
+  return snapshot;
 }
 
 Result<bool> PredictionStore::Refresh() { return RefreshAttempt(0); }
@@ -302,6 +323,7 @@ Result<bool> PredictionStore::RefreshAttempt(int attempt) {
   std::lock_guard<std::mutex> lock(mu_);
   current_ = std::move(*snap);
   current_id_ = id;
+  generation_.store(NextGeneration(), std::memory_order_release);
   return true;
 }
 

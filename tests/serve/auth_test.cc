@@ -291,6 +291,25 @@ TEST_F(KeyStoreTest, BadTokensAreUnauthenticated) {
   expect_unauthenticated(k->token, "was revoked");
 }
 
+// Authenticate remembers the tokens a thread verified (no SHA-256 per request): that memory
+// must never accept a different secret nor outlive a revoke.
+TEST_F(KeyStoreTest, ARememberedTokenIsForgottenOnRevokeAndNeverMatchesAnother) {
+  auto store = Open();
+  ASSERT_OK(store);
+  auto k = (*store)->Create("crm-sync", MustParse(kReadPredictions));
+  ASSERT_OK(k);
+  auto& s = **store;
+  for (int i = 0; i < 3; ++i) ASSERT_OK(s.Authenticate("Bearer " + k->token));
+  std::string wrong = k->token;
+  wrong.back() = wrong.back() == '0' ? '1' : '0';
+  EXPECT_STATUS_CODE(s.Authenticate(wrong), StatusCode::kUnauthenticated);
+  ASSERT_OK(s.Authenticate(k->token));
+  ASSERT_OK(s.Revoke(k->key.id));
+  auto after = s.Authenticate(k->token);
+  ASSERT_FALSE(after.ok());
+  EXPECT_NE(after.status().message().find("was revoked"), std::string::npos);
+}
+
 TEST_F(KeyStoreTest, RevokeIsIdempotentAndUnknownIdsAreNotFound) {
   auto store = Open();
   ASSERT_OK(store);

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
 #include <chrono>
 #include <future>
 #include <thread>
@@ -14,6 +16,63 @@ namespace {
 
 using serve::HttpRequest;
 using serve::HttpResponse;
+
+// A plain socket to the server, for what HttpClient does not do: pipelining, partial requests,
+// interim responses, HTTP/1.0.
+class RawConnection {
+ public:
+  explicit RawConnection(int port) {
+    socket_.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"),
+                                                   static_cast<uint16_t>(port)));
+  }
+  void Send(const std::string& bytes) { boost::asio::write(socket_, boost::asio::buffer(bytes)); }
+  // Reads one response; status 0 and `error` set when the connection ended first.
+  // `head`: the answer to a HEAD request (no body follows its header).
+  HttpResult Read(bool head = false) {
+    namespace http = boost::beast::http;
+    HttpResult out;
+    http::response_parser<http::string_body> parser;
+    parser.skip(head);
+    boost::beast::error_code ec;
+    http::read(socket_, buffer_, parser, ec);
+    if (ec) {
+      out.error = ec.message();
+      return out;
+    }
+    auto& res = parser.get();
+    out.status = static_cast<int>(res.result_int());
+    out.body = res.body();
+    out.keep_alive = res.keep_alive();
+    for (const auto& f : res) {
+      std::string name(f.name_string());
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      out.headers[name] = std::string(f.value());
+    }
+    return out;
+  }
+  // Reads until the server closes the connection (true) or `seconds` pass (false).
+  bool ClosedByServerWithin(int seconds) {
+    socket_.non_blocking(true);
+    auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    char buf[4096];
+    while (std::chrono::steady_clock::now() < end) {
+      boost::beast::error_code ec;
+      size_t n = socket_.read_some(boost::asio::buffer(buf), ec);
+      if (ec == boost::asio::error::would_block) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        continue;
+      }
+      if (ec) return true;  // EOF or reset
+      (void)n;
+    }
+    return false;
+  }
+
+ private:
+  boost::asio::io_context ioc_;
+  boost::asio::ip::tcp::socket socket_{ioc_};
+  boost::beast::flat_buffer buffer_;
+};
 
 class HttpTest : public ::testing::Test {
  protected:
@@ -135,6 +194,114 @@ TEST_F(HttpTest, StopFinishesTheRequestInFlightAndClosesIdleConnections) {
   EXPECT_NE(idle.Request("GET", "/b").status, 200);
   HttpClient late(server_->port());
   EXPECT_NE(late.Request("GET", "/c").status, 200);
+}
+
+TEST_F(HttpTest, PipelinedRequestsAreAnsweredInOrder) {
+  Start();
+  RawConnection c(server_->port());
+  c.Send(
+      "GET /one HTTP/1.1\r\nHost: x\r\n\r\n"
+      "POST /two HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+      "GET /three?q=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+  HttpResult one = c.Read();
+  HttpResult two = c.Read();
+  HttpResult three = c.Read();
+  ASSERT_EQ(one.status, 200) << one.error;
+  EXPECT_NE(one.body.find("\"path\":\"/one\""), std::string::npos);
+  ASSERT_EQ(two.status, 200) << two.error;
+  EXPECT_NE(two.body.find("\"path\":\"/two\""), std::string::npos);
+  EXPECT_NE(two.body.find("\"bytes\":3"), std::string::npos);
+  ASSERT_EQ(three.status, 200) << three.error;
+  EXPECT_NE(three.body.find("\"query\":\"q=1\""), std::string::npos);
+  EXPECT_FALSE(one.headers["date"].empty());
+}
+
+TEST_F(HttpTest, AChunkedBodyIsReassembled) {
+  Start();
+  RawConnection c(server_->port());
+  c.Send(
+      "POST /chunks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "4\r\nabcd\r\n6\r\nefghij\r\n0\r\n\r\n");
+  HttpResult r = c.Read();
+  ASSERT_EQ(r.status, 200) << r.error;
+  EXPECT_NE(r.body.find("\"bytes\":10"), std::string::npos) << r.body;
+}
+
+TEST_F(HttpTest, AChunkedBodyOverTheLimitIsA413) {
+  serve::HttpServerOptions o;
+  o.max_body_bytes = 8;
+  Start(o);
+  RawConnection c(server_->port());
+  c.Send(
+      "POST /chunks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "6\r\nabcdef\r\n6\r\nghijkl\r\n0\r\n\r\n");
+  HttpResult r = c.Read();
+  EXPECT_EQ(r.status, 413) << r.error;
+  EXPECT_FALSE(r.keep_alive);
+}
+
+TEST_F(HttpTest, ExpectContinueGetsAnInterimAnswerBeforeTheBody) {
+  Start();
+  RawConnection c(server_->port());
+  c.Send(
+      "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+      "Expect: 100-continue\r\n\r\n");
+  HttpResult interim = c.Read();
+  EXPECT_EQ(interim.status, 100) << interim.error;
+  c.Send("hello");
+  HttpResult r = c.Read();
+  ASSERT_EQ(r.status, 200) << r.error;
+  EXPECT_NE(r.body.find("\"bytes\":5"), std::string::npos);
+}
+
+TEST_F(HttpTest, Http10ClosesUnlessAskedToKeepAlive) {
+  Start();
+  RawConnection keep(server_->port());
+  keep.Send("GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  HttpResult first = keep.Read();
+  ASSERT_EQ(first.status, 200) << first.error;
+  EXPECT_EQ(first.headers["connection"], "keep-alive");
+  keep.Send("GET /b HTTP/1.0\r\n\r\n");
+  HttpResult second = keep.Read();
+  ASSERT_EQ(second.status, 200) << second.error;
+  EXPECT_EQ(second.headers["connection"], "close");
+  EXPECT_TRUE(keep.ClosedByServerWithin(10));
+}
+
+TEST_F(HttpTest, HeadAnswersTheLengthWithoutTheBody) {
+  Start();
+  RawConnection c(server_->port());
+  c.Send("HEAD /h HTTP/1.1\r\nHost: x\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n");
+  HttpResult head = c.Read(/*head=*/true);
+  ASSERT_EQ(head.status, 200) << head.error;
+  EXPECT_EQ(head.headers["content-length"], "60");  // the length a GET body would have
+  // Had the HEAD answer carried a body, this would read it instead of the next answer.
+  HttpResult after = c.Read();
+  ASSERT_EQ(after.status, 200) << after.error;
+  EXPECT_NE(after.body.find("\"path\":\"/after\""), std::string::npos) << after.body;
+}
+
+TEST_F(HttpTest, AnIdleConnectionIsClosedAfterTheIdleTimeout) {
+  serve::HttpServerOptions o;
+  o.idle_timeout_ms = 200;
+  Start(o);
+  RawConnection c(server_->port());
+  c.Send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_EQ(c.Read().status, 200);
+  EXPECT_TRUE(c.ClosedByServerWithin(10));
+}
+
+TEST_F(HttpTest, ARequestThatNeverCompletesIsDroppedAfterTheRequestTimeout) {
+  serve::HttpServerOptions o;
+  o.request_timeout_ms = 200;
+  Start(o);
+  RawConnection c(server_->port());
+  c.Send("GET /slowloris HTTP/1.1\r\nHost: x\r\nX-Pad: ");
+  EXPECT_TRUE(c.ClosedByServerWithin(10));
+  EXPECT_GE(server_->stats().rejected_bad_request.load(), 1);
+  // The server goes on serving others.
+  HttpClient other(server_->port());
+  EXPECT_EQ(other.Request("GET", "/b").status, 200);
 }
 
 }  // namespace

@@ -305,6 +305,7 @@ class KeyStore {
   int64_t data_version_ = -1;  // guarded by db_mu_
   std::atomic<int64_t> next_check_micros_{0};
   std::atomic<std::shared_ptr<const Snapshot>> snapshot_;
+  std::atomic<uint64_t> generation_{0};  // snapshot_'s generation
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -99,17 +99,23 @@ class PredictionStore {
 
   // The snapshot to answer from; keep the pointer for the whole request.
   std::shared_ptr<const Snapshot> Current() const;
+  // The same, for the hot path: a reference to this thread's copy, renewed when a publish has
+  // switched snapshots, so a lookup takes no lock and touches no shared reference count. Valid
+  // until this thread's next call; it keeps the snapshot it names open.
+  const std::shared_ptr<const Snapshot>& CurrentOnThisThread() const;
   // Switches to the snapshot CURRENT names if it changed; true when it switched.
   Result<bool> Refresh();
 
  private:
-  explicit PredictionStore(HomePaths home) : home_(std::move(home)) {}
+  explicit PredictionStore(HomePaths home);
   // Refresh, retried when publishes in quick succession removed the snapshot CURRENT named.
   Result<bool> RefreshAttempt(int attempt);
   HomePaths home_;
   mutable std::mutex mu_;
   std::shared_ptr<const Snapshot> current_;
   std::string current_id_;
+  // Changes whenever current_ does; unique across stores (thread copies compare it).
+  std::atomic<uint64_t> generation_;
 };
 
 struct PublishOptions {
