@@ -1,8 +1,6 @@
 #include "engage/serve/http.h"
 
 #include <fmt/format.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -77,8 +75,6 @@ std::string_view HttpReason(int status) {
 
 namespace {
 
-using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
-
 constexpr size_t kReadChunk = 16 * 1024;
 constexpr int kSweepMillis = 250;               // how often deadlines are checked
 constexpr int kDrainSweepMillis = 10;           // ... while stopping
@@ -96,7 +92,7 @@ class Session;
 
 struct Worker {
   asio::io_context ioc{1};
-  std::optional<tcp::acceptor> acceptor;
+  std::optional<tcp::acceptor> acceptor;  // the first worker's only
   asio::steady_timer sweep{ioc};
   bool draining = false;
   int64_t drain_deadline_ms = 0;
@@ -136,7 +132,9 @@ struct HttpServer::Impl {
   int port = 0;
   std::once_flag stop_once;
 
-  void Accept(Worker& w);
+  size_t next_worker = 0;  // the next to get a connection; the accepting worker's thread only
+
+  void Accept();
   void StopWorker(Worker& w);
   void Sweep(Worker& w);
 };
@@ -467,29 +465,42 @@ class Session : public std::enable_shared_from_this<Session> {
 
 }  // namespace
 
-void HttpServer::Impl::Accept(Worker& w) {
-  w.acceptor->async_accept(w.ioc, [this, &w](beast::error_code ec, tcp::socket socket) {
-    if (ec) {
-      if (ec == asio::error::operation_aborted || !w.acceptor->is_open()) return;
-      // e.g. EMFILE: keep accepting after a pause rather than spinning.
-      auto timer = std::make_shared<asio::steady_timer>(w.ioc, std::chrono::milliseconds(50));
-      timer->async_wait([this, &w, timer](beast::error_code) {
-        if (!stopping) Accept(w);
+// The first worker accepts every connection and deals them out in turn to the workers' loops
+// (the socket is created on its worker's io_context), so each loop serves the same number of
+// connections. The kernel's SO_REUSEPORT hashing split 32 connections as unevenly as 21 to 11,
+// and the busier loop's connections waited several times longer.
+void HttpServer::Impl::Accept() {
+  Worker& acceptor_worker = *workers[0];
+  Worker& w = *workers[next_worker++ % workers.size()];
+  acceptor_worker.acceptor->async_accept(
+      w.ioc, [this, &acceptor_worker, &w](beast::error_code ec, tcp::socket socket) {
+        if (ec) {
+          if (ec == asio::error::operation_aborted || !acceptor_worker.acceptor->is_open()) {
+            return;
+          }
+          // e.g. EMFILE: keep accepting after a pause rather than spinning.
+          auto timer = std::make_shared<asio::steady_timer>(acceptor_worker.ioc,
+                                                            std::chrono::milliseconds(50));
+          timer->async_wait([this, timer](beast::error_code) {
+            if (!stopping) Accept();
+          });
+          return;
+        }
+        stats.connections_total.fetch_add(1, std::memory_order_relaxed);
+        int64_t open = stats.connections_open.fetch_add(1, std::memory_order_relaxed) + 1;
+        bool refuse = open > opts.max_connections;
+        if (refuse) stats.rejected_overload.fetch_add(1, std::memory_order_relaxed);
+        asio::post(w.ioc, [this, &w, refuse, s = std::move(socket)]() mutable {
+          auto session = std::make_shared<Session>(std::move(s), *this, w);
+          w.sessions.push_back(session);
+          if (refuse || w.draining) {
+            session->Refuse();
+          } else {
+            session->Start();
+          }
+        });
+        Accept();
       });
-      return;
-    }
-    stats.connections_total.fetch_add(1, std::memory_order_relaxed);
-    int64_t open = stats.connections_open.fetch_add(1, std::memory_order_relaxed) + 1;
-    auto session = std::make_shared<Session>(std::move(socket), *this, w);
-    w.sessions.push_back(session);
-    if (open > opts.max_connections) {
-      stats.rejected_overload.fetch_add(1, std::memory_order_relaxed);
-      session->Refuse();
-    } else {
-      session->Start();
-    }
-    Accept(w);
-  });
 }
 
 void HttpServer::Impl::StopWorker(Worker& w) {
@@ -547,45 +558,24 @@ Status HttpServer::Start() {
         fmt::format("bad bind address '{}': {}", s.opts.bind, ec.message()));
   }
   int port = s.opts.port;
-  if (port != 0) {
-    // The listeners share the port through SO_REUSEPORT, which would also let a second server
-    // of the same user join it silently: a plain bind first finds the port taken.
-    asio::io_context probe_ioc;
-    tcp::acceptor probe(probe_ioc);
-    tcp::endpoint ep(address, static_cast<uint16_t>(port));
-    probe.open(ep.protocol(), ec);
-    if (!ec) probe.set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) probe.bind(ep, ec);
-    if (ec) {
-      return UnavailableError(
-          fmt::format("cannot listen on {}:{}: {}", s.opts.bind, port, ec.message()));
-    }
-    probe.close(ec);
+  for (int i = 0; i < n; ++i) s.workers.push_back(std::make_unique<Worker>());
+  Worker& first = *s.workers[0];
+  tcp::endpoint ep(address, static_cast<uint16_t>(port));
+  first.acceptor.emplace(first.ioc);
+  first.acceptor->open(ep.protocol(), ec);
+  if (!ec) first.acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) first.acceptor->bind(ep, ec);
+  if (!ec) first.acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    s.workers.clear();
+    return UnavailableError(
+        fmt::format("cannot listen on {}:{}: {}", s.opts.bind, port, ec.message()));
   }
-  for (int i = 0; i < n; ++i) {
-    auto w = std::make_unique<Worker>();
-    tcp::endpoint ep(address, static_cast<uint16_t>(port));
-    w->acceptor.emplace(w->ioc);
-    w->acceptor->open(ep.protocol(), ec);
-    if (!ec) w->acceptor->set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) w->acceptor->set_option(ReusePort(true), ec);
-    if (!ec) w->acceptor->bind(ep, ec);
-    if (!ec) w->acceptor->listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) {
-      s.workers.clear();
-      return UnavailableError(
-          fmt::format("cannot listen on {}:{}: {}", s.opts.bind, port, ec.message()));
-    }
-    // With port 0 the first listener picks the port; the others share it.
-    if (i == 0) port = w->acceptor->local_endpoint().port();
-    s.workers.push_back(std::move(w));
-  }
+  port = first.acceptor->local_endpoint().port();
   s.port = port;
   s.pool = std::make_unique<asio::thread_pool>(std::max(1, s.opts.blocking_threads));
-  for (auto& w : s.workers) {
-    s.Accept(*w);
-    s.Sweep(*w);
-  }
+  s.Accept();
+  for (auto& w : s.workers) s.Sweep(*w);
   return Status::Ok();
 }
 

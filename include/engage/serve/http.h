@@ -1,7 +1,7 @@
 // A small HTTP/1.1 server on Boost.Asio with Boost.Beast's request parser: keep-alive and
-// pipelining, one event loop per worker thread (each with its own SO_REUSEPORT listener, so the
-// kernel spreads connections), request size and time limits, a connection cap, slow handlers
-// moved off the event loops, and a graceful stop.
+// pipelining, one event loop per worker thread (one listener deals accepted connections out to
+// the loops in turn), request size and time limits, a connection cap, slow handlers moved off
+// the event loops, and a graceful stop.
 //
 // The hot path allocates nothing once a connection is warm: each connection reuses one request,
 // one response and its buffers; responses are serialised by hand into one write; timeouts are
