@@ -39,16 +39,7 @@ class RawConnection {
       out.error = ec.message();
       return out;
     }
-    auto& res = parser.get();
-    out.status = static_cast<int>(res.result_int());
-    out.body = res.body();
-    out.keep_alive = res.keep_alive();
-    for (const auto& f : res) {
-      std::string name(f.name_string());
-      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      out.headers[name] = std::string(f.value());
-    }
-    return out;
+    return ToResult(parser.get());
   }
   // Reads until the server closes the connection (true) or `seconds` pass (false).
   bool ClosedByServerWithin(int seconds) {

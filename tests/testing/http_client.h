@@ -18,6 +18,21 @@ struct HttpResult {
   std::string error;  // transport error, if any
 };
 
+// Status, body, keep-alive and lower-cased headers of a parsed response.
+inline HttpResult ToResult(
+    const boost::beast::http::response<boost::beast::http::string_body>& res) {
+  HttpResult out;
+  out.status = static_cast<int>(res.result_int());
+  out.body = res.body();
+  out.keep_alive = res.keep_alive();
+  for (const auto& f : res) {
+    std::string name(f.name_string());
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    out.headers[name] = std::string(f.value());
+  }
+  return out;
+}
+
 class HttpClient {
  public:
   explicit HttpClient(int port) : port_(port) {}
@@ -46,15 +61,7 @@ class HttpClient {
       parser.body_limit(64 * 1024 * 1024);
       http::read(stream_, buffer_, parser, ec);
       if (!ec) {
-        auto& res = parser.get();
-        out.status = static_cast<int>(res.result_int());
-        out.body = res.body();
-        out.keep_alive = res.keep_alive();
-        for (const auto& f : res) {
-          std::string name(f.name_string());
-          for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-          out.headers[name] = std::string(f.value());
-        }
+        out = ToResult(parser.get());
       }
     }
     if (ec) out.error = ec.message();
