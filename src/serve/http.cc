@@ -252,6 +252,11 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Read() {
     state_ = State::kReading;
+    if (in_.size() + kReadChunk > in_.max_size()) {
+      // Cannot happen while the parser enforces the header limit; refuse rather than throw.
+      BadRequest(http::error::header_limit);
+      return Flush();
+    }
     if (!MidRequest()) {
       if (srv_.stopping.load(std::memory_order_relaxed)) return Close();
       deadline_ms_ = w_.now_ms + srv_.opts.idle_timeout_ms;
@@ -490,8 +495,9 @@ void HttpServer::Impl::Accept() {
         int64_t open = stats.connections_open.fetch_add(1, std::memory_order_relaxed) + 1;
         bool refuse = open > opts.max_connections;
         if (refuse) stats.rejected_overload.fetch_add(1, std::memory_order_relaxed);
-        asio::post(w.ioc, [this, &w, refuse, s = std::move(socket)]() mutable {
-          auto session = std::make_shared<Session>(std::move(s), *this, w);
+        // Made here, so that a connection a stopped loop never gets is still counted as closed.
+        auto session = std::make_shared<Session>(std::move(socket), *this, w);
+        asio::post(w.ioc, [&w, refuse, session] {
           w.sessions.push_back(session);
           if (refuse || w.draining) {
             session->Refuse();

@@ -571,7 +571,8 @@ Result<PublishReport> Publish(lake::Lake& lake, const PublishOptions& options, c
   }
   std::vector<std::string> paths;
   for (const auto& f : files) paths.push_back(lake.AbsPath(f.path));
-  ENGAGE_ASSIGN_OR_RETURN(lake::DuckDb db, lake::DuckDb::Open({.temp_directory = home.tmp()}));
+  ENGAGE_ASSIGN_OR_RETURN(lake::DuckDb db, lake::DuckDb::Open({.memory_limit = options.memory_limit,
+                                                               .temp_directory = home.tmp()}));
   ENGAGE_ASSIGN_OR_RETURN(lake::DuckConn conn, db.Connect());
   ENGAGE_RETURN_IF_ERROR(conn.Exec("SET TimeZone='UTC'"));
   const std::string source =

@@ -124,6 +124,9 @@ struct PublishOptions {
   // the latest scored version.
   std::vector<int64_t> versions;
   int keep = 3;  // snapshots kept on disk (the current one included)
+  // DuckDB's memory for reading the predictions in customer order; beyond it the sort spills
+  // to the home's tmp/ (DuckDB's own default, 80% of RAM, took 20 GB at 100M customers).
+  std::string memory_limit = "2GB";
   // Served with the snapshot; every arm's version must be among `versions`.
   std::optional<TrafficSplit> split;
 };
