@@ -4,6 +4,7 @@
 #include <lmdb.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -129,39 +130,44 @@ Result<SnapshotInfo> SnapshotInfo::FromJson(const Json& j) {
 // ---------------------------------------------------------------------------------------------
 // Reading
 
+namespace {
+std::atomic<uint64_t> next_env_id{1};
+}  // namespace
+
 struct Snapshot::Env {
   MDB_env* env = nullptr;
   std::unordered_map<int64_t, MDB_dbi> dbis;
-  // Read transactions kept reset between lookups: beginning one allocates per-database state,
-  // renewing a reset one does not.
-  std::mutex pool_mu;
-  std::vector<MDB_txn*> pool;
+  const uint64_t id = next_env_id.fetch_add(1, std::memory_order_relaxed);  // never reused
+  // Every read transaction begun on this snapshot, aborted when it closes.
+  std::mutex txns_mu;
+  std::vector<MDB_txn*> txns;
 
-  Result<MDB_txn*> Take() {
+  // This thread's read transaction on the snapshot. A snapshot never changes, so a transaction
+  // can stay open for good: each thread keeps one for each of the last two snapshots it read,
+  // and a lookup takes no lock (a shared pool's mutex, contended by two event loops, put
+  // milliseconds into the latency tail).
+  Result<MDB_txn*> ThreadTxn() {
+    struct Slot {
+      uint64_t env = 0;
+      MDB_txn* txn = nullptr;
+    };
+    thread_local std::array<Slot, 2> slots;
+    thread_local size_t next = 0;
+    for (const Slot& slot : slots) {
+      if (slot.env == id) return slot.txn;
+    }
     MDB_txn* txn = nullptr;
-    {
-      std::lock_guard<std::mutex> lock(pool_mu);
-      if (!pool.empty()) {
-        txn = pool.back();
-        pool.pop_back();
-      }
-    }
-    if (txn != nullptr) {
-      int rc = mdb_txn_renew(txn);
-      if (rc == 0) return txn;
-      mdb_txn_abort(txn);
-    }
     int rc = mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn);
     if (rc != 0) return LmdbError(rc, "txn_begin");
+    {
+      std::lock_guard<std::mutex> lock(txns_mu);
+      txns.push_back(txn);
+    }
+    slots[next++ % slots.size()] = {id, txn};
     return txn;
   }
-  void Give(MDB_txn* txn) {
-    mdb_txn_reset(txn);
-    std::lock_guard<std::mutex> lock(pool_mu);
-    pool.push_back(txn);
-  }
   ~Env() {
-    for (MDB_txn* t : pool) mdb_txn_abort(t);
+    for (MDB_txn* t : txns) mdb_txn_abort(t);
     if (env != nullptr) mdb_env_close(env);
   }
 };
@@ -211,12 +217,7 @@ Result<bool> Snapshot::AppendJson(std::string_view customer_id, int64_t version,
                                      version == 0 ? info_.default_version : version));
   }
   MDB_dbi dbi = env_->dbis.at(pv->version);
-  ENGAGE_ASSIGN_OR_RETURN(MDB_txn * txn, env_->Take());
-  struct Release {
-    Env* env;
-    MDB_txn* txn;
-    ~Release() { env->Give(txn); }
-  } release{env_.get(), txn};
+  ENGAGE_ASSIGN_OR_RETURN(MDB_txn * txn, env_->ThreadTxn());
   MDB_val key{customer_id.size(), const_cast<char*>(customer_id.data())};
   MDB_val val;
   int rc = mdb_get(txn, dbi, &key, &val);
