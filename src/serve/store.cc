@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <thread>
 #include <unordered_map>
 
 #include "engage/core/fs.h"
@@ -138,14 +139,14 @@ struct Snapshot::Env {
   MDB_env* env = nullptr;
   std::unordered_map<int64_t, MDB_dbi> dbis;
   const uint64_t id = next_env_id.fetch_add(1, std::memory_order_relaxed);  // never reused
-  // Every read transaction begun on this snapshot, aborted when it closes.
+  // Every read transaction begun on this snapshot, one per thread, aborted when it closes.
   std::mutex txns_mu;
-  std::vector<MDB_txn*> txns;
+  std::unordered_map<std::thread::id, MDB_txn*> txns;
 
   // This thread's read transaction on the snapshot. A snapshot never changes, so a transaction
-  // can stay open for good: each thread keeps one for each of the last two snapshots it read,
-  // and a lookup takes no lock (a shared pool's mutex, contended by two event loops, put
-  // milliseconds into the latency tail).
+  // can stay open for good. A lookup finds it in a thread-local cache of the last two snapshots
+  // the thread read, taking no lock (a shared pool's mutex, contended by two event loops, put
+  // milliseconds into the latency tail); a miss looks in `txns`, so a thread never has two.
   Result<MDB_txn*> ThreadTxn() {
     struct Slot {
       uint64_t env = 0;
@@ -157,17 +158,23 @@ struct Snapshot::Env {
       if (slot.env == id) return slot.txn;
     }
     MDB_txn* txn = nullptr;
-    int rc = mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn);
-    if (rc != 0) return LmdbError(rc, "txn_begin");
     {
       std::lock_guard<std::mutex> lock(txns_mu);
-      txns.push_back(txn);
+      MDB_txn*& mine = txns[std::this_thread::get_id()];
+      if (mine == nullptr) {
+        int rc = mdb_txn_begin(env, nullptr, MDB_RDONLY, &mine);
+        if (rc != 0) {
+          txns.erase(std::this_thread::get_id());
+          return LmdbError(rc, "txn_begin");
+        }
+      }
+      txn = mine;
     }
     slots[next++ % slots.size()] = {id, txn};
     return txn;
   }
   ~Env() {
-    for (MDB_txn* t : txns) mdb_txn_abort(t);
+    for (const auto& [thread, t] : txns) mdb_txn_abort(t);
     if (env != nullptr) mdb_env_close(env);
   }
 };
