@@ -2,9 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <utility>
+#include <vector>
 
 namespace engage {
 
@@ -207,7 +210,54 @@ void AppendCompact(Out* out, const Json& j) {
 
 }  // namespace
 
-Result<Json> ParseJson(std::string_view text, std::string_view what) {
+int JsonTextDepth(std::string_view text, int stop_above) {
+  int depth = 0;
+  int deepest = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+      if (deepest > stop_above) return deepest;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+int JsonDepth(const Json& j, int stop_above) {
+  // Depth-first over an explicit stack of (value, depth).
+  std::vector<std::pair<const Json*, int>> stack{{&j, 0}};
+  int deepest = 0;
+  while (!stack.empty()) {
+    auto [v, d] = stack.back();
+    stack.pop_back();
+    if (!v->is_structured()) continue;
+    deepest = std::max(deepest, d + 1);
+    if (deepest > stop_above) return deepest;
+    for (const auto& child : *v) {
+      if (child.is_structured()) stack.emplace_back(&child, d + 1);
+    }
+  }
+  return deepest;
+}
+
+Result<Json> ParseJson(std::string_view text, std::string_view what, int max_depth) {
+  if (JsonTextDepth(text, max_depth) > max_depth) {
+    return InvalidArgumentError(
+        fmt::format("{}: JSON nested deeper than {} levels", what, max_depth));
+  }
   Json j = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return InvalidArgumentError(fmt::format("{}: not valid JSON", what));
   return j;

@@ -126,5 +126,44 @@ TEST(DumpJsonTest, RandomDocumentsMatchNlohmann) {
   }
 }
 
+TEST(ParseJsonTest, RefusesNestingDeeperThanTheLimitBeforeBuildingIt) {
+  std::string deep =
+      "{\"features\":{\"x\":" + std::string(50000, '[') + std::string(50000, ']') + "}}";
+  auto r = ParseJson(deep, "request body");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("request body: JSON nested deeper than 512 levels"),
+            std::string::npos)
+      << r.status().message();
+}
+
+TEST(ParseJsonTest, AcceptsNestingAtTheLimit) {
+  std::string at = std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']');
+  auto r = ParseJson(at, "x");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(JsonDepth(*r), kMaxJsonDepth);
+  std::string over = "[" + at + "]";
+  EXPECT_FALSE(ParseJson(over, "x").ok());
+}
+
+TEST(ParseJsonTest, BracketsInsideStringsDoNotCount) {
+  std::string text = "{\"a\":\"" + std::string(2000, '[') + "\\\"" + std::string(2000, '{') + "\"}";
+  auto r = ParseJson(text, "x");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(JsonTextDepth(text), 1);
+}
+
+TEST(JsonDepthTest, CountsLevelsWithoutRecursion) {
+  EXPECT_EQ(JsonDepth(Json(1)), 0);
+  EXPECT_EQ(JsonDepth(Json::array()), 1);
+  EXPECT_EQ(JsonDepth(Json{{"a", Json{{"b", Json::array({1, 2})}}}}), 3);
+  // A value built deeper than the limit (not parsed) is measured up to the limit and no further.
+  Json v = Json::array();
+  for (int i = 0; i < 2000; ++i) v = Json::array({std::move(v)});
+  EXPECT_GT(JsonDepth(v), kMaxJsonDepth);
+  EXPECT_EQ(JsonDepth(v, 1 << 20), 2001);
+  // Destroying it must not recurse either (nlohmann destroys iteratively).
+}
+
 }  // namespace
 }  // namespace engage
