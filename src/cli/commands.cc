@@ -236,6 +236,7 @@ void AddQuery(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) 
   auto json = std::make_shared<bool>(false);
   auto csv = std::make_shared<bool>(false);
   auto max_scan = std::make_shared<int64_t>(-1);
+  auto timeout = std::make_shared<int64_t>(-1);
   cmd->add_option("sql", req->sql, "One SELECT statement; tables are views over the lake")
       ->required();
   cmd->add_flag("--json", *json, "Print one JSON object (columns, rows, bytes, cost, ...)");
@@ -244,11 +245,20 @@ void AddQuery(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) 
   cmd->add_option("--max-scan-bytes", *max_scan,
                   "Refuse the query if its estimate exceeds this (0 = no cutoff; default from "
                   "engage.toml [query] max_scan_bytes)");
-  cmd->callback([&g, action, req, json, csv, max_scan] {
-    *action = [&g, req, json, csv, max_scan]() -> Status {
+  cmd->add_option("--timeout", *timeout,
+                  "Stop the query after this many seconds (0 = never; default from engage.toml "
+                  "[query] timeout_seconds, else 600); exit 8 when it is stopped")
+      ->check(CLI::Range(int64_t{0}, int64_t{31'536'000}));
+  cmd->callback([&g, action, req, json, csv, max_scan, timeout] {
+    *action = [&g, req, json, csv, max_scan, timeout]() -> Status {
       if (*json && *csv) return InvalidArgumentError("--json and --csv are exclusive");
       if (*max_scan >= 0) req->max_scan_bytes = *max_scan;
       ENGAGE_ASSIGN_OR_RETURN(auto l, OpenLake(g, /*writer=*/false));
+      int64_t seconds =
+          *timeout >= 0
+              ? *timeout
+              : l->config().query.timeout_seconds.value_or(sql::kDefaultCliQueryTimeoutSeconds);
+      req->timeout_ms = seconds * 1000;
       ENGAGE_ASSIGN_OR_RETURN(auto qe, sql::QueryEngine::Open(*l));
       ENGAGE_ASSIGN_OR_RETURN(auto r, qe->Run(*req));
       if (*json) {

@@ -28,16 +28,33 @@ std::optional<T> Get(const toml::table& t, std::string_view key) {
   return std::nullopt;
 }
 
+// "4GB", "512MB", "1.5GiB", "800KB": DuckDB's memory sizes (a number and a unit).
+bool IsMemorySize(std::string_view s) {
+  size_t i = 0;
+  bool digits = false;
+  while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) {
+    digits = digits || s[i] != '.';
+    ++i;
+  }
+  while (i < s.size() && s[i] == ' ') ++i;
+  std::string unit;
+  for (; i < s.size(); ++i) unit.push_back(static_cast<char>(std::toupper(s[i])));
+  static const std::set<std::string> kUnits = {"B",   "KB",  "MB",  "GB", "TB",
+                                               "KIB", "MIB", "GIB", "TIB"};
+  return digits && kUnits.count(unit) > 0;
+}
+
 // The TOML type each scalar key must have; a mistyped value is an error, never a default.
 Status CheckValueType(std::string_view key, const toml::node& v, const std::string& where) {
   static const std::set<std::string_view> kBool = {"required", "header",
                                                    "require_partition_filter"};
   static const std::set<std::string_view> kInt = {
-      "retention_days",      "max_future_days", "max_length",     "max_line_bytes",
-      "min_bytes_per_query", "max_scan_bytes",  "max_result_rows"};
+      "retention_days",      "max_future_days", "max_length",      "max_line_bytes",
+      "min_bytes_per_query", "max_scan_bytes",  "max_result_rows", "timeout_seconds"};
   static const std::set<std::string_view> kNumber = {"min", "max", "scan_usd_per_tb"};
   static const std::set<std::string_view> kString = {
-      "name", "type", "source", "expr", "format", "time_column", "min_time", "delimiter", "quote"};
+      "name",        "type",     "source",    "expr",  "format",
+      "time_column", "min_time", "delimiter", "quote", "memory_limit"};
   const char* want = nullptr;
   if (kBool.count(key) && !v.is_boolean()) want = "a boolean (true/false)";
   if (kInt.count(key) && !v.is_integer()) want = "an integer";
@@ -472,9 +489,24 @@ Result<Config> Config::Parse(std::string_view text, std::string_view origin) {
         Get<int64_t>(*p, "min_bytes_per_query").value_or(cfg.prices.min_bytes_per_query);
   }
   if (const toml::table* q = root["query"].as_table()) {
-    ENGAGE_RETURN_IF_ERROR(CheckKeys(*q, {"max_scan_bytes", "max_result_rows"}, o + " [query]"));
+    ENGAGE_RETURN_IF_ERROR(
+        CheckKeys(*q, {"max_scan_bytes", "max_result_rows", "timeout_seconds", "memory_limit"},
+                  o + " [query]"));
     cfg.query.max_scan_bytes = Get<int64_t>(*q, "max_scan_bytes").value_or(0);
     cfg.query.max_result_rows = Get<int64_t>(*q, "max_result_rows").value_or(100000);
+    cfg.query.timeout_seconds = Get<int64_t>(*q, "timeout_seconds");
+    if (cfg.query.timeout_seconds &&
+        (*cfg.query.timeout_seconds < 0 || *cfg.query.timeout_seconds > 31'536'000)) {
+      return InvalidArgumentError(fmt::format(
+          "{} [query] timeout_seconds must be from 0 (no limit) to 31536000 (a year), got {}", o,
+          *cfg.query.timeout_seconds));
+    }
+    cfg.query.memory_limit = Get<std::string>(*q, "memory_limit").value_or(cfg.query.memory_limit);
+    if (!IsMemorySize(cfg.query.memory_limit)) {
+      return InvalidArgumentError(fmt::format(
+          "{} [query] memory_limit must be a size such as \"4GB\" or \"512MB\", got \"{}\"", o,
+          cfg.query.memory_limit));
+    }
   }
   if (const toml::table* tables = root["tables"].as_table()) {
     for (const auto& [k, v] : *tables) {
@@ -549,6 +581,11 @@ min_bytes_per_query = 10000000
 # `engage query --max-scan-bytes N` overrides it for one query.
 max_scan_bytes = 0
 max_result_rows = 100000
+# A query stops after this many seconds (0 = never). Unset, the CLI allows 600 s and
+# `engage serve` 30 s; queries also stop when their HTTP client disconnects or the server stops.
+# timeout_seconds = 600
+# DuckDB's memory for a query; larger sorts, joins and aggregates spill to <home>/tmp.
+memory_limit = "4GB"
 
 # ---------------------------------------------------------------------------
 # Tables. Each is stored as lake/<table>/dt=YYYY-MM-DD/part-*.parquet, partitioned by the

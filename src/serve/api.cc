@@ -158,6 +158,18 @@ void JsonBody(HttpResponse& res, const Json& j) {
   res.body = DumpJson(j);
 }
 
+// True when some Allow statement of `policy` names `action` (for some resource): the only way
+// a request for it can be allowed. Deny statements are left to the full evaluation.
+bool MayEverAllow(const Policy& policy, std::string_view action) {
+  for (const auto& st : policy.statements()) {
+    if (st.effect != Effect::kAllow) continue;
+    for (const auto& a : st.actions) {
+      if (WildcardMatch(a, action, /*fold_case=*/true)) return true;
+    }
+  }
+  return false;
+}
+
 Result<Json> ParseBody(const HttpRequest& req) {
   if (req.body.empty()) return InvalidArgumentError("the request needs a JSON body");
   auto j = ParseJson(req.body, "request body");
@@ -175,6 +187,10 @@ struct Call {
   HttpResponse& res;
   std::vector<std::string> params;  // path parameters, decoded, in pattern order
   const Principal* principal = nullptr;
+  // Set by a handler that authorizes per resource (e.g. the tables a query read): what the audit
+  // row names, and whether a successful call is audited too (reads of data).
+  std::string resource = {};
+  bool audit_success = false;
 };
 
 struct Route {
@@ -688,12 +704,27 @@ Status Api::Impl::Query(Call& c) {
     }
     q.max_scan_bytes = body["max_scan_bytes"].get<int64_t>();
   }
+  int64_t asked_seconds = 0;  // the caller may ask for less time than the server allows
+  if (body.contains("timeout_seconds")) {
+    const Json& t = body["timeout_seconds"];
+    if (!t.is_number_integer() || t.get<int64_t>() < 1) {
+      return InvalidArgumentError("timeout_seconds must be a positive integer");
+    }
+    asked_seconds = t.get<int64_t>();
+  }
+  q.cancelled = c.req.cancelled;
   q.source = "api:" + c.principal->key_id;
   const Principal* p = c.principal;
-  q.authorize = [p](const std::set<std::string>& tables) -> Status {
+  std::string* audited = &c.resource;
+  // The tables are those DuckDB resolved from the plan, not names in the text.
+  q.authorize = [p, audited](const std::set<std::string>& tables) -> Status {
     for (const auto& t : tables) {
-      std::string resource = t == "*" ? "table/*" : "table/" + t;
+      *audited += (audited->empty() ? "" : ",") + ("table/" + t);
+    }
+    for (const auto& t : tables) {
+      std::string resource = "table/" + t;
       if (!p->Evaluate(actions::kQueryRun, resource).allowed()) {
+        *audited = resource;
         return PermissionDeniedError(
             fmt::format("key {} may not run queries on {}", p->key_id, resource));
       }
@@ -704,7 +735,14 @@ Status Api::Impl::Query(Call& c) {
   lo.writer = false;
   lo.clock = clock;
   ENGAGE_ASSIGN_OR_RETURN(auto lake, lake::Lake::Open(home, lo));
+  int64_t timeout_seconds =
+      lake->config().query.timeout_seconds.value_or(sql::kDefaultServerQueryTimeoutSeconds);
+  if (asked_seconds > 0 && (timeout_seconds == 0 || asked_seconds < timeout_seconds)) {
+    timeout_seconds = asked_seconds;
+  }
+  q.timeout_ms = timeout_seconds * 1000;
   ENGAGE_ASSIGN_OR_RETURN(auto engine, sql::QueryEngine::Open(*lake, options.query_threads));
+  c.audit_success = true;
   auto r = engine->Run(q);
   if (!r.ok()) {
     // A query over the scan cutoff is the caller's to fix, not a rate limit.
@@ -862,7 +900,7 @@ void Api::Impl::AddRoutes() {
        .blocking = true,
        .handler_authorizes = true,
        .request_schema =
-           R"({"type":"object","required":["sql"],"properties":{"sql":{"type":"string"},"dry_run":{"type":"boolean"},"max_scan_bytes":{"type":"integer"}}})",
+           R"({"type":"object","required":["sql"],"properties":{"sql":{"type":"string"},"dry_run":{"type":"boolean"},"max_scan_bytes":{"type":"integer"},"timeout_seconds":{"type":"integer","minimum":1}}})",
        // Checked per table once the query is parsed (see Query).
        .resource = [](const Call&) { return std::string("table/*"); },
        .handler = [this](Call& c) { return Query(c); }});
@@ -1158,6 +1196,16 @@ void Api::Handle(const HttpRequest& req, HttpResponse& res) {
                                                 principal->key_id,
                                                 s.limiter->options().rate_per_second));
     }
+    // Before anything reads the body (a route's resource may come from it, and handlers that
+    // authorize per resource parse it first): a key that no statement allows this action on
+    // any resource is denied here.
+    if (!r->action.empty() && !MayEverAllow(*principal->policy, r->action)) {
+      Status denied = PermissionDeniedError(fmt::format(
+          "key {} may not {} on any resource (implicit-deny)", principal->key_id, r->action));
+      s.Audit(req, c.principal, *r, "", false, denied, 403,
+              Json{{"decision", "implicit-deny"}, {"statement", -1}});
+      return denied;
+    }
     if (!r->action.empty() && !r->handler_authorizes) {
       resource = r->resource(c);
       Decision d = principal->Evaluate(r->action, resource);
@@ -1177,9 +1225,10 @@ void Api::Handle(const HttpRequest& req, HttpResponse& res) {
     } catch (const std::exception& e) {
       outcome = InternalError(e.what());
     }
+    if (!c.resource.empty()) resource = c.resource;
     if (!outcome.ok() && outcome.code() == StatusCode::kPermissionDenied) {
       s.Audit(req, c.principal, *r, resource, false, outcome, 403, Json::object());
-    } else if (r->write) {
+    } else if (r->write || (c.audit_success && outcome.ok())) {
       s.Audit(req, c.principal, *r, resource, outcome.ok(), outcome, HttpStatusFor(outcome.code()),
               Json::object());
     }

@@ -1,6 +1,7 @@
 #include "engage/serve/http.h"
 
 #include <fmt/format.h>
+#include <poll.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -350,14 +351,27 @@ class Session : public std::enable_shared_from_this<Session> {
     state_ = State::kHandling;
     deadline_ms_ = kNoDeadline;  // the handler may take long; the connection waits
     srv_.stats.blocking_queued.fetch_add(1, std::memory_order_relaxed);
+    // A slow handler (a query) polls this to stop early when nobody is waiting for the answer.
+    req_.cancelled = [this] { return srv_.stopping.load() || PeerGone(); };
     asio::post(*srv_.pool, [self = shared_from_this(), keep_alive] {
       self->Handle();
+      self->req_.cancelled = nullptr;
       self->srv_.stats.blocking_queued.fetch_sub(1, std::memory_order_relaxed);
       asio::post(self->socket_.get_executor(), [self, keep_alive] {
         self->AppendResponse(keep_alive);
         self->Flush();
       });
     });
+  }
+
+  // True once the client closed its side or reset the connection. Safe from the pool thread
+  // while the connection waits for its handler (the event loop does not read the socket then).
+  bool PeerGone() {
+    pollfd p{};
+    p.fd = socket_.native_handle();
+    p.events = POLLIN | POLLRDHUP;
+    if (::poll(&p, 1, 0) <= 0) return false;
+    return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
   }
 
   void Handle() {

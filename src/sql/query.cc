@@ -2,13 +2,17 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "engage/core/log.h"
 
@@ -105,20 +109,85 @@ Status ClassifyError(const std::string& msg) {
   return InvalidArgumentError(msg);
 }
 
-void WalkPlan(const Json& node, std::vector<const Json*>& scans) {
-  if (node.is_array()) {
-    for (const auto& n : node) WalkPlan(n, scans);
-    return;
-  }
-  if (!node.is_object()) return;
-  if (node.contains("extra_info") && node["extra_info"].is_object()) {
-    const Json& info = node["extra_info"];
-    if (info.contains("Function") && info["Function"].is_string() &&
-        info["Function"].get<std::string>() == "READ_PARQUET") {
-      scans.push_back(&info);
+// Every LOGICAL_GET node (a scan: of files, of a table function, of a catalog table) in a
+// serialized logical plan (json_serialize_plan), iteratively: a plan is as deep as the query.
+std::vector<const Json*> PlanScans(const Json& plan) {
+  std::vector<const Json*> out;
+  std::vector<const Json*> stack{&plan};
+  while (!stack.empty()) {
+    const Json* n = stack.back();
+    stack.pop_back();
+    if (n->is_array()) {
+      for (const auto& c : *n) stack.push_back(&c);
+      continue;
+    }
+    if (!n->is_object()) continue;
+    auto type = n->find("type");
+    if (type != n->end() && type->is_string() && *type == "LOGICAL_GET") out.push_back(n);
+    for (const char* key : {"plans", "children"}) {
+      auto c = n->find(key);
+      if (c != n->end()) stack.push_back(&*c);
     }
   }
-  if (node.contains("children")) WalkPlan(node["children"], scans);
+  return out;
+}
+
+// Table functions a query may call besides scans of lake files: pure generators that read
+// nothing. Everything else (read_text, read_csv, glob, parquet_metadata, duckdb_settings(), a
+// scan of an internal table...) is refused.
+bool IsAllowedGenerator(std::string_view name) {
+  static constexpr std::string_view kAllowed[] = {"range", "generate_series", "unnest", "json_each",
+                                                  "json_tree"};
+  return std::find(std::begin(kAllowed), std::end(kAllowed), name) != std::end(kAllowed);
+}
+
+// Where an EXPLAIN statement's own statement starts, after "EXPLAIN", an optional "ANALYZE" and
+// an optional "(option, ...)" list, skipping whitespace and comments; npos when `sql` is not in
+// that form. Sets *analyze when the statement runs the query (EXPLAIN ANALYZE).
+size_t ExplainedStatementStart(std::string_view sql, bool* analyze) {
+  size_t i = 0;
+  auto skip = [&] {
+    for (;;) {
+      while (i < sql.size() && std::isspace(static_cast<unsigned char>(sql[i]))) ++i;
+      if (sql.substr(i, 2) == "--") {
+        size_t e = sql.find('\n', i);
+        i = e == std::string_view::npos ? sql.size() : e + 1;
+      } else if (sql.substr(i, 2) == "/*") {
+        size_t e = sql.find("*/", i + 2);
+        if (e == std::string_view::npos) return false;
+        i = e + 2;
+      } else {
+        return true;
+      }
+    }
+  };
+  auto word = [&](std::string_view w) {
+    if (sql.size() - i < w.size()) return false;
+    for (size_t k = 0; k < w.size(); ++k) {
+      if (std::toupper(static_cast<unsigned char>(sql[i + k])) != w[k]) return false;
+    }
+    size_t e = i + w.size();
+    if (e < sql.size() && (std::isalnum(static_cast<unsigned char>(sql[e])) || sql[e] == '_')) {
+      return false;
+    }
+    i = e;
+    return true;
+  };
+  *analyze = false;
+  if (!skip() || !word("EXPLAIN") || !skip()) return std::string_view::npos;
+  if (word("ANALYZE") || word("ANALYSE")) {
+    *analyze = true;
+    if (!skip()) return std::string_view::npos;
+  } else if (i < sql.size() && sql[i] == '(') {
+    size_t e = sql.find(')', i);
+    if (e == std::string_view::npos) return std::string_view::npos;
+    std::string options(sql.substr(i + 1, e - i - 1));
+    for (auto& ch : options) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    *analyze = options.find("ANALY") != std::string::npos;
+    i = e + 1;
+    if (!skip()) return std::string_view::npos;
+  }
+  return i < sql.size() ? i : std::string_view::npos;
 }
 
 // Names of every base table a serialized parse tree (json_serialize_sql) refers to.
@@ -225,8 +294,9 @@ QueryEngine::QueryEngine(lake::Lake& lake, DuckDb db, DuckConn conn)
 QueryEngine::~QueryEngine() = default;
 
 Result<std::unique_ptr<QueryEngine>> QueryEngine::Open(lake::Lake& lake, int threads) {
-  ENGAGE_ASSIGN_OR_RETURN(DuckDb db,
-                          DuckDb::Open({.threads = threads, .temp_directory = lake.home().tmp()}));
+  ENGAGE_ASSIGN_OR_RETURN(DuckDb db, DuckDb::Open({.threads = threads,
+                                                   .memory_limit = lake.config().query.memory_limit,
+                                                   .temp_directory = lake.home().tmp()}));
   ENGAGE_ASSIGN_OR_RETURN(DuckConn conn, db.Connect());
   std::unique_ptr<QueryEngine> qe(new QueryEngine(lake, std::move(db), std::move(conn)));
   DuckConn& c = qe->conn_;
@@ -254,6 +324,7 @@ Result<std::unique_ptr<QueryEngine>> QueryEngine::Open(lake::Lake& lake, int thr
       std::map<std::string, std::pair<int64_t, int64_t>> parts;
       for (const auto& f : files) {
         abs.push_back(lake.AbsPath(f.path));
+        qe->files_[abs.back()] = FileInfo{name, f.dt, f.bytes};
         parts[f.dt].first += 1;
         parts[f.dt].second += f.bytes;
         qe->bytes_per_table_[name] += f.bytes;
@@ -290,75 +361,86 @@ Result<std::unique_ptr<QueryEngine>> QueryEngine::Open(lake::Lake& lake, int thr
   return qe;
 }
 
-Result<std::vector<TableScan>> QueryEngine::Estimate(const std::string& sql,
-                                                     std::set<std::string> referenced) {
-  for (auto it = referenced.begin(); it != referenced.end();) {
-    it = files_per_table_.count(*it) ? std::next(it) : referenced.erase(it);
-  }
-  ENGAGE_ASSIGN_OR_RETURN(DuckResult plan, conn_.Query("EXPLAIN (FORMAT json) " + sql));
+Result<std::vector<TableScan>> QueryEngine::ResolveScans(const std::string& sql) {
   std::vector<TableScan> out;
-  if (plan.RowCount() == 0 || referenced.empty()) return out;
-  Json j = Json::parse(plan.Str(1, 0).value_or("[]"), nullptr, false);
-  std::vector<const Json*> scans;
-  WalkPlan(j, scans);
-  for (const Json* info : scans) {
-    TableScan s;
-    std::string files = info->value("Scanning Files", "");
-    s.file_filter = info->value("File Filters", "");
-    int64_t k = -1, n = -1;
-    if (std::sscanf(files.c_str(), "%ld/%ld", &k, &n) != 2) k = n = -1;
-    int64_t cardinality = -1;
-    if (info->contains("Estimated Cardinality") && (*info)["Estimated Cardinality"].is_string()) {
-      cardinality =
-          std::strtoll((*info)["Estimated Cardinality"].get<std::string>().c_str(), nullptr, 10);
+  bool pruned_to_nothing = false;
+  // Pass 0 reads the optimized plan (files left after pruning); pass 1, only when a scan was
+  // pruned to no file at all, the bound plan before optimization, to learn that scan's table.
+  for (int pass = 0; pass < 2; ++pass) {
+    if (pass == 1 && !pruned_to_nothing) break;
+    auto serialized = conn_.Query(fmt::format("SELECT json_serialize_plan({}, optimize := {})",
+                                              SqlQuote(sql), pass == 0 ? "true" : "false"));
+    if (!serialized.ok()) return ClassifyError(serialized.status().message());
+    // Constants in the plan may be NaN or Infinity, which DuckDB writes bare.
+    auto parsed = ParseJson(QuoteNonFiniteNumbers(serialized->Str(0, 0).value_or("")),
+                            "the query's plan", 1 << 20);
+    if (!parsed.ok() || !parsed->is_object()) {
+      return PermissionDeniedError("cannot determine which tables the query reads");
     }
-    std::set<std::string> projected;
-    if (info->contains("Projections")) {
-      const Json& p = (*info)["Projections"];
-      if (p.is_string()) projected.insert(p.get<std::string>());
-      if (p.is_array()) {
-        for (const auto& c : p) {
-          if (c.is_string()) projected.insert(c.get<std::string>());
+    const Json& plan = *parsed;
+    if (plan.value("error", true)) {
+      std::string why = plan.value("error_message", std::string("unknown reason"));
+      if (plan.value("error_type", "") == "not implemented") {
+        return PermissionDeniedError(fmt::format(
+            "cannot determine which tables the query reads ({}); rewrite it as a plain SELECT",
+            why.substr(0, why.find('\n'))));
+      }
+      return ClassifyError(why);
+    }
+    for (const Json* get : PlanScans(plan)) {
+      std::string name = get->value("name", std::string());
+      if (name != "read_parquet" && name != "parquet_scan") {
+        if (IsAllowedGenerator(name)) continue;
+        return PermissionDeniedError(fmt::format(
+            "'{}' is not allowed in queries: read the lake's tables by name (engage tables lists "
+            "them)",
+            name.empty() ? std::string("a scan of an unknown kind") : name));
+      }
+      const Json* files = nullptr;
+      if (auto fd = get->find("function_data"); fd != get->end() && fd->is_object()) {
+        if (auto f = fd->find("files"); f != fd->end() && f->is_array()) files = &*f;
+      }
+      if (files == nullptr) {
+        return PermissionDeniedError("cannot determine which files a Parquet scan reads");
+      }
+      if (files->empty()) pruned_to_nothing = true;
+      std::string filter;
+      if (auto info = get->find("extra_info"); info != get->end() && info->is_object()) {
+        filter = info->value("file_filters", std::string());
+      }
+      // One scan may read files of several tables (read_parquet over a list): one entry each.
+      std::map<std::string, TableScan> per_table;
+      std::map<std::string, std::set<std::string>> dts;
+      for (const auto& f : *files) {
+        auto it = f.is_string() ? files_.find(f.get<std::string>()) : files_.end();
+        if (it == files_.end()) {
+          return PermissionDeniedError(
+              "the query reads files that are not part of a lake table; read the tables by name");
         }
+        TableScan& ts = per_table[it->second.table];
+        ts.table = it->second.table;
+        ts.files_scanned += 1;
+        ts.estimated_bytes += it->second.bytes;
+        dts[ts.table].insert(it->second.dt);
       }
-      projected.erase("");  // count(*) reads no column
+      for (auto& [table, ts] : per_table) {
+        ts.files_total = files_per_table_[table];
+        if (pass == 1) {
+          // Only the table matters here: the optimized plan reads none of its files.
+          bool known = std::any_of(out.begin(), out.end(),
+                                   [&](const TableScan& o) { return o.table == table; });
+          if (known) continue;
+          ts.files_scanned = 0;
+          ts.estimated_bytes = 0;
+          ts.file_filter = "(pruned to no file)";
+          out.push_back(std::move(ts));
+          continue;
+        }
+        ts.partitions_scanned = static_cast<int64_t>(dts[table].size());
+        ts.file_filter = filter;
+        out.push_back(std::move(ts));
+      }
     }
-    // Candidates: referenced tables with the scan's file count (when the plan shows one) whose
-    // columns include every projected column. A table whose row count is the scan's estimated
-    // cardinality (an unfiltered scan) wins; otherwise the largest candidate is charged, so the
-    // estimate stays an upper bound.
-    bool exact = false;
-    for (const auto& table : referenced) {
-      int64_t count = files_per_table_[table];
-      if (n >= 0 && count != n) continue;
-      const TableSpec& spec = lake_.config().tables.at(table);
-      bool has_all = true;
-      for (const auto& c : projected) {
-        if (c != "dt" && !spec.FindColumn(c)) has_all = false;
-      }
-      if (!has_all) continue;
-      std::string where = s.file_filter.empty() ? "true" : s.file_filter;
-      auto est = conn_.Query(fmt::format(
-          "SELECT coalesce(sum(files), 0), coalesce(sum(bytes), 0), count(*) FROM __partitions "
-          "WHERE table_name = {} AND ({})",
-          SqlQuote(table), where));
-      if (!est.ok()) continue;
-      int64_t files_sel = est->Int(0, 0);
-      if (k >= 0 && files_sel != k) continue;
-      bool matches_rows = cardinality >= 0 && rows_per_table_[table] == cardinality;
-      if (exact && !matches_rows) continue;
-      if (!s.table.empty() && !(matches_rows && !exact) && est->Int(1, 0) <= s.estimated_bytes) {
-        continue;
-      }
-      exact = exact || matches_rows;
-      s.table = table;
-      s.files_total = count;
-      s.files_scanned = files_sel;
-      s.estimated_bytes = est->Int(1, 0);
-      s.partitions_scanned = est->Int(2, 0);
-    }
-    if (s.table.empty()) continue;  // a Parquet scan not over a lake table
-    out.push_back(std::move(s));
   }
   return out;
 }
@@ -400,77 +482,91 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
   if (sql.empty()) return fail(InvalidArgumentError("empty query"));
 
   // Exactly one statement, and it must read only. DuckDB's parse tree serializer accepts only
-  // SELECT statements, and tells which tables the query names; anything else is classified by
-  // preparing it (EXPLAIN is allowed, everything else refused).
+  // SELECT statements; anything else is classified by preparing it. EXPLAIN is allowed when the
+  // statement it explains is a SELECT, which is checked, authorized and metered like one (EXPLAIN
+  // ANALYZE runs it).
   duckdb_statement_type type = DUCKDB_STATEMENT_TYPE_SELECT;
-  std::set<std::string> referenced;
-  {
-    auto tree = conn_.Query("SELECT json_serialize_sql(" + SqlQuote(sql) + ")");
+  std::string stmt = sql;       // the SELECT that runs or is explained
+  std::set<std::string> named;  // lake tables the text names (any case), besides the plan's
+  for (int pass = 0; pass < 2; ++pass) {
+    auto tree = conn_.Query("SELECT json_serialize_sql(" + SqlQuote(stmt) + ")");
     if (!tree.ok()) return fail(ClassifyError(tree.status().message()));
-    Json j = Json::parse(tree->Str(0, 0).value_or("{}"), nullptr, false);
-    if (j.value("error", false)) {
-      if (j.value("error_type", "") == "parser") {
-        return fail(InvalidArgumentError("syntax error: " + j.value("error_message", "")));
-      }
-      Extracted ex;
-      idx_t n = duckdb_extract_statements(conn_.raw(), sql.c_str(), ex.out());
-      if (n == 0) {
-        const char* err = duckdb_extract_statements_error(ex.get());
-        return fail(InvalidArgumentError(err ? err : "cannot parse the query"));
-      }
-      if (n != 1) {
-        return fail(InvalidArgumentError(
-            fmt::format("expected exactly one SQL statement, got {}", static_cast<int64_t>(n))));
-      }
-      Prepared check;
-      if (duckdb_prepare_extracted_statement(conn_.raw(), ex.get(), 0, check.out()) !=
-          DuckDBSuccess) {
-        return fail(ClassifyError(duckdb_prepare_error(check.get())));
-      }
-      type = duckdb_prepared_statement_type(check.get());
-      if (type != DUCKDB_STATEMENT_TYPE_EXPLAIN) {
-        return fail(PermissionDeniedError(fmt::format(
-            "only read-only queries are allowed (SELECT or EXPLAIN); this is a {} statement",
-            StatementTypeName(type))));
-      }
-    } else {
+    auto parsed = ParseJson(tree->Str(0, 0).value_or("{}"), "the query's parse tree", 1 << 20);
+    if (!parsed.ok()) return fail(InvalidArgumentError("cannot parse the query"));
+    const Json& j = *parsed;
+    if (!j.value("error", false)) {
       size_t n =
           j.contains("statements") && j["statements"].is_array() ? j["statements"].size() : 0;
       if (n != 1) {
         return fail(InvalidArgumentError(
             fmt::format("expected exactly one SQL statement, got {}", static_cast<int64_t>(n))));
       }
+      std::set<std::string> referenced;
       CollectTableNames(j, referenced);
-    }
-  }
-
-  if (req.authorize) {
-    std::set<std::string> tables;
-    if (type == DUCKDB_STATEMENT_TYPE_SELECT) {
       for (const auto& t : referenced) {
-        if (lake_.config().tables.count(t)) tables.insert(t);
+        for (const auto& [name, spec] : lake_.config().tables) {
+          if (strcasecmp(name.c_str(), t.c_str()) == 0) named.insert(name);
+        }
       }
-    } else {
-      tables.insert("*");
+      break;
     }
-    Status allowed = req.authorize(tables);
-    if (!allowed.ok()) return fail(allowed);
+    if (pass == 1 || j.value("error_type", "") == "parser") {
+      return fail(InvalidArgumentError(
+          "syntax error: " + j.value("error_message", std::string("cannot parse the query"))));
+    }
+    Extracted ex;
+    idx_t n = duckdb_extract_statements(conn_.raw(), sql.c_str(), ex.out());
+    if (n == 0) {
+      const char* err = duckdb_extract_statements_error(ex.get());
+      return fail(InvalidArgumentError(err ? err : "cannot parse the query"));
+    }
+    if (n != 1) {
+      return fail(InvalidArgumentError(
+          fmt::format("expected exactly one SQL statement, got {}", static_cast<int64_t>(n))));
+    }
+    Prepared check;
+    if (duckdb_prepare_extracted_statement(conn_.raw(), ex.get(), 0, check.out()) !=
+        DuckDBSuccess) {
+      return fail(ClassifyError(duckdb_prepare_error(check.get())));
+    }
+    type = duckdb_prepared_statement_type(check.get());
+    if (type != DUCKDB_STATEMENT_TYPE_EXPLAIN) {
+      return fail(PermissionDeniedError(fmt::format(
+          "only read-only queries are allowed (SELECT or EXPLAIN); this is a {} statement",
+          StatementTypeName(type))));
+    }
+    bool analyze = false;
+    size_t at = ExplainedStatementStart(sql, &analyze);
+    if (at == std::string::npos) {
+      return fail(InvalidArgumentError(
+          "write EXPLAIN as EXPLAIN [ANALYZE | (options)] SELECT ...; this form is not supported"));
+    }
+    stmt = sql.substr(at);
   }
 
   QueryResult result;
   result.dry_run = req.dry_run;
   spdlog::debug("query: parsed and checked in {} us", clock.MonotonicMicros() - t0);
-  if (type == DUCKDB_STATEMENT_TYPE_SELECT) {
-    auto scans = Estimate(sql, referenced);
-    spdlog::debug("query: estimated in {} us", clock.MonotonicMicros() - t0);
-    if (!scans.ok()) return fail(ClassifyError(scans.status().message()));
+  {
+    auto scans = ResolveScans(stmt);
+    spdlog::debug("query: resolved in {} us", clock.MonotonicMicros() - t0);
+    if (!scans.ok()) return fail(scans.status());
     result.scans = std::move(*scans);
+  }
+  result.tables = named;
+  for (const auto& s : result.scans) result.tables.insert(s.table);
+  if (req.authorize) {
+    Status allowed = req.authorize(result.tables);
+    if (!allowed.ok()) return fail(allowed);
   }
   for (const auto& s : result.scans) {
     result.estimated_bytes += s.estimated_bytes;
     result.partitions_scanned += s.partitions_scanned;
     auto spec = lake_.config().Table(s.table);
-    if (spec.ok() && (*spec)->require_partition_filter && s.file_filter.empty()) {
+    // A scan is filtered when DuckDB pushed a filter into the file list or it reads a strict
+    // subset of the table's files (read_parquet over one partition's directory).
+    bool filtered = !s.file_filter.empty() || s.files_scanned < s.files_total;
+    if (spec.ok() && (*spec)->require_partition_filter && !filtered) {
       return fail(FailedPreconditionError(fmt::format(
           "table '{}' requires a filter on its partition column dt (e.g. WHERE dt >= DATE "
           "'2024-01-01'); this query would scan all {} partitions",
@@ -504,8 +600,13 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
           : sql;
   DuckResult res;
   {
-    auto r = MeteredQuery(run_sql, &result.bytes_scanned);
-    if (!r.ok()) return fail(ClassifyError(r.status().message()));
+    auto r = MeteredQuery(run_sql, &result.bytes_scanned, &req);
+    if (!r.ok()) {
+      const StatusCode code = r.status().code();
+      return fail(code == StatusCode::kDeadlineExceeded || code == StatusCode::kCancelled
+                      ? r.status()
+                      : ClassifyError(r.status().message()));
+    }
     res = std::move(*r);
   }
   spdlog::debug("query: executed in {} us", clock.MonotonicMicros() - t0);
@@ -541,13 +642,59 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
   return result;
 }
 
-Result<DuckResult> QueryEngine::MeteredQuery(const std::string& sql, int64_t* bytes_scanned) {
+Result<DuckResult> QueryEngine::MeteredQuery(const std::string& sql, int64_t* bytes_scanned,
+                                             const QueryRequest* req) {
   std::lock_guard lock(MeterMutex());
+  // A watchdog interrupts the query at its deadline or when the caller cancels it; DuckDB then
+  // fails the query ("Interrupted") within a vector or so.
+  const bool watched = req != nullptr && (req->timeout_ms > 0 || req->cancelled);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  enum class Stop { kNone, kTimeout, kCancelled } stop = Stop::kNone;
+  std::thread watchdog;
+  if (watched) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(req->timeout_ms);
+    watchdog = std::thread([&, deadline] {
+      std::unique_lock<std::mutex> l(mu);
+      while (!done) {
+        cv.wait_for(l, std::chrono::milliseconds(20));
+        if (done) break;
+        if (req->timeout_ms > 0 && std::chrono::steady_clock::now() >= deadline) {
+          stop = Stop::kTimeout;
+        } else if (req->cancelled && req->cancelled()) {
+          stop = Stop::kCancelled;
+        } else {
+          continue;
+        }
+        duckdb_interrupt(conn_.raw());
+        break;
+      }
+    });
+  }
   int64_t probe = 0;
   int64_t before = ProcessReadBytes(&probe);
   auto r = conn_.Query(sql);
   int64_t after = ProcessReadBytes(nullptr);
   *bytes_scanned = std::max<int64_t>(0, after - before - probe);
+  if (watched) {
+    {
+      std::lock_guard<std::mutex> l(mu);
+      done = true;
+    }
+    cv.notify_all();
+    watchdog.join();
+    if (stop == Stop::kTimeout) {
+      return Status(StatusCode::kDeadlineExceeded,
+                    fmt::format("the query was stopped after its time limit of {} s ([query] "
+                                "timeout_seconds in engage.toml, or --timeout)",
+                                static_cast<double>(req->timeout_ms) / 1000.0));
+    }
+    if (stop == Stop::kCancelled) {
+      return Status(StatusCode::kCancelled,
+                    "the query was cancelled (the client went away or the server is stopping)");
+    }
+  }
   return r;
 }
 

@@ -543,5 +543,26 @@ min_improvement = 0.005
   }
 }
 
+TEST(ConfigTest, QueryTimeoutAndMemoryLimitAreRead) {
+  auto d = Config::Parse(DefaultConfigToml(), "default");
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_FALSE(d->query.timeout_seconds.has_value());  // each caller's own default
+  EXPECT_EQ(d->query.memory_limit, "4GB");
+  auto c = Config::Parse("[query]\ntimeout_seconds = 5\nmemory_limit = \"512MB\"\n", "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->query.timeout_seconds, 5);
+  EXPECT_EQ(c->query.memory_limit, "512MB");
+  for (const char* bad :
+       {"[query]\ntimeout_seconds = -1\n", "[query]\ntimeout_seconds = 1e9\n",
+        "[query]\ntimeout_seconds = 99999999999\n", "[query]\nmemory_limit = \"lots\"\n",
+        "[query]\nmemory_limit = 4\n", "[query]\nmemory_limit = \"GB\"\n"}) {
+    auto r = Config::Parse(bad, "t.toml");
+    EXPECT_FALSE(r.ok()) << bad;
+    if (!r.ok()) {
+      EXPECT_NE(r.status().message().find("query"), std::string::npos) << bad;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace engage

@@ -1,8 +1,15 @@
 #include "engage/serve/api.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <fstream>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "engage/flow/store.h"
@@ -431,6 +438,136 @@ TEST_F(ApiTest, ATrafficSplitRoutesCustomersByHashRecordsExposuresAndReportsOutc
   EXPECT_EQ(report->arms[0].diff, 0);
   EXPECT_NEAR(report->arms[1].diff, report->arms[1].rate - report->arms[0].rate, 1e-12);
   EXPECT_LT(report->arms[1].diff_ci_low, report->arms[1].diff);
+}
+
+TEST_F(ApiTest, QueryIsAuthorizedOnTheTablesDuckDbResolved) {
+  // F2: names in other spellings, table functions and lake paths used to pass a textual check.
+  std::string c = dir_.WriteFile("c.csv", "customer_id,signup_time\n1,2024-01-01 00:00:00\n");
+  ASSERT_OK(IngestFiles("customers", {c}));
+  StartServer();
+  auto keys = serve::KeyStore::Open(home_.meta_db(), clock_);
+  auto events_only = (*keys)->Create(
+      "events-only",
+      *serve::Policy::Parse(
+          R"({"Statement":[{"Effect":"Allow","Action":"query:Run","Resource":"table/events"}]})"));
+  ASSERT_OK(events_only);
+  std::ifstream ro_file(std::string(ENGAGE_SOURCE_DIR) +
+                        "/examples/policies/predictions-read-only.json");
+  std::stringstream ro_text;
+  ro_text << ro_file.rdbuf();
+  auto ro = (*keys)->Create("ro", *serve::Policy::Parse(ro_text.str()));
+  ASSERT_OK(ro);
+  std::string lake_glob = home_.lake() + "/customers/*/*.parquet";
+  for (const std::string& sql :
+       {std::string("SELECT * FROM CUSTOMERS LIMIT 2"), std::string("FROM \"Customers\""),
+        std::string("SELECT * FROM query_table('customers')"),
+        std::string("SELECT * FROM Predictions"),
+        std::string("SELECT * FROM query('SELECT * FROM customers')"),
+        "SELECT * FROM read_parquet('" + lake_glob + "')",
+        "SELECT * FROM read_text('" + lake_glob + "')",
+        std::string("EXPLAIN ANALYZE SELECT * FROM customers")}) {
+    std::string body = Json{{"sql", sql}}.dump();
+    auto by_ro = Call({"POST", "", "/v1/query", body}, ro->token);
+    EXPECT_EQ(by_ro.status, 403) << sql << ": " << by_ro.body;
+    auto by_events = Call({"POST", "", "/v1/query", body}, events_only->token);
+    EXPECT_EQ(by_events.status, 403) << sql << ": " << by_events.body;
+    EXPECT_EQ(by_events.body.find("\"rows\""), std::string::npos) << sql;
+  }
+  auto ok = Call({"POST", "", "/v1/query", R"j({"sql":"SELECT count(*) FROM \"EVENTS\""})j"},
+                 events_only->token);
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  // Denials name the table they were refused; successful reads are audited with theirs.
+  server_->Stop();
+  runner_.join();
+  api_.reset();
+  auto audit = serve::AuditLog::Open(home_.meta_db(), clock_);
+  ASSERT_OK(audit);
+  auto records = (*audit)->List(100);
+  ASSERT_OK(records);
+  int denied_customers = 0;
+  bool read_events = false;
+  for (const auto& r : *records) {
+    if (r.action != "query:Run") continue;
+    if (!r.allowed && r.resource == "table/customers") ++denied_customers;
+    if (r.allowed && r.resource == "table/events") read_events = true;
+  }
+  EXPECT_GE(denied_customers, 5);
+  EXPECT_TRUE(read_events);
+}
+
+TEST_F(ApiTest, DeeplyNestedBodiesAreRefusedAndNeverParsedForADeniedKey) {
+  // F1: 50,000 levels used to overflow the stack (the server died, whatever the key).
+  serve::ApiOptions o;
+  o.start_execution = [](const Json& request) -> Result<Json> { return request; };
+  StartServer(o);
+  std::string deep = std::string(50000, '[') + std::string(50000, ']');
+  struct Case {
+    std::string method, target, body;
+  };
+  for (const Case& k :
+       {Case{"POST", "/v1/score", "{\"features\":{\"x\":" + deep + "}}"},
+        Case{"POST", "/v1/executions", "{\"pipeline\":\"engagement\",\"input\":" + deep + "}"},
+        Case{"PUT", "/v1/models/engagement/split", "{\"arms\":[{\"ref\":" + deep + "}]}"},
+        Case{"POST", "/v1/query", "{\"sql\":" + deep + "}"},
+        Case{"POST", "/v1/predictions:batchGet", "{\"customer_ids\":" + deep + "}"}}) {
+    auto denied = Call({k.method, "", k.target, k.body}, other_);
+    EXPECT_EQ(denied.status, 403) << k.target << ": " << denied.body;
+    auto allowed = Call({k.method, "", k.target, k.body}, admin_);
+    EXPECT_EQ(allowed.status, 400) << k.target << ": " << allowed.body;
+    EXPECT_NE(allowed.body.find("nested deeper than"), std::string::npos) << allowed.body;
+  }
+  EXPECT_EQ(Call({"GET", "", "/healthz"}, "").status, 200);  // still alive
+}
+
+TEST_F(ApiTest, AQueryStopsAtItsTimeoutAndWhenTheClientGoesAway) {
+  // F6: a cross join used to run for ever, holding a blocking thread and a core.
+  std::string pq = dir_.path() + "/ev.parquet";
+  Scalar(
+      "COPY (SELECT i AS event_id, i % 97 AS customer_id, TIMESTAMP '2024-05-01' + INTERVAL (i) "
+      "SECOND AS event_time, 'purchase' AS event_type, 'web' AS channel, 1.0 AS amount, '' AS "
+      "properties FROM range(20000) t(i)) TO '" +
+      pq + "' (FORMAT parquet)");
+  ASSERT_OK(IngestFiles("events", {pq}));
+  StartServer();
+  const std::string runaway = "SELECT count(*) FROM events a, events b, events c";
+  auto timed_out = Call(
+      {"POST", "", "/v1/query", Json{{"sql", runaway}, {"timeout_seconds", 1}}.dump()}, admin_);
+  EXPECT_EQ(timed_out.status, 504) << timed_out.body;
+  EXPECT_NE(timed_out.body.find("time limit"), std::string::npos) << timed_out.body;
+
+  // A client that sends the query and hangs up: the query is cancelled, not run to the end.
+  {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(server_->port()));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    std::string body = Json{{"sql", runaway}}.dump();
+    std::string request =
+        "POST /v1/query HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + admin_ +
+        "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+        "\r\n\r\n" + body;
+    ASSERT_EQ(::write(fd, request.data(), request.size()), static_cast<ssize_t>(request.size()));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    ::close(fd);
+  }
+  bool cancelled = false;
+  for (int i = 0; i < 200 && !cancelled; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto lake = Open(false);
+    auto history = lake->catalog().QueryHistory(5);
+    ASSERT_OK(history);
+    for (const auto& q : *history) {
+      if (q.sql == runaway && q.error.find("cancelled") != std::string::npos) cancelled = true;
+    }
+  }
+  EXPECT_TRUE(cancelled) << "the abandoned query was not cancelled within 20 s";
+  // The blocking threads are free again.
+  auto after =
+      Call({"POST", "", "/v1/query", R"j({"sql":"SELECT count(*) FROM events"})j"}, admin_);
+  EXPECT_EQ(after.status, 200) << after.body;
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -269,6 +270,179 @@ TEST_F(QueryTest, JsonHasTheDocumentedKeys) {
                         "cost_usd", "elapsed_ms"}) {
     EXPECT_TRUE(j.contains(k)) << k;
   }
+}
+
+// --- the trust boundary: tables as DuckDB resolved them, every scan metered -------------------
+
+class ResolvedQueryTest : public QueryTest {
+ protected:
+  void SetUp() override {
+    QueryTest::SetUp();
+    LoadEvents();
+    std::string c = dir_.WriteFile("c.csv",
+                                   "customer_id,signup_time\n1,2024-01-01 00:00:00\n"
+                                   "2,2024-01-02 00:00:00\n");
+    ASSERT_OK(IngestFiles("customers", {c}));
+  }
+
+  // Runs `q` with an authorize callback that records the tables it is shown and allows them.
+  Result<sql::QueryResult> RunSeeing(const std::string& q, std::set<std::string>* seen,
+                                     std::optional<int64_t> max_scan = std::nullopt) {
+    lake_ = Open(false);
+    auto qe = sql::QueryEngine::Open(*lake_, 1);
+    if (!qe.ok()) return qe.status();
+    sql::QueryRequest req;
+    req.sql = q;
+    req.max_scan_bytes = max_scan;
+    req.authorize = [seen](const std::set<std::string>& tables) {
+      *seen = tables;
+      return Status::Ok();
+    };
+    return (*qe)->Run(req);
+  }
+
+  std::string LakeGlob(const std::string& table) {
+    return home_.lake() + "/" + table + "/*/*.parquet";
+  }
+};
+
+TEST_F(ResolvedQueryTest, AuthorizeSeesTheTablesDuckDbResolvedWhateverTheSpelling) {
+  for (const std::string& q :
+       {std::string("SELECT * FROM CUSTOMERS LIMIT 2"), std::string("FROM \"Customers\""),
+        std::string("SELECT * FROM main.customers"),
+        std::string("SELECT * FROM query_table('customers')"),
+        std::string("SELECT * FROM query('SELECT * FROM customers')"),
+        std::string("SELECT (SELECT count(*) FROM customers)"),
+        std::string("WITH x AS (SELECT * FROM cUsToMeRs) SELECT * FROM x"),
+        "SELECT * FROM read_parquet('" + LakeGlob("customers") + "')",
+        "SELECT * FROM '" + LakeGlob("customers") + "'",
+        std::string("EXPLAIN SELECT * FROM CUSTOMERS"),
+        std::string("EXPLAIN ANALYZE SELECT * FROM query_table('customers')"),
+        std::string("-- c\n/* d */ explain (format json) FROM customers")}) {
+    std::set<std::string> seen;
+    auto r = RunSeeing(q, &seen);
+    SCOPED_TRACE(q);
+    ASSERT_OK(r);
+    EXPECT_EQ(seen, std::set<std::string>{"customers"}) << q;
+  }
+  std::set<std::string> seen;
+  ASSERT_OK(RunSeeing("SELECT count(*) FROM events JOIN Customers USING (customer_id)", &seen));
+  EXPECT_EQ(seen, (std::set<std::string>{"customers", "events"}));
+  // A scan pruned to no file still reads its table as far as authorization goes.
+  ASSERT_OK(RunSeeing("SELECT * FROM customers WHERE dt = DATE '1900-01-01'", &seen));
+  EXPECT_EQ(seen, std::set<std::string>{"customers"});
+  // Pure generators read no table.
+  ASSERT_OK(RunSeeing("SELECT * FROM range(3), unnest([1, 2])", &seen));
+  EXPECT_TRUE(seen.empty());
+}
+
+TEST_F(ResolvedQueryTest, ARefusalFromAuthorizeStopsTheQuery) {
+  lake_ = Open(false);
+  auto qe = sql::QueryEngine::Open(*lake_, 1);
+  ASSERT_OK(qe);
+  sql::QueryRequest req;
+  req.sql = "SELECT * FROM query_table('CUSTOMERS')";
+  req.authorize = [](const std::set<std::string>& tables) {
+    return tables.count("customers") ? PermissionDeniedError("no customers for you") : Status::Ok();
+  };
+  auto r = (*qe)->Run(req);
+  EXPECT_STATUS_CODE(r, StatusCode::kPermissionDenied);
+  EXPECT_EQ(r.status().message(), "no customers for you");
+}
+
+TEST_F(ResolvedQueryTest, TableFunctionsOtherThanLakeScansAreRefused) {
+  // A readable CSV inside the lake directory, but not a table's file.
+  {
+    std::ofstream notes(home_.lake() + "/notes.csv");
+    notes << "a,b\n1,2\n";
+  }
+  const std::string notes = home_.lake() + "/notes.csv";
+  for (const std::string& q :
+       {"SELECT * FROM read_csv('" + notes + "')", "SELECT * FROM '" + notes + "'",
+        "SELECT * FROM read_text('" + notes + "')"}) {
+    std::set<std::string> seen;
+    auto r = RunSeeing(q, &seen);
+    SCOPED_TRACE(q);
+    EXPECT_STATUS_CODE(r, StatusCode::kPermissionDenied);
+  }
+  for (const std::string& q :
+       {"SELECT * FROM read_text('" + LakeGlob("events") + "')",
+        "SELECT * FROM read_blob('" + LakeGlob("events") + "')",
+        "SELECT * FROM glob('" + LakeGlob("events") + "')",
+        "SELECT * FROM parquet_metadata('" + LakeGlob("events") + "')",
+        std::string("SELECT * FROM duckdb_settings()"), std::string("SELECT * FROM __partitions"),
+        std::string("SELECT * FROM duckdb_views()")}) {
+    std::set<std::string> seen;
+    auto r = RunSeeing(q, &seen);
+    SCOPED_TRACE(q);
+    EXPECT_STATUS_CODE(r, StatusCode::kPermissionDenied);
+  }
+}
+
+TEST_F(ResolvedQueryTest, TheScanCutoffSeesEveryScanWhateverTheSpelling) {
+  std::set<std::string> seen;
+  for (const std::string& q :
+       {std::string("SELECT sum(amount) FROM EVENTS"),
+        std::string("SELECT sum(amount) FROM query_table('events')"),
+        std::string("SELECT * FROM query('SELECT sum(amount) FROM \"Events\"')"),
+        std::string("EXPLAIN ANALYZE SELECT sum(amount) FROM events"),
+        "SELECT sum(amount) FROM read_parquet('" + LakeGlob("events") + "')"}) {
+    auto r = RunSeeing(q, &seen, /*max_scan=*/100000);
+    SCOPED_TRACE(q);
+    EXPECT_STATUS_CODE(r, StatusCode::kResourceExhausted);
+    auto dry = RunSeeing(q, &seen);
+    ASSERT_OK(dry);
+    EXPECT_GT(dry->estimated_bytes, 100000) << q;
+    EXPECT_EQ(dry->partitions_scanned, 10) << q;
+  }
+}
+
+TEST_F(ResolvedQueryTest, ThePartitionFilterRuleSeesEveryScanWhateverTheSpelling) {
+  SetConfigLine("require_partition_filter = false", "require_partition_filter = true");
+  std::set<std::string> seen;
+  for (const std::string& q : {std::string("SELECT count(*) FROM EVENTS"),
+                               std::string("SELECT count(*) FROM query_table('events')"),
+                               std::string("EXPLAIN ANALYZE SELECT count(*) FROM events"),
+                               "SELECT count(*) FROM read_parquet('" + LakeGlob("events") + "')"}) {
+    SCOPED_TRACE(q);
+    EXPECT_STATUS_CODE(RunSeeing(q, &seen), StatusCode::kFailedPrecondition);
+  }
+  ASSERT_OK(
+      RunSeeing("SELECT count(*) FROM query_table('events') WHERE dt = DATE '2024-05-02'", &seen));
+  ASSERT_OK(RunSeeing(
+      "SELECT count(*) FROM read_parquet('" + home_.lake() + "/events/dt=2024-05-02/*.parquet')",
+      &seen));
+}
+
+TEST_F(ResolvedQueryTest, AQueryPastItsTimeoutIsStopped) {
+  lake_ = Open(false);
+  auto qe = sql::QueryEngine::Open(*lake_, 1);
+  ASSERT_OK(qe);
+  sql::QueryRequest req;
+  req.sql = "SELECT count(*) FROM events a, events b, events c";  // 8e12 rows
+  req.timeout_ms = 300;
+  auto r = (*qe)->Run(req);
+  EXPECT_STATUS_CODE(r, StatusCode::kDeadlineExceeded);
+  EXPECT_NE(r.status().message().find("time limit"), std::string::npos);
+  // The engine still answers afterwards.
+  req.sql = "SELECT count(*) FROM events";
+  auto again = (*qe)->Run(req);
+  ASSERT_OK(again);
+  EXPECT_EQ(again->rows[0][0], 20000);
+}
+
+TEST_F(ResolvedQueryTest, ACancelledQueryStops) {
+  lake_ = Open(false);
+  auto qe = sql::QueryEngine::Open(*lake_, 1);
+  ASSERT_OK(qe);
+  sql::QueryRequest req;
+  req.sql = "SELECT count(*) FROM events a, events b, events c";
+  auto start = std::chrono::steady_clock::now();
+  req.cancelled = [start] {
+    return std::chrono::steady_clock::now() - start > std::chrono::milliseconds(200);
+  };
+  auto r = (*qe)->Run(req);
+  EXPECT_STATUS_CODE(r, StatusCode::kCancelled);
 }
 
 }  // namespace

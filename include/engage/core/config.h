@@ -75,6 +75,11 @@ struct Prices {
 struct QueryLimits {
   int64_t max_scan_bytes = 0;  // 0 = no cutoff
   int64_t max_result_rows = 100000;
+  // A user query (CLI or HTTP) stops after this long; unset: each caller's default (the CLI's
+  // and the server's differ, see sql/query.h); 0 = no limit.
+  std::optional<int64_t> timeout_seconds;
+  // DuckDB's memory limit for queries; beyond it large operations spill to <home>/tmp.
+  std::string memory_limit = "4GB";
 };
 
 // A local stand-in for a cloud task that ASL Task states call: a command run with the task's

@@ -66,6 +66,9 @@ struct HttpRequest {
   std::string remote;  // peer address
   int version = 11;    // 10 for HTTP/1.0, 11 for HTTP/1.1
   HeaderList headers;
+  // For a request handled on the blocking pool: true once the client has gone away or the
+  // server is stopping, so a long handler (a query) can stop early. Empty otherwise.
+  std::function<bool()> cancelled;
   // Value of a header (case-insensitive name); empty when absent.
   std::string_view Header(std::string_view name) const { return headers.Find(name); }
   // Empties the request for the next one on the connection, keeping memory and `remote`.

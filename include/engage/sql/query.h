@@ -1,15 +1,25 @@
 // Metered, sandboxed SQL over the lake.
 //
 // Every lake table is a view over the Parquet files the catalog lists, with Hive partitioning,
-// so filters on `dt` prune files. Before a query runs, EXPLAIN tells which partitions it will
-// read; their bytes are the estimate, checked against the scan cutoff (and a table's
-// require_partition_filter). After it runs, the bytes the process actually read from the files
-// are measured (the kernel's per-process read counter, so it is what was read, not a model) and
-// priced like Athena. Each query, refused or run, lands in the query history with its cost.
+// so filters on `dt` prune files. Before a query runs, DuckDB binds and optimizes it and Engage
+// reads the resulting logical plan (json_serialize_plan): every scan in it, whatever the query's
+// spelling (quoting, case, schema, query_table(), query(), read_parquet over lake paths, a view
+// in a subquery), with the files it will read after partition pruning. Those scans decide which
+// tables the query reads (the authorization callback sees them), and their files' bytes are the
+// estimate, checked against the scan cutoff and a table's require_partition_filter. A table
+// function other than a scan of lake files or a few pure generators (range, unnest, ...) is
+// refused, and so is a query whose plan cannot be read. After it runs, the bytes the process
+// actually read from the files are measured (the kernel's per-process read counter, so it is what
+// was read, not a model) and priced like Athena. Each query, refused or run, lands in the query
+// history with its cost.
 //
 // User SQL is read-only: exactly one SELECT (or EXPLAIN) statement; DuckDB's configuration is
 // locked and file access is limited to the lake directory, so read_csv('/etc/passwd'), COPY,
 // ATTACH, INSTALL, LOAD, PRAGMA and SET are all refused.
+//
+// Runaway queries are bounded: a timeout (QueryRequest::timeout_ms), cancellation (the
+// `cancelled` callback, polled while the query runs: a client that went away, a server that is
+// stopping), and DuckDB's memory limit ([query] memory_limit), spilling to the home's tmp/.
 //
 // Thread-safety: a QueryEngine serves one thread at a time; queries in one process are metered
 // one after another so the byte counts stay exact.
@@ -34,10 +44,20 @@ struct QueryRequest {
   bool dry_run = false;
   std::optional<int64_t> max_scan_bytes;  // overrides the config's cutoff; 0 = none
   std::string source = "cli";
-  // Called once the tables the query reads are known, before anything runs (e.g. the server's
-  // policy check); an error refuses the query. "*" stands for every table (EXPLAIN).
+  // Called once the tables the query reads are known (as DuckDB resolved them), before anything
+  // runs (e.g. the server's policy check); an error refuses the query.
   std::function<Status(const std::set<std::string>& tables)> authorize;
+  // Stops the query with kDeadlineExceeded once it has run this long; 0 = no limit.
+  int64_t timeout_ms = 0;
+  // Polled while the query runs (every few milliseconds, from another thread); true stops it
+  // with kCancelled. E.g. the HTTP client went away or the server is stopping.
+  std::function<bool()> cancelled;
 };
+
+// The timeout of a user query when [query] timeout_seconds is not set: the CLI's and the
+// server's (a request holds one of a few blocking threads).
+inline constexpr int64_t kDefaultCliQueryTimeoutSeconds = 600;
+inline constexpr int64_t kDefaultServerQueryTimeoutSeconds = 30;
 
 struct TableScan {
   std::string table;
@@ -58,6 +78,7 @@ struct QueryResult {
   int64_t estimated_bytes = 0;
   int64_t partitions_scanned = 0;
   std::vector<TableScan> scans;
+  std::set<std::string> tables;  // every lake table the query reads, as resolved
   double cost_usd = 0;
   double estimated_cost_usd = 0;
   double elapsed_ms = 0;
@@ -74,8 +95,10 @@ class QueryEngine {
   ~QueryEngine();
 
   // Errors: kInvalidArgument (SQL error, several statements), kPermissionDenied (not read-only,
-  // files outside the lake), kResourceExhausted (estimate above the cutoff),
-  // kFailedPrecondition (a table requiring a dt filter scanned without one).
+  // files outside the lake, a table function not allowed, a plan that cannot be read, or the
+  // authorize callback's refusal), kResourceExhausted (estimate above the cutoff),
+  // kFailedPrecondition (a table requiring a dt filter scanned without one), kDeadlineExceeded
+  // (timeout), kCancelled (the cancelled callback said so).
   Result<QueryResult> Run(const QueryRequest& req);
 
   // Runs SQL written by Engage itself (feature and model queries), not by a user: no read-only
@@ -88,10 +111,13 @@ class QueryEngine {
 
  private:
   QueryEngine(lake::Lake& lake, lake::DuckDb db, lake::DuckConn conn);
-  // Per-scan estimate of the lake files `sql` reads; `referenced` are the table names it uses.
-  Result<std::vector<TableScan>> Estimate(const std::string& sql, std::set<std::string> referenced);
-  // Runs `sql` while counting the bytes the process reads.
-  Result<lake::DuckResult> MeteredQuery(const std::string& sql, int64_t* bytes_scanned);
+  // The lake scans of SELECT `sql` as DuckDB binds and optimizes it: per scan, the table and the
+  // files left after pruning. kPermissionDenied for a scan of anything else.
+  Result<std::vector<TableScan>> ResolveScans(const std::string& sql);
+  // Runs `sql` while counting the bytes the process reads; stops it when `req` says so (timeout
+  // or cancellation), or never when `req` is null.
+  Result<lake::DuckResult> MeteredQuery(const std::string& sql, int64_t* bytes_scanned,
+                                        const QueryRequest* req = nullptr);
   void Record(const QueryRequest& req, const std::string& status, const std::string& error,
               const QueryResult* r);
 
@@ -101,6 +127,12 @@ class QueryEngine {
   std::map<std::string, int64_t> files_per_table_;
   std::map<std::string, int64_t> bytes_per_table_;
   std::map<std::string, int64_t> rows_per_table_;
+  struct FileInfo {
+    std::string table;
+    std::string dt;
+    int64_t bytes = 0;
+  };
+  std::map<std::string, FileInfo, std::less<>> files_;  // absolute path -> catalogued file
 };
 
 // Bytes this process has read through read(2)/pread(2) so far (rchar of /proc/self/io).
