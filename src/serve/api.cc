@@ -749,6 +749,11 @@ Status Api::Impl::Query(Call& c) {
     if (r.status().code() == StatusCode::kResourceExhausted) {
       return InvalidArgumentError(r.status().message());
     }
+    // Cancelled: the client went away (nobody reads this) or the server is stopping (retry
+    // against the next one).
+    if (r.status().code() == StatusCode::kCancelled) {
+      return UnavailableError("the query was stopped because the server is stopping; retry");
+    }
     return r.status();
   }
   JsonBody(c.res, r->ToJson());

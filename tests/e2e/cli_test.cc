@@ -235,6 +235,43 @@ TEST_F(CliTest, BadSqlWritesAndOutsideReadsAreRefused) {
   EXPECT_EQ(hist.json()["queries"].size(), 4u);
 }
 
+TEST_F(CliTest, EveryScanIsMeteredAndARunawayQueryStopsAtItsTimeout) {
+  Init();
+  std::string data = dir_.path() + "/gen";
+  ASSERT_EQ(
+      Run({"gen", "--customers", "2000", "--days", "30", "--seed", "5", "--out", data}).exit_code,
+      0);
+  auto ing = Run({"ingest", "events", data + "/events/*.parquet"});
+  ASSERT_EQ(ing.exit_code, 0) << ing.err;
+  // F3: other spellings of a table used to escape the estimate ("estimate 0 B").
+  for (const std::string& sql : {std::string("SELECT sum(amount) FROM EVENTS"),
+                                 std::string("SELECT sum(amount) FROM query_table('events')"),
+                                 std::string("EXPLAIN ANALYZE SELECT sum(amount) FROM events")}) {
+    auto r = Run({"query", "--max-scan-bytes", "100000", sql});
+    EXPECT_EQ(r.exit_code, 6) << sql << ": " << r.out << r.err;
+    EXPECT_NE(r.err.find("scan cutoff"), std::string::npos) << r.err;
+  }
+  // F6: a cross join used to run for ever.
+  auto runaway =
+      Run({"query", "--timeout", "1", "SELECT count(*) FROM events a, events b, events c"});
+  EXPECT_EQ(runaway.exit_code, 8) << runaway.out << runaway.err;
+  EXPECT_NE(runaway.err.find("time limit of 1 s"), std::string::npos) << runaway.err;
+  // The config's limit applies without the flag.
+  {
+    std::ifstream in(home_ + "/engage.toml");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string cfg = ss.str();
+    size_t at = cfg.find("memory_limit = \"4GB\"");
+    ASSERT_NE(at, std::string::npos);
+    cfg.insert(at, "timeout_seconds = 1\n");
+    std::ofstream out(home_ + "/engage.toml");
+    out << cfg;
+  }
+  auto configured = Run({"query", "SELECT count(*) FROM events a, events b, events c"});
+  EXPECT_EQ(configured.exit_code, 8) << configured.err;
+}
+
 TEST_F(CliTest, KilledIngestLeavesNothingVisibleAndIsRecovered) {
   Init();
   std::string data = dir_.path() + "/gen";

@@ -174,5 +174,38 @@ TEST_F(ServeCliTest, APortInUseIsAClearError) {
       << r.err;
 }
 
+TEST_F(ServeCliTest, SigtermStopsARunningQueryAndTheServerExits) {
+  // F6: a runaway query kept the process alive long after SIGTERM.
+  Score(1, 3000);
+  auto key = Engage({"keys", "create", "--name", "admin", "--policy",
+                     std::string(ENGAGE_SOURCE_DIR) + "/examples/policies/admin.json", "--json"});
+  ASSERT_EQ(key.exit_code, 0) << key.err;
+  std::string auth = "Bearer " + key.json()["token"].get<std::string>();
+  int port = StartServer();
+  ASSERT_GT(port, 0);
+  HttpResult answer;
+  std::thread client([&] {
+    HttpClient c(port);
+    answer = c.Request(
+        "POST", "/v1/query",
+        R"j({"sql":"SELECT count(*) FROM predictions a, predictions b, predictions c, predictions d"})j",
+        {{"Authorization", auth}});
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ASSERT_EQ(kill(pid_, SIGTERM), 0);
+  // Bounded wait (not a timing assertion): before the fix the process outlived 45 s.
+  int status = 0;
+  pid_t done = 0;
+  for (int i = 0; i < 200 && done == 0; ++i) {
+    done = waitpid(pid_, &status, WNOHANG);
+    if (done == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  client.join();
+  ASSERT_EQ(done, pid_) << "the server was still running 20 s after SIGTERM";
+  pid_ = -1;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_EQ(answer.status, 503) << answer.body << answer.error;
+}
+
 }  // namespace
 }  // namespace engage::testing

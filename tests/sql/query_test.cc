@@ -5,6 +5,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "lake/lake_fixture.h"
@@ -26,8 +27,9 @@ class QueryTest : public LakeTest {
     ASSERT_OK(IngestFiles("events", {pq}));
   }
 
-  Result<sql::QueryResult> Run(const std::string& q, bool dry_run = false,
-                               std::optional<int64_t> max_scan = std::nullopt) {
+  Result<sql::QueryResult> Run(
+      const std::string& q, bool dry_run = false, std::optional<int64_t> max_scan = std::nullopt,
+      std::function<Status(const std::set<std::string>&)> authorize = nullptr) {
     lake_ = Open(false);
     auto qe = sql::QueryEngine::Open(*lake_, 1);
     if (!qe.ok()) return qe.status();
@@ -35,6 +37,7 @@ class QueryTest : public LakeTest {
     req.sql = q;
     req.dry_run = dry_run;
     req.max_scan_bytes = max_scan;
+    req.authorize = std::move(authorize);
     return (*qe)->Run(req);
   }
 
@@ -288,17 +291,10 @@ class ResolvedQueryTest : public QueryTest {
   // Runs `q` with an authorize callback that records the tables it is shown and allows them.
   Result<sql::QueryResult> RunSeeing(const std::string& q, std::set<std::string>* seen,
                                      std::optional<int64_t> max_scan = std::nullopt) {
-    lake_ = Open(false);
-    auto qe = sql::QueryEngine::Open(*lake_, 1);
-    if (!qe.ok()) return qe.status();
-    sql::QueryRequest req;
-    req.sql = q;
-    req.max_scan_bytes = max_scan;
-    req.authorize = [seen](const std::set<std::string>& tables) {
+    return Run(q, false, max_scan, [seen](const std::set<std::string>& tables) {
       *seen = tables;
       return Status::Ok();
-    };
-    return (*qe)->Run(req);
+    });
   }
 
   std::string LakeGlob(const std::string& table) {
@@ -337,15 +333,11 @@ TEST_F(ResolvedQueryTest, AuthorizeSeesTheTablesDuckDbResolvedWhateverTheSpellin
 }
 
 TEST_F(ResolvedQueryTest, ARefusalFromAuthorizeStopsTheQuery) {
-  lake_ = Open(false);
-  auto qe = sql::QueryEngine::Open(*lake_, 1);
-  ASSERT_OK(qe);
-  sql::QueryRequest req;
-  req.sql = "SELECT * FROM query_table('CUSTOMERS')";
-  req.authorize = [](const std::set<std::string>& tables) {
-    return tables.count("customers") ? PermissionDeniedError("no customers for you") : Status::Ok();
-  };
-  auto r = (*qe)->Run(req);
+  auto r = Run("SELECT * FROM query_table('CUSTOMERS')", false, std::nullopt,
+               [](const std::set<std::string>& tables) {
+                 return tables.count("customers") ? PermissionDeniedError("no customers for you")
+                                                  : Status::Ok();
+               });
   EXPECT_STATUS_CODE(r, StatusCode::kPermissionDenied);
   EXPECT_EQ(r.status().message(), "no customers for you");
 }
