@@ -48,8 +48,10 @@ void RegisterTrainCommands(CLI::App& app, GlobalOptions& global, std::function<S
 void RegisterMlSteps(flow::TaskRegistry& tasks, const HomePaths& home);
 
 // Starts an execution for the server and returns its record at once, the run going on in a
-// background thread: {"pipeline": "engagement"} or {"definition": {...}, "state_machine": NAME},
-// with optional "name" and "input" (flow_commands.cc).
+// background thread: {"state_machine": NAME} (a registered machine) or {"pipeline":
+// "engagement"}, with optional "name" and "input" (flow_commands.cc). The run is confined: each
+// Task is checked against the machine's role and engage:ingest reads only [flow] input_dirs.
+// kInvalidArgument for an inline "definition" or a bad name, kNotFound for an unregistered one.
 Result<Json> StartExecutionInBackground(const GlobalOptions& g, const Json& request);
 
 // `engage flow ...` and `engage run pipeline` (flow_commands.cc).

@@ -1,9 +1,11 @@
 // `engage flow ...`: validate, run, list, describe, history, redrive, graph and the conformance
 // runners. Argument parsing and printing only; the engine and store live in engage::flow.
 #include <fmt/format.h>
+#include <glob.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -13,6 +15,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -28,10 +31,12 @@
 #include "engage/flow/engine.h"
 #include "engage/flow/graph.h"
 #include "engage/flow/jsonata_conformance.h"
+#include "engage/flow/registry.h"
 #include "engage/flow/store.h"
 #include "engage/flow/tasks.h"
 #include "engage/lake/ingest.h"
 #include "engage/lake/lake.h"
+#include "engage/serve/machines.h"
 #include "engage/sql/query.h"
 
 namespace engage::cli {
@@ -153,13 +158,90 @@ Result<std::unique_ptr<flow::ExecutionStore>> OpenStore(const GlobalOptions& g) 
   return store;
 }
 
+// How far an execution's steps may reach beyond its role. The local CLI user is trusted: runs
+// started from the CLI read any input file. Executions started over HTTP are confined: an
+// engage:ingest input must resolve inside [flow] input_dirs.
+struct StepConfinement {
+  bool confine_inputs = false;
+  std::vector<std::string> input_dirs;  // resolved (realpath); directories that exist only
+};
+
+// [flow] input_dirs resolved: relative ones against the home, symlinks followed.
+std::vector<std::string> ResolveInputDirs(const FlowConfig& flow, const HomePaths& home) {
+  std::vector<std::string> out;
+  for (const std::string& d : flow.input_dirs) {
+    fs::path p(d);
+    if (!p.is_absolute()) p = fs::path(home.root) / p;
+    std::error_code ec;
+    fs::path real = fs::canonical(p, ec);
+    if (!ec && fs::is_directory(real, ec)) out.push_back(real.string());
+  }
+  return out;
+}
+
+bool HasGlob(const std::string& s) { return s.find_first_of("*?[") != std::string::npos; }
+
+// The files an engage:ingest input names, each resolved (symlinks and `..` followed) and inside
+// one of `c.input_dirs`; a glob is expanded here, so the lake reads exactly what was checked.
+// Relative inputs resolve against the home. The refusal names the input as given and the config
+// key, is the same whether or not the file exists, and reads nothing.
+Result<std::vector<std::string>> ConfinedInputs(const std::string& input, const StepConfinement& c,
+                                                const HomePaths& home) {
+  auto refused = [&input] {
+    return PermissionDeniedError(fmt::format(
+        "{}engage:ingest input '{}' is not a file inside [flow] input_dirs of engage.toml "
+        "(executions started over HTTP read only those directories)",
+        flow::kAccessDeniedPrefix, input));
+  };
+  if (input.empty() || c.input_dirs.empty()) return refused();
+  fs::path p(input);
+  if (!p.is_absolute()) p = fs::path(home.root) / p;
+  std::vector<std::string> candidates;
+  if (HasGlob(input)) {
+    glob_t g{};
+    int rc = ::glob(p.string().c_str(), GLOB_NOSORT, nullptr, &g);
+    if (rc == 0) {
+      for (size_t i = 0; i < g.gl_pathc; ++i) candidates.emplace_back(g.gl_pathv[i]);
+    }
+    globfree(&g);
+    if (candidates.empty()) return refused();
+  } else {
+    candidates.push_back(p.string());
+  }
+  std::vector<std::string> out;
+  for (const std::string& cand : candidates) {
+    std::error_code ec;
+    fs::path real = fs::canonical(cand, ec);
+    if (ec || !fs::is_regular_file(real, ec)) return refused();
+    std::string r = real.string();
+    bool inside = std::any_of(c.input_dirs.begin(), c.input_dirs.end(), [&r](const std::string& d) {
+      return r.size() > d.size() && r.compare(0, d.size(), d) == 0 && r[d.size()] == '/';
+    });
+    if (!inside) return refused();
+    out.push_back(std::move(r));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Replaces every occurrence of `from` in `s` by `to`.
+void ReplaceAll(std::string& s, const std::string& from, const std::string& to) {
+  if (from.empty()) return;
+  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) {
+    s.replace(at, from.size(), to);
+  }
+}
+
 // Engage's own steps, callable as "engage:<name>" Task resources. The lake is opened lazily so
-// definitions that do not use it run without one.
-void RegisterEngageSteps(flow::TaskRegistry& tasks, const GlobalOptions& g) {
+// definitions that do not use it run without one. With an authorizer on `tasks` (a role),
+// engage:query checks each table the query reads and engage:ingest its target table.
+void RegisterEngageSteps(flow::TaskRegistry& tasks, const GlobalOptions& g,
+                         const StepConfinement& confinement) {
   HomePaths home = ResolveHome(g.home);
+  flow::TaskRegistry* registry = &tasks;
   tasks.RegisterStep(
       "query",
-      [home](const Json& p) -> Result<Json> {
+      [home, registry](const Json& p) -> Result<Json> {
         if (!p.is_object() || !p.contains("sql") || !p["sql"].is_string()) {
           return InvalidArgumentError("engage:query needs Parameters {\"sql\": \"SELECT ...\"}");
         }
@@ -173,34 +255,70 @@ void RegisterEngageSteps(flow::TaskRegistry& tasks, const GlobalOptions& g) {
         if (p.contains("max_scan_bytes") && p["max_scan_bytes"].is_number_integer()) {
           req.max_scan_bytes = p["max_scan_bytes"].get<int64_t>();
         }
+        if (registry->has_authorizer()) {
+          // The tables are those the query engine resolves, whatever the spelling.
+          req.authorize = [registry](const std::set<std::string>& tables) -> Status {
+            for (const auto& t : tables) {
+              ENGAGE_RETURN_IF_ERROR(
+                  registry->Authorize("engage:query", t == "*" ? "table/*" : "table/" + t));
+            }
+            return Status::Ok();
+          };
+        }
         ENGAGE_ASSIGN_OR_RETURN(auto r, qe->Run(req));
         return r.ToJson();
       },
-      "Runs read-only SQL over the lake: {\"sql\": \"SELECT ...\", \"max_scan_bytes\": n}");
+      "Runs read-only SQL over the lake: {\"sql\": \"SELECT ...\", \"max_scan_bytes\": n}",
+      // Checked per table by the query engine (above).
+      [](const Json&) -> Result<std::vector<std::string>> { return std::vector<std::string>{}; });
   tasks.RegisterStep(
       "ingest",
-      [home](const Json& p) -> Result<Json> {
+      [home, confinement](const Json& p) -> Result<Json> {
         if (!p.is_object() || !p.contains("table") || !p["table"].is_string() ||
             !p.contains("inputs") || !p["inputs"].is_array()) {
           return InvalidArgumentError(
               "engage:ingest needs Parameters {\"table\": \"events\", \"inputs\": [\"f.csv\"]}");
         }
-        lake::LakeOptions opts;
-        opts.writer = true;
-        ENGAGE_ASSIGN_OR_RETURN(auto l, lake::Lake::Open(home, opts));
         lake::IngestRequest req;
         req.table = p["table"].get<std::string>();
+        // Resolved path -> the input as given, to put back into error messages.
+        std::vector<std::pair<std::string, std::string>> given;
         for (const Json& in : p["inputs"]) {
           if (!in.is_string()) return InvalidArgumentError("engage:ingest inputs must be strings");
-          req.inputs.push_back(in.get<std::string>());
+          std::string input = in.get<std::string>();
+          if (!confinement.confine_inputs) {
+            req.inputs.push_back(input);
+            continue;
+          }
+          ENGAGE_ASSIGN_OR_RETURN(auto files, ConfinedInputs(input, confinement, home));
+          for (auto& f : files) {
+            given.emplace_back(f, input);
+            req.inputs.push_back(std::move(f));
+          }
         }
         if (p.contains("ingest_id") && p["ingest_id"].is_string()) {
           req.ingest_id = p["ingest_id"].get<std::string>();
         }
-        ENGAGE_ASSIGN_OR_RETURN(auto r, lake::Ingest(*l, req));
-        return r.ToJson();
+        lake::LakeOptions opts;
+        opts.writer = true;
+        ENGAGE_ASSIGN_OR_RETURN(auto l, lake::Lake::Open(home, opts));
+        auto r = lake::Ingest(*l, req);
+        if (!r.ok() && !given.empty()) {
+          std::string msg = r.status().message();
+          for (const auto& [resolved, as_given] : given) ReplaceAll(msg, resolved, as_given);
+          return Status(r.status().code(), std::move(msg));
+        }
+        ENGAGE_RETURN_IF_ERROR(r.status());
+        return r->ToJson();
       },
-      "Ingests files into a lake table: {\"table\": \"events\", \"inputs\": [\"a.csv\"]}");
+      "Ingests files into a lake table: {\"table\": \"events\", \"inputs\": [\"a.csv\"]}",
+      [](const Json& p) -> Result<std::vector<std::string>> {
+        if (!p.is_object() || !p.contains("table") || !p["table"].is_string()) {
+          return InvalidArgumentError(
+              "engage:ingest needs Parameters {\"table\": \"events\", \"inputs\": [\"f.csv\"]}");
+        }
+        return std::vector<std::string>{"table/" + p["table"].get<std::string>()};
+      });
   RegisterMlSteps(tasks, home);
 }
 
@@ -256,13 +374,22 @@ struct Runtime {
   std::unique_ptr<flow::TaskRegistry> tasks;
 };
 
+// `role`: every Task is checked against it and engage:ingest reads only [flow] input_dirs (an
+// execution started over HTTP); null: the local CLI user, trusted.
 Result<Runtime> MakeRuntime(const GlobalOptions& g, const std::string& machine,
-                            const std::string& mock, const std::string& mock_case) {
+                            const std::string& mock, const std::string& mock_case,
+                            std::shared_ptr<const serve::Policy> role = nullptr) {
   Runtime rt;
   rt.home = ResolveHome(g.home);
   ENGAGE_ASSIGN_OR_RETURN(rt.config, Config::Load(rt.home.config()));
   rt.tasks = std::make_unique<flow::TaskRegistry>(rt.config.flow);
-  RegisterEngageSteps(*rt.tasks, g);
+  StepConfinement confinement;
+  if (role != nullptr) {
+    rt.tasks->SetAuthorizer(serve::RoleAuthorizer(role, machine));
+    confinement.confine_inputs = true;
+    confinement.input_dirs = ResolveInputDirs(rt.config.flow, rt.home);
+  }
+  RegisterEngageSteps(*rt.tasks, g, confinement);
   if (!mock.empty()) ENGAGE_RETURN_IF_ERROR(rt.tasks->LoadMocks(mock, machine, mock_case));
   return rt;
 }
@@ -281,6 +408,17 @@ flow::EngineOptions ExecutionOptions(Runtime& rt, const flow::ExecutionRecord& r
   options.state_machine_name = rec.state_machine;
   options.role_arn = fmt::format("arn:aws:iam::{}:role/engage-local", cfg.flow.account);
   ConfigureObjectStore(options, cfg, rt.home);
+  if (rt.tasks->has_authorizer()) {
+    // The local S3 stand-in (distributed Map ItemReader / ResultWriter) is bounded by the role.
+    flow::TaskRegistry* tasks = rt.tasks.get();
+    auto buckets = options.bucket_dir;
+    options.bucket_dir = [tasks, buckets](const std::string& bucket,
+                                          bool for_write) -> Result<std::string> {
+      ENGAGE_RETURN_IF_ERROR(
+          tasks->Authorize(for_write ? "s3:PutObject" : "s3:GetObject", "bucket/" + bucket));
+      return buckets(bucket, for_write);
+    };
+  }
   // Map iterations that run tasks go side by side, except under mocks (whose answers are
   // numbered per invocation, so they need a fixed order).
   options.map_threads = rt.tasks->has_mocks() ? 1 : 40;
@@ -312,44 +450,55 @@ Status RunExecution(flow::ExecutionStore& store, const flow::StateMachine& sm,
 
 Result<Json> StartExecutionInBackground(const GlobalOptions& g, const Json& request) {
   HomePaths home = ResolveHome(g.home);
-  ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));
-  std::string pipeline = request.value("pipeline", std::string());
-  std::string text;
-  std::string machine;
-  if (!pipeline.empty()) {
-    if (pipeline != "engagement") {
-      return NotFoundError(fmt::format(
-          "no shipped pipeline '{}' (the shipped one is 'engagement'; send an ASL \"definition\" "
-          "to run another)",
-          pipeline));
+  if (!request.is_object()) return InvalidArgumentError("the request must be a JSON object");
+  if (request.contains("definition")) {
+    return InvalidArgumentError(
+        "inline definitions are not run: register the state machine first (PUT "
+        "/v1/state-machines/{name} or `engage flow register`), then send {\"state_machine\": "
+        "NAME, \"input\": {...}}");
+  }
+  std::string machine_name;
+  bool shipped = false;
+  if (request.contains("pipeline")) {
+    if (!request["pipeline"].is_string() ||
+        request["pipeline"].get<std::string>() != serve::kEngagementMachine) {
+      return NotFoundError(
+          "no shipped pipeline of that name (the shipped one is 'engagement'; register others "
+          "and start them with {\"state_machine\": NAME})");
     }
-    text = kEngagementPipeline;
-    machine = "engagement";
-  } else if (request.contains("definition") && request["definition"].is_object()) {
-    text = DumpJson(request["definition"], 2);
-    machine = request.value("state_machine", std::string("inline"));
+    machine_name = std::string(serve::kEngagementMachine);
+    shipped = true;
+  } else if (request.contains("state_machine") && request["state_machine"].is_string()) {
+    machine_name = request["state_machine"].get<std::string>();
   } else {
     return InvalidArgumentError(
-        "send {\"pipeline\": \"engagement\"} or {\"definition\": {...ASL...}, "
-        "\"state_machine\": NAME}");
+        "send {\"state_machine\": NAME, \"input\": {...}} (a registered state machine) or "
+        "{\"pipeline\": \"engagement\"}");
   }
-  PosixFileSystem files;
-  ENGAGE_RETURN_IF_ERROR(files.CreateDirs(home.tmp()));
-  std::string path =
-      fmt::format("{}/{}-{}.asl.json", home.tmp(), machine, NewId(SystemClock::Default()));
-  ENGAGE_RETURN_IF_ERROR(files.WriteFileAtomic(path, text));
-  ENGAGE_ASSIGN_OR_RETURN(CheckedDefinition def, LoadMachine(path));
+  ENGAGE_RETURN_IF_ERROR(flow::ValidateStateMachineName(machine_name));
+  std::string execution_name;
+  if (request.contains("name")) {
+    if (!request["name"].is_string()) return InvalidArgumentError("name must be a string");
+    execution_name = request["name"].get<std::string>();
+    ENGAGE_RETURN_IF_ERROR(flow::ValidateStateMachineName(execution_name, "execution name"));
+  }
   Json input = request.value("input", Json::object());
-  if (machine == "engagement" && pipeline == "engagement") {
+  if (!input.is_object()) return InvalidArgumentError("input must be a JSON object");
+  ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));
+  ENGAGE_ASSIGN_OR_RETURN(auto machines,
+                          flow::StateMachineRegistry::Open(home.meta_db(), SystemClock::Default()));
+  ENGAGE_ASSIGN_OR_RETURN(serve::RunnableMachine m,
+                          serve::LoadRunnableMachine(*machines, machine_name, kEngagementPipeline));
+  if (shipped || machine_name == serve::kEngagementMachine) {
     if (!input.contains("model")) input["model"] = "engagement";
     if (!input.contains("ingest")) input["ingest"] = Json::array();
   }
-  ENGAGE_ASSIGN_OR_RETURN(Runtime rt, MakeRuntime(g, machine, "", ""));
+  // The definition runs parsed, from meta.db: no file is written for it.
+  ENGAGE_ASSIGN_OR_RETURN(Runtime rt, MakeRuntime(g, m.name, "", "", m.role));
   flow::CreateExecutionRequest req;
-  req.name = request.value("name", std::string());
-  req.state_machine = machine;
-  req.definition = def.text;
-  req.definition_path = path;
+  req.name = execution_name;
+  req.state_machine = m.name;
+  req.definition = m.definition;
   req.input = input;
   ENGAGE_ASSIGN_OR_RETURN(flow::ExecutionRecord rec, store->Create(req));
   Json started = rec.ToJson();
@@ -357,7 +506,7 @@ Result<Json> StartExecutionInBackground(const GlobalOptions& g, const Json& requ
   // the execution RUNNING, and the next open of the store marks it FAILED.
   auto shared_store = std::shared_ptr<flow::ExecutionStore>(std::move(store));
   auto shared_rt = std::make_shared<Runtime>(std::move(rt));
-  std::shared_ptr<const flow::StateMachine> machine_ptr = def.machine;
+  std::shared_ptr<const flow::StateMachine> machine_ptr = m.machine;
   std::thread([shared_store, shared_rt, machine_ptr, rec] {
     auto sink = shared_store->Sink(rec.id);
     flow::Engine engine(ExecutionOptions(*shared_rt, rec, sink.get()));
@@ -608,6 +757,89 @@ void AddHistory(CLI::App& flow, GlobalOptions& g, std::function<Status()>* actio
   });
 }
 
+void AddRegister(CLI::App& flow, GlobalOptions& g, std::function<Status()>* action) {
+  auto* cmd = flow.add_subcommand(
+      "register",
+      "Register a state machine under a name, with the role policy bounding its steps (what "
+      "executions started over HTTP may run)");
+  auto name = std::make_shared<std::string>();
+  auto path = std::make_shared<std::string>();
+  auto role = std::make_shared<std::string>();
+  auto json = std::make_shared<bool>(false);
+  cmd->add_option("name", *name, "State machine name: 1-80 characters of A-Z a-z 0-9 _ -")
+      ->required();
+  cmd->add_option("definition", *path, "State machine definition (JSON)")->required();
+  cmd->add_option("--role", *role,
+                  "Role policy (JSON): which engage:<step> actions its Tasks may run on which "
+                  "table/, model/, function/, task-definition/ and bucket/ resources")
+      ->required();
+  cmd->add_flag("--json", *json, "Print the registered machine as JSON");
+  cmd->footer(
+      "Registering a name again replaces its definition and role (its version goes up). "
+      "Executions start with POST /v1/executions {\"state_machine\": NAME}. Exit 2 for a bad "
+      "name, 1 for an invalid definition or role.");
+  cmd->callback([&g, action, name, path, role, json] {
+    *action = [&g, name, path, role, json]() -> Status {
+      if (Status s = flow::ValidateStateMachineName(*name); !s.ok()) return s;  // exit 2
+      ENGAGE_ASSIGN_OR_RETURN(CheckedDefinition def, LoadMachine(*path));
+      ENGAGE_ASSIGN_OR_RETURN(std::string role_text, ReadText(*role, "role policy"));
+      auto role_json = ParseJson(role_text, *role);
+      if (!role_json.ok()) return InvalidDefinition(role_json.status().message());
+      ENGAGE_ASSIGN_OR_RETURN(Json definition, ParseJsonText(def.text, *path));
+      ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));  // fails clearly without a home
+      ENGAGE_ASSIGN_OR_RETURN(
+          auto machines,
+          flow::StateMachineRegistry::Open(ResolveHome(g.home).meta_db(), SystemClock::Default()));
+      auto m = serve::RegisterStateMachine(*machines, *name, definition, *role_json, "cli");
+      if (!m.ok()) {
+        // A bad definition or role is not a usage error: exit 1, as flow validate.
+        if (m.status().code() == StatusCode::kInvalidArgument &&
+            flow::ValidateStateMachineName(*name).ok() && *name != serve::kEngagementMachine) {
+          return InvalidDefinition(m.status().message());
+        }
+        return m.status();
+      }
+      if (*json) {
+        PrintJson(m->ToJson(false));
+        return Status::Ok();
+      }
+      std::printf("registered state machine %s (version %lld)\n", m->name.c_str(),
+                  static_cast<long long>(m->version));
+      return Status::Ok();
+    };
+  });
+}
+
+void AddMachines(CLI::App& flow, GlobalOptions& g, std::function<Status()>* action) {
+  auto* cmd = flow.add_subcommand("machines", "List the registered state machines");
+  auto json = std::make_shared<bool>(false);
+  cmd->add_flag("--json", *json,
+                "Print {\"state_machines\": [...]} with each definition and role, as GET "
+                "/v1/state-machines/{name}");
+  cmd->callback([&g, action, json] {
+    *action = [&g, json]() -> Status {
+      ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));  // fails clearly without a home
+      ENGAGE_ASSIGN_OR_RETURN(
+          auto machines,
+          flow::StateMachineRegistry::Open(ResolveHome(g.home).meta_db(), SystemClock::Default()));
+      ENGAGE_ASSIGN_OR_RETURN(auto list, machines->List());
+      if (*json) {
+        Json arr = Json::array();
+        for (const auto& m : list) arr.push_back(m.ToJson(true));
+        PrintJson(Json{{"state_machines", std::move(arr)}});
+        return Status::Ok();
+      }
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& m : list) {
+        rows.push_back(
+            {m.name, std::to_string(m.version), m.registered_by, FormatIsoUtc(m.updated_micros)});
+      }
+      PrintTable({"name", "version", "registered by", "updated"}, rows);
+      return Status::Ok();
+    };
+  });
+}
+
 void AddGraph(CLI::App& flow, std::function<Status()>* action) {
   auto* cmd = flow.add_subcommand("graph", "Draw a definition as a Mermaid or Graphviz DOT graph");
   auto path = std::make_shared<std::string>();
@@ -815,6 +1047,8 @@ void RegisterFlowCommands(CLI::App& app, GlobalOptions& g, std::function<Status(
   AddDescribe(*flow, g, action);
   AddHistory(*flow, g, action);
   AddRedrive(*flow, g, action);
+  AddRegister(*flow, g, action);
+  AddMachines(*flow, g, action);
   AddGraph(*flow, action);
   AddConformance(*flow, action);
   AddJsonataConformance(*flow, action);

@@ -46,6 +46,31 @@ std::string StringParam(const Json& p, const char* key, const std::string& fallb
   return fallback;
 }
 
+// The model a step acts on, as a role resource: "model/<name>" from the parameter `key`
+// ("name", "name@alias" or "name@version"), else from `fallback`.
+flow::StepResourcesFn ModelOf(const char* key, const char* fallback) {
+  return [key, fallback](const Json& p) -> Result<std::vector<std::string>> {
+    std::string ref = StringParam(p, key, fallback);
+    return std::vector<std::string>{"model/" + ref.substr(0, ref.find('@'))};
+  };
+}
+
+// engage:publish: every model it publishes.
+Result<std::vector<std::string>> PublishedModels(const Json& p) {
+  std::vector<std::string> out;
+  if (p.is_object() && p.contains("models") && p["models"].is_array()) {
+    for (const auto& m : p["models"]) {
+      if (!m.is_string()) return InvalidArgumentError("publish: models must be strings");
+      std::string ref = m.get<std::string>();
+      out.push_back("model/" + ref.substr(0, ref.find('@')));
+    }
+    return out;
+  }
+  std::string ref = StringParam(p, "model", "engagement@champion");
+  out.push_back("model/" + ref.substr(0, ref.find('@')));
+  return out;
+}
+
 // Data-quality checks on the events before training: enough history, qualifying events, no
 // sudden drop in volume, few rejected rows in the latest ingest.
 Result<Json> QualityChecks(Opened& o) {
@@ -164,7 +189,8 @@ void RegisterMlSteps(flow::TaskRegistry& tasks, const HomePaths& home) {
         j["log_loss"] = r.valid.log_loss;
         return j;
       },
-      "Trains and registers the engagement model: {\"model\": \"engagement\"}");
+      "Trains and registers the engagement model: {\"model\": \"engagement\"}",
+      ModelOf("model", "engagement"));
   tasks.RegisterStep(
       "evaluate",
       [home](const Json& p) -> Result<Json> {
@@ -196,7 +222,8 @@ void RegisterMlSteps(flow::TaskRegistry& tasks, const HomePaths& home) {
         j["promote"] = quality && beats;
         return j;
       },
-      "Compares a model version with the champion and the quality bar ([models])");
+      "Compares a model version with the champion and the quality bar ([models])",
+      ModelOf("model", "engagement"));
   tasks.RegisterStep(
       "promote",
       [home](const Json& p) -> Result<Json> {
@@ -217,7 +244,8 @@ void RegisterMlSteps(flow::TaskRegistry& tasks, const HomePaths& home) {
         j["version"] = p["version"];
         return j;
       },
-      "Promotes a version to champion through the gate: {\"model\", \"version\"}");
+      "Promotes a version to champion through the gate: {\"model\", \"version\"}",
+      ModelOf("model", "engagement"));
   tasks.RegisterStep(
       "score",
       [home](const Json& p) -> Result<Json> {
@@ -228,7 +256,8 @@ void RegisterMlSteps(flow::TaskRegistry& tasks, const HomePaths& home) {
                                 ml::ScoreAll(*o.lake, *o.engine, *o.registry, options));
         return r.ToJson();
       },
-      "Scores every customer into the predictions table: {\"model\": \"engagement@champion\"}");
+      "Scores every customer into the predictions table: {\"model\": \"engagement@champion\"}",
+      ModelOf("model", "engagement@champion"));
   tasks.RegisterStep(
       "publish",
       [home](const Json& p) -> Result<Json> {
@@ -253,7 +282,8 @@ void RegisterMlSteps(flow::TaskRegistry& tasks, const HomePaths& home) {
       "Publishes the latest predictions to the serving store (LMDB under serving/): "
       "{\"model\": \"engagement\", \"version\": 3}, {\"model\": \"engagement@champion\"} or "
       "{\"models\": [\"engagement@champion\", "
-      "\"engagement@challenger\"]}");
+      "\"engagement@challenger\"]}",
+      PublishedModels);
   tasks.RegisterStep(
       "cost-summary",
       [home](const Json& p) -> Result<Json> {

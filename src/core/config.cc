@@ -281,9 +281,19 @@ Status ParseFlowCommands(const toml::table& t, const std::string& where,
   return Status::Ok();
 }
 
+Result<std::vector<std::string>> StringList(const toml::table& t, const char* key,
+                                            const std::string& where);
+
 Status ParseFlow(const toml::table& f, const std::string& o, FlowConfig* flow) {
   std::string w = o + " [flow]";
-  ENGAGE_RETURN_IF_ERROR(CheckKeys(f, {"region", "account", "lambda", "ecs", "buckets"}, w));
+  ENGAGE_RETURN_IF_ERROR(
+      CheckKeys(f, {"region", "account", "lambda", "ecs", "buckets", "input_dirs"}, w));
+  if (f.contains("input_dirs")) {
+    ENGAGE_ASSIGN_OR_RETURN(flow->input_dirs, StringList(f, "input_dirs", w));
+    for (const std::string& d : flow->input_dirs) {
+      if (d.empty()) return InvalidArgumentError(w + ": 'input_dirs' holds an empty path");
+    }
+  }
   if (f.contains("buckets")) {
     const toml::table* b = f["buckets"].as_table();
     if (!b) return InvalidArgumentError(w + ": 'buckets' must be a table of name = \"directory\"");

@@ -86,13 +86,23 @@ Status ParseRange(const std::string& key, int64_t* from, int64_t* to) {
 
 TaskRegistry::TaskRegistry(FlowConfig config) : config_(std::move(config)) {}
 
-void TaskRegistry::RegisterStep(const std::string& name, StepFn fn, std::string description) {
-  steps_[name] = {std::move(fn), std::move(description)};
+void TaskRegistry::RegisterStep(const std::string& name, StepFn fn, std::string description,
+                                StepResourcesFn resources) {
+  steps_[name] = Step{std::move(fn), std::move(description), std::move(resources)};
+}
+
+void TaskRegistry::SetAuthorizer(TaskAuthorizer authorizer) { authorizer_ = std::move(authorizer); }
+
+Status TaskRegistry::Authorize(std::string_view action, const std::string& resource) const {
+  if (!authorizer_) return Status::Ok();
+  Status s = authorizer_(action, resource);
+  if (s.ok()) return s;
+  return PermissionDeniedError(std::string(kAccessDeniedPrefix) + s.message());
 }
 
 std::vector<std::pair<std::string, std::string>> TaskRegistry::Steps() const {
   std::vector<std::pair<std::string, std::string>> out;
-  for (const auto& [name, step] : steps_) out.emplace_back(name, step.second);
+  for (const auto& [name, step] : steps_) out.emplace_back(name, step.description);
   return out;
 }
 
@@ -254,9 +264,26 @@ std::variant<Json, TaskError> TaskRegistry::Run(const TaskRequest& req) {
   }
   auto run_step = [&](const std::string& name,
                       const Json& params) -> std::variant<Json, TaskError> {
-    auto st = steps_.find(name);
-    Result<Json> r = st->second.first(params);
-    if (!r.ok()) return TaskError{AslErrorNameFor(r.status().code()), r.status().message()};
+    const Step& st = steps_.find(name)->second;
+    auto failed = [](const Status& s) {
+      bool denied = s.code() == StatusCode::kPermissionDenied &&
+                    std::string_view(s.message()).starts_with(kAccessDeniedPrefix);
+      return TaskError{denied ? "Engage.AccessDenied" : AslErrorNameFor(s.code()), s.message()};
+    };
+    if (authorizer_) {
+      std::vector<std::string> resources = {"*"};
+      if (st.resources) {
+        Result<std::vector<std::string>> r = st.resources(params);
+        if (!r.ok()) return failed(r.status());
+        resources = std::move(r).value();
+      }
+      for (const std::string& resource : resources) {
+        Status s = Authorize("engage:" + name, resource);
+        if (!s.ok()) return failed(s);
+      }
+    }
+    Result<Json> r = st.fn(params);
+    if (!r.ok()) return failed(r.status());
     return std::move(r).value();
   };
   // 2. Engage steps.
@@ -291,6 +318,9 @@ std::variant<Json, TaskError> TaskRegistry::Run(const TaskRequest& req) {
     const FlowCommand* cmd = FindCommand(config_.lambda, {fn, name});
     std::variant<Json, TaskError> r;
     if (cmd != nullptr) {
+      if (Status s = Authorize("lambda:InvokeFunction", "function/" + name); !s.ok()) {
+        return TaskError{"Engage.AccessDenied", s.message()};
+      }
       Json raw;
       r = RunCommand(*cmd, fmt::format("Lambda function '{}'", name), DumpJson(payload), {}, {},
                      req.timeout_seconds, req.heartbeat_seconds, &raw);
@@ -326,6 +356,9 @@ std::variant<Json, TaskError> TaskRegistry::Run(const TaskRequest& req) {
                        fmt::format("Task definition '{}' is not mapped to a local command: add "
                                    "[flow.ecs.\"{}\"] to engage.toml, or mock the state.",
                                    td, family)};
+    }
+    if (Status s = Authorize("ecs:RunTask", "task-definition/" + family); !s.ok()) {
+      return TaskError{"Engage.AccessDenied", s.message()};
     }
     std::vector<std::string> args, env;
     const Json overrides =

@@ -9,6 +9,7 @@
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "engage/features/features.h"
+#include "engage/flow/registry.h"
 #include "engage/flow/store.h"
 #include "engage/lake/lake.h"
 #include "engage/ml/engagement.h"
@@ -26,6 +28,7 @@
 #include "engage/ml/scoring.h"
 #include "engage/ml/xgb.h"
 #include "engage/serve/ab.h"
+#include "engage/serve/machines.h"
 #include "engage/serve/store.h"
 #include "engage/sql/query.h"
 
@@ -238,6 +241,11 @@ struct Api::Impl {
   std::shared_ptr<const CurrentFeatures> current;
   std::mutex executions_mu;
   std::unique_ptr<flow::ExecutionStore> executions;
+  std::mutex machines_mu;
+  std::unique_ptr<flow::StateMachineRegistry> machines;
+  // The home's root as it appears in JSON text (plain and resolved), replaced by $ENGAGE_HOME
+  // in execution bodies: answers never show server paths.
+  std::vector<std::string> home_spellings;
   std::unique_ptr<ExposureLog> exposures;
   std::mutex registry_mu;
   std::unique_ptr<ml::ModelRegistry> registry;
@@ -291,6 +299,11 @@ struct Api::Impl {
   Status StartExecution(Call& c);
   Status ListExecutions(Call& c);
   Status GetExecution(Call& c, bool history);
+  // An execution's JSON as answered: no file paths, the home's root spelled $ENGAGE_HOME.
+  void ExecutionBody(HttpResponse& res, Json j, int status);
+  Status PutStateMachine(Call& c);
+  Status ListStateMachines(Call& c);
+  Status GetStateMachine(Call& c);
   Status PutSplit(Call& c);
   Status DeleteSplit(Call& c);
   // The Prometheus text of GET /metrics.
@@ -522,12 +535,34 @@ Status Api::Impl::Score(Call& c) {
   return Status::Ok();
 }
 
+void Api::Impl::ExecutionBody(HttpResponse& res, Json j, int status) {
+  auto strip = [](Json& e) {
+    if (!e.is_object()) return;
+    e.erase("definitionPath");
+    e.erase("mockPath");
+    e.erase("definition");
+  };
+  strip(j);
+  if (j.contains("executions") && j["executions"].is_array()) {
+    for (Json& e : j["executions"]) strip(e);
+  }
+  std::string body = DumpJson(j);
+  for (const std::string& root : home_spellings) {
+    if (root.size() < 2) continue;  // "/" is in every path
+    for (size_t at = body.find(root); at != std::string::npos; at = body.find(root, at)) {
+      body.replace(at, root.size(), "$ENGAGE_HOME");
+    }
+  }
+  res.status = status;
+  res.content_type = "application/json";
+  res.body = std::move(body);
+}
+
 Status Api::Impl::StartExecution(Call& c) {
   if (!options.start_execution) return UnimplementedError("this server cannot start executions");
   ENGAGE_ASSIGN_OR_RETURN(Json body, ParseBody(c.req));
   ENGAGE_ASSIGN_OR_RETURN(Json started, options.start_execution(body));
-  c.res.status = 202;
-  c.res.body = DumpJson(started);
+  ExecutionBody(c.res, std::move(started), 202);
   return Status::Ok();
 }
 
@@ -549,15 +584,13 @@ Status Api::Impl::ListExecutions(Call& c) {
     if (!c.principal->Evaluate(actions::kExecutionsList, "pipeline/" + r.state_machine).allowed()) {
       continue;
     }
-    Json j = r.ToJson();
-    j.erase("definition");
-    out.push_back(std::move(j));
+    out.push_back(r.ToJson());
   }
   if (out.empty() && !records.empty()) {
     return PermissionDeniedError(
         fmt::format("key {} may not list the executions of any pipeline", c.principal->key_id));
   }
-  JsonBody(c.res, Json{{"executions", std::move(out)}});
+  ExecutionBody(c.res, Json{{"executions", std::move(out)}}, 200);
   return Status::Ok();
 }
 
@@ -570,13 +603,72 @@ Status Api::Impl::GetExecution(Call& c, bool history) {
                                              r.state_machine));
   }
   if (!history) {
-    JsonBody(c.res, r.ToJson());
+    ExecutionBody(c.res, r.ToJson(), 200);
     return Status::Ok();
   }
   ENGAGE_ASSIGN_OR_RETURN(auto events, executions->History(r.id));
   Json arr = Json::array();
   for (const auto& e : events) arr.push_back(e.ToJson());
-  JsonBody(c.res, Json{{"execution", r.name}, {"events", std::move(arr)}});
+  ExecutionBody(c.res, Json{{"execution", r.name}, {"events", std::move(arr)}}, 200);
+  return Status::Ok();
+}
+
+Status Api::Impl::PutStateMachine(Call& c) {
+  const std::string& name = c.params[0];
+  ENGAGE_RETURN_IF_ERROR(flow::ValidateStateMachineName(name));
+  ENGAGE_ASSIGN_OR_RETURN(Json body, ParseBody(c.req));
+  for (const auto& [key, value] : body.items()) {
+    if (key != "definition" && key != "role") {
+      return InvalidArgumentError(fmt::format(
+          "unknown key \"{}\" (send {{\"definition\": {{...ASL...}}, \"role\": {{...policy...}}}})",
+          key));
+    }
+  }
+  if (!body.contains("definition")) {
+    return InvalidArgumentError("send {\"definition\": {...ASL...}, \"role\": {...policy...}}");
+  }
+  std::lock_guard<std::mutex> lock(machines_mu);
+  ENGAGE_ASSIGN_OR_RETURN(
+      flow::RegisteredStateMachine m,
+      RegisterStateMachine(*machines, name, body["definition"], body.value("role", Json()),
+                           "key " + c.principal->key_id));
+  JsonBody(c.res, m.ToJson(false));
+  return Status::Ok();
+}
+
+Status Api::Impl::ListStateMachines(Call& c) {
+  std::lock_guard<std::mutex> lock(machines_mu);
+  ENGAGE_ASSIGN_OR_RETURN(auto list, machines->List());
+  Json out = Json::array();
+  for (const auto& m : list) {
+    if (!c.principal->Evaluate(actions::kStateMachinesList, PipelineResource(m.name)).allowed()) {
+      continue;
+    }
+    out.push_back(m.ToJson(false));
+  }
+  if (out.empty() && !list.empty()) {
+    return PermissionDeniedError(
+        fmt::format("key {} may not list any state machine", c.principal->key_id));
+  }
+  JsonBody(c.res, Json{{"state_machines", std::move(out)}});
+  return Status::Ok();
+}
+
+Status Api::Impl::GetStateMachine(Call& c) {
+  const std::string& name = c.params[0];
+  ENGAGE_RETURN_IF_ERROR(flow::ValidateStateMachineName(name));
+  if (name == kEngagementMachine) {
+    JsonBody(c.res, Json{{"name", name},
+                         {"built_in", true},
+                         {"definition",
+                          "pipelines/engagement.asl.json (engage run pipeline "
+                          "--print-definition)"},
+                         {"role", EngagementPipelineRole()}});
+    return Status::Ok();
+  }
+  std::lock_guard<std::mutex> lock(machines_mu);
+  ENGAGE_ASSIGN_OR_RETURN(flow::RegisteredStateMachine m, machines->Get(name));
+  JsonBody(c.res, m.ToJson(true));
   return Status::Ok();
 }
 
@@ -977,21 +1069,27 @@ void Api::Impl::AddRoutes() {
   Add({.method = "POST",
        .pattern = "/v1/executions",
        .operation_id = "startExecution",
-       .summary = "Start a pipeline: {\"pipeline\": \"engagement\"} or an ASL definition; 202 "
-                  "with the execution, which runs in the background",
+       .summary = "Start a registered state machine ({\"state_machine\": NAME}) or the shipped "
+                  "pipeline ({\"pipeline\": \"engagement\"}); 202 with the execution, which runs "
+                  "in the background, its steps bounded by the machine's role",
        .action = std::string(actions::kExecutionsStart),
        .blocking = true,
        .write = true,
        .request_schema =
-           R"({"type":"object","properties":{"pipeline":{"type":"string"},"definition":{"type":"object"},"state_machine":{"type":"string"},"name":{"type":"string"},"input":{"type":"object"}}})",
+           R"({"type":"object","properties":{"state_machine":{"type":"string","pattern":"^[A-Za-z0-9_-]{1,80}$"},"pipeline":{"type":"string","enum":["engagement"]},"name":{"type":"string","pattern":"^[A-Za-z0-9_-]{1,80}$"},"input":{"type":"object"}}})",
        .resource =
            [](const Call& c) {
              auto j = ParseJson(c.req.body, "body");
-             std::string name = "inline";
+             std::string name;
              if (j.ok() && j->is_object()) {
-               name = j->value("pipeline", j->value("state_machine", std::string("inline")));
+               for (const char* key : {"pipeline", "state_machine"}) {
+                 if (j->contains(key) && (*j)[key].is_string()) {
+                   name = (*j)[key].get<std::string>();
+                   break;
+                 }
+               }
              }
-             return "pipeline/" + name;
+             return PipelineResource(name);
            },
        .handler = [this](Call& c) { return StartExecution(c); }});
   Add({.method = "GET",
@@ -1021,6 +1119,36 @@ void Api::Impl::AddRoutes() {
        .handler_authorizes = true,
        .resource = any,
        .handler = [this](Call& c) { return GetExecution(c, true); }});
+  auto named_machine = [](const Call& c) { return PipelineResource(c.params[0]); };
+  Add({.method = "PUT",
+       .pattern = "/v1/state-machines/{name}",
+       .operation_id = "registerStateMachine",
+       .summary = "Register (or replace) a state machine: its ASL definition (validated; 400 "
+                  "with every problem) and the role policy bounding what its Task states may do",
+       .action = std::string(actions::kStateMachinesRegister),
+       .blocking = true,
+       .write = true,
+       .request_schema =
+           R"({"type":"object","required":["definition","role"],"properties":{"definition":{"type":"object"},"role":{"type":"object","required":["Statement"]}}})",
+       .resource = named_machine,
+       .handler = [this](Call& c) { return PutStateMachine(c); }});
+  Add({.method = "GET",
+       .pattern = "/v1/state-machines",
+       .operation_id = "listStateMachines",
+       .summary = "Registered state machines the key may list: name, version, who registered it",
+       .action = std::string(actions::kStateMachinesList),
+       .blocking = true,
+       .handler_authorizes = true,
+       .resource = any,
+       .handler = [this](Call& c) { return ListStateMachines(c); }});
+  Add({.method = "GET",
+       .pattern = "/v1/state-machines/{name}",
+       .operation_id = "describeStateMachine",
+       .summary = "One registered state machine with its definition and role",
+       .action = std::string(actions::kStateMachinesGet),
+       .blocking = true,
+       .resource = named_machine,
+       .handler = [this](Call& c) { return GetStateMachine(c); }});
   Add({.method = "GET",
        .pattern = "/metrics",
        .operation_id = "metrics",
@@ -1115,6 +1243,24 @@ Result<std::unique_ptr<Api>> Api::Open(const HomePaths& home, ApiOptions options
   impl->limiter = std::make_unique<RateLimiter>(options.rate);
   ENGAGE_ASSIGN_OR_RETURN(impl->splits, SplitStore::Open(home.meta_db(), clock));
   ENGAGE_ASSIGN_OR_RETURN(impl->executions, flow::ExecutionStore::Open(home.meta_db(), clock));
+  ENGAGE_ASSIGN_OR_RETURN(impl->machines, flow::StateMachineRegistry::Open(home.meta_db(), clock));
+  {
+    std::error_code ec;
+    std::string resolved = std::filesystem::weakly_canonical(home.root, ec).string();
+    std::string absolute = std::filesystem::absolute(home.root, ec).string();
+    for (const std::string& root : {home.root, absolute, resolved}) {
+      std::string quoted = DumpJson(Json(root));  // as it appears inside JSON strings
+      std::string spelled = quoted.substr(1, quoted.size() - 2);
+      while (spelled.size() > 1 && spelled.back() == '/') spelled.pop_back();
+      if (std::find(impl->home_spellings.begin(), impl->home_spellings.end(), spelled) ==
+          impl->home_spellings.end()) {
+        impl->home_spellings.push_back(spelled);
+      }
+    }
+    // Longest first, so a prefix does not break a longer spelling.
+    std::sort(impl->home_spellings.begin(), impl->home_spellings.end(),
+              [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  }
   ENGAGE_ASSIGN_OR_RETURN(impl->exposures, ExposureLog::Open(home.meta_db(), clock));
   auto store = PredictionStore::Open(home);
   if (store.ok()) {

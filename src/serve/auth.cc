@@ -139,15 +139,15 @@ std::optional<int64_t> OptionalInt(const SqliteStmt& st, int col) {
 
 // ---- policy validation ----
 
-std::string StatementContext(size_t index, const std::string& sid) {
-  if (sid.empty()) return fmt::format("policy Statement[{}]", index);
-  return fmt::format("policy Statement[{}] (Sid \"{}\")", index, sid);
+std::string StatementContext(std::string_view what, size_t index, const std::string& sid) {
+  if (sid.empty()) return fmt::format("{} Statement[{}]", what, index);
+  return fmt::format("{} Statement[{}] (Sid \"{}\")", what, index, sid);
 }
 
 // The known actions of `service` ("predictions"), joined by ", ".
-std::string ActionsOfService(std::string_view service) {
+std::string ActionsOfService(const PolicyVocabulary& v, std::string_view service) {
   std::string out;
-  for (std::string_view a : kAllActions) {
+  for (std::string_view a : v.actions) {
     if (LowerCopy(a.substr(0, a.find(':'))) != LowerCopy(service)) continue;
     if (!out.empty()) out += ", ";
     out += a;
@@ -155,9 +155,9 @@ std::string ActionsOfService(std::string_view service) {
   return out;
 }
 
-std::string Services() {
+std::string Services(const PolicyVocabulary& v) {
   std::vector<std::string_view> services;
-  for (std::string_view a : kAllActions) {
+  for (std::string_view a : v.actions) {
     std::string_view s = a.substr(0, a.find(':'));
     if (std::find(services.begin(), services.end(), s) == services.end()) services.push_back(s);
   }
@@ -169,39 +169,41 @@ std::string Services() {
   return out;
 }
 
-Status CheckAction(const std::string& ctx, const std::string& action) {
+Status CheckAction(const PolicyVocabulary& v, const std::string& ctx, const std::string& action) {
   if (action.empty()) return InvalidArgumentError(ctx + ": an Action is empty");
   if (HasWildcard(action)) {
-    for (std::string_view a : kAllActions) {
+    for (std::string_view a : v.actions) {
       if (WildcardMatch(action, a, /*fold_case=*/true)) return Status::Ok();
     }
     return InvalidArgumentError(fmt::format(
-        "{}: Action \"{}\" matches no known action (services: {})", ctx, action, Services()));
+        "{}: Action \"{}\" matches no known action (services: {})", ctx, action, Services(v)));
   }
-  for (std::string_view a : kAllActions) {
+  for (std::string_view a : v.actions) {
     if (WildcardMatch(action, a, /*fold_case=*/true)) return Status::Ok();
   }
   size_t colon = action.find(':');
-  std::string known = colon == std::string::npos ? "" : ActionsOfService(action.substr(0, colon));
+  std::string known =
+      colon == std::string::npos ? "" : ActionsOfService(v, action.substr(0, colon));
   if (known.empty()) {
     return InvalidArgumentError(
         fmt::format("{}: unknown action \"{}\" (actions are <service>:<Name>; services: {})", ctx,
-                    action, Services()));
+                    action, Services(v)));
   }
   return InvalidArgumentError(
       fmt::format("{}: unknown action \"{}\" (known: {})", ctx, action, known));
 }
 
-Status CheckResource(const std::string& ctx, const std::string& resource) {
+Status CheckResource(const PolicyVocabulary& v, const std::string& ctx,
+                     const std::string& resource) {
   if (resource.empty()) return InvalidArgumentError(ctx + ": a Resource is empty");
   size_t slash = resource.find('/');
   std::string_view type = std::string_view(resource).substr(0, slash);
   if (HasWildcard(type)) return Status::Ok();  // "*", "*/events", "m*/x": checked when matched
   bool known =
-      std::find(kResourceTypes.begin(), kResourceTypes.end(), type) != kResourceTypes.end();
+      std::find(v.resource_types.begin(), v.resource_types.end(), type) != v.resource_types.end();
   if (known && slash != std::string::npos && slash + 1 < resource.size()) return Status::Ok();
   std::string types;
-  for (std::string_view t : kResourceTypes) types += fmt::format("{}/<name>, ", t);
+  for (std::string_view t : v.resource_types) types += fmt::format("{}/<name>, ", t);
   return InvalidArgumentError(
       fmt::format("{}: Resource \"{}\" is not one of {}or * (wildcards * and ? are allowed)", ctx,
                   resource, types));
@@ -234,6 +236,9 @@ Result<std::vector<std::string>> StringOrList(const std::string& ctx, const Json
 // ---------------------------------------------------------------------------------------------
 // Resources and matching
 // ---------------------------------------------------------------------------------------------
+
+PolicyVocabulary KeyPolicyVocabulary() { return {kAllActions, kResourceTypes}; }
+PolicyVocabulary RolePolicyVocabulary() { return {kRoleActions, kRoleResourceTypes}; }
 
 std::string ModelResource(std::string_view name) { return fmt::format("model/{}", name); }
 std::string TableResource(std::string_view name) { return fmt::format("table/{}", name); }
@@ -283,33 +288,39 @@ Result<Policy> Policy::Parse(std::string_view json_text) {
 }
 
 Result<Policy> Policy::FromJson(const Json& doc) {
+  return FromJson(doc, KeyPolicyVocabulary(), "policy");
+}
+
+Result<Policy> Policy::FromJson(const Json& doc, const PolicyVocabulary& vocabulary,
+                                std::string_view what) {
   if (!doc.is_object()) {
     return InvalidArgumentError(
-        fmt::format("policy: expected a JSON object with \"Statement\", got {}", DumpJson(doc)));
+        fmt::format("{}: expected a JSON object with \"Statement\", got {}", what, DumpJson(doc)));
   }
   for (const auto& [key, value] : doc.items()) {
     if (key != "Version" && key != "Id" && key != "Statement") {
-      return InvalidArgumentError(
-          fmt::format("policy: unknown key \"{}\" (a policy has Version, Id and Statement)", key));
+      return InvalidArgumentError(fmt::format(
+          "{}: unknown key \"{}\" (a policy has Version, Id and Statement)", what, key));
     }
   }
   if (doc.contains("Version")) {
     const Json& v = doc["Version"];
     if (!v.is_string() || v.get<std::string>() != "2012-10-17") {
       return InvalidArgumentError(
-          fmt::format("policy: Version must be \"2012-10-17\", got {}", DumpJson(v)));
+          fmt::format("{}: Version must be \"2012-10-17\", got {}", what, DumpJson(v)));
     }
   }
-  if (!doc.contains("Statement")) return InvalidArgumentError("policy: no \"Statement\"");
+  if (!doc.contains("Statement"))
+    return InvalidArgumentError(fmt::format("{}: no \"Statement\"", what));
   Json list = doc["Statement"];
   if (list.is_object()) list = Json::array({list});
   if (!list.is_array()) {
-    return InvalidArgumentError(fmt::format(
-        "policy: Statement must be a list of statements, got {}", DumpJson(doc["Statement"])));
+    return InvalidArgumentError(fmt::format("{}: Statement must be a list of statements, got {}",
+                                            what, DumpJson(doc["Statement"])));
   }
   if (list.empty()) {
-    return InvalidArgumentError(
-        "policy: Statement is empty (a policy without statements denies everything)");
+    return InvalidArgumentError(fmt::format(
+        "{}: Statement is empty (a policy without statements denies everything)", what));
   }
   Policy p;
   std::set<std::string> sids;
@@ -317,20 +328,20 @@ Result<Policy> Policy::FromJson(const Json& doc) {
     const Json& s = list[i];
     if (!s.is_object()) {
       return InvalidArgumentError(
-          fmt::format("policy Statement[{}]: expected an object, got {}", i, DumpJson(s)));
+          fmt::format("{} Statement[{}]: expected an object, got {}", what, i, DumpJson(s)));
     }
     PolicyStatement st;
     if (s.contains("Sid")) {
       if (!s["Sid"].is_string()) {
-        return InvalidArgumentError(fmt::format("policy Statement[{}]: Sid must be a string", i));
+        return InvalidArgumentError(fmt::format("{} Statement[{}]: Sid must be a string", what, i));
       }
       st.sid = s["Sid"].get<std::string>();
       if (!st.sid.empty() && !sids.insert(st.sid).second) {
         return InvalidArgumentError(
-            fmt::format("policy Statement[{}]: Sid \"{}\" is used twice", i, st.sid));
+            fmt::format("{} Statement[{}]: Sid \"{}\" is used twice", what, i, st.sid));
       }
     }
-    std::string ctx = StatementContext(i, st.sid);
+    std::string ctx = StatementContext(what, i, st.sid);
     for (const auto& [key, value] : s.items()) {
       if (key == "Sid" || key == "Effect" || key == "Action" || key == "Resource") continue;
       if (key == "NotAction" || key == "NotResource" || key == "Principal" ||
@@ -358,11 +369,11 @@ Result<Policy> Policy::FromJson(const Json& doc) {
     Compiled c;
     c.deny = st.effect == Effect::kDeny;
     for (const auto& a : st.actions) {
-      ENGAGE_RETURN_IF_ERROR(CheckAction(ctx, a));
+      ENGAGE_RETURN_IF_ERROR(CheckAction(vocabulary, ctx, a));
       c.actions.push_back(LowerCopy(a));
     }
     for (const auto& r : st.resources) {
-      ENGAGE_RETURN_IF_ERROR(CheckResource(ctx, r));
+      ENGAGE_RETURN_IF_ERROR(CheckResource(vocabulary, ctx, r));
       c.resources.push_back(r);
     }
     p.statements_.push_back(std::move(st));

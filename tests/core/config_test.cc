@@ -562,6 +562,22 @@ TEST(ConfigTest, QueryTimeoutAndMemoryLimitAreRead) {
       EXPECT_NE(r.status().message().find("query"), std::string::npos) << bad;
     }
   }
+
+TEST(ConfigTest, FlowInputDirsAreRead) {
+  auto c = ParseWith("\n[flow]\ninput_dirs = [\"/srv/incoming\", \"data\"]\n");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->flow.input_dirs, (std::vector<std::string>{"/srv/incoming", "data"}));
+  auto none = ParseWith("");
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->flow.input_dirs.empty());
+}
+
+TEST(ConfigTest, FlowInputDirsMustBeStrings) {
+  ExpectInvalid(ParseWith("\n[flow]\ninput_dirs = \"/srv\"\n").status(),
+                {"[flow]", "'input_dirs' must be an array of strings"});
+  ExpectInvalid(ParseWith("\n[flow]\ninput_dirs = [1]\n").status(),
+                {"'input_dirs' must be an array of strings"});
+  ExpectInvalid(ParseWith("\n[flow]\ninput_dirs = [\"\"]\n").status(), {"empty path"});
 }
 
 }  // namespace

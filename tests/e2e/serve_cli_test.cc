@@ -122,11 +122,15 @@ TEST_F(ServeCliTest, ServesPublishedPredictionsSwitchesSnapshotsAndStopsOnSigter
   }
   EXPECT_EQ(served, 2);
 
-  // An execution started over HTTP runs in the background and is described and listed.
-  auto started = c.Request(
-      "POST", "/v1/executions",
-      R"({"definition":{"StartAt":"A","States":{"A":{"Type":"Pass","Result":{"ok":1},"End":true}}},"state_machine":"hello","name":"h1"})",
+  // An execution of a registered state machine, started over HTTP, runs in the background and
+  // is described and listed.
+  auto registered = c.Request(
+      "PUT", "/v1/state-machines/hello",
+      R"({"definition":{"StartAt":"A","States":{"A":{"Type":"Pass","Result":{"ok":1},"End":true}}},"role":{"Statement":[{"Effect":"Allow","Action":"engage:query","Resource":"table/events"}]}})",
       {{"Authorization", auth}});
+  ASSERT_EQ(registered.status, 200) << registered.body;
+  auto started = c.Request("POST", "/v1/executions", R"({"state_machine":"hello","name":"h1"})",
+                           {{"Authorization", auth}});
   ASSERT_EQ(started.status, 202) << started.body;
   std::string exec_status;
   for (int i = 0; i < 200 && exec_status != "SUCCEEDED"; ++i) {

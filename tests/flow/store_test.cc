@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "engage/flow/registry.h"
 #include "engage/flow/tasks.h"
 #include "testing/temp_dir.h"
 
@@ -21,6 +22,93 @@ namespace {
 std::shared_ptr<const StateMachine> Parse(const std::string& text) {
   std::vector<Diagnostic> problems;
   return ParseDefinition(Json::parse(text), &problems);
+}
+
+TEST(StateMachineRegistryTest, NamesFollowAwsRules) {
+  for (const char* ok : {"a", "daily", "Daily_2-x", "A1"}) {
+    EXPECT_OK(ValidateStateMachineName(ok));
+  }
+  EXPECT_OK(ValidateStateMachineName(std::string(80, 'x')));
+  for (const std::string& bad :
+       {std::string(""), std::string(81, 'x'), std::string("../../outside/pwned"),
+        std::string("a/b"), std::string("caf\xc3\xa9"), std::string("a b"), std::string(".."),
+        std::string("a\0b", 3)}) {
+    Status s = ValidateStateMachineName(bad);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(s.message().find("1 to 80 characters"), std::string::npos) << s.message();
+  }
+}
+
+TEST(StateMachineRegistryTest, PutGetListAndVersions) {
+  testing::TempDir dir;
+  FakeClock clock(1700000000LL * 1000000);
+  auto reg = StateMachineRegistry::Open(dir.path() + "/meta.db", clock);
+  ASSERT_OK(reg);
+  EXPECT_EQ((*reg)->Get("daily").status().code(), StatusCode::kNotFound);
+  auto m = (*reg)->Put("daily", R"({"StartAt":"A"})", R"({"Statement":[]})", "key k1");
+  ASSERT_OK(m);
+  EXPECT_EQ(m->version, 1);
+  clock.AdvanceMicros(1000000);
+  m = (*reg)->Put("daily", R"({"StartAt":"B"})", R"({"Statement":[]})", "key k2");
+  ASSERT_OK(m);
+  EXPECT_EQ(m->version, 2);
+  EXPECT_EQ(m->registered_by, "key k2");
+  EXPECT_EQ(m->definition, R"({"StartAt":"B"})");
+  EXPECT_LT(m->created_micros, m->updated_micros);
+  EXPECT_EQ((*reg)->Put("../x", "{}", "{}", "k").status().code(), StatusCode::kInvalidArgument);
+  ASSERT_OK((*reg)->Put("alpha", "{}", "{}", "k"));
+  auto list = (*reg)->List();
+  ASSERT_OK(list);
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].name, "alpha");
+  Json j = (*list)[1].ToJson(true);
+  EXPECT_EQ(j["definition"], Json::parse(R"({"StartAt":"B"})"));
+  EXPECT_FALSE((*list)[1].ToJson(false).contains("definition"));
+}
+
+TEST(TaskRegistryTest, AnAuthorizerBoundsStepsAndCommandsWithAccessDenied) {
+  TaskRegistry tasks;
+  int ran = 0;
+  tasks.RegisterStep(
+      "train",
+      [&ran](const Json&) -> Result<Json> {
+        ++ran;
+        return Json{{"trained", true}};
+      },
+      "trains",
+      [](const Json& p) -> Result<std::vector<std::string>> {
+        return std::vector<std::string>{"model/" + p.value("model", std::string("engagement"))};
+      });
+  tasks.RegisterStep(
+      "notify",
+      [&ran](const Json&) -> Result<Json> {
+        ++ran;
+        return Json(true);
+      },
+      "notifies");
+  std::vector<std::string> asked;
+  tasks.SetAuthorizer([&asked](std::string_view action, const std::string& resource) -> Status {
+    asked.push_back(std::string(action) + " " + resource);
+    if (action == "engage:train" && resource == "model/engagement") return Status::Ok();
+    return PermissionDeniedError(fmt::format("no {} on {}", action, resource));
+  });
+  TaskRequest req;
+  req.state_name = "T";
+  req.resource = "engage:train";
+  req.parameters = Json::object();
+  auto ok = tasks.Run(req);
+  ASSERT_TRUE(std::holds_alternative<Json>(ok));
+  req.parameters = Json{{"model", "other"}};
+  auto denied = tasks.Run(req);
+  ASSERT_TRUE(std::holds_alternative<TaskError>(denied));
+  EXPECT_EQ(std::get<TaskError>(denied).error, "Engage.AccessDenied");
+  EXPECT_NE(std::get<TaskError>(denied).cause.find("engage:train on model/other"),
+            std::string::npos);
+  req.resource = "engage:notify";
+  auto star = tasks.Run(req);
+  ASSERT_TRUE(std::holds_alternative<TaskError>(star));
+  EXPECT_EQ(ran, 1);
+  EXPECT_EQ(asked.back(), "engage:notify *");
 }
 
 TEST(ExecutionStoreTest, PersistsExecutionAndHistory) {

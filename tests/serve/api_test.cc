@@ -149,6 +149,10 @@ class ApiTest : public LakeTest {
         // test of `engage serve` starts a real one.
         {"POST", "/v1/executions", "/v1/executions", R"({"pipeline":"engagement"})", 501},
         {"GET", "/v1/executions", "/v1/executions?limit=5"},
+        {"PUT", "/v1/state-machines/{name}", "/v1/state-machines/daily",
+         R"({"definition":{"StartAt":"A","States":{"A":{"Type":"Pass","End":true}}},"role":{"Statement":[{"Effect":"Allow","Action":"engage:query","Resource":"table/events"}]}})"},
+        {"GET", "/v1/state-machines", "/v1/state-machines"},
+        {"GET", "/v1/state-machines/{name}", "/v1/state-machines/daily"},
         {"GET", "/v1/executions/{id}", "/v1/executions/e1"},
         {"GET", "/v1/executions/{id}/history", "/v1/executions/e1/history"},
         {"GET", "/metrics", "/metrics"},

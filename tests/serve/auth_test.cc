@@ -36,6 +36,34 @@ constexpr const char* kReadPredictions = R"({
                  "Action": ["predictions:Get", "predictions:BatchGet"],
                  "Resource": "model/*"}]})";
 
+// ---- role policies (state machines) ----
+
+TEST(PolicyParseTest, RolesUseTheStepVocabulary) {
+  Json role = Json::parse(R"({"Statement":[
+      {"Effect":"Allow","Action":["engage:query","engage:ingest"],"Resource":"table/events"},
+      {"Effect":"Allow","Action":"lambda:InvokeFunction","Resource":"function/score"},
+      {"Effect":"Deny","Action":"engage:*","Resource":"table/customers"}]})");
+  auto p = Policy::FromJson(role, serve::RolePolicyVocabulary(), "role");
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_TRUE(p->Evaluate("engage:query", "table/events").allowed());
+  EXPECT_FALSE(p->Evaluate("engage:query", "table/customers").allowed());
+  EXPECT_FALSE(p->Evaluate("engage:train", "model/engagement").allowed());
+  EXPECT_TRUE(p->Evaluate("lambda:InvokeFunction", "function/score").allowed());
+  // A key's actions are not a role's, and the reverse.
+  auto key_in_role = Policy::FromJson(
+      Json::parse(R"({"Statement":[{"Effect":"Allow","Action":"query:Run","Resource":"*"}]})"),
+      serve::RolePolicyVocabulary(), "role");
+  ASSERT_FALSE(key_in_role.ok());
+  EXPECT_NE(key_in_role.status().message().find("role Statement[0]"), std::string::npos)
+      << key_in_role.status().message();
+  EXPECT_FALSE(Policy::FromJson(role).ok());
+  auto bad_type = Policy::FromJson(
+      Json::parse(
+          R"({"Statement":[{"Effect":"Allow","Action":"engage:query","Resource":"pipeline/x"}]})"),
+      serve::RolePolicyVocabulary(), "role");
+  EXPECT_FALSE(bad_type.ok());
+}
+
 // ---- wildcard matching ----
 
 TEST(WildcardMatchTest, StarAndQuestionMark) {

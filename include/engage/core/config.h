@@ -100,6 +100,10 @@ struct FlowConfig {
   // Local stand-in for Amazon S3 (Map ItemReader/ResultWriter): bucket name -> directory.
   // The bucket "lake" is always the home's lake directory, read-only.
   std::map<std::string, std::string> buckets;
+  // Directories engage:ingest may read in executions started over HTTP (relative paths resolve
+  // against the home). An input must resolve (symlinks and `..` followed) inside one of them.
+  // Empty: such executions ingest nothing. Runs started from the CLI are not confined.
+  std::vector<std::string> input_dirs;
 };
 
 // A feature computed by SQL the operator writes (see EngagementConfig::sql_features).

@@ -21,6 +21,12 @@
 // often, else it is killed and fails with States.HeartbeatTimeout. ECS commands also get the first
 // ContainerOverrides entry's Command as extra arguments and its Environment in their environment.
 //
+// Roles: with an authorizer set (SetAuthorizer), every Task is checked before it runs: an Engage
+// step as action "engage:<step>" on the resources its StepResourcesFn names (e.g. table/events),
+// a mapped Lambda command as "lambda:InvokeFunction" on function/<name>, an ECS command as
+// "ecs:RunTask" on task-definition/<family>. A refusal fails the Task with "Engage.AccessDenied"
+// (catchable) and the authorizer's message as cause; the step does not run.
+//
 // Thread-safety: Run may be called from several threads once registration is done; mocks keep
 // per-state invocation counters under a mutex.
 #pragma once
@@ -29,6 +35,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engage/core/config.h"
@@ -41,12 +48,32 @@ namespace engage::flow {
 // An Engage step callable from a Task: parameters in, result out. A failed Status becomes the
 // ASL error AslErrorNameFor(code) (e.g. "Engage.NotFound") with the message as cause.
 using StepFn = std::function<Result<Json>(const Json& parameters)>;
+// The resources a step acts on, from its parameters (checked with action "engage:<step>" before
+// it runs). An empty list means the step checks itself, through TaskRegistry::Authorize (e.g.
+// engage:query, whose tables are known only once the query is bound). An error fails the Task.
+using StepResourcesFn = std::function<Result<std::vector<std::string>>(const Json& parameters)>;
+// Decides one action on one resource: OK to allow, else an error whose message says what was
+// refused (never a server path).
+using TaskAuthorizer = std::function<Status(std::string_view action, const std::string& resource)>;
+
+// How an authorizer's refusal starts, once TaskRegistry::Authorize has wrapped it: a step that
+// returns such a status fails with "Engage.AccessDenied".
+inline constexpr std::string_view kAccessDeniedPrefix = "access denied: ";
 
 class TaskRegistry final : public TaskRunner {
  public:
   explicit TaskRegistry(FlowConfig config = {});
 
-  void RegisterStep(const std::string& name, StepFn fn, std::string description);
+  // Without `resources`, the step is checked on resource "*".
+  void RegisterStep(const std::string& name, StepFn fn, std::string description,
+                    StepResourcesFn resources = nullptr);
+
+  // Checks every Task from now on (see Roles above). Unset: everything may run.
+  void SetAuthorizer(TaskAuthorizer authorizer);
+  bool has_authorizer() const { return static_cast<bool>(authorizer_); }
+  // OK when there is no authorizer or it allows `action` on `resource`; otherwise
+  // kPermissionDenied with kAccessDeniedPrefix and the authorizer's message.
+  Status Authorize(std::string_view action, const std::string& resource) const;
   // Registered steps with their descriptions, sorted by name.
   std::vector<std::pair<std::string, std::string>> Steps() const;
 
@@ -85,7 +112,13 @@ class TaskRegistry final : public TaskRunner {
                                            Json* raw_stdout);
 
   FlowConfig config_;
-  std::map<std::string, std::pair<StepFn, std::string>> steps_;
+  struct Step {
+    StepFn fn;
+    std::string description;
+    StepResourcesFn resources;
+  };
+  std::map<std::string, Step> steps_;
+  TaskAuthorizer authorizer_;
   std::map<std::string, std::vector<MockAnswer>> mocks_;
   std::mutex mu_;
   std::map<std::string, int64_t> invocations_;

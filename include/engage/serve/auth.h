@@ -39,6 +39,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -104,11 +105,19 @@ inline constexpr std::string_view kKeysList = "keys:List";
 inline constexpr std::string_view kKeysRevoke = "keys:Revoke";
 // Reading the audit log. Resource *.
 inline constexpr std::string_view kAuditList = "audit:List";
+// PUT /v1/state-machines/{name}: registering (or replacing) a state machine and its role.
+// Resource pipeline/<name>.
+inline constexpr std::string_view kStateMachinesRegister = "stateMachines:Register";
+// GET /v1/state-machines: listing registered state machines. Checked per machine:
+// pipeline/<name>.
+inline constexpr std::string_view kStateMachinesList = "stateMachines:List";
+// GET /v1/state-machines/{name}: one machine with its definition and role. pipeline/<name>.
+inline constexpr std::string_view kStateMachinesGet = "stateMachines:Get";
 }  // namespace actions
 
 // Every known action, in the order above. Policy::Parse rejects any other name that has no
 // wildcard, and any wildcard pattern matching none of these.
-inline constexpr std::array<std::string_view, 20> kAllActions = {
+inline constexpr std::array<std::string_view, 23> kAllActions = {
     actions::kPredictionsGet,
     actions::kPredictionsBatchGet,
     actions::kPredictionsScore,
@@ -129,10 +138,37 @@ inline constexpr std::array<std::string_view, 20> kAllActions = {
     actions::kKeysList,
     actions::kKeysRevoke,
     actions::kAuditList,
+    actions::kStateMachinesRegister,
+    actions::kStateMachinesList,
+    actions::kStateMachinesGet,
 };
 
 // The resource types a policy may name: "<type>/<name>".
 inline constexpr std::array<std::string_view, 3> kResourceTypes = {"model", "table", "pipeline"};
+
+// What the steps of a registered state machine may do: the actions and resource types of a
+// role policy (the policy a state machine carries, checked for each Task it runs; see
+// docs/flow.md "Roles"). A Task running Engage step `engage:<step>` is the action of that
+// name; mapped commands are lambda:InvokeFunction (function/<name>) and ecs:RunTask
+// (task-definition/<family>); the local S3 stand-in is s3:GetObject / s3:PutObject
+// (bucket/<name>).
+inline constexpr std::array<std::string_view, 15> kRoleActions = {
+    "engage:query",   "engage:ingest",       "engage:quality", "engage:features",
+    "engage:train",   "engage:evaluate",     "engage:promote", "engage:score",
+    "engage:publish", "engage:cost-summary", "engage:notify",  "lambda:InvokeFunction",
+    "ecs:RunTask",    "s3:GetObject",        "s3:PutObject",
+};
+inline constexpr std::array<std::string_view, 5> kRoleResourceTypes = {"table", "model", "function",
+                                                                       "task-definition", "bucket"};
+
+// The names a policy may use: its actions and resource types.
+struct PolicyVocabulary {
+  std::span<const std::string_view> actions;
+  std::span<const std::string_view> resource_types;
+};
+// API keys' policies (kAllActions, kResourceTypes) and state machines' roles.
+PolicyVocabulary KeyPolicyVocabulary();
+PolicyVocabulary RolePolicyVocabulary();
 
 // "model/<name>", "table/<name>", "pipeline/<name>": the resources the server checks.
 std::string ModelResource(std::string_view name);
@@ -184,6 +220,10 @@ class Policy {
   // no known action), and a resource that is neither `*` nor "<type>/<name>" of a known type.
   static Result<Policy> Parse(std::string_view json_text);
   static Result<Policy> FromJson(const Json& document);
+  // The same, checking actions and resource types against `vocabulary` instead of the keys'
+  // (e.g. RolePolicyVocabulary() for a state machine's role; messages then say "role").
+  static Result<Policy> FromJson(const Json& document, const PolicyVocabulary& vocabulary,
+                                 std::string_view what = "policy");
 
   // Deny by default; an explicit Deny wins. `action` is matched case-insensitively.
   // Costs a few string comparisons per statement: no allocation.
