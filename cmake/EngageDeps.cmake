@@ -7,6 +7,8 @@ find_package(nlohmann_json 3.10 REQUIRED)
 find_package(CLI11 CONFIG REQUIRED)
 find_package(SQLite3 REQUIRED)
 find_package(OpenSSL REQUIRED)
+# zlib (zlib1g-dev): ingest checks a .gz source whole before DuckDB reads it.
+find_package(ZLIB REQUIRED)
 pkg_check_modules(TOMLPP REQUIRED IMPORTED_TARGET tomlplusplus)
 # XGBoost's C API (Debian: libxgboost-dev 1.7), for the ml component. Found by hand: the
 # package's CMake config also requires the `xgboost` command-line package.

@@ -3,8 +3,10 @@
 #include <fmt/format.h>
 #include <glob.h>
 #include <sys/stat.h>
+#include <zlib.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -20,6 +22,148 @@ namespace {
 // cannot appear unescaped in JSON or in the whitespace-separated files this mode is for.
 constexpr char kLineDelim[] = "\x1f";
 
+// What one pass over a text source (decompressed) found: its physical lines, its records as a
+// CSV reader with quoting sees them, and the lines too long for the reader. Used to account for
+// every record: DuckDB silently skips a line longer than its read buffer (a 40 MB value with
+// the 2 MB default limit), reporting it neither as a row nor as a reject.
+struct TextScan {
+  int64_t lines = 0;        // physical lines (a last line without '\n' counts)
+  int64_t empty_lines = 0;  // lines with no bytes but a '\r'
+  int64_t records = 0;      // records, a quoted field may span lines (CSV with a quote char)
+  int64_t empty_records = 0;
+  bool saw_quote = false;
+  bool quotes_well_formed = true;  // quotes open fields and close before a delimiter or newline
+  struct Overlong {
+    int64_t line = 0;  // 1-based
+    int64_t bytes = 0;
+    std::string head;  // the first bytes, for the quarantine record
+  };
+  std::vector<Overlong> overlong;  // lines longer than max_line_bytes
+};
+
+constexpr size_t kScanChunk = 256 * 1024;
+constexpr size_t kOverlongHeadBytes = 1024;
+constexpr size_t kMaxOverlongListed = 100000;
+
+// Scans `path` (gunzipping a .gz file whole: a damaged or truncated one is an error naming it).
+// `quote` is the CSV quote character, 0 for none; `delim` the field delimiter.
+Result<TextScan> ScanText(const std::string& path, char quote, char delim, int64_t max_line_bytes) {
+  TextScan scan;
+  std::string lower = path;
+  std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+  const bool gz = lower.ends_with(".gz");
+  gzFile zf = nullptr;
+  std::FILE* f = nullptr;
+  if (gz) {
+    zf = ::gzopen(path.c_str(), "rb");
+    if (zf == nullptr) return NotFoundError(fmt::format("cannot open '{}'", path));
+    ::gzbuffer(zf, kScanChunk);
+  } else {
+    f = std::fopen(path.c_str(), "rb");
+    if (f == nullptr) return NotFoundError(fmt::format("cannot open '{}'", path));
+  }
+  Cleanup close_files([&] {
+    if (zf != nullptr) ::gzclose_r(zf);
+    if (f != nullptr) std::fclose(f);
+  });
+  std::string buf(kScanChunk, '\0');
+  int64_t line_bytes = 0;    // of the current line, without '\r'
+  int64_t record_bytes = 0;  // of the current record
+  bool in_quotes = false;
+  bool field_start = true;
+  bool after_close = false;  // the previous byte closed a quoted field
+  std::string head;          // of the current line, while it may become overlong
+  auto end_line = [&] {
+    ++scan.lines;
+    if (line_bytes == 0) ++scan.empty_lines;
+    if (line_bytes > max_line_bytes && scan.overlong.size() < kMaxOverlongListed) {
+      scan.overlong.push_back({scan.lines, line_bytes, head});
+    }
+    line_bytes = 0;
+    head.clear();
+  };
+  bool first_read = true;
+  while (true) {
+    int64_t n = 0;
+    if (gz) {
+      int got = ::gzread(zf, buf.data(), static_cast<unsigned>(buf.size()));
+      if (got < 0) {
+        int errnum = Z_OK;
+        const char* msg = ::gzerror(zf, &errnum);
+        return InvalidArgumentError(fmt::format(
+            "'{}' is a damaged gzip file ({}): nothing ingested", path, msg ? msg : "error"));
+      }
+      if (first_read && got > 0 && ::gzdirect(zf)) {
+        return InvalidArgumentError(
+            fmt::format("'{}' is not a gzip file, though its name ends in .gz", path));
+      }
+      n = got;
+    } else {
+      n = static_cast<int64_t>(std::fread(buf.data(), 1, buf.size(), f));
+      if (n == 0 && std::ferror(f)) {
+        return InvalidArgumentError(fmt::format("cannot read '{}'", path));
+      }
+    }
+    first_read = false;
+    if (n == 0) break;
+    for (int64_t i = 0; i < n; ++i) {
+      char c = buf[static_cast<size_t>(i)];
+      if (c == '\n') {
+        end_line();
+        if (!in_quotes) {
+          ++scan.records;
+          if (record_bytes == 0) ++scan.empty_records;
+          record_bytes = 0;
+          field_start = true;
+          after_close = false;
+        }
+        continue;
+      }
+      if (c != '\r') {
+        ++line_bytes;
+        ++record_bytes;
+        if (head.size() < kOverlongHeadBytes) head.push_back(c);
+      }
+      if (quote == 0) continue;
+      if (in_quotes) {
+        if (c == quote) {
+          in_quotes = false;
+          after_close = true;
+        }
+        continue;
+      }
+      if (c == quote) {
+        scan.saw_quote = true;
+        if (after_close) {
+          in_quotes = true;  // "" inside a quoted field
+          after_close = false;
+        } else if (field_start) {
+          in_quotes = true;
+          field_start = false;
+        } else {
+          scan.quotes_well_formed = false;
+        }
+        continue;
+      }
+      if (after_close && c != delim && c != '\r') scan.quotes_well_formed = false;
+      after_close = false;
+      field_start = c == delim;
+    }
+  }
+  if (gz) {
+    int errnum = Z_OK;
+    const char* msg = ::gzerror(zf, &errnum);
+    if (errnum != Z_OK) {
+      return InvalidArgumentError(fmt::format("'{}' is a damaged gzip file ({}): nothing ingested",
+                                              path, msg ? msg : "error"));
+    }
+  }
+  if (line_bytes > 0 || !head.empty()) end_line();
+  if (in_quotes) scan.quotes_well_formed = false;
+  if (record_bytes > 0) ++scan.records;
+  return scan;
+}
+
 struct Source {
   std::string path;  // absolute
   SourceFormat format = SourceFormat::kCsv;
@@ -32,6 +176,11 @@ struct Source {
   std::string raw_relation;                          // table/view with the raw rows
   std::string row_expr;                              // 0-based row index within the file
   std::string structural_check;                      // SQL giving a reason, or NULL
+  TextScan scan;                                     // text sources
+  int64_t header_lines = 0;                          // lines before the first record
+  // The records the reader must account for (rows + rejected + header lines), when the scan can
+  // tell (-1 when quoting is malformed and the reader's own recovery decides).
+  int64_t expected_records = -1;
 };
 
 bool HasGlobChars(const std::string& s) { return s.find_first_of("*?[") != std::string::npos; }
@@ -190,6 +339,20 @@ Status PrepareSource(DuckConn& conn, const TableSpec& spec, Source& src, int k) 
     return Status::Ok();
   }
 
+  const bool line_mode = src.format == SourceFormat::kJsonl || csv.delimiter == "whitespace";
+  {
+    char quote = line_mode || csv.quote.empty() ? '\0' : csv.quote[0];
+    char delim = line_mode || csv.delimiter.empty() ? '\0' : csv.delimiter[0];
+    ENGAGE_ASSIGN_OR_RETURN(src.scan, ScanText(src.path, quote, delim, csv.max_line_bytes));
+    src.header_lines = src.format == SourceFormat::kJsonl ? 0 : (csv.header ? 1 : 0);
+    if (line_mode) {
+      src.expected_records = src.scan.lines;  // the line reader makes a row of an empty line
+    } else if (!src.scan.saw_quote) {
+      src.expected_records = src.scan.lines - src.scan.empty_lines;  // empty lines are skipped
+    } else if (src.scan.quotes_well_formed) {
+      src.expected_records = src.scan.records - src.scan.empty_records;
+    }
+  }
   ENGAGE_ASSIGN_OR_RETURN(auto first, FirstLine(conn, src.path));
   if (!first) {
     return InvalidArgumentError(fmt::format("'{}' has no lines: nothing to ingest", src.path));
@@ -601,6 +764,8 @@ Result<IngestReport> Ingest(Lake& lake, const IngestRequest& req,
         auto bad, conn.Query("SELECT __file, __row, __reason, __raw FROM __bad ORDER BY __file, "
                              "__row"));
     std::map<int, std::unique_ptr<LineMapper>> mappers;
+    // Lines too long for the reader that it neither read nor rejected, per source.
+    std::map<int, std::vector<const TextScan::Overlong*>> lost;
     for (size_t k = 0; k < sources.size(); ++k) {
       if (sources[k].format == SourceFormat::kParquet) continue;
       std::vector<int64_t> lines;
@@ -610,6 +775,15 @@ Result<IngestReport> Ingest(Lake& lake, const IngestRequest& req,
           lines.push_back(rej->Int(0, r));  // DuckDB counts every line of the file
         }
       }
+      std::set<int64_t> reported(lines.begin(), lines.end());
+      for (const auto& o : sources[k].scan.overlong) {
+        // Clearly over the limit (a margin for how the reader counts line ends): never a row.
+        if (o.bytes > spec->csv.max_line_bytes + 2 && !reported.count(o.line)) {
+          lost[static_cast<int>(k)].push_back(&o);
+          lines.push_back(o.line);
+        }
+      }
+      std::sort(lines.begin(), lines.end());
       mappers[static_cast<int>(k)] =
           std::make_unique<LineMapper>(sources[k].first_data_line, std::move(lines));
     }
@@ -641,10 +815,32 @@ Result<IngestReport> Ingest(Lake& lake, const IngestRequest& req,
         ++sources[k].meta.rows_read;
       }
     }
+    for (const auto& [k, lines] : lost) {
+      for (const TextScan::Overlong* o : lines) {
+        quarantine.Add(sources[k].path, o->line, 0,
+                       fmt::format("unparseable line: the line is {} bytes, over the limit of {} "
+                                   "(max_line_bytes)",
+                                   o->bytes, spec->csv.max_line_bytes),
+                       Json{{"raw_line", o->head + "..."}});
+        ++sources[k].meta.rows_rejected;
+        ++sources[k].meta.rows_read;
+      }
+    }
     for (size_t k = 0; k < sources.size(); ++k) {
-      ENGAGE_ASSIGN_OR_RETURN(
-          auto n, conn.Query(fmt::format("SELECT count(*) FROM {}", sources[k].raw_relation)));
-      sources[k].meta.rows_read += n.Int(0, 0);
+      Source& src = sources[k];
+      ENGAGE_ASSIGN_OR_RETURN(auto n,
+                              conn.Query(fmt::format("SELECT count(*) FROM {}", src.raw_relation)));
+      src.meta.rows_read += n.Int(0, 0);
+      // Every record of the file is now a row read or a rejected line; if the reader lost some
+      // (or made rows of nothing), nothing is published.
+      if (src.expected_records >= 0 &&
+          src.header_lines + src.meta.rows_read != src.expected_records) {
+        return DataLossError(fmt::format(
+            "'{}': {} record(s) in the file (after {} header line(s)) but the reader accounted "
+            "for {} (rows and rejected lines): nothing ingested",
+            src.path, src.expected_records - src.header_lines, src.header_lines,
+            src.meta.rows_read));
+      }
     }
   }
   const bool any_bad = quarantine.count > 0;

@@ -788,12 +788,81 @@ AuditLog::~AuditLog() {
   if (writer_.joinable()) writer_.join();
 }
 
+namespace {
+
+// Who a denial is counted against: the key, or the peer's address without its port.
+std::string DenialClient(const AuditRecord& r) {
+  if (!r.key_id.empty()) return "key " + r.key_id;
+  std::string_view addr = r.remote_address;
+  if (size_t colon = addr.rfind(':'); colon != std::string_view::npos) addr = addr.substr(0, colon);
+  return "address " + std::string(addr);
+}
+
+}  // namespace
+
+void AuditLog::CloseDenialWindowsLocked(int64_t now_micros, bool all) {
+  const int64_t window_micros = options_.denial_window_ms * 1000;
+  for (auto it = denials_.begin(); it != denials_.end();) {
+    DenialWindow& w = it->second;
+    bool closed = now_micros - w.start_micros >= window_micros;
+    if (w.suppressed > 0 && (closed || all)) {
+      AuditRecord sum;
+      sum.at_micros = now_micros;
+      sum.key_id = w.last.key_id;
+      sum.action = std::string(kAuditSuppressed);
+      sum.allowed = false;
+      sum.code = w.last.code;
+      sum.http_status = w.last.http_status;
+      sum.detail = Json{{"message", fmt::format("{} more denials suppressed", w.suppressed)},
+                        {"suppressed", w.suppressed},
+                        {"client", it->first},
+                        {"window_start", FormatIsoUtc(w.start_micros)},
+                        {"last_action", w.last.action},
+                        {"last_resource", w.last.resource}};
+      sum.remote_address = w.last.remote_address;
+      buffer_.push_back(std::move(sum));  // may pass max_buffered by one row per client
+      w.suppressed = 0;
+    }
+    if (closed) {
+      it = denials_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
 void AuditLog::Record(AuditRecord record) {
   if (record.at_micros == 0) record.at_micros = clock_.NowMicros();
   if (record.http_status == 0) record.http_status = HttpStatusFor(record.code);
   bool wake = false;
   {
     std::lock_guard lock(mu_);
+    if (!record.allowed) {
+      std::string client = DenialClient(record);
+      auto it = denials_.find(client);
+      if (it == denials_.end() &&
+          static_cast<int64_t>(denials_.size()) >= options_.max_denial_clients) {
+        client = "*";
+        it = denials_.find(client);
+      }
+      if (it != denials_.end() &&
+          record.at_micros - it->second.start_micros >= options_.denial_window_ms * 1000) {
+        // The window is over: summarise it (the next sweep would) and start a new one.
+        CloseDenialWindowsLocked(record.at_micros, false);
+        it = denials_.find(client);
+      }
+      if (it == denials_.end()) {
+        it = denials_.emplace(client, DenialWindow{.start_micros = record.at_micros}).first;
+      }
+      DenialWindow& w = it->second;
+      if (w.written >= options_.max_denials_per_window) {
+        ++w.suppressed;
+        suppressed_.fetch_add(1, std::memory_order_relaxed);
+        w.last = std::move(record);
+        return;
+      }
+      ++w.written;
+    }
     if (static_cast<int64_t>(buffer_.size()) >= options_.max_buffered) {
       dropped_.fetch_add(1, std::memory_order_relaxed);
       return;
@@ -806,6 +875,10 @@ void AuditLog::Record(AuditRecord record) {
 
 Status AuditLog::Flush() {
   std::lock_guard lock(db_mu_);
+  {
+    std::lock_guard buffer_lock(mu_);
+    CloseDenialWindowsLocked(clock_.NowMicros(), true);
+  }
   return WriteLocked();
 }
 
@@ -818,6 +891,7 @@ void AuditLog::Run() {
         return stop_ || static_cast<int64_t>(buffer_.size()) >= options_.flush_batch;
       });
       stop = stop_;
+      CloseDenialWindowsLocked(clock_.NowMicros(), stop);
     }
     Status s;
     {

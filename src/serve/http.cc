@@ -79,7 +79,6 @@ namespace {
 constexpr size_t kReadChunk = 16 * 1024;
 constexpr int kSweepMillis = 250;               // how often deadlines are checked
 constexpr int kDrainSweepMillis = 10;           // ... while stopping
-constexpr int kLingerMillis = 2000;             // reading what a refused client still sends
 constexpr size_t kMaxPipelinedOut = 64 * 1024;  // answers buffered before writing
 constexpr int64_t kNoDeadline = std::numeric_limits<int64_t>::max();
 
@@ -168,7 +167,24 @@ class RequestParser final : public http::basic_parser<true> {
   }
   void on_response_impl(int, beast::string_view, int, beast::error_code&) override {}
   void on_field_impl(http::field f, beast::string_view name, beast::string_view value,
-                     beast::error_code&) override {
+                     beast::error_code& ec) override {
+    // Message framing (RFC 9112 6.1, 6.3). Beast reads a body as chunked only when `chunked` is
+    // the last coding and otherwise takes the request to have no body, so that the body of
+    // `Transfer-Encoding: chunked, identity` (or `gzip`, `xchunked`) would be read as a second
+    // request: a request smuggled past any proxy that frames it differently. Only a single
+    // `chunked` is accepted; any other coding, both Transfer-Encoding and Content-Length, or
+    // more than one (or a list-valued) Content-Length is refused, and the connection closed.
+    if (f == http::field::transfer_encoding) {
+      if (++transfer_encodings_ > 1 || content_lengths_ > 0 || !IsChunkedOnly(Std(value))) {
+        ec = http::error::bad_transfer_encoding;
+        return;
+      }
+    } else if (f == http::field::content_length) {
+      if (++content_lengths_ > 1 || transfer_encodings_ > 0 || !IsDigits(Std(value))) {
+        ec = http::error::bad_content_length;
+        return;
+      }
+    }
     if (f == http::field::authorization) {
       req_.authorization.assign(value.data(), value.size());
     } else if (f == http::field::content_type) {
@@ -195,9 +211,52 @@ class RequestParser final : public http::basic_parser<true> {
   }
   void on_finish_impl(beast::error_code&) override {}
 
+  static std::string_view Trim(std::string_view v) {
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+    return v;
+  }
+  static bool IsChunkedOnly(std::string_view v) {
+    return beast::iequals(Beast(Trim(v)), Beast("chunked"));
+  }
+  static bool IsDigits(std::string_view v) {
+    v = Trim(v);
+    if (v.empty() || v.size() > 19) return false;
+    for (char c : v) {
+      if (c < '0' || c > '9') return false;
+    }
+    return true;
+  }
+
   HttpRequest& req_;
   bool expect_continue_ = false;
+  int transfer_encodings_ = 0;
+  int content_lengths_ = 0;
 };
+
+// A fresh parser with the server's limits.
+void StartParser(std::optional<RequestParser>& parser, HttpRequest& req,
+                 const HttpServerOptions& opts) {
+  req.Clear();
+  parser.emplace(req);
+  parser->header_limit(static_cast<uint32_t>(opts.max_header_bytes));
+  parser->body_limit(opts.max_body_bytes);
+  parser->eager(true);
+}
+
+// The answer to a request the parser refused (the connection is closed after it).
+void Refusal(const beast::error_code& ec, const HttpServerOptions& opts, HttpResponse& res) {
+  if (ec == http::error::body_limit) {
+    ErrorResponse(res, 413, "PAYLOAD_TOO_LARGE",
+                  fmt::format("the request body exceeds {} bytes", opts.max_body_bytes));
+  } else if (ec == http::error::header_limit) {
+    ErrorResponse(res, 413, "PAYLOAD_TOO_LARGE",
+                  fmt::format("the request headers exceed {} bytes", opts.max_header_bytes));
+  } else {
+    ErrorResponse(res, 400, "INVALID_ARGUMENT",
+                  fmt::format("malformed HTTP request: {}", ec.message()));
+  }
+}
 
 void AppendNumber(std::string& out, uint64_t v) {
   char buf[24];
@@ -221,7 +280,11 @@ class Session : public std::enable_shared_from_this<Session> {
   }
   ~Session() { srv_.stats.connections_open.fetch_sub(1, std::memory_order_relaxed); }
 
-  void Start() { Read(); }
+  void Start() {
+    born_ms_ = w_.now_ms;
+    ResetIdleDeadline();
+    Read();
+  }
 
   // Refuses the connection: 503 and close (too many connections).
   void Refuse() {
@@ -258,13 +321,15 @@ class Session : public std::enable_shared_from_this<Session> {
       BadRequest(http::error::header_limit);
       return Flush();
     }
+    // Both deadlines are absolute: bytes that do not complete a request extend neither.
     if (!MidRequest()) {
       if (srv_.stopping.load(std::memory_order_relaxed)) return Close();
-      deadline_ms_ = w_.now_ms + srv_.opts.idle_timeout_ms;
-      request_deadline_set_ = false;
-    } else if (!request_deadline_set_) {
-      deadline_ms_ = w_.now_ms + srv_.opts.request_timeout_ms;
-      request_deadline_set_ = true;
+      deadline_ms_ = idle_deadline_ms_;
+    } else {
+      if (request_deadline_ms_ == kNoDeadline) {
+        request_deadline_ms_ = w_.now_ms + srv_.opts.request_timeout_ms;
+      }
+      deadline_ms_ = request_deadline_ms_;
     }
     socket_.async_read_some(
         in_.prepare(kReadChunk),
@@ -278,11 +343,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void BeginRequest() {
-    req_.Clear();
-    parser_.emplace(req_);
-    parser_->header_limit(static_cast<uint32_t>(srv_.opts.max_header_bytes));
-    parser_->body_limit(srv_.opts.max_body_bytes);
-    parser_->eager(true);
+    StartParser(parser_, req_, srv_.opts);
     continue_sent_ = false;
   }
 
@@ -310,6 +371,7 @@ class Session : public std::enable_shared_from_this<Session> {
       }
       bool keep_alive = parser_->keep_alive();
       parser_.reset();
+      request_deadline_ms_ = kNoDeadline;
       srv_.stats.requests_total.fetch_add(1, std::memory_order_relaxed);
       if (srv_.is_blocking && srv_.is_blocking(req_)) {
         if (srv_.stats.blocking_queued.load(std::memory_order_relaxed) >=
@@ -334,16 +396,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void BadRequest(const beast::error_code& ec) {
     srv_.stats.rejected_bad_request.fetch_add(1, std::memory_order_relaxed);
     parser_.reset();
-    if (ec == http::error::body_limit) {
-      ErrorResponse(res_, 413, "PAYLOAD_TOO_LARGE",
-                    fmt::format("the request body exceeds {} bytes", srv_.opts.max_body_bytes));
-    } else if (ec == http::error::header_limit) {
-      ErrorResponse(res_, 413, "PAYLOAD_TOO_LARGE",
-                    fmt::format("the request headers exceed {} bytes", srv_.opts.max_header_bytes));
-    } else {
-      ErrorResponse(res_, 400, "INVALID_ARGUMENT",
-                    fmt::format("malformed HTTP request: {}", ec.message()));
-    }
+    Refusal(ec, srv_.opts, res_);
     AppendResponse(false);
   }
 
@@ -389,7 +442,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Serialises res_ onto out_.
   void AppendResponse(bool keep_alive) {
-    keep_alive = keep_alive && !srv_.stopping.load(std::memory_order_relaxed);
+    keep_alive = keep_alive && !srv_.stopping.load(std::memory_order_relaxed) && !PastLifetime();
     if (!keep_alive) close_after_write_ = true;
     int status = res_.status;
     out_.append("HTTP/1.1 ");
@@ -438,23 +491,41 @@ class Session : public std::enable_shared_from_this<Session> {
     out_.clear();
     if (ec) return Close();
     if (close_after_write_) return Linger();
+    ResetIdleDeadline();
     Process();
+  }
+
+  // A connection may wait idle_timeout_ms for its next request after an answer (not after
+  // bytes that complete nothing), and lives at most max_connection_ms in all.
+  void ResetIdleDeadline() {
+    idle_deadline_ms_ = w_.now_ms + srv_.opts.idle_timeout_ms;
+    if (srv_.opts.max_connection_ms > 0) {
+      idle_deadline_ms_ = std::min(idle_deadline_ms_, born_ms_ + srv_.opts.max_connection_ms);
+    }
+  }
+  bool PastLifetime() const {
+    return srv_.opts.max_connection_ms > 0 && w_.now_ms >= born_ms_ + srv_.opts.max_connection_ms;
   }
 
   // Closes after an answer with Connection: close: stops sending, then reads and drops what
   // the client still sends until it closes (or for a while), so that closing with unread input
   // does not reset the connection before the client has read the answer.
+  // The drain is bounded by linger_timeout_ms from the answer, however the client trickles.
   void Linger() {
     beast::error_code ec;
     socket_.shutdown(tcp::socket::shutdown_send, ec);
     if (ec) return Close();
     state_ = State::kLingering;
-    deadline_ms_ = w_.now_ms + kLingerMillis;
+    deadline_ms_ = w_.now_ms + srv_.opts.linger_timeout_ms;
+    LingerRead();
+  }
+  void LingerRead() {
     in_.clear();
     socket_.async_read_some(in_.prepare(kReadChunk),
                             [self = shared_from_this()](beast::error_code read_ec, size_t) {
-                              if (read_ec) return self->Close();
-                              self->Linger();
+                              if (read_ec || self->state_ != State::kLingering)
+                                return self->Close();
+                              self->LingerRead();
                             });
   }
 
@@ -476,13 +547,65 @@ class Session : public std::enable_shared_from_this<Session> {
   HttpServer::Impl& srv_;
   Worker& w_;
   State state_ = State::kReading;
-  int64_t deadline_ms_ = kNoDeadline;
-  bool request_deadline_set_ = false;
+  int64_t deadline_ms_ = kNoDeadline;          // the one Expire checks, for the current state
+  int64_t born_ms_ = 0;                        // when the connection was accepted
+  int64_t idle_deadline_ms_ = kNoDeadline;     // for the next request's first byte
+  int64_t request_deadline_ms_ = kNoDeadline;  // for the current request, from its first byte
   bool continue_sent_ = false;
   bool close_after_write_ = false;
 };
 
 }  // namespace
+
+RequestStreamResult ParseRequestStream(std::string_view bytes, const HttpServerOptions& options,
+                                       const std::function<void(const HttpRequest&)>& on_request) {
+  RequestStreamResult out;
+  HttpRequest req;
+  std::optional<RequestParser> parser;
+  // Fed in pieces of at most kReadChunk, as reads deliver them.
+  std::string_view rest = bytes;
+  std::string pending;
+  while (true) {
+    if (!parser) StartParser(parser, req, options);
+    size_t take = std::min(rest.size(), kReadChunk);
+    pending.append(rest.substr(0, take));
+    rest.remove_prefix(take);
+    if (pending.empty()) break;
+    beast::error_code ec;
+    size_t used = parser->put(asio::buffer(pending.data(), pending.size()), ec);
+    pending.erase(0, used);
+    if (ec == http::error::need_more) {
+      if (rest.empty()) break;
+      if (pending.size() > options.max_header_bytes + 2 * kReadChunk) {
+        ec = http::error::header_limit;  // as the server's bounded buffer would
+      } else {
+        continue;
+      }
+    }
+    if (ec) {
+      HttpResponse res;
+      Refusal(ec, options, res);
+      out.error_status = res.status;
+      out.error = res.body;
+      out.closed = true;
+      return out;
+    }
+    if (!parser->is_done()) {
+      if (used == 0 && rest.empty()) break;
+      continue;
+    }
+    bool keep_alive = parser->keep_alive();
+    parser.reset();
+    ++out.requests;
+    on_request(req);
+    if (!keep_alive) {
+      out.closed = true;
+      return out;
+    }
+  }
+  out.incomplete = parser.has_value() && parser->got_some();
+  return out;
+}
 
 // The first worker accepts every connection and deals them out in turn to the workers' loops
 // (the socket is created on its worker's io_context), so each loop serves the same number of

@@ -1,19 +1,25 @@
 #include "engage/serve/store.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <lmdb.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include "engage/core/fs.h"
 #include "engage/core/ids.h"
+#include "engage/core/log.h"
 #include "engage/lake/duck.h"
 
 namespace engage::serve {
@@ -38,6 +44,65 @@ std::string DbName(int64_t version) { return fmt::format("v{}", version); }
 
 std::string SnapshotsDir(const HomePaths& home) { return ServingDir(home) + "/snapshots"; }
 std::string CurrentFile(const HomePaths& home) { return ServingDir(home) + "/CURRENT"; }
+
+// The exclusive lock one publish holds for its whole run (an flock on snapshots/.publish.lock,
+// released by the kernel if the process dies): while it is held, no other publish is staging,
+// so a `*.tmp` directory found then is left over from a killed one.
+class PublishLock {
+ public:
+  static Result<PublishLock> Acquire(const std::string& snapshots_dir) {
+    std::error_code ec;
+    fs::create_directories(snapshots_dir, ec);
+    if (ec) {
+      return PermissionDeniedError(
+          fmt::format("cannot create '{}': {}", snapshots_dir, ec.message()));
+    }
+    std::string path = snapshots_dir + "/.publish.lock";
+    PublishLock lock(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    if (lock.fd_ < 0) {
+      return PermissionDeniedError(fmt::format("cannot open '{}': {}", path, std::strerror(errno)));
+    }
+    int rc;
+    do {
+      rc = ::flock(lock.fd_, LOCK_EX);
+    } while (rc != 0 && errno == EINTR);
+    if (rc != 0) {
+      return InternalError(fmt::format("cannot lock '{}': {}", path, std::strerror(errno)));
+    }
+    return lock;
+  }
+  PublishLock(PublishLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  PublishLock& operator=(PublishLock&&) = delete;
+  ~PublishLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+ private:
+  explicit PublishLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
+// Removes the staging directories (`<id>.tmp`) of publishes that were killed; the publish lock
+// must be held. Returns how many went.
+int64_t RemoveStaleStaging(const std::string& snapshots_dir) {
+  std::error_code ec;
+  std::vector<fs::path> stale;
+  for (const auto& e : fs::directory_iterator(snapshots_dir, ec)) {
+    std::error_code type_ec;
+    if (e.path().extension() == ".tmp" && e.is_directory(type_ec)) stale.push_back(e.path());
+  }
+  int64_t removed = 0;
+  for (const auto& p : stale) {
+    std::error_code rm_ec;
+    fs::remove_all(p, rm_ec);
+    if (rm_ec) {
+      spdlog::warn("publish: cannot remove stale staging '{}': {}", p.string(), rm_ec.message());
+    } else {
+      ++removed;
+    }
+  }
+  return removed;
+}
 
 // A number as JSON: shortest text that reads back as the same float; null when not finite.
 void AppendNumber(std::string* out, float v) {
@@ -567,7 +632,8 @@ Json PublishReport::ToJson() const {
   return Json{{"snapshot", snapshot.ToJson()},
               {"seconds", seconds},
               {"bytes_per_customer", bytes_per_customer},
-              {"removed_snapshots", removed_snapshots}};
+              {"removed_snapshots", removed_snapshots},
+              {"removed_staging", removed_staging}};
 }
 
 Result<PublishReport> Publish(lake::Lake& lake, const PublishOptions& options, const Clock& clock) {
@@ -600,7 +666,10 @@ Result<PublishReport> Publish(lake::Lake& lake, const PublishOptions& options, c
     versions.push_back(latest.Int(0, 0));
   }
 
+  // One publish at a time; then whatever staging is left is a killed publish's.
+  ENGAGE_ASSIGN_OR_RETURN(PublishLock publish_lock, PublishLock::Acquire(SnapshotsDir(home)));
   PublishReport report;
+  report.removed_staging = RemoveStaleStaging(SnapshotsDir(home));
   SnapshotInfo& info = report.snapshot;
   info.id = NewId(clock);
   info.model = options.model;

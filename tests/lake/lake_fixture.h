@@ -3,9 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "engage/core/clock.h"
 #include "engage/core/fs.h"
@@ -72,6 +74,42 @@ class LakeTest : public ::testing::Test {
 
 inline std::string EventsHeader() {
   return "event_id,customer_id,event_time,event_type,channel,amount,properties\n";
+}
+
+// Writes an events source (CSV, or JSONL when `jsonl`) to `path`: for each size in `sizes`, a
+// good row and then a row whose properties value is that many bytes, streamed (the file is
+// never in memory whole), with event ids from `first_id`. Returns the number of data records.
+inline int64_t WriteEventsWithValuesOfSizes(const std::string& path, bool jsonl,
+                                            const std::vector<int64_t>& sizes,
+                                            int64_t first_id = 1) {
+  std::ofstream out(path, std::ios::binary);
+  if (!jsonl) out << EventsHeader();
+  std::string chunk(1 << 20, 'v');
+  int64_t records = 0;
+  int64_t id = first_id - 1;
+  auto row = [&](int64_t value_bytes) {
+    ++id;
+    ++records;
+    if (jsonl) {
+      out << "{\"event_id\":" << id
+          << ",\"customer_id\":10,\"event_time\":\"2024-05-01T10:00:00Z\",\"event_type\":"
+             "\"session\",\"channel\":\"web\",\"properties\":\"";
+    } else {
+      out << id << ",10,2024-05-01 10:00:00,session,web,,";
+    }
+    for (int64_t left = value_bytes; left > 0;) {
+      int64_t n = std::min<int64_t>(left, static_cast<int64_t>(chunk.size()));
+      out.write(chunk.data(), n);
+      left -= n;
+    }
+    out << (jsonl ? "\"}\n" : "\n");
+  };
+  for (int64_t s : sizes) {
+    row(1);
+    row(s);
+  }
+  row(1);
+  return records;
 }
 
 }  // namespace engage::testing

@@ -26,6 +26,12 @@ class RawConnection {
                                                    static_cast<uint16_t>(port)));
   }
   void Send(const std::string& bytes) { boost::asio::write(socket_, boost::asio::buffer(bytes)); }
+  // Sends without throwing; false once the server has closed (reset) the connection.
+  bool TrySend(const std::string& bytes) {
+    boost::beast::error_code ec;
+    boost::asio::write(socket_, boost::asio::buffer(bytes), ec);
+    return !ec;
+  }
   // Reads one response; status 0 and `error` set when the connection ended first.
   // `head`: the answer to a HEAD request (no body follows its header).
   HttpResult Read(bool head = false) {
@@ -74,6 +80,7 @@ class HttpTest : public ::testing::Test {
         o,
         [this](const HttpRequest& req, HttpResponse& res) {
           ++handled_;
+          if (req.path == "/smuggled") ++smuggled_;
           if (req.path == "/throw") throw std::runtime_error("boom");
           if (req.path == "/slow") {
             started_.set_value();
@@ -93,9 +100,28 @@ class HttpTest : public ::testing::Test {
     if (runner_.joinable()) runner_.join();
   }
 
+  // Sends `c` a byte every `interval_ms` until the server has no connection open, for at most
+  // `max_ms`; returns how long that took (max_ms when it never happened).
+  int64_t TrickleUntilClosed(RawConnection& c, int interval_ms, int max_ms) {
+    // The connection counts once the server has accepted it.
+    for (int i = 0; i < 200 && server_->stats().connections_open.load() == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    auto start = std::chrono::steady_clock::now();
+    while (true) {
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - start)
+                    .count();
+      if (server_->stats().connections_open.load() == 0 || ms >= max_ms) return ms;
+      (void)c.TrySend("x");
+      std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms));
+    }
+  }
+
   std::unique_ptr<serve::HttpServer> server_;
   std::thread runner_;
   std::atomic<int> handled_{0};
+  std::atomic<int> smuggled_{0};
   std::promise<void> started_;
 };
 
@@ -293,6 +319,168 @@ TEST_F(HttpTest, ARequestThatNeverCompletesIsDroppedAfterTheRequestTimeout) {
   // The server goes on serving others.
   HttpClient other(server_->port());
   EXPECT_EQ(other.Request("GET", "/b").status, 200);
+}
+
+// F7: after an answer with Connection: close the server drains what the client still sends for
+// a bounded time; a byte trickled now and then must not keep the connection (a slot of
+// --max-connections) open.
+TEST_F(HttpTest, ALingeringConnectionIsClosedAtItsCapHoweverTheClientTrickles) {
+  serve::HttpServerOptions o;
+  o.linger_timeout_ms = 500;
+  o.request_timeout_ms = 30000;
+  o.idle_timeout_ms = 30000;
+  Start(o);
+  RawConnection c(server_->port());
+  c.Send("NOT HTTP AT ALL\r\n\r\n");
+  HttpResult bad = c.Read();
+  ASSERT_EQ(bad.status, 400) << bad.error;
+  EXPECT_FALSE(bad.keep_alive);
+  int64_t ms = TrickleUntilClosed(c, 100, 6000);
+  EXPECT_LT(ms, 1500) << "the lingering connection stayed open while bytes trickled in";
+  EXPECT_EQ(server_->stats().connections_open.load(), 0);
+}
+
+TEST_F(HttpTest, TrickledLingeringConnectionsDoNotLockOutNewClients) {
+  serve::HttpServerOptions o;
+  o.linger_timeout_ms = 300;
+  o.max_connections = 4;
+  Start(o);
+  std::vector<std::unique_ptr<RawConnection>> bad;
+  for (int i = 0; i < 4; ++i) {
+    bad.push_back(std::make_unique<RawConnection>(server_->port()));
+    bad.back()->Send("NOT HTTP AT ALL\r\n\r\n");
+    ASSERT_EQ(bad.back()->Read().status, 400);
+  }
+  // A second of trickling on every refused connection.
+  for (int t = 0; t < 10; ++t) {
+    for (auto& b : bad) (void)b->TrySend("x");
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  HttpClient fresh(server_->port());
+  EXPECT_EQ(fresh.Request("GET", "/ok").status, 200);
+}
+
+// F7: the request deadline runs from the request's first byte; bytes trickled in do not extend it.
+TEST_F(HttpTest, ARequestTrickledAByteAtATimeIsCutAtTheRequestDeadline) {
+  serve::HttpServerOptions o;
+  o.request_timeout_ms = 500;
+  o.idle_timeout_ms = 30000;
+  Start(o);
+  RawConnection c(server_->port());
+  c.Send("GET /slowloris HTTP/1.1\r\nHost: x\r\nX-Pad: ");
+  int64_t ms = TrickleUntilClosed(c, 50, 6000);
+  EXPECT_LT(ms, 1500);
+  EXPECT_GE(server_->stats().rejected_bad_request.load(), 1);
+  EXPECT_EQ(handled_.load(), 0);
+}
+
+// F7: a keep-alive connection lives at most max_connection_ms, however busy: the answer after
+// that carries Connection: close.
+TEST_F(HttpTest, AConnectionIsClosedAfterItsMaximumLifetime) {
+  serve::HttpServerOptions o;
+  o.max_connection_ms = 400;
+  Start(o);
+  RawConnection c(server_->port());
+  auto start = std::chrono::steady_clock::now();
+  bool closed = false;
+  int answered = 0;
+  for (int i = 0; i < 40 && !closed; ++i) {
+    // Between requests the connection may also be closed as idle past its lifetime.
+    if (!c.TrySend("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")) break;
+    HttpResult r = c.Read();
+    if (r.status == 0) break;
+    ASSERT_EQ(r.status, 200) << r.error;
+    ++answered;
+    closed = !r.keep_alive;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(c.ClosedByServerWithin(5));
+  EXPECT_GE(answered, 2);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1500));
+}
+
+// F8 (request smuggling): a body framed by anything but a single `chunked` coding, or by both
+// Transfer-Encoding and Content-Length, or by several Content-Lengths, is refused with 400 and
+// the connection closed, so the body is never read as a second request.
+TEST_F(HttpTest, TransferEncodingOtherThanChunkedIsRefusedAndNothingIsSmuggled) {
+  Start();
+  const std::string smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+  struct Case {
+    std::string headers;
+    std::string body;
+  };
+  std::vector<Case> cases = {
+      {"Transfer-Encoding: chunked, identity\r\n", "0\r\n\r\n" + smuggled},
+      {"Transfer-Encoding: identity, chunked, identity\r\n", "0\r\n\r\n" + smuggled},
+      {"Transfer-Encoding: xchunked\r\n", smuggled},
+      {"Transfer-Encoding: gzip\r\n", smuggled},
+      {"Transfer-Encoding: identity\r\n", smuggled},
+      {"Transfer-Encoding: gzip, chunked\r\n", "0\r\n\r\n" + smuggled},
+      {"Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n", "0\r\n\r\n" + smuggled},
+      {"Transfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n", "0\r\n\r\n" + smuggled},
+      {"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", "0\r\n\r\n" + smuggled},
+      {"Content-Length: 0\r\nTransfer-Encoding: chunked\r\n", "0\r\n\r\n" + smuggled},
+      {"Content-Length: 0\r\nTransfer-Encoding: gzip\r\n", smuggled},
+      {"Transfer-Encoding: gzip\r\nContent-Length: 0\r\n", smuggled},
+      {"Content-Length: 0\r\nContent-Length: 0\r\n", smuggled},
+      {"Content-Length: 0, 0\r\n", smuggled},
+      {"Content-Length: +0\r\n", smuggled},
+      {"Content-Length: 0x0\r\n", smuggled},
+  };
+  for (const Case& k : cases) {
+    SCOPED_TRACE(k.headers);
+    RawConnection c(server_->port());
+    c.Send("POST /v1/predictions:batchGet HTTP/1.1\r\nHost: x\r\n" + k.headers + "\r\n" + k.body);
+    HttpResult first = c.Read();
+    EXPECT_EQ(first.status, 400) << first.error;
+    EXPECT_FALSE(first.keep_alive);
+    HttpResult second = c.Read();
+    EXPECT_EQ(second.status, 0) << "a second response: " << second.body;
+  }
+  EXPECT_EQ(smuggled_.load(), 0);
+  EXPECT_EQ(handled_.load(), 0);
+}
+
+TEST_F(HttpTest, ChunkedInAnyCaseAndWithSpacesStillWorks) {
+  Start();
+  for (std::string te : {"chunked", "Chunked", " CHUNKED ", "\tchunKed"}) {
+    SCOPED_TRACE(te);
+    RawConnection c(server_->port());
+    c.Send("POST /v1/predictions:batchGet HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:" + te +
+           "\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+    HttpResult first = c.Read();
+    ASSERT_EQ(first.status, 200) << first.error;
+    EXPECT_NE(first.body.find("\"bytes\":5"), std::string::npos) << first.body;
+    HttpResult second = c.Read();
+    ASSERT_EQ(second.status, 200) << second.error;
+    EXPECT_NE(second.body.find("/next"), std::string::npos);
+  }
+}
+
+TEST(ParseRequestStreamTest, ParsesPipelinedRequestsAndStopsAtARefusal) {
+  serve::HttpServerOptions o;
+  std::vector<std::string> paths;
+  auto on = [&](const HttpRequest& r) { paths.push_back(r.path + ":" + r.body); };
+  auto ok = serve::ParseRequestStream(
+      "GET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 2\r\n\r\nhiGET /c HTTP/1.1\r\n",
+      o, on);
+  EXPECT_EQ(ok.requests, 2);
+  EXPECT_EQ(ok.error_status, 0);
+  EXPECT_TRUE(ok.incomplete);
+  EXPECT_EQ(paths, (std::vector<std::string>{"/a:", "/b:hi"}));
+  paths.clear();
+  auto smuggle = serve::ParseRequestStream(
+      "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n"
+      "GET /smuggled HTTP/1.1\r\n\r\n",
+      o, on);
+  EXPECT_EQ(smuggle.requests, 0);
+  EXPECT_EQ(smuggle.error_status, 400);
+  EXPECT_TRUE(smuggle.closed);
+  EXPECT_TRUE(paths.empty());
+  auto close = serve::ParseRequestStream(
+      "GET /a HTTP/1.1\r\nConnection: close\r\n\r\nGET /b HTTP/1.1\r\n\r\n", o, on);
+  EXPECT_EQ(close.requests, 1);
+  EXPECT_TRUE(close.closed);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "lake/lake_fixture.h"
@@ -163,6 +164,44 @@ TEST_F(StoreTest, ReadersDuringAPublishSeeTheOldOrTheNewSnapshotNeverAMix) {
   for (auto& t : readers) t.join();
   EXPECT_GT(lookups.load(), 0);
   EXPECT_EQ(mixed.load(), 0);
+}
+
+// A publish killed mid-way leaves its `<id>.tmp` staging directory; the next publish removes it
+// (it holds the publish lock, so no other publish can be staging).
+TEST_F(StoreTest, PublishRemovesStagingLeftByAKilledPublish) {
+  Score(1, 20, "2024-05-02 10:00:00");
+  std::string snapshots = serve::ServingDir(home_) + "/snapshots";
+  std::filesystem::create_directories(snapshots + "/01STALE.tmp");
+  { std::ofstream(snapshots + "/01STALE.tmp/data.mdb") << std::string(4096, 'x'); }
+  std::filesystem::create_directories(snapshots + "/01OTHER.tmp");
+  auto r = Publish();
+  ASSERT_OK(r);
+  EXPECT_EQ(r->removed_staging, 2);
+  EXPECT_FALSE(std::filesystem::exists(snapshots + "/01STALE.tmp"));
+  EXPECT_FALSE(std::filesystem::exists(snapshots + "/01OTHER.tmp"));
+  for (const auto& e : std::filesystem::directory_iterator(snapshots)) {
+    EXPECT_NE(e.path().extension(), ".tmp") << e.path();
+  }
+  auto store = serve::PredictionStore::Open(home_);
+  ASSERT_OK(store);
+}
+
+// Concurrent publishes wait for each other instead of removing each other's staging.
+TEST_F(StoreTest, ConcurrentPublishesAllSucceed) {
+  Score(1, 200, "2024-05-02 10:00:00");
+  std::vector<std::thread> threads;
+  std::atomic<int> failed{0};
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&] {
+      auto lake = Open(false);
+      serve::PublishOptions o;
+      if (!serve::Publish(*lake, o, clock_).ok()) ++failed;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  auto store = serve::PredictionStore::Open(home_);
+  ASSERT_OK(store);
 }
 
 }  // namespace

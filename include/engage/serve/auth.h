@@ -376,7 +376,18 @@ struct AuditLogOptions {
   int64_t flush_batch = 1000;
   // Records buffered beyond this (meta.db unwritable for long) are dropped and counted.
   int64_t max_buffered = 100000;
+  // Denials are written at most this many per client (its key id, or for a request without a
+  // valid key its remote address without the port) per window; the rest are counted, and one
+  // row "N more denials suppressed" (action kAuditSuppressed) is written when the window closes,
+  // so that a flood of bad requests cannot fill the disk. Allowed writes are not limited.
+  int64_t max_denials_per_window = 100;
+  int64_t denial_window_ms = 60000;
+  // Clients tracked at once; denials of further clients share one window ("*").
+  int64_t max_denial_clients = 10000;
 };
+
+// The action of the row that summarises denials left out by the limit above.
+inline constexpr std::string_view kAuditSuppressed = "audit:DenialsSuppressed";
 
 // The `audit_log` table of meta.db, written in batches by a background thread.
 //
@@ -393,10 +404,15 @@ class AuditLog {
   AuditLog(const AuditLog&) = delete;
   AuditLog& operator=(const AuditLog&) = delete;
 
+  // Buffers `record` for writing; a denial (allowed == false) beyond its client's limit is only
+  // counted (see AuditLogOptions).
   void Record(AuditRecord record);
-  // Writes everything recorded so far before returning (for tests and shutdown). Returns the
-  // SQLite error if the write failed (the records stay buffered for the next attempt).
+  // Writes everything recorded so far before returning (for tests and shutdown), with a summary
+  // row for each client whose denials were suppressed since the last one. Returns the SQLite
+  // error if the write failed (the records stay buffered for the next attempt).
   Status Flush();
+  // Denials counted but not written (each is summarised in a kAuditSuppressed row).
+  int64_t suppressed() const { return suppressed_.load(); }
   // The newest `limit` records, newest first (flushed ones only).
   Result<std::vector<AuditRecord>> List(int64_t limit);
   // Records dropped because the buffer was full.
@@ -407,6 +423,17 @@ class AuditLog {
   void Run();
   // Writes the buffer; db_mu_ held.
   Status WriteLocked();
+  // Buffers a summary row for each client with suppressed denials whose window has closed (or
+  // every such client, when `all`), forgetting closed windows; mu_ held.
+  void CloseDenialWindowsLocked(int64_t now_micros, bool all);
+
+  // One client's current denial window.
+  struct DenialWindow {
+    int64_t start_micros = 0;
+    int64_t written = 0;
+    int64_t suppressed = 0;
+    AuditRecord last;  // the newest suppressed denial: who, and what it tried
+  };
 
   const Clock& clock_;
   const AuditLogOptions options_;
@@ -414,9 +441,11 @@ class AuditLog {
   SqliteDb db_;       // guarded by db_mu_
   std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<AuditRecord> buffer_;  // guarded by mu_
-  bool stop_ = false;                // guarded by mu_
+  std::vector<AuditRecord> buffer_;                        // guarded by mu_
+  bool stop_ = false;                                      // guarded by mu_
+  std::unordered_map<std::string, DenialWindow> denials_;  // by client; guarded by mu_
   std::atomic<int64_t> dropped_{0};
+  std::atomic<int64_t> suppressed_{0};
   std::thread writer_;
 };
 

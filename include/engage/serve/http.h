@@ -92,9 +92,12 @@ struct HttpServerOptions {
   int max_blocking_queue = 256;
   size_t max_header_bytes = 16 * 1024;
   size_t max_body_bytes = 1024 * 1024;
-  int request_timeout_ms = 10000;  // to receive a whole request once it has started
-  int idle_timeout_ms = 60000;     // keep-alive connections with no request
-  int max_connections = 10000;     // beyond: 503 and close
+  // Deadlines are absolute: bytes trickled in extend none of them.
+  int request_timeout_ms = 10000;       // to receive a whole request, from its first byte
+  int idle_timeout_ms = 60000;          // for the next request's first byte, from the last answer
+  int linger_timeout_ms = 2000;         // draining input after an answer with Connection: close
+  int64_t max_connection_ms = 3600000;  // a connection's whole life (0: unbounded); then close
+  int max_connections = 10000;          // beyond: 503 and close
   int drain_timeout_ms = 30000;
   std::string server_name = "engage";
 };
@@ -131,6 +134,21 @@ class HttpServer {
  private:
   std::unique_ptr<Impl> impl_;
 };
+
+// What ParseRequestStream made of a connection's bytes.
+struct RequestStreamResult {
+  int64_t requests = 0;     // complete requests handed to the callback
+  int error_status = 0;     // 400 or 413 when the server would refuse a request (and close)
+  std::string error;        // the refusal's JSON body
+  bool closed = false;      // the server would close after the last request (refused, or asked)
+  bool incomplete = false;  // the bytes end inside a request
+};
+
+// Parses `bytes` as everything a client sent on one connection, with the parser, limits and
+// framing checks the server uses, calling `on_request` for each complete request in order.
+// Stops where the server would close the connection. No sockets: for tests and fuzzing.
+RequestStreamResult ParseRequestStream(std::string_view bytes, const HttpServerOptions& options,
+                                       const std::function<void(const HttpRequest&)>& on_request);
 
 // The reason phrase of a status code ("Not Found").
 std::string_view HttpReason(int status);

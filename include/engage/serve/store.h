@@ -136,10 +136,13 @@ struct PublishReport {
   double seconds = 0;
   double bytes_per_customer = 0;  // snapshot file bytes / records
   int64_t removed_snapshots = 0;
+  int64_t removed_staging = 0;  // `*.tmp` directories a killed publish had left
   Json ToJson() const;
 };
 
-// Builds a snapshot from the lake's predictions table and makes it current. kNotFound when the
+// Builds a snapshot from the lake's predictions table and makes it current. Publishes are
+// serialised by a lock file in the snapshots directory (a second one waits), and each first
+// removes the staging directories killed publishes left. kNotFound when the
 // table has no predictions for the model or a version; kInvalidArgument for a malformed row
 // (naming the customer).
 Result<PublishReport> Publish(lake::Lake& lake, const PublishOptions& options, const Clock& clock);
