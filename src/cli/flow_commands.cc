@@ -252,6 +252,9 @@ void RegisterEngageSteps(flow::TaskRegistry& tasks, const GlobalOptions& g,
         sql::QueryRequest req;
         req.sql = p["sql"].get<std::string>();
         req.source = "flow";
+        // A step's query is bounded like the CLI's (the Task's TimeoutSeconds bounds the step).
+        req.timeout_ms =
+            l->config().query.timeout_seconds.value_or(sql::kDefaultCliQueryTimeoutSeconds) * 1000;
         if (p.contains("max_scan_bytes") && p["max_scan_bytes"].is_number_integer()) {
           req.max_scan_bytes = p["max_scan_bytes"].get<int64_t>();
         }

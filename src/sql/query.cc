@@ -308,7 +308,7 @@ Result<std::unique_ptr<QueryEngine>> QueryEngine::Open(lake::Lake& lake, int thr
   for (const auto& [name, spec] : lake.config().tables) {
     ENGAGE_ASSIGN_OR_RETURN(auto files, lake.catalog().Files(name));
     // A view with the table's columns and no rows, filtered by `where`.
-    auto empty_view = [&spec](const std::string& where) {
+    auto empty_view = [&spec = spec](const std::string& where) {
       std::string cols;
       for (const auto& col : spec.columns) {
         cols +=
