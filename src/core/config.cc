@@ -266,7 +266,30 @@ Status ParseFlowCommands(const toml::table& t, const std::string& where,
 
 Status ParseFlow(const toml::table& f, const std::string& o, FlowConfig* flow) {
   std::string w = o + " [flow]";
-  ENGAGE_RETURN_IF_ERROR(CheckKeys(f, {"region", "account", "lambda", "ecs", "buckets"}, w));
+  ENGAGE_RETURN_IF_ERROR(
+      CheckKeys(f,
+                {"region", "account", "lambda", "ecs", "buckets", "max_history_events",
+                 "max_execution_seconds", "max_payload_bytes"},
+                w));
+  // The execution limits: positive integers, bounded so that converting them to microseconds or
+  // adding them to an event id cannot overflow.
+  struct Limit {
+    const char* key;
+    int64_t max;
+    int64_t* out;
+  };
+  for (const Limit& l :
+       {Limit{"max_history_events", int64_t{1} << 40, &flow->max_history_events},
+        Limit{"max_execution_seconds", int64_t{100} * 31536000, &flow->max_execution_seconds},
+        Limit{"max_payload_bytes", int64_t{1} << 40, &flow->max_payload_bytes}}) {
+    if (!f.contains(l.key)) continue;
+    auto n = f[l.key].value<int64_t>();
+    if (!f[l.key].is_integer() || !n || *n < 1 || *n > l.max) {
+      return InvalidArgumentError(
+          fmt::format("{}: '{}' must be an integer from 1 to {}", w, l.key, l.max));
+    }
+    *l.out = *n;
+  }
   if (f.contains("buckets")) {
     const toml::table* b = f["buckets"].as_table();
     if (!b) return InvalidArgumentError(w + ": 'buckets' must be a table of name = \"directory\"");
