@@ -11,10 +11,10 @@ using engage::Json;
 using engage::flow::JsonPath;
 
 void Exercise(const JsonPath& path, const Json& root) {
-  std::vector<const Json*> hits = path.Select(root);
+  auto hits = path.Select(root);
   // jsonpath.h promises a definite path names at most one node; more would make ASL hand a
   // single-value field an arbitrary one of several matches.
-  if (path.definite() && hits.size() > 1) std::abort();
+  if (hits.ok() && path.definite() && hits->size() > 1) std::abort();
   auto value = path.Evaluate(root);
   if (value.ok()) (void)engage::DumpJson(value.value());
   Json copy = root;

@@ -64,8 +64,14 @@ Result<std::string> ReadText(const std::string& path, const std::string& what = 
   return ss.str();
 }
 
-// Parses JSON; a syntax error names the source (`what`, if not empty) and the position.
+// Parses JSON; a syntax error names the source (`what`, if not empty) and the position. A
+// document nested deeper than kMaxJsonDepth is refused before anything is built (copying or
+// printing it would overflow the stack).
 Result<Json> ParseJsonText(const std::string& text, const std::string& what) {
+  if (JsonTextDepth(text) > kMaxJsonDepth) {
+    return InvalidArgumentError(fmt::format("{}JSON nested deeper than {} levels",
+                                            what.empty() ? "" : what + ": ", kMaxJsonDepth));
+  }
   try {
     return Json::parse(text);
   } catch (const Json::parse_error& e) {
@@ -101,6 +107,15 @@ Result<CheckedDefinition> CheckDefinition(const std::string& path) {
     return d;
   }
   d.machine = flow::ParseDefinition(*json, &d.problems);
+  if (d.machine != nullptr) {
+    // A literal Timestamp past AWS's maximum wait cannot be reached: the execution times out.
+    std::vector<flow::Diagnostic> far =
+        flow::FarTimestamps(*d.machine, SystemClock::Default().NowMicros());
+    if (!far.empty()) {
+      d.problems.insert(d.problems.end(), far.begin(), far.end());
+      d.machine = nullptr;
+    }
+  }
   if (d.machine == nullptr && d.problems.empty()) {
     d.problems.push_back(flow::Diagnostic{"", "", "not a valid state machine"});
   }
@@ -425,6 +440,9 @@ flow::EngineOptions ExecutionOptions(Runtime& rt, const flow::ExecutionRecord& r
   // Map iterations that run tasks go side by side, except under mocks (whose answers are
   // numbered per invocation, so they need a fixed order).
   options.map_threads = rt.tasks->has_mocks() ? 1 : 40;
+  options.max_history_events = cfg.flow.max_history_events;
+  options.max_execution_seconds = cfg.flow.max_execution_seconds;
+  options.max_payload_bytes = cfg.flow.max_payload_bytes;
   return options;
 }
 

@@ -287,12 +287,34 @@ Result<std::vector<std::string>> StringList(const toml::table& t, const char* ke
 Status ParseFlow(const toml::table& f, const std::string& o, FlowConfig* flow) {
   std::string w = o + " [flow]";
   ENGAGE_RETURN_IF_ERROR(
-      CheckKeys(f, {"region", "account", "lambda", "ecs", "buckets", "input_dirs"}, w));
+      CheckKeys(f,
+                {"region", "account", "lambda", "ecs", "buckets", "input_dirs",
+                 "max_history_events", "max_execution_seconds", "max_payload_bytes"},
+                w));
   if (f.contains("input_dirs")) {
     ENGAGE_ASSIGN_OR_RETURN(flow->input_dirs, StringList(f, "input_dirs", w));
     for (const std::string& d : flow->input_dirs) {
       if (d.empty()) return InvalidArgumentError(w + ": 'input_dirs' holds an empty path");
     }
+  }
+  // The execution limits: positive integers, bounded so that converting them to microseconds or
+  // adding them to an event id cannot overflow.
+  struct Limit {
+    const char* key;
+    int64_t max;
+    int64_t* out;
+  };
+  for (const Limit& l :
+       {Limit{"max_history_events", int64_t{1} << 40, &flow->max_history_events},
+        Limit{"max_execution_seconds", int64_t{100} * 31536000, &flow->max_execution_seconds},
+        Limit{"max_payload_bytes", int64_t{1} << 40, &flow->max_payload_bytes}}) {
+    if (!f.contains(l.key)) continue;
+    auto n = f[l.key].value<int64_t>();
+    if (!f[l.key].is_integer() || !n || *n < 1 || *n > l.max) {
+      return InvalidArgumentError(
+          fmt::format("{}: '{}' must be an integer from 1 to {}", w, l.key, l.max));
+    }
+    *l.out = *n;
   }
   if (f.contains("buckets")) {
     const toml::table* b = f["buckets"].as_table();

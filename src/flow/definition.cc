@@ -46,6 +46,24 @@ const State* StateMachine::Find(std::string_view name) const {
 
 namespace {
 
+// An integer (or a float with no fraction) from `lo` to `hi`; never converts out of range.
+bool IsIntegerInRange(const Json& v, int64_t lo, int64_t hi) {
+  if (v.is_number_unsigned()) {
+    uint64_t u = v.get<uint64_t>();
+    return u <= static_cast<uint64_t>(hi) && static_cast<int64_t>(u) >= lo;
+  }
+  if (v.is_number_integer()) {
+    int64_t i = v.get<int64_t>();
+    return i >= lo && i <= hi;
+  }
+  if (v.is_number_float()) {
+    double d = v.get<double>();
+    return std::isfinite(d) && d == std::floor(d) && d >= static_cast<double>(lo) &&
+           d <= static_cast<double>(hi);
+  }
+  return false;
+}
+
 // JSON-pointer escaping of one reference token.
 std::string PointerToken(std::string_view s) {
   std::string out;
@@ -205,8 +223,10 @@ class Parser {
     }
     if (auto it = j.find("Comment"); it != j.end() && it->is_string()) sm->comment = *it;
     if (auto it = j.find("TimeoutSeconds"); it != j.end()) {
-      if (!it->is_number_integer() || it->get<int64_t>() < 0) {
-        Problem("", ptr + "/TimeoutSeconds", "TimeoutSeconds must be a non-negative integer");
+      if (!it->is_number_integer() || it->get<int64_t>() < 0 ||
+          it->get<int64_t>() > kMaxTimeoutSeconds) {
+        Problem("", ptr + "/TimeoutSeconds",
+                fmt::format("TimeoutSeconds must be an integer from 0 to {}", kMaxTimeoutSeconds));
       } else {
         sm->timeout_seconds = it->get<int64_t>();
       }
@@ -458,18 +478,19 @@ class Parser {
     return std::move(p).value();
   }
 
-  // A field that is a literal number in JSONPath mode, or a literal/expression in JSONata mode.
+  // A field that is a literal integer from `min_value` to `max_value` in JSONPath mode, or a
+  // literal/expression in JSONata mode. (A whole number written as 5.0 counts as an integer.)
   std::optional<Template> NumberField(const Json& j, const char* field, QueryLanguage lang,
                                       const std::string& name, const std::string& ptr,
-                                      double min_value) {
+                                      int64_t min_value, int64_t max_value) {
     auto it = j.find(field);
     if (it == j.end()) return std::nullopt;
     if (lang == QueryLanguage::kJsonata && it->is_string()) {
       return CompileJsonata(*it, field, name, ptr + "/" + field);
     }
-    if (!it->is_number() || it->get<double>() < min_value) {
+    if (!IsIntegerInRange(*it, min_value, max_value)) {
       Problem(name, ptr + "/" + field,
-              fmt::format("{} must be a number >= {}", field, static_cast<int64_t>(min_value)));
+              fmt::format("{} must be an integer from {} to {}", field, min_value, max_value));
       return std::nullopt;
     }
     Template t;
@@ -520,26 +541,31 @@ class Parser {
         const Json& v = it.value();
         if (k == "ErrorEquals" || k == "Comment") continue;
         if (k == "IntervalSeconds") {
-          if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 99999999) {
-            Problem(st->name, rp + "/IntervalSeconds", "IntervalSeconds must be an integer >= 1");
+          if (!IsIntegerInRange(v, 1, kMaxTimeoutSeconds)) {
+            Problem(
+                st->name, rp + "/IntervalSeconds",
+                fmt::format("IntervalSeconds must be an integer from 1 to {}", kMaxTimeoutSeconds));
           } else {
             rt.interval_seconds = v.get<double>();
           }
         } else if (k == "MaxAttempts") {
-          if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 99999999) {
-            Problem(st->name, rp + "/MaxAttempts", "MaxAttempts must be an integer >= 0");
+          if (!IsIntegerInRange(v, 0, kMaxTimeoutSeconds)) {
+            Problem(st->name, rp + "/MaxAttempts",
+                    fmt::format("MaxAttempts must be an integer from 0 to {}", kMaxTimeoutSeconds));
           } else {
             rt.max_attempts = v.get<int>();
           }
         } else if (k == "BackoffRate") {
-          if (!v.is_number() || v.get<double>() < 1.0) {
-            Problem(st->name, rp + "/BackoffRate", "BackoffRate must be a number >= 1.0");
+          if (!v.is_number() || !(v.get<double>() >= 1.0) || !std::isfinite(v.get<double>())) {
+            Problem(st->name, rp + "/BackoffRate", "BackoffRate must be a finite number >= 1.0");
           } else {
             rt.backoff_rate = v.get<double>();
           }
         } else if (k == "MaxDelaySeconds") {
-          if (!v.is_number_integer() || v.get<int64_t>() < 1) {
-            Problem(st->name, rp + "/MaxDelaySeconds", "MaxDelaySeconds must be an integer >= 1");
+          if (!IsIntegerInRange(v, 1, kMaxRetryDelaySeconds)) {
+            Problem(st->name, rp + "/MaxDelaySeconds",
+                    fmt::format("MaxDelaySeconds must be an integer from 1 to {}",
+                                kMaxRetryDelaySeconds));
           } else {
             rt.max_delay_seconds = v.get<double>();
           }
@@ -900,8 +926,10 @@ class Parser {
     } else {
       st->resource = *r;
     }
-    st->timeout_seconds = NumberField(j, "TimeoutSeconds", st->language, st->name, ptr, 1);
-    st->heartbeat_seconds = NumberField(j, "HeartbeatSeconds", st->language, st->name, ptr, 1);
+    st->timeout_seconds =
+        NumberField(j, "TimeoutSeconds", st->language, st->name, ptr, 1, kMaxTimeoutSeconds);
+    st->heartbeat_seconds =
+        NumberField(j, "HeartbeatSeconds", st->language, st->name, ptr, 1, kMaxTimeoutSeconds);
     if (auto p = j.find("TimeoutSecondsPath"); p != j.end() && p->is_string()) {
       st->timeout_seconds =
           CompilePathValue(*p, "TimeoutSecondsPath", st->name, ptr + "/TimeoutSecondsPath");
@@ -938,7 +966,7 @@ class Parser {
     int n = 0;
     if (j.contains("Seconds")) {
       ++n;
-      st->wait_seconds = NumberField(j, "Seconds", st->language, st->name, ptr, 0);
+      st->wait_seconds = NumberField(j, "Seconds", st->language, st->name, ptr, 0, kMaxWaitSeconds);
     }
     if (auto t = j.find("Timestamp"); t != j.end()) {
       ++n;
@@ -1052,15 +1080,25 @@ class Parser {
     } else if (auto it = j.find("Items"); it != j.end()) {
       st->items = CompileJsonata(*it, "Items", st->name, ptr + "/Items");
     }
-    st->max_concurrency = NumberField(j, "MaxConcurrency", st->language, st->name, ptr, 0);
+    st->max_concurrency =
+        NumberField(j, "MaxConcurrency", st->language, st->name, ptr, 0, kMaxMapCount);
     st->tolerated_failure_count =
-        NumberField(j, "ToleratedFailureCount", st->language, st->name, ptr, 0);
-    st->tolerated_failure_percentage =
-        NumberField(j, "ToleratedFailurePercentage", st->language, st->name, ptr, 0);
-    if (st->tolerated_failure_percentage && st->tolerated_failure_percentage->literal.is_number() &&
-        st->tolerated_failure_percentage->literal.get<double>() > 100) {
-      Problem(st->name, ptr + "/ToleratedFailurePercentage",
-              "ToleratedFailurePercentage must be between 0 and 100");
+        NumberField(j, "ToleratedFailureCount", st->language, st->name, ptr, 0, kMaxMapCount);
+    // A percentage may have decimals.
+    if (auto it = j.find("ToleratedFailurePercentage");
+        it != j.end() && !(st->language == QueryLanguage::kJsonata && it->is_string())) {
+      if (!it->is_number() || !(it->get<double>() >= 0 && it->get<double>() <= 100)) {
+        Problem(st->name, ptr + "/ToleratedFailurePercentage",
+                "ToleratedFailurePercentage must be a number from 0 to 100");
+      } else {
+        Template t;
+        t.field = "ToleratedFailurePercentage";
+        t.literal = *it;
+        st->tolerated_failure_percentage = std::move(t);
+      }
+    } else {
+      st->tolerated_failure_percentage =
+          NumberField(j, "ToleratedFailurePercentage", st->language, st->name, ptr, 0, 100);
     }
     ParseMapIo(j, st, ptr);
     if (auto it = j.find("Label"); it != j.end() && it->is_string()) st->label = *it;
@@ -1268,6 +1306,44 @@ bool Parser::ParseTimestampOk(const Json& v) {
   return v.is_string() && ParseTimestampMicros(v.get<std::string>()).has_value();
 }
 }  // namespace
+
+namespace {
+
+void CollectFarTimestamps(const StateMachine& sm, const std::string& ptr, int64_t horizon_micros,
+                          int64_t max_seconds, std::vector<Diagnostic>* out) {
+  for (const auto& [name, st] : sm.states) {
+    std::string sp = ptr + "/States/" + PointerToken(name);
+    if (st.type == StateType::kWait && st.wait_timestamp &&
+        st.wait_timestamp->kind == Template::Kind::kLiteral &&
+        st.wait_timestamp->literal.is_string()) {
+      std::optional<int64_t> t =
+          ParseTimestampMicros(st.wait_timestamp->literal.get<std::string>());
+      if (t && *t > horizon_micros) {
+        out->push_back(Diagnostic{
+            name, sp + "/Timestamp",
+            fmt::format("Timestamp {} is more than {} seconds ahead: the execution would time "
+                        "out first (AWS's maximum wait is one year)",
+                        st.wait_timestamp->literal.get<std::string>(), max_seconds)});
+      }
+    }
+    for (size_t i = 0; i < st.branches.size(); ++i) {
+      CollectFarTimestamps(*st.branches[i], sp + "/Branches/" + std::to_string(i), horizon_micros,
+                           max_seconds, out);
+    }
+    if (st.processor) {
+      CollectFarTimestamps(*st.processor, sp + "/ItemProcessor", horizon_micros, max_seconds, out);
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<Diagnostic> FarTimestamps(const StateMachine& sm, int64_t now_micros,
+                                      int64_t max_seconds) {
+  std::vector<Diagnostic> out;
+  CollectFarTimestamps(sm, "", now_micros + max_seconds * 1000000, max_seconds, &out);
+  return out;
+}
 
 std::shared_ptr<const StateMachine> ParseDefinition(const Json& definition,
                                                     std::vector<Diagnostic>* problems) {

@@ -140,6 +140,9 @@ struct Lane {
   VarScope* vars = nullptr;
   bool top_level = false;
   bool record_events = true;  // false inside distributed Map child executions
+  // Inside a distributed Map child execution: the events of that child (which on AWS has a
+  // history, and a history quota, of its own). Shared by the lanes nested in the child.
+  std::shared_ptr<std::atomic<int64_t>> child_events;
 };
 
 // What the state being run needs to build error texts and its context object.
@@ -168,8 +171,27 @@ Failure RuntimeError(const StateRun& sr, const std::string& message) {
   return Failure{"States.Runtime", Prefix(sr) + message};
 }
 
+// A JSONPath or JSONata result that would pass the payload limit (or take unbounded work to
+// compute): kResourceExhausted from the evaluator.
+bool IsDataLimit(const Status& s) { return s.code() == StatusCode::kResourceExhausted; }
+
+Failure DataLimitFailure(const StateRun& sr, const Status& s) {
+  return Failure{"States.DataLimitExceeded", Prefix(sr) + s.message()};
+}
+
 Failure QueryError(const StateRun& sr, const std::string& message) {
   return Failure{"States.QueryEvaluationError", Prefix(sr) + message};
+}
+
+// A number with no fraction from `lo` to `hi` (as read at run time, where 5.0 is 5); never
+// converts an out-of-range value.
+bool WholeNumberIn(const Json& v, int64_t lo, int64_t hi) {
+  if (!v.is_number()) return false;
+  if (v.is_number_unsigned()) return v.get<uint64_t>() <= static_cast<uint64_t>(hi) && lo <= 0;
+  if (v.is_number_integer()) return v.get<int64_t>() >= lo && v.get<int64_t>() <= hi;
+  double d = v.get<double>();
+  return std::isfinite(d) && d == std::floor(d) && d >= static_cast<double>(lo) &&
+         d <= static_cast<double>(hi);
 }
 
 const char* JsonTypeName(const Json& v) {
@@ -247,6 +269,10 @@ struct Engine::Impl {
   Json final_vars = Json::object();
   int64_t start_micros = 0;
   std::optional<int64_t> deadline_micros;
+  // Whether the deadline is the maximum execution duration (not the TimeoutSeconds).
+  bool deadline_is_max_duration = false;
+  // Set once an event was refused because the history reached max_history_events.
+  std::atomic<bool> history_full{false};
   std::string failed_state;
   Json failed_input;
 
@@ -272,6 +298,20 @@ struct Engine::Impl {
 
   int64_t Emit(Lane& lane, std::string type, Json details, bool advance = true) {
     std::lock_guard<std::mutex> lock(emit_mu);
+    if (opt.max_history_events > 0) {
+      if (!lane.record_events) {
+        if (lane.child_events && lane.child_events->fetch_add(1) + 1 >= opt.max_history_events) {
+          return lane.prev_event;  // the child execution is over its quota (RunMachine stops it)
+        }
+      } else if ((history_full.load() || next_event_id >= opt.max_history_events) &&
+                 type != "ExecutionSucceeded" && type != "ExecutionFailed" &&
+                 type != "ExecutionTimedOut" && type != "ExecutionAborted") {
+        // AWS: event number max_history_events is ExecutionSucceeded or ExecutionFailed; any
+        // other event ends the execution instead of being recorded.
+        history_full.store(true);
+        return lane.prev_event;
+      }
+    }
     int64_t id = next_event_id++;
     if (opt.events != nullptr && lane.record_events && sink_status.ok()) {
       Event e;
@@ -293,12 +333,18 @@ struct Engine::Impl {
     return d;
   }
 
+  // Sleeps in slices of at most an hour, so that no duration overflows a conversion (to
+  // nanoseconds, say) and a stop is noticed between slices.
   void Sleep(int64_t micros) {
-    if (micros <= 0) return;
-    if (opt.sleep) {
-      opt.sleep(micros);
-    } else {
-      std::this_thread::sleep_for(std::chrono::microseconds(micros));
+    constexpr int64_t kSliceMicros = int64_t{3600} * 1000000;
+    while (micros > 0 && !Cancelled()) {
+      int64_t slice = std::min(micros, kSliceMicros);
+      if (opt.sleep) {
+        opt.sleep(slice);
+      } else {
+        std::this_thread::sleep_for(std::chrono::microseconds(slice));
+      }
+      micros -= slice;
     }
   }
 
@@ -310,7 +356,34 @@ struct Engine::Impl {
   // state machine's TimeoutSeconds running out.
   bool EndsExecution(const Failure& f) const {
     return f.error == std::optional<std::string>("States.Aborted") ||
-           (f.error == std::optional<std::string>("States.Timeout") && PastDeadline());
+           (f.error == std::optional<std::string>("States.Timeout") && PastDeadline()) ||
+           history_full.load();
+  }
+
+  // Whether the history of `lane`'s execution (or of its distributed Map child execution) is
+  // full: nothing more may run in it.
+  bool HistoryFull(const Lane& lane) const {
+    if (opt.max_history_events <= 0) return false;
+    if (!lane.record_events && lane.child_events) {
+      return lane.child_events->load() >= opt.max_history_events;
+    }
+    return history_full.load();
+  }
+
+  Failure HistoryLimitFailure() const {
+    return Failure{"States.Runtime",
+                   fmt::format("The execution reached the maximum number of history events ({}).",
+                               opt.max_history_events)};
+  }
+
+  Failure TimeoutFailure() const {
+    if (deadline_is_max_duration) {
+      return Failure{"States.Timeout",
+                     fmt::format("The execution ran longer than the maximum execution duration "
+                                 "({} s).",
+                                 opt.max_execution_seconds)};
+    }
+    return Failure{"States.Timeout", "The execution timed out (TimeoutSeconds)."};
   }
 
   // Waits `micros` (a Wait state or a retry interval) but no longer than the execution may
@@ -321,7 +394,8 @@ struct Engine::Impl {
       int64_t left = *deadline_micros - clock->NowMicros() + 1;
       if (micros >= left) {
         Sleep(left);
-        return Failure{"States.Timeout", "The execution timed out (TimeoutSeconds)."};
+        if (Cancelled()) return Failure{"States.Aborted", "the execution was stopped"};
+        return TimeoutFailure();
       }
     }
     Sleep(micros);
@@ -354,17 +428,17 @@ struct Engine::Impl {
                            const VarScope& vars) const {
     switch (path.root()) {
       case JsonPath::Root::kInput:
-        return path.Evaluate(input);
+        return path.Evaluate(input, opt.max_payload_bytes);
       case JsonPath::Root::kContext: {
         Json ctx = Context(sr);
-        return path.Evaluate(ctx);
+        return path.Evaluate(ctx, opt.max_payload_bytes);
       }
       case JsonPath::Root::kVariable: {
         const Json* v = vars.Find(path.variable());
         if (v == nullptr) {
           return NotFoundError(fmt::format("The variable '${}' is not defined", path.variable()));
         }
-        return path.Evaluate(*v);
+        return path.Evaluate(*v, opt.max_payload_bytes);
       }
     }
     return InternalError("bad path root");
@@ -410,6 +484,7 @@ struct Engine::Impl {
         return EvalPathTemplate(t, input, sr, vars);
       case Template::Kind::kPath: {
         Result<Json> v = ResolvePath(*t.path, input, sr, vars);
+        if (!v.ok() && IsDataLimit(v.status())) return DataLimitFailure(sr, v.status());
         if (!v.ok()) {
           if (t.path->root() == JsonPath::Root::kVariable && !vars.Find(t.path->variable())) {
             return RuntimeError(sr, v.status().message());
@@ -426,7 +501,11 @@ struct Engine::Impl {
         PathResolver resolve = [&](const JsonPath& p) -> Result<Json> {
           return ResolvePath(p, input, sr, vars);
         };
-        Result<Json> v = t.intrinsic->Evaluate(resolve);
+        Result<Json> v = t.intrinsic->Evaluate(resolve, opt.max_payload_bytes);
+        if (!v.ok() && IsDataLimit(v.status())) return DataLimitFailure(sr, v.status());
+        if (!v.ok() && v.status().code() == StatusCode::kOutOfRange) {
+          return RuntimeError(sr, v.status().message());
+        }
         if (!v.ok()) {
           return Failure{"States.IntrinsicFailure",
                          Prefix(sr) + fmt::format("The intrinsic function '{}' specified for the "
@@ -472,7 +551,14 @@ struct Engine::Impl {
     eo.clock = clock;
     eo.aws_functions = true;
     eo.allow_function_result = false;
+    eo.max_result_bytes = opt.max_payload_bytes;
     auto r = t.expr->Evaluate(nullptr, b, eo);
+    if (!r.ok() && r.error().code == jsonata::kResultTooLargeCode) {
+      return Failure{"States.DataLimitExceeded",
+                     Prefix(sr) + fmt::format("The JSONata expression '{}' specified for the field "
+                                              "'{}' returned a result larger than {} bytes.",
+                                              t.source, t.field, opt.max_payload_bytes)};
+    }
     if (!r.ok() && r.error().code == "F0001") {
       return QueryError(sr, fmt::format("The JSONata expression '{}' specified for the field '{}' "
                                         "returned an unsupported result type.",
@@ -518,6 +604,7 @@ struct Engine::Impl {
     if (is_null) return Json::object();
     if (!path || (path->is_root() && path->root() == JsonPath::Root::kInput)) return v;
     Result<Json> r = ResolvePath(*path, v, sr, vars);
+    if (!r.ok() && IsDataLimit(r.status())) return DataLimitFailure(sr, r.status());
     if (!r.ok()) {
       return RuntimeError(
           sr, fmt::format("Invalid path '{}' : {}", path->text(), r.status().message()));
@@ -562,9 +649,8 @@ struct Engine::Impl {
       }
       if (!SinkOk()) return Failure{"States.Runtime", sink_status.message()};
       if (Cancelled()) return Failure{"States.Aborted", "the execution was stopped"};
-      if (deadline_micros && clock->NowMicros() > *deadline_micros) {
-        return Failure{"States.Timeout", "The execution timed out (TimeoutSeconds)."};
-      }
+      if (deadline_micros && clock->NowMicros() > *deadline_micros) return TimeoutFailure();
+      if (HistoryFull(lane)) return HistoryLimitFailure();
       // The input's text serves the checkpoint and the entered event: serialized once.
       std::string input_text;
       if (lane.top_level && opt.events != nullptr) {
@@ -609,9 +695,18 @@ struct Engine::Impl {
         Emit(lane, fmt::format("{}StateEntered", StateTypeName(st.type)), std::move(entered));
 
     Flow<StepResult> r = Execute(st, raw, lane, sr);
-    if (r.ok() && (sr.output_bytes >= 0 ? sr.output_bytes
-                                        : static_cast<int64_t>(JsonSizeBytes(r.value().output))) >
-                      opt.max_payload_bytes) {
+    if (!r.ok()) return r;
+    // A state can build a value deeper than any input (a Pass wrapping its input, in a loop):
+    // copying, comparing and serializing recurse once per level, so such an output must not
+    // travel on. JsonDepth stops at the limit, so this is cheap.
+    if (JsonDepth(r.value().output) > kMaxJsonDepth) {
+      return RuntimeError(sr, fmt::format("The output of the state '{}' is nested deeper than {} "
+                                          "levels.",
+                                          st.name, kMaxJsonDepth));
+    }
+    if ((sr.output_bytes >= 0
+             ? sr.output_bytes
+             : static_cast<int64_t>(CompactJsonSize(r.value().output))) > opt.max_payload_bytes) {
       return Failure{"States.DataLimitExceeded",
                      fmt::format("The state/task '{}' returned a result with a size exceeding the "
                                  "maximum number of bytes service limit.",
@@ -647,7 +742,7 @@ struct Engine::Impl {
         return r;
       }
       Failure f = std::move(r.failure());
-      if (EndsExecution(f)) return f;
+      if (EndsExecution(f) || HistoryFull(lane)) return f;
       // Retry.
       bool retried = false;
       for (size_t i = 0; i < st.retry.size(); ++i) {
@@ -656,6 +751,11 @@ struct Engine::Impl {
         if (attempts[i] >= rt.max_attempts) break;
         double delay = rt.interval_seconds * std::pow(rt.backoff_rate, attempts[i]);
         if (rt.max_delay_seconds) delay = std::min(delay, *rt.max_delay_seconds);
+        // BackoffRate^attempts can pass any bound (even to infinity): no retry waits longer
+        // than a Wait may, so the conversion to microseconds below cannot overflow.
+        if (!(delay <= static_cast<double>(kMaxWaitSeconds))) {
+          delay = static_cast<double>(kMaxWaitSeconds);
+        }
         if (rt.full_jitter) {
           thread_local std::mt19937_64 rng{std::random_device{}()};
           delay = std::uniform_real_distribution<double>(0, delay)(rng);
@@ -877,6 +977,7 @@ struct Engine::Impl {
         break;
     }
     Result<Json> var = ResolvePath(*rule.variable, input, sr, vars);
+    if (!var.ok() && IsDataLimit(var.status())) return DataLimitFailure(sr, var.status());
     if (rule.op == "IsPresent") return var.ok() == rule.operand.get<bool>();
     if (!var.ok()) {
       return RuntimeError(sr, fmt::format("Invalid path '{}': The choice state's condition path "
@@ -887,6 +988,7 @@ struct Engine::Impl {
     Json operand = rule.operand;
     if (rule.path_operand) {
       Result<Json> o = ResolvePath(*rule.path_operand, input, sr, vars);
+      if (!o.ok() && IsDataLimit(o.status())) return DataLimitFailure(sr, o.status());
       if (!o.ok()) {
         return RuntimeError(sr, fmt::format("Invalid path '{}': The choice state's condition path "
                                             "references an invalid value.",
@@ -1005,17 +1107,15 @@ struct Engine::Impl {
       } else {
         v = st.wait_seconds->literal;
       }
-      if (!v.is_number_integer() || v.get<int64_t>() < 0) {
-        if (!(v.is_number_float() && v.get<double>() >= 0 &&
-              v.get<double>() == std::floor(v.get<double>()))) {
-          return QueryError(sr, fmt::format("The Seconds field must be a non-negative integer, "
-                                            "but was: {}",
-                                            DumpJson(v)));
-        }
+      if (!WholeNumberIn(v, 0, kMaxWaitSeconds)) {
+        return QueryError(sr, fmt::format("The Seconds field must be an integer from 0 to {}, "
+                                          "but was: {}",
+                                          kMaxWaitSeconds, DumpJson(v)));
       }
-      wait_micros = static_cast<int64_t>(v.get<double>() * 1e6);
+      wait_micros = static_cast<int64_t>(v.get<double>()) * 1000000;
     } else if (st.seconds_path) {
       Result<Json> v = ResolvePath(*st.seconds_path, eff, sr, *lane.vars);
+      if (!v.ok() && IsDataLimit(v.status())) return DataLimitFailure(sr, v.status());
       const std::string& p = st.seconds_path->text();
       if (!v.ok()) {
         return RuntimeError(
@@ -1038,11 +1138,17 @@ struct Engine::Impl {
                                             "value: {} == {}",
                                             p, DumpJson(*v)));
       }
-      wait_micros = static_cast<int64_t>(v->get<double>() * 1e6);
+      if (!WholeNumberIn(*v, 0, kMaxWaitSeconds)) {
+        return RuntimeError(sr, fmt::format("The SecondsPath parameter references a value "
+                                            "above the maximum of {} seconds: {} == {}",
+                                            kMaxWaitSeconds, p, DumpJson(*v)));
+      }
+      wait_micros = static_cast<int64_t>(v->get<double>()) * 1000000;
     } else {
       std::string text;
       if (st.timestamp_path) {
         Result<Json> v = ResolvePath(*st.timestamp_path, eff, sr, *lane.vars);
+        if (!v.ok() && IsDataLimit(v.status())) return DataLimitFailure(sr, v.status());
         if (!v.ok()) {
           return RuntimeError(sr, fmt::format("The TimestampPath parameter does not reference an "
                                               "input value: {}",
@@ -1104,6 +1210,7 @@ struct Engine::Impl {
       FLOW_ASSIGN_OR_RETURN(v, EvalJsonata(*t, sv, sr, vars));
     } else if (from_path && t->kind == Template::Kind::kPath) {
       Result<Json> r = ResolvePath(*t->path, raw, sr, vars);
+      if (!r.ok() && IsDataLimit(r.status())) return DataLimitFailure(sr, r.status());
       if (!r.ok()) {
         return RuntimeError(sr, fmt::format("The JSONPath '{}' specified for the field '{}' could "
                                             "not be found in the input '{}'",
@@ -1144,6 +1251,10 @@ struct Engine::Impl {
     if (!v.is_number() || v.get<double>() < 1) {
       return RuntimeError(sr, fmt::format("The field '{}' must be a positive integer, but was: {}",
                                           t->field, DumpJson(v)));
+    }
+    if (!(v.get<double>() <= static_cast<double>(kMaxTimeoutSeconds))) {
+      return RuntimeError(sr, fmt::format("The field '{}' must be at most {}, but was: {}",
+                                          t->field, kMaxTimeoutSeconds, DumpJson(v)));
     }
     return std::optional<int64_t>(static_cast<int64_t>(v.get<double>()));
   }
@@ -1222,6 +1333,7 @@ struct Engine::Impl {
         child.prev_event = lane.prev_event;
         child.vars = &scope;
         child.record_events = lane.record_events;
+        child.child_events = lane.child_events;
         done[i].emplace(RunMachine(*st.branches[i], input, child, st.branches[i]->start_at));
         last[i] = child.prev_event;
       };
@@ -1249,6 +1361,7 @@ struct Engine::Impl {
       child.prev_event = started;
       child.vars = &scope;
       child.record_events = lane.record_events;
+      child.child_events = lane.child_events;
       Flow<Json> r = RunMachine(*branch, input, child, branch->start_at);
       lane.prev_event = std::max(lane.prev_event, child.prev_event);
       if (!r.ok()) {
@@ -1272,6 +1385,7 @@ struct Engine::Impl {
     Json v;
     if (path) {
       Result<Json> r = ResolvePath(*path, eff, sr, vars);
+      if (!r.ok() && IsDataLimit(r.status())) return DataLimitFailure(sr, r.status());
       if (!r.ok()) {
         return RuntimeError(sr, fmt::format("The {} field refers to a path that does not exist: {}",
                                             path_name, path->text()));
@@ -1301,7 +1415,7 @@ struct Engine::Impl {
       sv.input = &raw;
       FLOW_ASSIGN_OR_RETURN(v, EvalJsonata(*literal, sv, sr, vars));
     }
-    if (!v.is_number()) {
+    if (!v.is_number() || !std::isfinite(v.get<double>())) {
       return QueryError(sr, fmt::format("The {} field must be a number, but was: {}",
                                         literal->field, DumpJson(v)));
     }
@@ -1333,6 +1447,7 @@ struct Engine::Impl {
       }
     } else if (st.items_path) {
       Result<Json> r = ResolvePath(*st.items_path, eff, sr, *lane.vars);
+      if (!r.ok() && IsDataLimit(r.status())) return DataLimitFailure(sr, r.status());
       if (!r.ok()) {
         return RuntimeError(
             sr, fmt::format("Invalid path '{}' : {}", st.items_path->text(), r.status().message()));
@@ -1360,6 +1475,13 @@ struct Engine::Impl {
         MapNumber(st.tolerated_failure_percentage, st.tolerated_pct_path,
                   "ToleratedFailurePercentagePath", false, eff, raw, sr, *lane.vars));
     Emit(lane, "MapStateStarted", Json{{"length", items.size()}});
+    // Counts beyond any item count act alike: clamped, they convert to integers safely.
+    if (max_concurrency) {
+      max_concurrency = std::min(*max_concurrency, static_cast<double>(kMaxMapCount));
+    }
+    if (tolerated_count) {
+      tolerated_count = std::min(*tolerated_count, static_cast<double>(kMaxMapCount));
+    }
     if (tolerated_count && *tolerated_count < 0) {
       return RuntimeError(sr, "ToleratedFailureCount cannot be negative.");
     }
@@ -1416,6 +1538,9 @@ struct Engine::Impl {
           child.vars = &scope;
           child.prev_event = lane.prev_event;
           child.record_events = lane.record_events && !st.distributed;
+          child.child_events = lane.record_events && st.distributed
+                                   ? std::make_shared<std::atomic<int64_t>>(0)
+                                   : lane.child_events;
           done_start[i] = clock->NowMicros();
           if (!st.distributed) {
             Emit(child, "MapIterationStarted",
@@ -1514,6 +1639,9 @@ struct Engine::Impl {
       child.vars = &scope;
       child.prev_event = lane.prev_event;
       child.record_events = lane.record_events && !st.distributed;
+      child.child_events = lane.record_events && st.distributed
+                               ? std::make_shared<std::atomic<int64_t>>(0)
+                               : lane.child_events;
       if (!st.distributed) {
         Emit(child, "MapIterationStarted",
              Json{{"index", static_cast<int64_t>(i)}, {"name", st.name}});
@@ -1614,6 +1742,7 @@ struct Engine::Impl {
     } else if (auto p = obj.find(field + "Path"); p != obj.end() && p->is_string()) {
       auto path = JsonPath::Parse(p->get<std::string>());
       Result<Json> r = path.ok() ? ResolvePath(*path, eff, sr, vars) : Result<Json>(path.status());
+      if (!r.ok() && IsDataLimit(r.status())) return DataLimitFailure(sr, r.status());
       if (!r.ok()) {
         return RuntimeError(sr, fmt::format("Invalid path '{}' for {}Path: {}",
                                             p->get<std::string>(), field, r.status().message()));
@@ -1805,13 +1934,32 @@ ExecutionResult Engine::Redrive(const StateMachine& machine, const Json& origina
   m.start_micros = m.clock->NowMicros();
   m.failed_state.clear();
   m.failed_input = Json();
-  if (machine.timeout_seconds) {
-    m.deadline_micros = m.start_micros + *machine.timeout_seconds * 1000000;
-  }
+  m.history_full.store(false);
+  // An input nested deeper than kMaxJsonDepth would overflow the stack when copied or
+  // serialized: it is not touched (callers parse inputs with ParseJson, which refuses them).
+  const bool too_deep = JsonDepth(original_input) > kMaxJsonDepth ||
+                        JsonDepth(point.input) > kMaxJsonDepth ||
+                        JsonDepth(point.variables) > kMaxJsonDepth;
+  // The deadline: the state machine's TimeoutSeconds or the maximum execution duration,
+  // whichever comes first. Both are bounded (99999999 s, 100 years), so no product overflows.
   const EngineOptions& o = m.opt;
+  m.deadline_micros.reset();
+  m.deadline_is_max_duration = false;
+  if (machine.timeout_seconds) {
+    m.deadline_micros =
+        m.start_micros + std::min(*machine.timeout_seconds, kMaxTimeoutSeconds) * 1000000;
+  }
+  if (o.max_execution_seconds > 0) {
+    int64_t max_micros =
+        m.start_micros + std::min<int64_t>(o.max_execution_seconds, int64_t{1} << 32) * 1000000;
+    if (!m.deadline_micros || max_micros < *m.deadline_micros) {
+      m.deadline_micros = max_micros;
+      m.deadline_is_max_duration = true;
+    }
+  }
   m.ctx_execution = Json::object();
   m.ctx_execution["Id"] = Arn(o, "execution", o.state_machine_name + ":" + execution_name);
-  m.ctx_execution["Input"] = original_input;
+  m.ctx_execution["Input"] = too_deep ? Json() : original_input;
   m.ctx_execution["StartTime"] = FormatIsoUtc(m.start_micros);
   m.ctx_execution["Name"] = execution_name;
   m.ctx_execution["RoleArn"] = o.role_arn;
@@ -1821,7 +1969,7 @@ ExecutionResult Engine::Redrive(const StateMachine& machine, const Json& origina
   m.ctx_state_machine["Name"] = o.state_machine_name;
 
   VarScope vars;
-  vars.vars = point.variables.is_object() ? point.variables : Json::object();
+  vars.vars = point.variables.is_object() && !too_deep ? point.variables : Json::object();
   Lane lane;
   lane.vars = &vars;
   lane.top_level = true;
@@ -1829,18 +1977,26 @@ ExecutionResult Engine::Redrive(const StateMachine& machine, const Json& origina
 
   ExecutionResult result;
   if (point.redrive_count == 0) {
-    Json started = Impl::Payload("input", original_input);
+    Json started = Impl::Payload("input", too_deep ? Json() : original_input);
     started["roleArn"] = o.role_arn;
     m.Emit(lane, "ExecutionStarted", std::move(started));
   } else {
     m.Emit(lane, "ExecutionRedriven", Json{{"redriveCount", point.redrive_count}});
   }
-  Flow<Json> r = static_cast<int64_t>(JsonSizeBytes(point.input)) > o.max_payload_bytes
-                     ? Flow<Json>(Failure{"States.DataLimitExceeded",
-                                          "The execution input exceeds the maximum number of "
-                                          "bytes service limit."})
-                     : m.RunMachine(machine, point.input, lane, point.state);
+  Flow<Json> r =
+      too_deep ? Flow<Json>(Failure{"States.Runtime",
+                                    fmt::format("The execution input is nested deeper than {} "
+                                                "levels.",
+                                                kMaxJsonDepth)})
+      : static_cast<int64_t>(JsonSizeBytes(point.input)) > o.max_payload_bytes
+          ? Flow<Json>(Failure{"States.DataLimitExceeded",
+                               "The execution input exceeds the maximum number of "
+                               "bytes service limit."})
+          : m.RunMachine(machine, point.input, lane, point.state);
   m.final_vars = vars.vars;
+  // The history ran full: whatever the states did after, the execution fails (AWS records
+  // ExecutionFailed as the last event).
+  if (m.history_full.load()) r = Flow<Json>(m.HistoryLimitFailure());
   if (r.ok()) {
     result.status = ExecutionStatus::kSucceeded;
     result.output = std::move(r.value());

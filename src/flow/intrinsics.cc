@@ -333,6 +333,12 @@ Result<Json> Apply(const Call& call, std::vector<Json> a) {
     const std::string* s = StringArg(a[0]);
     if (s == nullptr) return ArgError(call, "the argument must be a string");
     if (s->find_first_not_of(" \t\r\n") == std::string::npos) return Json();  // AWS: null
+    // A deeper document would overflow the stack when copied or serialized later on.
+    if (JsonTextDepth(*s) > kMaxJsonDepth) {
+      return Status(StatusCode::kOutOfRange,
+                    fmt::format("States.{}: the JSON text is nested deeper than {} levels",
+                                call.name, kMaxJsonDepth));
+    }
     Json v = Json::parse(*s, nullptr, false);
     if (v.is_discarded()) return ArgError(call, fmt::format("'{}' is not valid JSON", *s));
     return v;
@@ -483,7 +489,7 @@ Result<Json> Apply(const Call& call, std::vector<Json> a) {
   return ArgError(call, "unknown function");
 }
 
-Result<Json> EvaluateCall(const Call& call, const PathResolver& resolve) {
+Result<Json> EvaluateCall(const Call& call, const PathResolver& resolve, int64_t max_result_bytes) {
   std::vector<Json> args;
   args.reserve(call.args.size());
   for (const Call::Arg& arg : call.args) {
@@ -497,7 +503,7 @@ Result<Json> EvaluateCall(const Call& call, const PathResolver& resolve) {
         break;
       }
       case ArgKind::kCall: {
-        ENGAGE_ASSIGN_OR_RETURN(Json v, EvaluateCall(*arg.call, resolve));
+        ENGAGE_ASSIGN_OR_RETURN(Json v, EvaluateCall(*arg.call, resolve, max_result_bytes));
         args.push_back(std::move(v));
         break;
       }
@@ -517,7 +523,14 @@ Result<Json> EvaluateCall(const Call& call, const PathResolver& resolve) {
       }
     }
   }
-  return Apply(call, std::move(args));
+  ENGAGE_ASSIGN_OR_RETURN(Json out, Apply(call, std::move(args)));
+  // Nested calls multiply their arguments (States.Array($, $) of States.Array($, $) ...): each
+  // call's result stays within the payload limit, so none builds on an oversized one.
+  if (max_result_bytes > 0 && static_cast<int64_t>(CompactJsonSize(out)) > max_result_bytes) {
+    return ResourceExhaustedError(
+        fmt::format("States.{}: the result is larger than {} bytes", call.name, max_result_bytes));
+  }
+  return out;
 }
 
 }  // namespace
@@ -538,8 +551,8 @@ Result<Intrinsic> Intrinsic::Parse(std::string_view text) {
   return out;
 }
 
-Result<Json> Intrinsic::Evaluate(const PathResolver& resolve) const {
-  return EvaluateCall(*call_, resolve);
+Result<Json> Intrinsic::Evaluate(const PathResolver& resolve, int64_t max_result_bytes) const {
+  return EvaluateCall(*call_, resolve, max_result_bytes);
 }
 
 std::string FormatIntrinsicArg(const Json& v) {

@@ -119,6 +119,13 @@ Result<Json> ParseJsonItems(std::string_view text, bool lines, int64_t max_items
                             const std::string& origin) {
   Json items = Json::array();
   if (!lines) {
+    // An item nested deeper than kMaxJsonDepth would overflow the stack when copied later.
+    if (JsonTextDepth(text, kMaxJsonDepth + 1) > kMaxJsonDepth + 1) {
+      return InvalidArgumentError(
+          fmt::format("{}: JSON nested deeper than {} levels (in the "
+                      "array of items)",
+                      origin, kMaxJsonDepth));
+    }
     Json doc = Json::parse(text, nullptr, false);
     if (doc.is_discarded()) {
       return InvalidArgumentError(fmt::format("{}: not valid JSON", origin));
@@ -143,6 +150,10 @@ Result<Json> ParseJsonItems(std::string_view text, bool lines, int64_t max_items
     pos = nl == std::string_view::npos ? text.size() + 1 : nl + 1;
     if (l.find_first_not_of(" \t\r") == std::string_view::npos) continue;
     if (max_items >= 0 && static_cast<int64_t>(items.size()) >= max_items) break;
+    if (JsonTextDepth(l) > kMaxJsonDepth) {
+      return InvalidArgumentError(fmt::format("{}: line {}: JSON nested deeper than {} levels",
+                                              origin, line, kMaxJsonDepth));
+    }
     Json v = Json::parse(l, nullptr, false);
     if (v.is_discarded()) {
       return InvalidArgumentError(fmt::format("{}: line {}: not valid JSON", origin, line));

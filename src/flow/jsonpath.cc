@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <limits>
 #include <optional>
 #include <regex>
 
@@ -389,14 +390,33 @@ bool IsDefinite(const std::vector<Step>& steps) {
   return true;
 }
 
-void SelectSteps(const std::vector<Step>& steps, size_t i, const Json* node, const Json& root,
-                 std::vector<const Json*>* out);
+// What one evaluation may still do: a descendant step visits a whole subtree from every node it
+// starts at, filters evaluate paths per element and `$..*` selects every node, so the work and
+// the number of matches can grow far beyond the document's size. Once either runs out, the
+// evaluation stops (and fails with kResourceExhausted).
+struct Budget {
+  int64_t visits_left = 0;
+  int64_t hits_left = 0;  // matches still allowed in the result (< 0: exhausted)
+  bool exhausted = false;
+  bool hits_exhausted = false;
 
-bool FilterMatches(const Filter& f, const Json& current, const Json& root);
+  // Accounts for `n` units of work; false once the budget is spent.
+  bool Charge(int64_t n = 1) {
+    visits_left -= n;
+    if (visits_left < 0) exhausted = true;
+    return !exhausted;
+  }
+};
+
+void SelectSteps(const std::vector<Step>& steps, size_t i, const Json* node, const Json& root,
+                 std::vector<const Json*>* out, Budget& budget);
+
+bool FilterMatches(const Filter& f, const Json& current, const Json& root, Budget& budget);
 
 // Applies one (non-recursive) step to `node`, calling `next` on each hit.
 template <typename F>
-void ApplyStep(const Step& st, const Json* node, const Json& root, F&& next) {
+void ApplyStep(const Step& st, const Json* node, const Json& root, Budget& budget, F&& next) {
+  if (!budget.Charge()) return;
   switch (st.kind) {
     case Step::Kind::kField:
     case Step::Kind::kNames:
@@ -425,55 +445,80 @@ void ApplyStep(const Step& st, const Json* node, const Json& root, F&& next) {
         if (from < 0) from = std::max<int64_t>(0, n + from);
         if (to < 0) to = std::max<int64_t>(0, n + to);
         to = std::min(to, n);
-        for (int64_t k = from; k < to; k += st.stride) next(&(*node)[static_cast<size_t>(k)]);
+        for (int64_t k = from; k < to && !budget.exhausted; k += st.stride) {
+          next(&(*node)[static_cast<size_t>(k)]);
+        }
       }
       break;
     case Step::Kind::kWildcard:
       if (node->is_object() || node->is_array()) {
-        for (const Json& child : *node) next(&child);
+        for (const Json& child : *node) {
+          if (!budget.Charge()) return;
+          next(&child);
+        }
       }
       break;
     case Step::Kind::kFilter:
       if (node->is_array()) {
         for (const Json& child : *node) {
-          if (FilterMatches(*st.filter, child, root)) next(&child);
+          if (budget.exhausted) return;
+          if (FilterMatches(*st.filter, child, root, budget)) next(&child);
         }
-      } else if (node->is_object() && FilterMatches(*st.filter, *node, root)) {
+      } else if (node->is_object() && FilterMatches(*st.filter, *node, root, budget)) {
         next(node);
       }
       break;
   }
 }
 
-// Calls `fn` on `node` and every descendant, parents first.
+// Calls `fn` on `node` and every descendant, parents first, while the budget lasts. Recursion
+// depth is the document's depth, which ParseJson and the engine's output check bound.
 template <typename F>
-void VisitAll(const Json* node, F&& fn) {
+void VisitAll(const Json* node, Budget& budget, F&& fn) {
+  if (!budget.Charge()) return;
   fn(node);
   if (node->is_object() || node->is_array()) {
-    for (const Json& child : *node) VisitAll(&child, fn);
+    for (const Json& child : *node) {
+      if (budget.exhausted) return;
+      VisitAll(&child, budget, fn);
+    }
   }
 }
 
 void SelectSteps(const std::vector<Step>& steps, size_t i, const Json* node, const Json& root,
-                 std::vector<const Json*>* out) {
+                 std::vector<const Json*>* out, Budget& budget) {
+  if (budget.exhausted) return;
   if (i == steps.size()) {
+    if (--budget.hits_left < 0) {
+      budget.exhausted = true;
+      budget.hits_exhausted = true;
+      return;
+    }
     out->push_back(node);
     return;
   }
   const Step& st = steps[i];
-  auto next = [&](const Json* hit) { SelectSteps(steps, i + 1, hit, root, out); };
+  auto next = [&](const Json* hit) { SelectSteps(steps, i + 1, hit, root, out, budget); };
   if (st.recursive) {
-    VisitAll(node, [&](const Json* n) { ApplyStep(st, n, root, next); });
+    VisitAll(node, budget, [&](const Json* n) { ApplyStep(st, n, root, budget, next); });
   } else {
-    ApplyStep(st, node, root, next);
+    ApplyStep(st, node, root, budget, next);
   }
 }
 
 // The value of a filter operand, or nullopt when a path operand selects nothing.
-std::optional<Json> OperandValue(const Filter& f, const Json& current, const Json& root) {
+std::optional<Json> OperandValue(const Filter& f, const Json& current, const Json& root,
+                                 Budget& budget) {
   if (!f.is_path) return f.literal;
   std::vector<const Json*> hits;
-  SelectSteps(f.steps, 0, f.relative ? &current : &root, root, &hits);
+  // The operand's matches are not the result: they have no cap of their own, only the work
+  // budget (which every match below also draws on).
+  Budget inner = budget;
+  inner.hits_left = std::numeric_limits<int64_t>::max();
+  SelectSteps(f.steps, 0, f.relative ? &current : &root, root, &hits, inner);
+  budget.visits_left = inner.visits_left;
+  budget.exhausted = inner.exhausted;
+  if (budget.exhausted) return std::nullopt;
   if (f.length_fn) {
     if (hits.size() != 1 ||
         !(hits[0]->is_array() || hits[0]->is_string() || hits[0]->is_object())) {
@@ -486,32 +531,39 @@ std::optional<Json> OperandValue(const Filter& f, const Json& current, const Jso
     if (hits.empty()) return std::nullopt;
     return *hits[0];
   }
+  // Copying the matches costs their size: charged before copying.
   Json arr = Json::array();
-  for (const Json* h : hits) arr.push_back(*h);
+  for (const Json* h : hits) {
+    if (!budget.Charge(static_cast<int64_t>(CompactJsonSize(*h)))) return std::nullopt;
+    arr.push_back(*h);
+  }
   return arr;
 }
 
-bool FilterMatches(const Filter& f, const Json& current, const Json& root) {
+bool FilterMatches(const Filter& f, const Json& current, const Json& root, Budget& budget) {
+  if (budget.exhausted) return false;
   switch (f.kind) {
     case Filter::Kind::kOr:
-      return FilterMatches(*f.kids[0], current, root) || FilterMatches(*f.kids[1], current, root);
+      return FilterMatches(*f.kids[0], current, root, budget) ||
+             FilterMatches(*f.kids[1], current, root, budget);
     case Filter::Kind::kAnd:
-      return FilterMatches(*f.kids[0], current, root) && FilterMatches(*f.kids[1], current, root);
+      return FilterMatches(*f.kids[0], current, root, budget) &&
+             FilterMatches(*f.kids[1], current, root, budget);
     case Filter::Kind::kNot:
-      return !FilterMatches(*f.kids[0], current, root);
+      return !FilterMatches(*f.kids[0], current, root, budget);
     case Filter::Kind::kExists:
-      return OperandValue(f, current, root).has_value();
+      return OperandValue(f, current, root, budget).has_value();
     case Filter::Kind::kLiteral:
       return false;
     case Filter::Kind::kCompare:
       break;
   }
-  std::optional<Json> a = OperandValue(*f.kids[0], current, root);
+  std::optional<Json> a = OperandValue(*f.kids[0], current, root, budget);
   if (!a) return false;
   if (f.op == "=~") {
     return a->is_string() && std::regex_search(a->get_ref<const std::string&>(), *f.kids[1]->regex);
   }
-  std::optional<Json> b = OperandValue(*f.kids[1], current, root);
+  std::optional<Json> b = OperandValue(*f.kids[1], current, root, budget);
   if (!b) return false;
   if (f.op == "==")
     return a->is_number() && b->is_number() ? a->get<double>() == b->get<double>() : *a == *b;
@@ -569,14 +621,29 @@ Result<JsonPath> JsonPath::Parse(std::string_view text) {
 
 bool JsonPath::is_root() const { return steps_->empty() && !length_fn_; }
 
-std::vector<const Json*> JsonPath::Select(const Json& root) const {
+Result<std::vector<const Json*>> JsonPath::Select(const Json& root,
+                                                  int64_t max_result_bytes) const {
   std::vector<const Json*> out;
-  SelectSteps(*steps_, 0, &root, root, &out);
+  Budget budget;
+  budget.visits_left = kMaxPathWork;
+  // Every match adds at least one byte and a comma to the result's text.
+  budget.hits_left =
+      max_result_bytes > 0 ? max_result_bytes / 2 + 1 : std::numeric_limits<int64_t>::max();
+  SelectSteps(*steps_, 0, &root, root, &out, budget);
+  if (budget.hits_exhausted) {
+    return ResourceExhaustedError(fmt::format(
+        "The JSONPath '{}' selects more values than fit in {} bytes", text_, max_result_bytes));
+  }
+  if (budget.exhausted) {
+    return ResourceExhaustedError(
+        fmt::format("The JSONPath '{}' needs more than {} steps to evaluate", text_, kMaxPathWork));
+  }
   return out;
 }
 
-Result<Json> JsonPath::Evaluate(const Json& root) const {
-  std::vector<const Json*> hits = Select(root);
+Result<Json> JsonPath::Evaluate(const Json& root, int64_t max_result_bytes) const {
+  ENGAGE_ASSIGN_OR_RETURN(std::vector<const Json*> hits,
+                          Select(root, length_fn_ ? 0 : max_result_bytes));
   if (length_fn_) {
     if (hits.size() == 1 && hits[0]->is_array()) return Json(hits[0]->size());
     if (!definite_) return Json(hits.size());
@@ -585,6 +652,17 @@ Result<Json> JsonPath::Evaluate(const Json& root) const {
   if (definite_) {
     if (hits.empty()) return NotFoundError(fmt::format("No results for path: {}", Normalized()));
     return *hits[0];
+  }
+  // The result's size is known before it is built: each match's text, commas, brackets.
+  if (max_result_bytes > 0) {
+    int64_t bytes = 2;
+    for (size_t i = 0; i < hits.size(); ++i) {
+      bytes += static_cast<int64_t>(CompactJsonSize(*hits[i])) + (i > 0 ? 1 : 0);
+      if (bytes > max_result_bytes) {
+        return ResourceExhaustedError(
+            fmt::format("The JSONPath '{}' selects more than {} bytes", text_, max_result_bytes));
+      }
+    }
   }
   Json arr = Json::array();
   for (const Json* h : hits) arr.push_back(*h);

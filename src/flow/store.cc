@@ -95,6 +95,8 @@ std::string ProcessStart(int64_t pid) {
 }
 
 Json ParseOr(const std::string& text, Json fallback) {
+  // Written by the engine, which keeps every value within kMaxJsonDepth; checked all the same.
+  if (JsonTextDepth(text) > kMaxJsonDepth) return fallback;
   Json j = Json::parse(text, nullptr, false);
   return j.is_discarded() ? fallback : j;
 }

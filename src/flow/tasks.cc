@@ -548,6 +548,10 @@ std::variant<Json, TaskError> TaskRegistry::RunCommand(
                      fmt::format("{} did not finish within {} s and was stopped", what, timeout)};
   }
   std::string err_tail = err.size() > 2000 ? err.substr(err.size() - 2000) : err;
+  if (JsonTextDepth(out) > kMaxJsonDepth) {
+    return TaskError{"States.Runtime", fmt::format("{} printed JSON nested deeper than {} levels",
+                                                   what, kMaxJsonDepth)};
+  }
   Json result = out.find_first_not_of(" \t\r\n") == std::string::npos
                     ? Json()
                     : Json::parse(out, nullptr, false);

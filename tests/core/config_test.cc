@@ -391,6 +391,35 @@ TEST(ConfigTest, MistypedValueIsRejected) {
                 {"table 't'", "type"});
 }
 
+TEST(ConfigTest, FlowExecutionLimitsDefaultToAwsQuotas) {
+  Config c = DefaultConfig();
+  EXPECT_EQ(c.flow.max_history_events, 25000);
+  EXPECT_EQ(c.flow.max_execution_seconds, 31536000);
+  EXPECT_EQ(c.flow.max_payload_bytes, 262144);
+}
+
+TEST(ConfigTest, FlowExecutionLimitsAreRead) {
+  auto c = Config::Parse(
+      "[flow]\nmax_history_events = 100\nmax_execution_seconds = 60\nmax_payload_bytes = 1024\n",
+      "f.toml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->flow.max_history_events, 100);
+  EXPECT_EQ(c->flow.max_execution_seconds, 60);
+  EXPECT_EQ(c->flow.max_payload_bytes, 1024);
+}
+
+TEST(ConfigTest, FlowExecutionLimitsOutOfRangeAreRejected) {
+  ExpectInvalid(Config::Parse("[flow]\nmax_history_events = 0\n", "f.toml").status(),
+                {"[flow]", "max_history_events"});
+  ExpectInvalid(Config::Parse("[flow]\nmax_execution_seconds = -5\n", "f.toml").status(),
+                {"[flow]", "max_execution_seconds"});
+  ExpectInvalid(
+      Config::Parse("[flow]\nmax_execution_seconds = 9223372036854775807\n", "f.toml").status(),
+      {"[flow]", "max_execution_seconds"});
+  ExpectInvalid(Config::Parse("[flow]\nmax_payload_bytes = \"1k\"\n", "f.toml").status(),
+                {"[flow]", "max_payload_bytes"});
+}
+
 // ---------------------------------------------------------------------------------------------
 // Lookup and loading
 

@@ -309,6 +309,68 @@ TEST_F(FlowCliTest, RunWithMissingInputFileIsAClearError) {
   EXPECT_TRUE(l.json().empty()) << l.out;
 }
 
+TEST_F(FlowCliTest, RunWithADeeplyNestedInputIsAClearErrorNotACrash) {
+  std::string def = Write("add.json", kPassMachine);
+  std::string deep = Write("deep.json", std::string(100000, '[') + std::string(100000, ']'));
+  auto r = Run({"flow", "run", def, "--input", deep});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(Contains(r.err, "deep.json")) << r.err;
+  EXPECT_TRUE(Contains(r.err, "nested deeper than 512")) << r.err;
+  auto l = Run({"flow", "list", "--json"});
+  EXPECT_TRUE(l.json().empty()) << l.out;
+}
+
+TEST_F(FlowCliTest, ValidateReportsTimeFieldsBeyondAwsBounds) {
+  std::string def = Write("times.json", R"j({"StartAt":"A","TimeoutSeconds":9223372036854775807,
+    "States":{
+      "A":{"Type":"Wait","Seconds":9500000000,"Next":"B"},
+      "B":{"Type":"Wait","Seconds":99999999999999,"Next":"Far"},
+      "Far":{"Type":"Wait","Timestamp":"9999-12-31T23:59:59Z","Next":"T"},
+      "T":{"Type":"Task","Resource":"engage:x","TimeoutSeconds":9223372036854775807,
+           "HeartbeatSeconds":100000000,"End":true}}})j");
+  auto r = Run({"flow", "validate", def});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  std::string all = r.out + r.err;
+  for (const char* want :
+       {"/TimeoutSeconds", "/States/A/Seconds", "/States/B/Seconds", "/States/T/TimeoutSeconds",
+        "/States/T/HeartbeatSeconds", "'A'", "'B'", "'T'"}) {
+    EXPECT_TRUE(Contains(all, want)) << "missing " << want << " in:\n" << all;
+  }
+}
+
+TEST_F(FlowCliTest, EndlessLoopStopsAtTheConfiguredHistoryQuota) {
+  AppendConfig("[flow]\nmax_history_events = 500\n");
+  std::string def = Write("loop.json", R"j({"StartAt":"P","States":{
+    "P":{"Type":"Pass","Next":"C"},
+    "C":{"Type":"Choice","Choices":[{"Variable":"$.stop","IsPresent":true,"Next":"Done"}],
+         "Default":"P"},
+    "Done":{"Type":"Succeed"}}})j");
+  auto r = Run({"flow", "run", def, "--json"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  Json j = r.json();
+  EXPECT_EQ(j["status"], "FAILED") << r.out;
+  EXPECT_EQ(j["error"], "States.Runtime") << r.out;
+  EXPECT_EQ(j["cause"], "The execution reached the maximum number of history events (500).")
+      << r.out;
+  Json h = History(j["executionId"].get<std::string>());
+  auto types = Types(h);
+  EXPECT_EQ(types.size(), 500u);
+  EXPECT_EQ(types.back(), "ExecutionFailed");
+}
+
+TEST_F(FlowCliTest, ExecutionOverTheConfiguredMaximumDurationTimesOut) {
+  AppendConfig("[flow]\nmax_execution_seconds = 1\n");
+  std::string def = Write("wait.json", R"j({"StartAt":"W","States":{
+    "W":{"Type":"Wait","Seconds":99999999,"End":true}}})j");
+  auto r = Run({"flow", "run", def, "--json"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  Json j = r.json();
+  EXPECT_EQ(j["status"], "TIMED_OUT") << r.out;
+  auto types = Types(History(j["executionId"].get<std::string>()));
+  ASSERT_FALSE(types.empty());
+  EXPECT_EQ(types.back(), "ExecutionTimedOut");
+}
+
 TEST_F(FlowCliTest, RunOfAnInvalidDefinitionListsTheProblems) {
   std::string def = Write("broken.json", kBrokenMachine);
   auto r = Run({"flow", "run", def});

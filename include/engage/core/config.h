@@ -104,6 +104,13 @@ struct FlowConfig {
   // against the home). An input must resolve (symlinks and `..` followed) inside one of them.
   // Empty: such executions ingest nothing. Runs started from the CLI are not confined.
   std::vector<std::string> input_dirs;
+  // AWS Step Functions' execution limits (standard workflows): an execution whose history would
+  // pass `max_history_events` fails with States.Runtime; one running longer than
+  // `max_execution_seconds` times out. `max_payload_bytes` bounds each state's input and output
+  // (States.DataLimitExceeded).
+  int64_t max_history_events = 25000;
+  int64_t max_execution_seconds = 31536000;  // one year
+  int64_t max_payload_bytes = 262144;        // 256 KiB
 };
 
 // A feature computed by SQL the operator writes (see EngagementConfig::sql_features).

@@ -36,6 +36,15 @@ struct Diagnostic {
 enum class QueryLanguage { kJsonPath, kJsonata };
 enum class StateType { kPass, kTask, kChoice, kWait, kSucceed, kFail, kParallel, kMap };
 
+// AWS's bounds on the time fields of a definition (and of their values read at run time).
+// TimeoutSeconds, HeartbeatSeconds, Retry IntervalSeconds and MaxAttempts, and Wait Seconds are
+// integers up to 99999999; Retry MaxDelaySeconds is below 31622401 (a leap year).
+inline constexpr int64_t kMaxTimeoutSeconds = 99999999;
+inline constexpr int64_t kMaxWaitSeconds = 99999999;
+inline constexpr int64_t kMaxRetryDelaySeconds = 31622400;
+// MaxConcurrency and ToleratedFailureCount: non-negative 32-bit integers (AWS's Java ints).
+inline constexpr int64_t kMaxMapCount = 2147483647;
+
 // "Pass", "Task", ... as in the definition and in event type names.
 const char* StateTypeName(StateType t);
 
@@ -164,6 +173,15 @@ struct StateMachine {
 // the definition is invalid.
 std::shared_ptr<const StateMachine> ParseDefinition(const Json& definition,
                                                     std::vector<Diagnostic>* problems);
+
+// AWS's maximum wait (and execution duration) for standard workflows: one year.
+inline constexpr int64_t kMaxWaitUntilSeconds = 31536000;
+
+// Wait states (at any depth) whose literal Timestamp lies more than `max_seconds` after
+// `now_micros`: such a wait cannot end before the execution times out. One problem per state,
+// at its Timestamp field. `flow validate` checks this against the clock; parsing does not.
+std::vector<Diagnostic> FarTimestamps(const StateMachine& sm, int64_t now_micros,
+                                      int64_t max_seconds = kMaxWaitUntilSeconds);
 
 // Reads, parses and validates a definition file. kNotFound for a missing file,
 // kInvalidArgument listing the problems for an invalid one.

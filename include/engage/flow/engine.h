@@ -117,8 +117,18 @@ struct EngineOptions {
   std::string role_arn = "arn:aws:iam::000000000000:role/engage-local";
   // EXPRESS workflow semantics (no redrive, so the context has no Execution.RedriveCount).
   bool express = false;
-  // Payload size limit per state input/output, as AWS enforces (256 KiB).
+  // Payload size limit per state input/output, as AWS enforces (256 KiB): a bigger state
+  // output, or a JSONPath/JSONata result that would be bigger, fails the state with
+  // States.DataLimitExceeded.
   int64_t max_payload_bytes = 262144;
+  // AWS's history quota: the execution fails with States.Runtime ("The execution reached the
+  // maximum number of history events (25000).") when an event other than ExecutionSucceeded
+  // would get this id; that ExecutionFailed event is the last one. <= 0: no limit.
+  int64_t max_history_events = 25000;
+  // AWS's maximum execution duration (one year for standard workflows): an execution still
+  // running then times out (ExecutionTimedOut), as with the state machine's TimeoutSeconds.
+  // <= 0: no limit.
+  int64_t max_execution_seconds = 31536000;
   // Threads a Map state may use for iterations that run Task or Wait states (bounded further
   // by its MaxConcurrency). 1 runs every iteration inline, in order: deterministic histories
   // and mock invocation order, which tests and --mock runs want. The CLI uses 40 (AWS's

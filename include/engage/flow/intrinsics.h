@@ -33,7 +33,10 @@ class Intrinsic {
   // or a wrong number of arguments.
   static Result<Intrinsic> Parse(std::string_view text);
 
-  Result<Json> Evaluate(const PathResolver& resolve) const;
+  // kResourceExhausted when a call's result would pass `max_result_bytes` (<= 0: unbounded);
+  // kOutOfRange when States.StringToJson meets text nested deeper than kMaxJsonDepth; the
+  // resolver's errors as they are; kInvalidArgument for bad arguments.
+  Result<Json> Evaluate(const PathResolver& resolve, int64_t max_result_bytes = 262144) const;
 
   const std::string& text() const { return text_; }
 

@@ -77,7 +77,14 @@ struct EvalOptions {
   // A function is not a JSON value: with false, an expression yielding one fails with code
   // "F0001" ("returned a function") instead of yielding "" as JSON.stringify would.
   bool allow_function_result = true;
+  // A result whose JSON text would be longer than this fails with kResultTooLargeCode before
+  // it is converted to JSON (a sequence of shared subtrees, as `**` yields, grows when copied
+  // out). <= 0: no bound (kMaxResultNodes still applies).
+  int64_t max_result_bytes = 0;
 };
+
+// The error code of a result longer than EvalOptions::max_result_bytes.
+inline constexpr char kResultTooLargeCode[] = "U1002";
 
 class Expression {
  public:

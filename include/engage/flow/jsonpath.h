@@ -4,15 +4,21 @@
 // `[a,b]` unions, `[?(@.x > 1 && @.y == 'z')]` filters and a trailing `.length()`.
 //
 //   ENGAGE_ASSIGN_OR_RETURN(JsonPath p, JsonPath::Parse("$.orders[*].total"));
-//   std::vector<const Json*> hits = p.Select(input);
+//   ENGAGE_ASSIGN_OR_RETURN(std::vector<const Json*> hits, p.Select(input));
 //
 // A path is *definite* when it names at most one node (no wildcard, slice, filter, union or
 // descendant step). ASL returns a definite path's value as is and an indefinite path's matches
 // as an array (empty when nothing matches).
 //
+// Evaluation is bounded: descendant steps and filters can make the work and the result grow
+// far beyond the document (`$..*` on a deep document copies every subtree once per ancestor),
+// so an evaluation stops with kResourceExhausted after kMaxPathWork steps or once its result
+// would pass `max_result_bytes` (ASL's 256 KiB payload limit by default), before building it.
+//
 // Thread-safety: a parsed JsonPath is immutable and safe to share.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -22,6 +28,11 @@
 #include "engage/core/status.h"
 
 namespace engage::flow {
+
+// AWS's payload limit (256 KiB), the default bound on an evaluation's result.
+inline constexpr int64_t kDefaultMaxPathResultBytes = 262144;
+// Nodes one evaluation may visit (descendant steps, filters, filter operands' copies).
+inline constexpr int64_t kMaxPathWork = 20'000'000;
 
 class JsonPath {
  public:
@@ -38,12 +49,18 @@ class JsonPath {
   // True for the bare root ("$", "$$" or "$x").
   bool is_root() const;
 
-  // The nodes the path selects under `root`, in document order.
-  std::vector<const Json*> Select(const Json& root) const;
+  // The nodes the path selects under `root`, in document order. kResourceExhausted when the
+  // evaluation passes kMaxPathWork steps or selects more nodes than a result of
+  // `max_result_bytes` can hold (<= 0: no bound on the nodes).
+  Result<std::vector<const Json*>> Select(
+      const Json& root, int64_t max_result_bytes = kDefaultMaxPathResultBytes) const;
 
   // ASL evaluation: a definite path yields its single node (NotFound if absent); an
   // indefinite one yields an array of its matches. `.length()` yields a number.
-  Result<Json> Evaluate(const Json& root) const;
+  // kResourceExhausted (building nothing) when an indefinite path's array would be larger
+  // than `max_result_bytes` (<= 0: unbounded) or the work passes kMaxPathWork.
+  Result<Json> Evaluate(const Json& root,
+                        int64_t max_result_bytes = kDefaultMaxPathResultBytes) const;
 
   // Writes `value` at this (definite, field/index-only) path below `root`, creating objects
   // for missing fields, as ResultPath does. kInvalidArgument when the path cannot be written.

@@ -1484,6 +1484,50 @@ Error ToError(const JsonataError& e) {
   return err;
 }
 
+// Whether the JSON text of `root` is certainly longer than `limit` bytes. Counts a lower bound
+// of the text (string contents with quotes, one byte per number, punctuation) and stops as soon
+// as it passes the limit, so the work is bounded by the limit, not by the (possibly shared,
+// exponentially repeated) value. Iterative: no recursion on deep values.
+bool TextLongerThan(const Value& root, int64_t limit) {
+  int64_t bytes = 0;
+  std::vector<const Value*> stack{&root};
+  while (!stack.empty()) {
+    const Value* v = stack.back();
+    stack.pop_back();
+    switch (v->type()) {
+      case VType::kUndefined:
+        break;
+      case VType::kNull:
+      case VType::kBool:
+        bytes += 4;
+        break;
+      case VType::kNumber:
+      case VType::kFunction:
+        bytes += 1;
+        break;
+      case VType::kString:
+        bytes += static_cast<int64_t>(v->str().size()) + 2;
+        break;
+      case VType::kArray:
+        bytes += 2;
+        for (const auto& item : v->arr().items()) {
+          ++bytes;
+          stack.push_back(&item);
+        }
+        break;
+      case VType::kObject:
+        bytes += 2;
+        for (const auto& [k, item] : v->obj().entries()) {
+          bytes += static_cast<int64_t>(k.size()) + 4;
+          stack.push_back(&item);
+        }
+        break;
+    }
+    if (bytes > limit) return true;
+  }
+  return false;
+}
+
 // Runs one evaluation on the current thread; StackExhausted propagates to the caller.
 Outcome<std::optional<Json>> RunOnThisThread(RunArgs& a) {
   Evaluator ev(*a.options, StackPointer(), a.budget);
@@ -1513,6 +1557,10 @@ Outcome<std::optional<Json>> RunOnThisThread(RunArgs& a) {
     }
     if (result.is_number() && !std::isfinite(result.num())) {
       Throw("D1001", "Number out of range");
+    }
+    if (a.options->max_result_bytes > 0 && TextLongerThan(result, a.options->max_result_bytes)) {
+      Throw(kResultTooLargeCode, "Result too large: its JSON text is longer than " +
+                                     std::to_string(a.options->max_result_bytes) + " bytes");
     }
     return std::optional<Json>(ToJson(result));
   } catch (const JsonataError& e) {

@@ -1378,6 +1378,10 @@ Value JsonToOwned(const Json& j) {
 
 Value FnParse(Evaluator&, Args& a, const Value&, const Env&) {
   if (a[0].undefined()) return Value();
+  // A deeper document would overflow the stack when converted or copied.
+  if (JsonTextDepth(a[0].str()) > kMaxJsonDepth) {
+    Throw("D3203", "$parse: JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  }
   Json j = Json::parse(a[0].str(), nullptr, false);
   if (j.is_discarded()) Throw("D3203", "$parse: invalid JSON string");
   return JsonToOwned(j);
