@@ -3,8 +3,12 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <atomic>
+#include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -52,7 +56,29 @@ void RegisterMlSteps(flow::TaskRegistry& tasks, const HomePaths& home);
 // "engagement"}, with optional "name" and "input" (flow_commands.cc). The run is confined: each
 // Task is checked against the machine's role and engage:ingest reads only [flow] input_dirs.
 // kInvalidArgument for an inline "definition" or a bad name, kNotFound for an unregistered one.
-Result<Json> StartExecutionInBackground(const GlobalOptions& g, const Json& request);
+// Executions a server runs in the background: each one's stop flag, so that one can be stopped
+// on request (POST /v1/executions/{id}:stop) and all of them when the server stops.
+// Thread-safe.
+class BackgroundExecutions {
+ public:
+  // Registers a run; the returned flag stops it (ABORTED, as AWS's StopExecution).
+  std::shared_ptr<std::atomic<bool>> Add(const std::string& id);
+  // The run ended.
+  void Remove(const std::string& id);
+  // kFailedPrecondition when `id` is not running here.
+  Status Stop(const std::string& id);
+  // Stops every run and waits up to `wait_ms` for them to record their end; the number still
+  // running.
+  int64_t StopAll(int64_t wait_ms);
+
+ private:
+  std::mutex mu_;
+  std::condition_variable ended_;
+  std::map<std::string, std::shared_ptr<std::atomic<bool>>> running_;
+};
+
+Result<Json> StartExecutionInBackground(const GlobalOptions& g, const Json& request,
+                                        BackgroundExecutions& runs);
 
 // `engage flow ...` and `engage run pipeline` (flow_commands.cc).
 void RegisterFlowCommands(CLI::App& app, GlobalOptions& global, std::function<Status()>* action);

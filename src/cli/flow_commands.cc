@@ -469,7 +469,38 @@ Status RunExecution(flow::ExecutionStore& store, const flow::StateMachine& sm,
 
 }  // namespace
 
-Result<Json> StartExecutionInBackground(const GlobalOptions& g, const Json& request) {
+std::shared_ptr<std::atomic<bool>> BackgroundExecutions::Add(const std::string& id) {
+  auto flag = std::make_shared<std::atomic<bool>>(false);
+  std::lock_guard<std::mutex> lock(mu_);
+  running_[id] = flag;
+  return flag;
+}
+
+void BackgroundExecutions::Remove(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  running_.erase(id);
+  ended_.notify_all();
+}
+
+Status BackgroundExecutions::Stop(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = running_.find(id);
+  if (it == running_.end()) {
+    return FailedPreconditionError(fmt::format("execution {} is not running", id));
+  }
+  it->second->store(true);
+  return Status::Ok();
+}
+
+int64_t BackgroundExecutions::StopAll(int64_t wait_ms) {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (auto& [id, flag] : running_) flag->store(true);
+  ended_.wait_for(lock, std::chrono::milliseconds(wait_ms), [this] { return running_.empty(); });
+  return static_cast<int64_t>(running_.size());
+}
+
+Result<Json> StartExecutionInBackground(const GlobalOptions& g, const Json& request,
+                                        BackgroundExecutions& runs) {
   HomePaths home = ResolveHome(g.home);
   if (!request.is_object()) return InvalidArgumentError("the request must be a JSON object");
   if (request.contains("definition")) {
@@ -528,12 +559,24 @@ Result<Json> StartExecutionInBackground(const GlobalOptions& g, const Json& requ
   auto shared_store = std::shared_ptr<flow::ExecutionStore>(std::move(store));
   auto shared_rt = std::make_shared<Runtime>(std::move(rt));
   std::shared_ptr<const flow::StateMachine> machine_ptr = m.machine;
-  std::thread([shared_store, shared_rt, machine_ptr, rec] {
+  std::shared_ptr<std::atomic<bool>> stop = runs.Add(rec.id);
+  std::thread([shared_store, shared_rt, machine_ptr, rec, stop, &runs] {
     auto sink = shared_store->Sink(rec.id);
-    flow::Engine engine(ExecutionOptions(*shared_rt, rec, sink.get()));
+    flow::EngineOptions options = ExecutionOptions(*shared_rt, rec, sink.get());
+    // This run's own stop flag (StopExecution, server shutdown), for the run and its waits.
+    options.cancel = stop.get();
+    options.sleep = [stop](int64_t micros) {
+      auto end = std::chrono::steady_clock::now() + std::chrono::microseconds(micros);
+      while (!stop->load() && std::chrono::steady_clock::now() < end) {
+        std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+            end - std::chrono::steady_clock::now(), std::chrono::milliseconds(50)));
+      }
+    };
+    flow::Engine engine(options);
     flow::ExecutionResult r = engine.Run(*machine_ptr, rec.input, rec.name);
     Status s = shared_store->Finish(rec.id, r);
     if (!s.ok()) spdlog::error("execution {}: {}", rec.name, s.ToString());
+    runs.Remove(rec.id);
   }).detach();
   return started;
 }

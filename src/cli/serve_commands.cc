@@ -124,9 +124,12 @@ Status Serve(const GlobalOptions& g, const ServeFlags& f) {
   HomePaths home = lake->home();
   lake.reset();
   serve::ApiOptions api_options = f.api;
+  // Outlives the server and the API: runs still going at shutdown are stopped and waited for.
+  static BackgroundExecutions runs;
   api_options.start_execution = [&g](const Json& request) {
-    return StartExecutionInBackground(g, request);
+    return StartExecutionInBackground(g, request, runs);
   };
+  api_options.stop_execution = [](const std::string& id) { return runs.Stop(id); };
   ENGAGE_ASSIGN_OR_RETURN(auto api, serve::Api::Open(home, api_options, SystemClock::Default()));
   serve::HttpServer server(
       f.http,
@@ -171,6 +174,12 @@ Status Serve(const GlobalOptions& g, const ServeFlags& f) {
   // Run() also returns when the server stops for another reason: wake the signal thread.
   pthread_kill(signal_waiter.native_handle(), SIGTERM);
   signal_waiter.join();
+  // Executions still running are stopped (ABORTED in their history), not cut off mid-state.
+  int64_t left = runs.StopAll(10000);
+  if (left > 0) {
+    std::fprintf(stderr, "engage serve: %ld execution(s) did not stop within 10 s\n",
+                 static_cast<long>(left));
+  }
   std::fprintf(stderr, "engage serve: stopped after %ld requests\n",
                static_cast<long>(server.stats().requests_total.load()));
   return Status::Ok();

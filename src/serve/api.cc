@@ -299,6 +299,7 @@ struct Api::Impl {
   Status StartExecution(Call& c);
   Status ListExecutions(Call& c);
   Status GetExecution(Call& c, bool history);
+  Status StopExecution(Call& c);
   // An execution's JSON as answered: no file paths, the home's root spelled $ENGAGE_HOME.
   void ExecutionBody(HttpResponse& res, Json j, int status);
   Status PutStateMachine(Call& c);
@@ -610,6 +611,23 @@ Status Api::Impl::GetExecution(Call& c, bool history) {
   Json arr = Json::array();
   for (const auto& e : events) arr.push_back(e.ToJson());
   ExecutionBody(c.res, Json{{"execution", r.name}, {"events", std::move(arr)}}, 200);
+  return Status::Ok();
+}
+
+Status Api::Impl::StopExecution(Call& c) {
+  if (!options.stop_execution) return UnimplementedError("this server cannot stop executions");
+  flow::ExecutionRecord r;
+  {
+    std::lock_guard<std::mutex> lock(executions_mu);
+    ENGAGE_ASSIGN_OR_RETURN(r, executions->Get(c.params[0]));
+  }
+  c.resource = "pipeline/" + r.state_machine;
+  if (!c.principal->Evaluate(actions::kExecutionsStop, c.resource).allowed()) {
+    return PermissionDeniedError(fmt::format("key {} may not {} on {}", c.principal->key_id,
+                                             actions::kExecutionsStop, c.resource));
+  }
+  ENGAGE_RETURN_IF_ERROR(options.stop_execution(r.id));
+  ExecutionBody(c.res, Json{{"execution", r.name}, {"id", r.id}, {"status", "STOPPING"}}, 202);
   return Status::Ok();
 }
 
@@ -1119,6 +1137,16 @@ void Api::Impl::AddRoutes() {
        .handler_authorizes = true,
        .resource = any,
        .handler = [this](Call& c) { return GetExecution(c, true); }});
+  Add({.method = "POST",
+       .pattern = "/v1/executions/{id}:stop",
+       .operation_id = "stopExecution",
+       .summary = "Stop a running execution (it ends ABORTED with an ExecutionAborted event)",
+       .action = std::string(actions::kExecutionsStop),
+       .blocking = true,
+       .write = true,
+       .handler_authorizes = true,
+       .resource = any,
+       .handler = [this](Call& c) { return StopExecution(c); }});
   auto named_machine = [](const Call& c) { return PipelineResource(c.params[0]); };
   Add({.method = "PUT",
        .pattern = "/v1/state-machines/{name}",

@@ -98,6 +98,10 @@ class Extracted {
 };
 
 Status ClassifyError(const std::string& msg) {
+  if (msg.find("Out of Memory Error") != std::string::npos) {
+    return ResourceExhaustedError("the query needs more memory than [query] memory_limit allows (" +
+                                  msg.substr(0, msg.find('\n')) + ")");
+  }
   if (msg.find("disabled by configuration") != std::string::npos ||
       msg.find("Permission Error") != std::string::npos ||
       msg.find("not allowed") != std::string::npos) {
@@ -139,6 +143,82 @@ bool IsAllowedGenerator(std::string_view name) {
   static constexpr std::string_view kAllowed[] = {"range", "generate_series", "unnest", "json_each",
                                                   "json_tree"};
   return std::find(std::begin(kAllowed), std::end(kAllowed), name) != std::end(kAllowed);
+}
+
+// Where DuckDB spills large sorts, joins and aggregates: inside the home, apart from the rest of
+// tmp/ (which queries may not read).
+std::string SpillDir(const lake::Lake& lake) { return lake.home().tmp() + "/duckdb"; }
+
+// A string member of a JSON object; empty when absent or of another type (DuckDB's serialized
+// trees use the same key names at different levels with different types).
+std::string StrField(const Json& n, const char* key) {
+  auto it = n.find(key);
+  return it != n.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+Status NotAllowedError(const std::string& what) {
+  return PermissionDeniedError(fmt::format(
+      "'{}' is not allowed in queries: only the lake's tables can be read, by name (engage tables "
+      "lists them)",
+      what));
+}
+
+bool IsPlainName(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+  });
+}
+
+// Refuses, before DuckDB binds the query (binding already opens files: a CSV sniffer's error can
+// quote a line), every table function but the allowed ones, file paths used as tables
+// (replacement scans: FROM 'x.csv'), and query_table() of anything but a lake table's name.
+Status CheckParseTree(const Json& tree, const Config& config) {
+  std::vector<const Json*> stack{&tree};
+  while (!stack.empty()) {
+    const Json* n = stack.back();
+    stack.pop_back();
+    if (n->is_array()) {
+      for (const auto& c : *n) stack.push_back(&c);
+      continue;
+    }
+    if (!n->is_object()) continue;
+    std::string type = StrField(*n, "type");
+    if (type == "BASE_TABLE") {
+      std::string name = StrField(*n, "table_name");
+      if (!IsPlainName(name)) {
+        return PermissionDeniedError(fmt::format(
+            "'{}' is not a table: only the lake's tables can be read, by name (engage tables lists "
+            "them)",
+            name));
+      }
+    } else if (type == "TABLE_FUNCTION") {
+      const Json* f = n->contains("function") ? &(*n)["function"] : nullptr;
+      std::string name = f != nullptr && f->is_object() ? StrField(*f, "function_name") : "";
+      for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      bool allowed = name == "read_parquet" || name == "parquet_scan" || IsAllowedGenerator(name);
+      if (name == "query_table") {
+        // Only query_table('<lake table>'): a string constant naming a configured table.
+        const Json* args = f->contains("children") ? &(*f)["children"] : nullptr;
+        if (args != nullptr && args->is_array() && args->size() == 1) {
+          const Json& a = (*args)[0];
+          const Json* v = a.is_object() && a.contains("value") ? &a["value"] : nullptr;
+          if (v != nullptr && v->is_object() && !StrField(*v, "value").empty()) {
+            std::string t = StrField(*v, "value");
+            for (const auto& [table, spec] : config.tables) {
+              if (strcasecmp(table.c_str(), t.c_str()) == 0) allowed = true;
+            }
+          }
+        }
+      }
+      if (!allowed) {
+        return NotAllowedError(name.empty() ? std::string("this table function") : name);
+      }
+    }
+    for (const auto& [k, v] : n->items()) {
+      if (v.is_structured()) stack.push_back(&v);
+    }
+  }
+  return Status::Ok();
 }
 
 // Where an EXPLAIN statement's own statement starts, after "EXPLAIN", an optional "ANALYZE" and
@@ -296,7 +376,7 @@ QueryEngine::~QueryEngine() = default;
 Result<std::unique_ptr<QueryEngine>> QueryEngine::Open(lake::Lake& lake, int threads) {
   ENGAGE_ASSIGN_OR_RETURN(DuckDb db, DuckDb::Open({.threads = threads,
                                                    .memory_limit = lake.config().query.memory_limit,
-                                                   .temp_directory = lake.home().tmp()}));
+                                                   .temp_directory = SpillDir(lake)}));
   ENGAGE_ASSIGN_OR_RETURN(DuckConn conn, db.Connect());
   std::unique_ptr<QueryEngine> qe(new QueryEngine(lake, std::move(db), std::move(conn)));
   DuckConn& c = qe->conn_;
@@ -353,9 +433,13 @@ Result<std::unique_ptr<QueryEngine>> QueryEngine::Open(lake::Lake& lake, int thr
                              empty_view(fmt::format("error({}) IS NULL", SqlQuote(why))))));
     }
   }
-  // The sandbox: from here on only the lake's directory is readable and nothing can be changed.
-  ENGAGE_RETURN_IF_ERROR(c.Exec(
-      fmt::format("SET allowed_directories={}", SqlList({lake.home().lake(), lake.home().tmp()}))));
+  // The sandbox: from here on only the tables' directories (not the quarantine, not staging) and
+  // DuckDB's own spill directory are readable, and nothing can be changed.
+  std::vector<std::string> readable{SpillDir(lake) + "/"};
+  for (const auto& [name, spec] : lake.config().tables) {
+    readable.push_back(lake.home().lake() + "/" + name + "/");
+  }
+  ENGAGE_RETURN_IF_ERROR(c.Exec(fmt::format("SET allowed_directories={}", SqlList(readable))));
   ENGAGE_RETURN_IF_ERROR(c.Exec("SET enable_external_access=false"));
   ENGAGE_RETURN_IF_ERROR(c.Exec("SET lock_configuration=true"));
   return qe;
@@ -388,13 +472,10 @@ Result<std::vector<TableScan>> QueryEngine::ResolveScans(const std::string& sql)
       return ClassifyError(why);
     }
     for (const Json* get : PlanScans(plan)) {
-      std::string name = get->value("name", std::string());
+      std::string name = StrField(*get, "name");
       if (name != "read_parquet" && name != "parquet_scan") {
         if (IsAllowedGenerator(name)) continue;
-        return PermissionDeniedError(fmt::format(
-            "'{}' is not allowed in queries: read the lake's tables by name (engage tables lists "
-            "them)",
-            name.empty() ? std::string("a scan of an unknown kind") : name));
+        return NotAllowedError(name.empty() ? std::string("a scan of an unknown kind") : name);
       }
       const Json* files = nullptr;
       if (auto fd = get->find("function_data"); fd != get->end() && fd->is_object()) {
@@ -406,7 +487,7 @@ Result<std::vector<TableScan>> QueryEngine::ResolveScans(const std::string& sql)
       if (files->empty()) pruned_to_nothing = true;
       std::string filter;
       if (auto info = get->find("extra_info"); info != get->end() && info->is_object()) {
-        filter = info->value("file_filters", std::string());
+        filter = StrField(*info, "file_filters");
       }
       // One scan may read files of several tables (read_parquet over a list): one entry each.
       std::map<std::string, TableScan> per_table;
@@ -428,7 +509,7 @@ Result<std::vector<TableScan>> QueryEngine::ResolveScans(const std::string& sql)
         if (pass == 1) {
           // Only the table matters here: the optimized plan reads none of its files.
           bool known = std::any_of(out.begin(), out.end(),
-                                   [&](const TableScan& o) { return o.table == table; });
+                                   [&t = table](const TableScan& o) { return o.table == t; });
           if (known) continue;
           ts.files_scanned = 0;
           ts.estimated_bytes = 0;
@@ -501,6 +582,8 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
         return fail(InvalidArgumentError(
             fmt::format("expected exactly one SQL statement, got {}", static_cast<int64_t>(n))));
       }
+      Status checked = CheckParseTree(j, lake_.config());
+      if (!checked.ok()) return fail(checked);
       std::set<std::string> referenced;
       CollectTableNames(j, referenced);
       for (const auto& t : referenced) {
@@ -600,10 +683,11 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
           : sql;
   DuckResult res;
   {
-    auto r = MeteredQuery(run_sql, &result.bytes_scanned, &req);
+    auto r = MeteredQuery(run_sql, &result.bytes_scanned, &req, cutoff);
     if (!r.ok()) {
       const StatusCode code = r.status().code();
-      return fail(code == StatusCode::kDeadlineExceeded || code == StatusCode::kCancelled
+      return fail(code == StatusCode::kDeadlineExceeded || code == StatusCode::kCancelled ||
+                          code == StatusCode::kResourceExhausted
                       ? r.status()
                       : ClassifyError(r.status().message()));
     }
@@ -643,15 +727,19 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
 }
 
 Result<DuckResult> QueryEngine::MeteredQuery(const std::string& sql, int64_t* bytes_scanned,
-                                             const QueryRequest* req) {
+                                             const QueryRequest* req, int64_t max_read_bytes) {
   std::lock_guard lock(MeterMutex());
-  // A watchdog interrupts the query at its deadline or when the caller cancels it; DuckDB then
-  // fails the query ("Interrupted") within a vector or so.
-  const bool watched = req != nullptr && (req->timeout_ms > 0 || req->cancelled);
+  int64_t probe = 0;
+  const int64_t before = ProcessReadBytes(&probe);
+  // A watchdog interrupts the query at its deadline, when the caller cancels it, or once it has
+  // really read more than the scan cutoff (an estimate cannot bound every plan: a recursive
+  // query rescans); DuckDB then fails the query ("Interrupted") within a vector or so.
+  const bool watched =
+      req != nullptr && (req->timeout_ms > 0 || req->cancelled || max_read_bytes > 0);
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;
-  enum class Stop { kNone, kTimeout, kCancelled } stop = Stop::kNone;
+  enum class Stop { kNone, kTimeout, kCancelled, kRead } stop = Stop::kNone;
   std::thread watchdog;
   if (watched) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(req->timeout_ms);
@@ -664,6 +752,8 @@ Result<DuckResult> QueryEngine::MeteredQuery(const std::string& sql, int64_t* by
           stop = Stop::kTimeout;
         } else if (req->cancelled && req->cancelled()) {
           stop = Stop::kCancelled;
+        } else if (max_read_bytes > 0 && ProcessReadBytes(nullptr) - before > max_read_bytes) {
+          stop = Stop::kRead;
         } else {
           continue;
         }
@@ -672,8 +762,6 @@ Result<DuckResult> QueryEngine::MeteredQuery(const std::string& sql, int64_t* by
       }
     });
   }
-  int64_t probe = 0;
-  int64_t before = ProcessReadBytes(&probe);
   auto r = conn_.Query(sql);
   int64_t after = ProcessReadBytes(nullptr);
   *bytes_scanned = std::max<int64_t>(0, after - before - probe);
@@ -684,15 +772,22 @@ Result<DuckResult> QueryEngine::MeteredQuery(const std::string& sql, int64_t* by
     }
     cv.notify_all();
     watchdog.join();
-    if (stop == Stop::kTimeout) {
-      return Status(StatusCode::kDeadlineExceeded,
-                    fmt::format("the query was stopped after its time limit of {} s ([query] "
-                                "timeout_seconds in engage.toml, or --timeout)",
-                                static_cast<double>(req->timeout_ms) / 1000.0));
-    }
-    if (stop == Stop::kCancelled) {
-      return Status(StatusCode::kCancelled,
-                    "the query was cancelled (the client went away or the server is stopping)");
+    switch (stop) {
+      case Stop::kTimeout:
+        return Status(StatusCode::kDeadlineExceeded,
+                      fmt::format("the query was stopped after its time limit of {} s ([query] "
+                                  "timeout_seconds in engage.toml, or --timeout)",
+                                  static_cast<double>(req->timeout_ms) / 1000.0));
+      case Stop::kCancelled:
+        return Status(StatusCode::kCancelled,
+                      "the query was cancelled (the client went away or the server is stopping)");
+      case Stop::kRead:
+        return ResourceExhaustedError(fmt::format(
+            "the query was stopped after reading more than the scan cutoff of {} bytes (it read "
+            "{} bytes); filter on dt to read fewer partitions or raise --max-scan-bytes",
+            max_read_bytes, *bytes_scanned));
+      case Stop::kNone:
+        break;
     }
   }
   return r;

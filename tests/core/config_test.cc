@@ -591,6 +591,7 @@ TEST(ConfigTest, QueryTimeoutAndMemoryLimitAreRead) {
       EXPECT_NE(r.status().message().find("query"), std::string::npos) << bad;
     }
   }
+}
 
 TEST(ConfigTest, FlowInputDirsAreRead) {
   auto c = ParseWith("\n[flow]\ninput_dirs = [\"/srv/incoming\", \"data\"]\n");

@@ -30,6 +30,10 @@ constexpr const char* kAdminPolicy =
 constexpr const char* kStarterPolicy =
     R"({"Statement":[{"Effect":"Allow","Action":["executions:Start","executions:Get"],"Resource":"pipeline/daily"}]})";
 
+// A role that grants no step (a machine of Pass, Wait and Choice states needs none).
+constexpr const char* kNothingRole =
+    R"({"Statement":[{"Effect":"Allow","Action":"engage:query","Resource":"table/none"}]})";
+
 // A definition with one Task state running `resource` with `parameters` (a JSON object text).
 std::string OneTask(const std::string& resource, const std::string& parameters) {
   return R"({"StartAt":"T","States":{"T":{"Type":"Task","Resource":")" + resource +
@@ -389,6 +393,41 @@ TEST_F(RegistryCliTest, RegisterListGetAndRunAndTheShippedPipelineStillStarts) {
   // stops at the data-quality checks of an almost empty lake, not at the role).
   EXPECT_NE(p.value("error", ""), "Engage.AccessDenied") << p.dump();
   EXPECT_EQ(p.dump().find(dir_.path()), std::string::npos) << p.dump();
+}
+
+// F12: an execution started over HTTP can be stopped over HTTP (it used to need a restart), and
+// one still running when the server stops is stopped and recorded, not cut off.
+TEST_F(RegistryCliTest, ARunningExecutionIsStoppedOverHttpAndAtShutdown) {
+  port_ = StartServer();
+  ASSERT_GT(port_, 0);
+  std::string wait =
+      R"({"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":100000,"End":true}}})";
+  ASSERT_EQ(Register("sleepy", wait, kNothingRole).status, 200);
+  for (const char* name : {"s1", "s2"}) {
+    auto started =
+        Http("POST", "/v1/executions",
+             std::string(R"({"state_machine":"sleepy","name":")") + name + R"("})", admin_);
+    ASSERT_EQ(started.status, 202) << started.body;
+  }
+  // A key that may only start executions may not stop them.
+  auto denied = Http("POST", "/v1/executions/s1:stop", "", starter_);
+  EXPECT_EQ(denied.status, 403) << denied.body;
+  auto stop = Http("POST", "/v1/executions/s1:stop", "", admin_);
+  EXPECT_EQ(stop.status, 202) << stop.body;
+  Json d = WaitFor("s1");
+  EXPECT_EQ(d["status"], "ABORTED") << d.dump();
+  EXPECT_NE(History("s1").find("ExecutionAborted"), std::string::npos);
+  auto again = Http("POST", "/v1/executions/s1:stop", "", admin_);
+  EXPECT_EQ(again.status, 412) << again.body;
+  EXPECT_EQ(Http("POST", "/v1/executions/nope:stop", "", admin_).status, 404);
+  // SIGTERM: s2 is stopped and recorded ABORTED before the process exits.
+  ASSERT_EQ(kill(pid_, SIGTERM), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid_, &status, 0), pid_);
+  pid_ = -1;
+  auto describe = Engage({"flow", "describe", "s2", "--json"});
+  ASSERT_EQ(describe.exit_code, 0) << describe.err;
+  EXPECT_EQ(describe.json()["status"], "ABORTED") << describe.out;
 }
 
 }  // namespace

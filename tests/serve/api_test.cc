@@ -155,6 +155,8 @@ class ApiTest : public LakeTest {
         {"GET", "/v1/state-machines/{name}", "/v1/state-machines/daily"},
         {"GET", "/v1/executions/{id}", "/v1/executions/e1"},
         {"GET", "/v1/executions/{id}/history", "/v1/executions/e1/history"},
+        // Likewise stopping (the e2e test stops a real run).
+        {"POST", "/v1/executions/{id}:stop", "/v1/executions/e1:stop", "", 501},
         {"GET", "/metrics", "/metrics"},
         {"GET", "/v1/openapi.json", "/v1/openapi.json"},
     };

@@ -307,11 +307,9 @@ TEST_F(ResolvedQueryTest, AuthorizeSeesTheTablesDuckDbResolvedWhateverTheSpellin
        {std::string("SELECT * FROM CUSTOMERS LIMIT 2"), std::string("FROM \"Customers\""),
         std::string("SELECT * FROM main.customers"),
         std::string("SELECT * FROM query_table('customers')"),
-        std::string("SELECT * FROM query('SELECT * FROM customers')"),
         std::string("SELECT (SELECT count(*) FROM customers)"),
         std::string("WITH x AS (SELECT * FROM cUsToMeRs) SELECT * FROM x"),
         "SELECT * FROM read_parquet('" + LakeGlob("customers") + "')",
-        "SELECT * FROM '" + LakeGlob("customers") + "'",
         std::string("EXPLAIN SELECT * FROM CUSTOMERS"),
         std::string("EXPLAIN ANALYZE SELECT * FROM query_table('customers')"),
         std::string("-- c\n/* d */ explain (format json) FROM customers")}) {
@@ -349,13 +347,28 @@ TEST_F(ResolvedQueryTest, TableFunctionsOtherThanLakeScansAreRefused) {
     notes << "a,b\n1,2\n";
   }
   const std::string notes = home_.lake() + "/notes.csv";
+  // A quarantined row: binding read_csv over it used to quote the row in the sniffer's error.
+  std::filesystem::create_directories(home_.lake() + "/_quarantine/customers");
+  const std::string quarantined = home_.lake() + "/_quarantine/customers/q.jsonl";
+  {
+    std::ofstream q(quarantined);
+    q << "{\"record\":{\"customer_id\":\"SECRET-ALICE-123\"}}\n";
+  }
   for (const std::string& q :
        {"SELECT * FROM read_csv('" + notes + "')", "SELECT * FROM '" + notes + "'",
-        "SELECT * FROM read_text('" + notes + "')"}) {
+        "SELECT * FROM read_text('" + notes + "')",
+        "SELECT * FROM read_csv('" + quarantined +
+            "', header=true, delim='\x01', quote='', names=['a','b'])",
+        "SELECT * FROM read_json('" + quarantined + "', format='array')",
+        "SELECT * FROM query_table('" + quarantined + "')",
+        "SELECT * FROM query('SELECT * FROM read_csv(''" + quarantined + "'')')",
+        "SELECT * FROM '" + LakeGlob("customers") + "'",
+        "SELECT * FROM read_parquet('" + quarantined + "')"}) {
     std::set<std::string> seen;
     auto r = RunSeeing(q, &seen);
     SCOPED_TRACE(q);
     EXPECT_STATUS_CODE(r, StatusCode::kPermissionDenied);
+    EXPECT_EQ(r.status().message().find("SECRET"), std::string::npos) << r.status().message();
   }
   for (const std::string& q :
        {"SELECT * FROM read_text('" + LakeGlob("events") + "')",
@@ -376,7 +389,6 @@ TEST_F(ResolvedQueryTest, TheScanCutoffSeesEveryScanWhateverTheSpelling) {
   for (const std::string& q :
        {std::string("SELECT sum(amount) FROM EVENTS"),
         std::string("SELECT sum(amount) FROM query_table('events')"),
-        std::string("SELECT * FROM query('SELECT sum(amount) FROM \"Events\"')"),
         std::string("EXPLAIN ANALYZE SELECT sum(amount) FROM events"),
         "SELECT sum(amount) FROM read_parquet('" + LakeGlob("events") + "')"}) {
     auto r = RunSeeing(q, &seen, /*max_scan=*/100000);
@@ -404,6 +416,19 @@ TEST_F(ResolvedQueryTest, ThePartitionFilterRuleSeesEveryScanWhateverTheSpelling
   ASSERT_OK(RunSeeing(
       "SELECT count(*) FROM read_parquet('" + home_.lake() + "/events/dt=2024-05-02/*.parquet')",
       &seen));
+}
+
+TEST_F(ResolvedQueryTest, AQueryIsStoppedOnceItReallyReadsMoreThanTheCutoff) {
+  // A recursive query rescans a table on every step: its estimate is one scan's.
+  std::set<std::string> seen;
+  auto r = RunSeeing(
+      "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 100000 AND "
+      "(SELECT count(*) FROM events WHERE dt = DATE '2024-05-01' AND amount IS NULL AND n > 0) = "
+      "0) SELECT count(*) FROM r",
+      &seen, /*max_scan=*/200000);
+  EXPECT_STATUS_CODE(r, StatusCode::kResourceExhausted);
+  EXPECT_NE(r.status().message().find("reading more than the scan cutoff"), std::string::npos)
+      << r.status().message();
 }
 
 TEST_F(ResolvedQueryTest, AQueryPastItsTimeoutIsStopped) {

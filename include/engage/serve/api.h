@@ -36,6 +36,9 @@ struct ApiOptions {
   // Starts an execution (POST /v1/executions) and returns its record; the run goes on in the
   // background. Unset: 501. The CLI provides it (its steps live there).
   std::function<Result<Json>(const Json& request)> start_execution;
+  // Stops a running execution by id (POST /v1/executions/{id}:stop): it ends ABORTED.
+  // kFailedPrecondition when it is not running in this server. Unset: 501.
+  std::function<Status(const std::string& id)> stop_execution;
 };
 
 class Api {

@@ -115,9 +115,11 @@ class QueryEngine {
   // files left after pruning. kPermissionDenied for a scan of anything else.
   Result<std::vector<TableScan>> ResolveScans(const std::string& sql);
   // Runs `sql` while counting the bytes the process reads; stops it when `req` says so (timeout
-  // or cancellation), or never when `req` is null.
+  // or cancellation) or once it has read more than `max_read_bytes` (> 0); never stops it when
+  // `req` is null.
   Result<lake::DuckResult> MeteredQuery(const std::string& sql, int64_t* bytes_scanned,
-                                        const QueryRequest* req = nullptr);
+                                        const QueryRequest* req = nullptr,
+                                        int64_t max_read_bytes = 0);
   void Record(const QueryRequest& req, const std::string& status, const std::string& error,
               const QueryResult* r);
 
