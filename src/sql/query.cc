@@ -434,8 +434,9 @@ Result<std::unique_ptr<QueryEngine>> QueryEngine::Open(lake::Lake& lake, int thr
     }
   }
   // The sandbox: from here on only the tables' directories (not the quarantine, not staging) and
-  // DuckDB's own spill directory are readable, and nothing can be changed.
-  std::vector<std::string> readable{SpillDir(lake) + "/"};
+  // the home's tmp/ (DuckDB's spill files, Engage's own intermediate Parquet files) are readable,
+  // and nothing can be changed. User SQL is further limited to catalogued files (see Run).
+  std::vector<std::string> readable{lake.home().tmp() + "/"};
   for (const auto& [name, spec] : lake.config().tables) {
     readable.push_back(lake.home().lake() + "/" + name + "/");
   }
@@ -448,12 +449,13 @@ Result<std::unique_ptr<QueryEngine>> QueryEngine::Open(lake::Lake& lake, int thr
 Result<std::vector<TableScan>> QueryEngine::ResolveScans(const std::string& sql) {
   std::vector<TableScan> out;
   bool pruned_to_nothing = false;
+  bool optimized = true;
   // Pass 0 reads the optimized plan (files left after pruning); pass 1, only when a scan was
   // pruned to no file at all, the bound plan before optimization, to learn that scan's table.
   for (int pass = 0; pass < 2; ++pass) {
     if (pass == 1 && !pruned_to_nothing) break;
     auto serialized = conn_.Query(fmt::format("SELECT json_serialize_plan({}, optimize := {})",
-                                              SqlQuote(sql), pass == 0 ? "true" : "false"));
+                                              SqlQuote(sql), pass == 0 && optimized));
     if (!serialized.ok()) return ClassifyError(serialized.status().message());
     // Constants in the plan may be NaN or Infinity, which DuckDB writes bare.
     auto parsed = ParseJson(QuoteNonFiniteNumbers(serialized->Str(0, 0).value_or("")),
@@ -462,6 +464,16 @@ Result<std::vector<TableScan>> QueryEngine::ResolveScans(const std::string& sql)
       return PermissionDeniedError("cannot determine which tables the query reads");
     }
     const Json& plan = *parsed;
+    if (plan.value("error", true) && pass == 0 && optimized &&
+        plan.value("error_type", "") == "internal") {
+      // DuckDB 1.4 fails to serialize some optimized plans (e.g. several aggregates over a
+      // Parquet scan: "Failed to bind column reference count_star()"). The bound plan before
+      // optimization names the same scans with every file of each table: an upper bound for the
+      // estimate, and no partition filter known (a table requiring one is refused).
+      optimized = false;
+      --pass;
+      continue;
+    }
     if (plan.value("error", true)) {
       std::string why = plan.value("error_message", std::string("unknown reason"));
       if (plan.value("error_type", "") == "not implemented") {
