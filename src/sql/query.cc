@@ -113,26 +113,33 @@ Status ClassifyError(const std::string& msg) {
   return InvalidArgumentError(msg);
 }
 
-// Every LOGICAL_GET node (a scan: of files, of a table function, of a catalog table) in a
-// serialized logical plan (json_serialize_plan), iteratively: a plan is as deep as the query.
-std::vector<const Json*> PlanScans(const Json& plan) {
-  std::vector<const Json*> out;
-  std::vector<const Json*> stack{&plan};
+// Calls `visit` on every object in `root` (depth-first, without recursion: DuckDB's trees are
+// as deep as the query); a non-OK status stops the walk and is returned.
+template <typename Visit>
+Status ForEachObject(const Json& root, Visit visit) {
+  std::vector<const Json*> stack{&root};
   while (!stack.empty()) {
     const Json* n = stack.back();
     stack.pop_back();
-    if (n->is_array()) {
-      for (const auto& c : *n) stack.push_back(&c);
-      continue;
-    }
-    if (!n->is_object()) continue;
-    auto type = n->find("type");
-    if (type != n->end() && type->is_string() && *type == "LOGICAL_GET") out.push_back(n);
-    for (const char* key : {"plans", "children"}) {
-      auto c = n->find(key);
-      if (c != n->end()) stack.push_back(&*c);
+    if (n->is_object()) ENGAGE_RETURN_IF_ERROR(visit(*n));
+    if (!n->is_structured()) continue;
+    for (const auto& c : *n) {
+      if (c.is_structured()) stack.push_back(&c);
     }
   }
+  return Status::Ok();
+}
+
+// Every LOGICAL_GET node (a scan: of files, of a table function, of a catalog table) anywhere in
+// a serialized logical plan (json_serialize_plan).
+std::vector<const Json*> PlanScans(const Json& plan) {
+  std::vector<const Json*> out;
+  Status walked = ForEachObject(plan, [&out](const Json& n) {
+    auto type = n.find("type");
+    if (type != n.end() && type->is_string() && *type == "LOGICAL_GET") out.push_back(&n);
+    return Status::Ok();
+  });
+  (void)walked;  // the visitor never fails
   return out;
 }
 
@@ -173,18 +180,10 @@ bool IsPlainName(std::string_view s) {
 // quote a line), every table function but the allowed ones, file paths used as tables
 // (replacement scans: FROM 'x.csv'), and query_table() of anything but a lake table's name.
 Status CheckParseTree(const Json& tree, const Config& config) {
-  std::vector<const Json*> stack{&tree};
-  while (!stack.empty()) {
-    const Json* n = stack.back();
-    stack.pop_back();
-    if (n->is_array()) {
-      for (const auto& c : *n) stack.push_back(&c);
-      continue;
-    }
-    if (!n->is_object()) continue;
-    std::string type = StrField(*n, "type");
+  return ForEachObject(tree, [&config](const Json& n) -> Status {
+    std::string type = StrField(n, "type");
     if (type == "BASE_TABLE") {
-      std::string name = StrField(*n, "table_name");
+      std::string name = StrField(n, "table_name");
       if (!IsPlainName(name)) {
         return PermissionDeniedError(fmt::format(
             "'{}' is not a table: only the lake's tables can be read, by name (engage tables lists "
@@ -192,7 +191,7 @@ Status CheckParseTree(const Json& tree, const Config& config) {
             name));
       }
     } else if (type == "TABLE_FUNCTION") {
-      const Json* f = n->contains("function") ? &(*n)["function"] : nullptr;
+      const Json* f = n.contains("function") ? &n["function"] : nullptr;
       std::string name = f != nullptr && f->is_object() ? StrField(*f, "function_name") : "";
       for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
       bool allowed = name == "read_parquet" || name == "parquet_scan" || IsAllowedGenerator(name);
@@ -202,11 +201,9 @@ Status CheckParseTree(const Json& tree, const Config& config) {
         if (args != nullptr && args->is_array() && args->size() == 1) {
           const Json& a = (*args)[0];
           const Json* v = a.is_object() && a.contains("value") ? &a["value"] : nullptr;
-          if (v != nullptr && v->is_object() && !StrField(*v, "value").empty()) {
-            std::string t = StrField(*v, "value");
-            for (const auto& [table, spec] : config.tables) {
-              if (strcasecmp(table.c_str(), t.c_str()) == 0) allowed = true;
-            }
+          std::string t = v != nullptr && v->is_object() ? StrField(*v, "value") : "";
+          for (const auto& entry : config.tables) {
+            if (!t.empty() && strcasecmp(entry.first.c_str(), t.c_str()) == 0) allowed = true;
           }
         }
       }
@@ -214,11 +211,8 @@ Status CheckParseTree(const Json& tree, const Config& config) {
         return NotAllowedError(name.empty() ? std::string("this table function") : name);
       }
     }
-    for (const auto& [k, v] : n->items()) {
-      if (v.is_structured()) stack.push_back(&v);
-    }
-  }
-  return Status::Ok();
+    return Status::Ok();
+  });
 }
 
 // Where an EXPLAIN statement's own statement starts, after "EXPLAIN", an optional "ANALYZE" and
