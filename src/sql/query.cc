@@ -375,10 +375,8 @@ Result<std::unique_ptr<QueryEngine>> QueryEngine::Open(lake::Lake& lake, int thr
   std::unique_ptr<QueryEngine> qe(new QueryEngine(lake, std::move(db), std::move(conn)));
   DuckConn& c = qe->conn_;
   ENGAGE_RETURN_IF_ERROR(c.Exec("SET TimeZone='UTC'"));
-  // Footers are read once per process, not by EXPLAIN and again by the query.
+  // Footers are read once per process, not by planning and again by the query.
   ENGAGE_RETURN_IF_ERROR(c.Exec("SET parquet_metadata_cache=true"));
-  ENGAGE_RETURN_IF_ERROR(c.Exec(
-      "CREATE TEMP TABLE __partitions (table_name VARCHAR, dt DATE, files BIGINT, bytes BIGINT)"));
   for (const auto& [name, spec] : lake.config().tables) {
     ENGAGE_ASSIGN_OR_RETURN(auto files, lake.catalog().Files(name));
     // A view with the table's columns and no rows, filtered by `where`.
@@ -395,25 +393,14 @@ Result<std::unique_ptr<QueryEngine>> QueryEngine::Open(lake::Lake& lake, int thr
       view = empty_view("false");
     } else {
       std::vector<std::string> abs;
-      std::map<std::string, std::pair<int64_t, int64_t>> parts;
       for (const auto& f : files) {
         abs.push_back(lake.AbsPath(f.path));
         qe->files_[abs.back()] = FileInfo{name, f.dt, f.bytes};
-        parts[f.dt].first += 1;
-        parts[f.dt].second += f.bytes;
-        qe->bytes_per_table_[name] += f.bytes;
-        qe->rows_per_table_[name] += f.rows;
       }
       qe->files_per_table_[name] = static_cast<int64_t>(files.size());
       view = fmt::format(
           "SELECT * FROM read_parquet({}, hive_partitioning=true, hive_types={{'dt': DATE}})",
           SqlList(abs));
-      std::string values;
-      for (const auto& [dt, fb] : parts) {
-        values += fmt::format("{}({}, DATE {}, {}, {})", values.empty() ? "" : ", ", SqlQuote(name),
-                              SqlQuote(dt), fb.first, fb.second);
-      }
-      ENGAGE_RETURN_IF_ERROR(c.Exec("INSERT INTO __partitions VALUES " + values));
     }
     Status created = c.Exec(fmt::format("CREATE TEMP VIEW {} AS {}", SqlIdent(name), view));
     if (!created.ok()) {

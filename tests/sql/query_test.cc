@@ -370,13 +370,13 @@ TEST_F(ResolvedQueryTest, TableFunctionsOtherThanLakeScansAreRefused) {
     EXPECT_STATUS_CODE(r, StatusCode::kPermissionDenied);
     EXPECT_EQ(r.status().message().find("SECRET"), std::string::npos) << r.status().message();
   }
-  for (const std::string& q :
-       {"SELECT * FROM read_text('" + LakeGlob("events") + "')",
-        "SELECT * FROM read_blob('" + LakeGlob("events") + "')",
-        "SELECT * FROM glob('" + LakeGlob("events") + "')",
-        "SELECT * FROM parquet_metadata('" + LakeGlob("events") + "')",
-        std::string("SELECT * FROM duckdb_settings()"), std::string("SELECT * FROM __partitions"),
-        std::string("SELECT * FROM duckdb_views()")}) {
+  for (const std::string& q : {"SELECT * FROM read_text('" + LakeGlob("events") + "')",
+                               "SELECT * FROM read_blob('" + LakeGlob("events") + "')",
+                               "SELECT * FROM glob('" + LakeGlob("events") + "')",
+                               "SELECT * FROM parquet_metadata('" + LakeGlob("events") + "')",
+                               std::string("SELECT * FROM duckdb_settings()"),
+                               std::string("SELECT * FROM information_schema.tables"),
+                               std::string("SELECT * FROM duckdb_views()")}) {
     std::set<std::string> seen;
     auto r = RunSeeing(q, &seen);
     SCOPED_TRACE(q);

@@ -127,8 +127,6 @@ class QueryEngine {
   lake::DuckDb db_;
   lake::DuckConn conn_;
   std::map<std::string, int64_t> files_per_table_;
-  std::map<std::string, int64_t> bytes_per_table_;
-  std::map<std::string, int64_t> rows_per_table_;
   struct FileInfo {
     std::string table;
     std::string dt;
