@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "engage/app/app.h"
 #include "engage/core/clock.h"
 #include "engage/core/home.h"
 #include "engage/core/json.h"
@@ -91,6 +92,10 @@ Result<std::unique_ptr<lake::Lake>> OpenLake(const GlobalOptions& g, bool writer
     }
   }
   return l;
+}
+
+Result<std::unique_ptr<app::App>> OpenApp(const GlobalOptions& g) {
+  return app::App::Open(ResolveHome(g.home));
 }
 
 namespace {

@@ -15,13 +15,14 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <thread>
 
 #include "cli/commands.h"
-#include "cli/flow_s3.h"
-#include "cli/pipelines.h"
+#include "engage/app/executions.h"
+#include "engage/app/pipelines.h"
 #include "engage/core/config.h"
 #include "engage/core/fs.h"
 #include "engage/core/home.h"
@@ -151,19 +152,11 @@ std::string MachineName(const std::string& path) {
   return stem.empty() ? "StateMachine" : stem;
 }
 
-// Opens the execution store of the home and fails executions whose process died.
+// Opens the execution store of the home and fails executions whose process died (saying so).
 Result<std::unique_ptr<flow::ExecutionStore>> OpenStore(const GlobalOptions& g) {
-  HomePaths home = ResolveHome(g.home);
-  std::error_code ec;
-  if (!fs::exists(home.config(), ec)) {
-    return FailedPreconditionError(fmt::format(
-        "no Engage home at '{}' (executions are kept in its meta.db): run `engage init` first "
-        "or pass --home",
-        home.root));
-  }
+  int64_t recovered = 0;
   ENGAGE_ASSIGN_OR_RETURN(auto store,
-                          flow::ExecutionStore::Open(home.meta_db(), SystemClock::Default()));
-  ENGAGE_ASSIGN_OR_RETURN(int64_t recovered, store->RecoverInterrupted());
+                          app::ExecutionRunner(ResolveHome(g.home)).OpenStore(&recovered));
   if (recovered > 0) {
     std::fprintf(stderr,
                  "engage: %lld interrupted execution(s) marked FAILED; see `engage flow list "
@@ -171,173 +164,6 @@ Result<std::unique_ptr<flow::ExecutionStore>> OpenStore(const GlobalOptions& g) 
                  static_cast<long long>(recovered));
   }
   return store;
-}
-
-// How far an execution's steps may reach beyond its role. The local CLI user is trusted: runs
-// started from the CLI read any input file. Executions started over HTTP are confined: an
-// engage:ingest input must resolve inside [flow] input_dirs.
-struct StepConfinement {
-  bool confine_inputs = false;
-  std::vector<std::string> input_dirs;  // resolved (realpath); directories that exist only
-};
-
-// [flow] input_dirs resolved: relative ones against the home, symlinks followed.
-std::vector<std::string> ResolveInputDirs(const FlowConfig& flow, const HomePaths& home) {
-  std::vector<std::string> out;
-  for (const std::string& d : flow.input_dirs) {
-    fs::path p(d);
-    if (!p.is_absolute()) p = fs::path(home.root) / p;
-    std::error_code ec;
-    fs::path real = fs::canonical(p, ec);
-    if (!ec && fs::is_directory(real, ec)) out.push_back(real.string());
-  }
-  return out;
-}
-
-bool HasGlob(const std::string& s) { return s.find_first_of("*?[") != std::string::npos; }
-
-// The files an engage:ingest input names, each resolved (symlinks and `..` followed) and inside
-// one of `c.input_dirs`; a glob is expanded here, so the lake reads exactly what was checked.
-// Relative inputs resolve against the home. The refusal names the input as given and the config
-// key, is the same whether or not the file exists, and reads nothing.
-Result<std::vector<std::string>> ConfinedInputs(const std::string& input, const StepConfinement& c,
-                                                const HomePaths& home) {
-  auto refused = [&input] {
-    return PermissionDeniedError(fmt::format(
-        "{}engage:ingest input '{}' is not a file inside [flow] input_dirs of engage.toml "
-        "(executions started over HTTP read only those directories)",
-        flow::kAccessDeniedPrefix, input));
-  };
-  if (input.empty() || c.input_dirs.empty()) return refused();
-  fs::path p(input);
-  if (!p.is_absolute()) p = fs::path(home.root) / p;
-  std::vector<std::string> candidates;
-  if (HasGlob(input)) {
-    glob_t g{};
-    int rc = ::glob(p.string().c_str(), GLOB_NOSORT, nullptr, &g);
-    if (rc == 0) {
-      for (size_t i = 0; i < g.gl_pathc; ++i) candidates.emplace_back(g.gl_pathv[i]);
-    }
-    globfree(&g);
-    if (candidates.empty()) return refused();
-  } else {
-    candidates.push_back(p.string());
-  }
-  std::vector<std::string> out;
-  for (const std::string& cand : candidates) {
-    std::error_code ec;
-    fs::path real = fs::canonical(cand, ec);
-    if (ec || !fs::is_regular_file(real, ec)) return refused();
-    std::string r = real.string();
-    bool inside = std::any_of(c.input_dirs.begin(), c.input_dirs.end(), [&r](const std::string& d) {
-      return r.size() > d.size() && r.compare(0, d.size(), d) == 0 && r[d.size()] == '/';
-    });
-    if (!inside) return refused();
-    out.push_back(std::move(r));
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-// Replaces every occurrence of `from` in `s` by `to`.
-void ReplaceAll(std::string& s, const std::string& from, const std::string& to) {
-  if (from.empty()) return;
-  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) {
-    s.replace(at, from.size(), to);
-  }
-}
-
-// Engage's own steps, callable as "engage:<name>" Task resources. The lake is opened lazily so
-// definitions that do not use it run without one. With an authorizer on `tasks` (a role),
-// engage:query checks each table the query reads and engage:ingest its target table.
-void RegisterEngageSteps(flow::TaskRegistry& tasks, const GlobalOptions& g,
-                         const StepConfinement& confinement) {
-  HomePaths home = ResolveHome(g.home);
-  flow::TaskRegistry* registry = &tasks;
-  tasks.RegisterStep(
-      "query",
-      [home, registry](const Json& p) -> Result<Json> {
-        if (!p.is_object() || !p.contains("sql") || !p["sql"].is_string()) {
-          return InvalidArgumentError("engage:query needs Parameters {\"sql\": \"SELECT ...\"}");
-        }
-        lake::LakeOptions opts;
-        opts.writer = false;
-        ENGAGE_ASSIGN_OR_RETURN(auto l, lake::Lake::Open(home, opts));
-        ENGAGE_ASSIGN_OR_RETURN(auto qe, sql::QueryEngine::Open(*l));
-        sql::QueryRequest req;
-        req.sql = p["sql"].get<std::string>();
-        req.source = "flow";
-        // A step's query is bounded like the CLI's (the Task's TimeoutSeconds bounds the step).
-        req.timeout_ms =
-            l->config().query.timeout_seconds.value_or(sql::kDefaultCliQueryTimeoutSeconds) * 1000;
-        if (p.contains("max_scan_bytes") && p["max_scan_bytes"].is_number_integer()) {
-          req.max_scan_bytes = p["max_scan_bytes"].get<int64_t>();
-        }
-        if (registry->has_authorizer()) {
-          // The tables are those the query engine resolves, whatever the spelling.
-          req.authorize = [registry](const std::set<std::string>& tables) -> Status {
-            for (const auto& t : tables) {
-              ENGAGE_RETURN_IF_ERROR(
-                  registry->Authorize("engage:query", t == "*" ? "table/*" : "table/" + t));
-            }
-            return Status::Ok();
-          };
-        }
-        ENGAGE_ASSIGN_OR_RETURN(auto r, qe->Run(req));
-        return r.ToJson();
-      },
-      "Runs read-only SQL over the lake: {\"sql\": \"SELECT ...\", \"max_scan_bytes\": n}",
-      // Checked per table by the query engine (above).
-      [](const Json&) -> Result<std::vector<std::string>> { return std::vector<std::string>{}; });
-  tasks.RegisterStep(
-      "ingest",
-      [home, confinement](const Json& p) -> Result<Json> {
-        if (!p.is_object() || !p.contains("table") || !p["table"].is_string() ||
-            !p.contains("inputs") || !p["inputs"].is_array()) {
-          return InvalidArgumentError(
-              "engage:ingest needs Parameters {\"table\": \"events\", \"inputs\": [\"f.csv\"]}");
-        }
-        lake::IngestRequest req;
-        req.table = p["table"].get<std::string>();
-        // Resolved path -> the input as given, to put back into error messages.
-        std::vector<std::pair<std::string, std::string>> given;
-        for (const Json& in : p["inputs"]) {
-          if (!in.is_string()) return InvalidArgumentError("engage:ingest inputs must be strings");
-          std::string input = in.get<std::string>();
-          if (!confinement.confine_inputs) {
-            req.inputs.push_back(input);
-            continue;
-          }
-          ENGAGE_ASSIGN_OR_RETURN(auto files, ConfinedInputs(input, confinement, home));
-          for (auto& f : files) {
-            given.emplace_back(f, input);
-            req.inputs.push_back(std::move(f));
-          }
-        }
-        if (p.contains("ingest_id") && p["ingest_id"].is_string()) {
-          req.ingest_id = p["ingest_id"].get<std::string>();
-        }
-        lake::LakeOptions opts;
-        opts.writer = true;
-        ENGAGE_ASSIGN_OR_RETURN(auto l, lake::Lake::Open(home, opts));
-        auto r = lake::Ingest(*l, req);
-        if (!r.ok() && !given.empty()) {
-          std::string msg = r.status().message();
-          for (const auto& [resolved, as_given] : given) ReplaceAll(msg, resolved, as_given);
-          return Status(r.status().code(), std::move(msg));
-        }
-        ENGAGE_RETURN_IF_ERROR(r.status());
-        return r->ToJson();
-      },
-      "Ingests files into a lake table: {\"table\": \"events\", \"inputs\": [\"a.csv\"]}",
-      [](const Json& p) -> Result<std::vector<std::string>> {
-        if (!p.is_object() || !p.contains("table") || !p["table"].is_string()) {
-          return InvalidArgumentError(
-              "engage:ingest needs Parameters {\"table\": \"events\", \"inputs\": [\"f.csv\"]}");
-        }
-        return std::vector<std::string>{"table/" + p["table"].get<std::string>()};
-      });
-  RegisterMlSteps(tasks, home);
 }
 
 struct RunOptions {
@@ -368,218 +194,130 @@ void PrintResult(const flow::ExecutionResult& r, const flow::ExecutionRecord& re
   }
 }
 
-// A Ctrl-C stops the execution cleanly (ABORTED) instead of killing the process mid-state.
-std::atomic<bool> g_cancel{false};
-void OnSignal(int) { g_cancel.store(true); }
-
-// Waits (Wait states, retry intervals) that end early when the execution is stopped.
-void CancellableSleep(int64_t micros) {
-  auto end = std::chrono::steady_clock::now() + std::chrono::microseconds(micros);
-  while (!g_cancel.load()) {
-    auto left = end - std::chrono::steady_clock::now();
-    if (left <= std::chrono::steady_clock::duration::zero()) return;
-    std::this_thread::sleep_for(
-        std::min<std::chrono::steady_clock::duration>(left, std::chrono::milliseconds(50)));
+// The top-level states of an execution as they run: printed as they start and end when stderr
+// is a terminal, and summarized in a table at the end (`engage run pipeline`).
+class StateTimeline {
+ public:
+  StateTimeline(const flow::StateMachine& machine, bool live) : live_(live) {
+    for (const auto& [name, state] : machine.states) top_level_.insert(name);
   }
-}
 
-// What an execution runs with: the home's [flow] config and the task registry (Engage steps,
-// mapped commands and mocks). Built before the execution is recorded, so a bad config or mock
-// file leaves no execution behind.
-struct Runtime {
-  HomePaths home;
-  Config config;
-  std::unique_ptr<flow::TaskRegistry> tasks;
+  void OnEvent(const flow::Event& e) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto ends_with = [&e](std::string_view suffix) {
+      return e.type.size() > suffix.size() &&
+             e.type.compare(e.type.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    std::string name = e.details.is_object() ? e.details.value("name", "") : "";
+    if (ends_with("StateEntered") && top_level_.count(name) > 0 && current_ < 0) {
+      rows_.push_back(Row{name, e.timestamp_micros, 0, "running"});
+      current_ = static_cast<int64_t>(rows_.size()) - 1;
+      if (live_) std::fprintf(stderr, "  %-24s ...\n", name.c_str());
+    } else if (ends_with("StateExited") && current_ >= 0 && rows_[current_].state == name) {
+      Row& r = rows_[current_];
+      r.end = e.timestamp_micros;
+      r.result = Brief(e.details.value("output", ""));
+      if (live_) {
+        std::fprintf(stderr, "  %-24s %7.1f s  %s\n", name.c_str(), (r.end - r.start) / 1e6,
+                     r.result.c_str());
+      }
+      current_ = -1;
+    } else if ((e.type == "ExecutionFailed" || e.type == "ExecutionAborted" ||
+                e.type == "ExecutionTimedOut") &&
+               current_ >= 0) {
+      Row& r = rows_[current_];
+      r.end = e.timestamp_micros;
+      std::string error = e.details.is_object() ? e.details.value("error", "") : "";
+      r.result = (e.type == "ExecutionFailed" ? "FAILED" : e.type.substr(9)) +
+                 (error.empty() ? "" : ": " + error);
+      if (live_) {
+        std::fprintf(stderr, "  %-24s %7.1f s  %s\n", r.state.c_str(), (r.end - r.start) / 1e6,
+                     r.result.c_str());
+      }
+      current_ = -1;
+    }
+  }
+
+  void PrintSummary() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<std::vector<std::string>> rows;
+    for (const Row& r : rows_) {
+      rows.push_back(
+          {r.state, r.end > 0 ? fmt::format("{:.1f}", (r.end - r.start) / 1e6) : "", r.result});
+    }
+    PrintTable({"state", "seconds", "result"}, rows);
+  }
+
+ private:
+  struct Row {
+    std::string state;
+    int64_t start = 0, end = 0;
+    std::string result;
+  };
+  // A state's output in a line: its JSON, cut to 60 characters.
+  static std::string Brief(const std::string& output_json) {
+    std::string s = output_json.empty() ? "ok" : output_json;
+    return s.size() > 60 ? s.substr(0, 57) + "..." : s;
+  }
+  mutable std::mutex mu_;
+  bool live_;
+  std::set<std::string> top_level_;
+  std::vector<Row> rows_;
+  int64_t current_ = -1;
 };
 
-// `role`: every Task is checked against it and engage:ingest reads only [flow] input_dirs (an
-// execution started over HTTP); null: the local CLI user, trusted.
-Result<Runtime> MakeRuntime(const GlobalOptions& g, const std::string& machine,
-                            const std::string& mock, const std::string& mock_case,
-                            std::shared_ptr<const serve::Policy> role = nullptr) {
-  Runtime rt;
-  rt.home = ResolveHome(g.home);
-  ENGAGE_ASSIGN_OR_RETURN(rt.config, Config::Load(rt.home.config()));
-  rt.tasks = std::make_unique<flow::TaskRegistry>(rt.config.flow);
-  StepConfinement confinement;
-  if (role != nullptr) {
-    rt.tasks->SetAuthorizer(serve::RoleAuthorizer(role, machine));
-    confinement.confine_inputs = true;
-    confinement.input_dirs = ResolveInputDirs(rt.config.flow, rt.home);
+// Runs an execution started on `runner` to its end in the foreground: a Ctrl-C or SIGTERM stops
+// it cleanly (ABORTED) instead of killing the process mid-state. Prints the result.
+// With a `timeline`, prints its summary table instead of the full output (unless `json`).
+Status RunInForeground(app::ExecutionRunner& runner,
+                       const std::function<Result<flow::ExecutionRecord>()>& start, bool json,
+                       const StateTimeline* timeline = nullptr) {
+  // Signals go to a thread that waits for them and stops the run; every other thread, the
+  // runner's included (so blocked before it starts them), blocks them.
+  sigset_t signals, previous;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, &previous);
+  auto begun = start();
+  if (!begun.ok()) {
+    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    return begun.status();
   }
-  RegisterEngageSteps(*rt.tasks, g, confinement);
-  if (!mock.empty()) ENGAGE_RETURN_IF_ERROR(rt.tasks->LoadMocks(mock, machine, mock_case));
-  return rt;
-}
-
-// The engine's options for running `rec` with the runtime's steps, history into `sink`.
-flow::EngineOptions ExecutionOptions(Runtime& rt, const flow::ExecutionRecord& rec,
-                                     flow::EventSink* sink) {
-  const Config& cfg = rt.config;
-  flow::EngineOptions options;
-  options.tasks = rt.tasks.get();
-  options.events = sink;
-  options.cancel = &g_cancel;
-  options.sleep = CancellableSleep;
-  options.region = cfg.flow.region;
-  options.account = cfg.flow.account;
-  options.state_machine_name = rec.state_machine;
-  options.role_arn = fmt::format("arn:aws:iam::{}:role/engage-local", cfg.flow.account);
-  ConfigureObjectStore(options, cfg, rt.home);
-  if (rt.tasks->has_authorizer()) {
-    // The local S3 stand-in (distributed Map ItemReader / ResultWriter) is bounded by the role.
-    flow::TaskRegistry* tasks = rt.tasks.get();
-    auto buckets = options.bucket_dir;
-    options.bucket_dir = [tasks, buckets](const std::string& bucket,
-                                          bool for_write) -> Result<std::string> {
-      ENGAGE_RETURN_IF_ERROR(
-          tasks->Authorize(for_write ? "s3:PutObject" : "s3:GetObject", "bucket/" + bucket));
-      return buckets(bucket, for_write);
-    };
+  const flow::ExecutionRecord& started = *begun;
+  std::atomic<bool> ended{false};
+  std::thread stopper([&] {
+    timespec tick{0, 100 * 1000 * 1000};
+    while (!ended.load()) {
+      if (sigtimedwait(&signals, nullptr, &tick) > 0) (void)runner.Stop(started.id);
+    }
+  });
+  auto outcome = runner.Wait(started.id);
+  ended.store(true);
+  stopper.join();
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  ENGAGE_RETURN_IF_ERROR(outcome.status());
+  if (timeline != nullptr && !json) {
+    const flow::ExecutionRecord& rec = outcome->record;
+    std::printf("execution %s (%s): %s\n", rec.name.c_str(), rec.id.c_str(),
+                flow::ExecutionStatusName(outcome->result.status));
+    timeline->PrintSummary();
+    if (outcome->result.error) std::printf("error: %s\n", outcome->result.error->c_str());
+    if (outcome->result.cause) std::printf("cause: %s\n", outcome->result.cause->c_str());
+    std::printf("full output: engage flow describe %s   history: engage flow history %s\n",
+                rec.id.c_str(), rec.id.c_str());
+  } else {
+    PrintResult(outcome->result, outcome->record, json);
   }
-  // Map iterations that run tasks go side by side, except under mocks (whose answers are
-  // numbered per invocation, so they need a fixed order).
-  options.map_threads = rt.tasks->has_mocks() ? 1 : 40;
-  options.max_history_events = cfg.flow.max_history_events;
-  options.max_execution_seconds = cfg.flow.max_execution_seconds;
-  options.max_payload_bytes = cfg.flow.max_payload_bytes;
-  return options;
-}
-
-Status RunExecution(flow::ExecutionStore& store, const flow::StateMachine& sm,
-                    const flow::ExecutionRecord& rec, const flow::RedrivePoint* redrive,
-                    Runtime& rt, bool json) {
-  auto sink = store.Sink(rec.id);
-  flow::EngineOptions options = ExecutionOptions(rt, rec, sink.get());
-  std::signal(SIGINT, OnSignal);
-  std::signal(SIGTERM, OnSignal);
-  flow::Engine engine(options);
-  flow::ExecutionResult r = redrive == nullptr ? engine.Run(sm, rec.input, rec.name)
-                                               : engine.Redrive(sm, rec.input, rec.name, *redrive);
-  std::signal(SIGINT, SIG_DFL);
-  std::signal(SIGTERM, SIG_DFL);
-  ENGAGE_RETURN_IF_ERROR(store.Finish(rec.id, r));
-  PrintResult(r, rec, json);
-  if (r.status != flow::ExecutionStatus::kSucceeded) {
+  if (outcome->result.status != flow::ExecutionStatus::kSucceeded) {
     return Status(StatusCode::kAborted,
-                  fmt::format("execution '{}' {}", rec.name, flow::ExecutionStatusName(r.status)));
+                  fmt::format("execution '{}' {}", started.name,
+                              flow::ExecutionStatusName(outcome->result.status)));
   }
   return Status::Ok();
 }
 
 }  // namespace
-
-std::shared_ptr<std::atomic<bool>> BackgroundExecutions::Add(const std::string& id) {
-  auto flag = std::make_shared<std::atomic<bool>>(false);
-  std::lock_guard<std::mutex> lock(mu_);
-  running_[id] = flag;
-  return flag;
-}
-
-void BackgroundExecutions::Remove(const std::string& id) {
-  std::lock_guard<std::mutex> lock(mu_);
-  running_.erase(id);
-  ended_.notify_all();
-}
-
-Status BackgroundExecutions::Stop(const std::string& id) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = running_.find(id);
-  if (it == running_.end()) {
-    return FailedPreconditionError(fmt::format("execution {} is not running", id));
-  }
-  it->second->store(true);
-  return Status::Ok();
-}
-
-int64_t BackgroundExecutions::StopAll(int64_t wait_ms) {
-  std::unique_lock<std::mutex> lock(mu_);
-  for (auto& [id, flag] : running_) flag->store(true);
-  ended_.wait_for(lock, std::chrono::milliseconds(wait_ms), [this] { return running_.empty(); });
-  return static_cast<int64_t>(running_.size());
-}
-
-Result<Json> StartExecutionInBackground(const GlobalOptions& g, const Json& request,
-                                        BackgroundExecutions& runs) {
-  HomePaths home = ResolveHome(g.home);
-  if (!request.is_object()) return InvalidArgumentError("the request must be a JSON object");
-  if (request.contains("definition")) {
-    return InvalidArgumentError(
-        "inline definitions are not run: register the state machine first (PUT "
-        "/v1/state-machines/{name} or `engage flow register`), then send {\"state_machine\": "
-        "NAME, \"input\": {...}}");
-  }
-  std::string machine_name;
-  bool shipped = false;
-  if (request.contains("pipeline")) {
-    if (!request["pipeline"].is_string() ||
-        request["pipeline"].get<std::string>() != serve::kEngagementMachine) {
-      return NotFoundError(
-          "no shipped pipeline of that name (the shipped one is 'engagement'; register others "
-          "and start them with {\"state_machine\": NAME})");
-    }
-    machine_name = std::string(serve::kEngagementMachine);
-    shipped = true;
-  } else if (request.contains("state_machine") && request["state_machine"].is_string()) {
-    machine_name = request["state_machine"].get<std::string>();
-  } else {
-    return InvalidArgumentError(
-        "send {\"state_machine\": NAME, \"input\": {...}} (a registered state machine) or "
-        "{\"pipeline\": \"engagement\"}");
-  }
-  ENGAGE_RETURN_IF_ERROR(flow::ValidateStateMachineName(machine_name));
-  std::string execution_name;
-  if (request.contains("name")) {
-    if (!request["name"].is_string()) return InvalidArgumentError("name must be a string");
-    execution_name = request["name"].get<std::string>();
-    ENGAGE_RETURN_IF_ERROR(flow::ValidateStateMachineName(execution_name, "execution name"));
-  }
-  Json input = request.value("input", Json::object());
-  if (!input.is_object()) return InvalidArgumentError("input must be a JSON object");
-  ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));
-  ENGAGE_ASSIGN_OR_RETURN(auto machines,
-                          flow::StateMachineRegistry::Open(home.meta_db(), SystemClock::Default()));
-  ENGAGE_ASSIGN_OR_RETURN(serve::RunnableMachine m,
-                          serve::LoadRunnableMachine(*machines, machine_name, kEngagementPipeline));
-  if (shipped || machine_name == serve::kEngagementMachine) {
-    if (!input.contains("model")) input["model"] = "engagement";
-    if (!input.contains("ingest")) input["ingest"] = Json::array();
-  }
-  // The definition runs parsed, from meta.db: no file is written for it.
-  ENGAGE_ASSIGN_OR_RETURN(Runtime rt, MakeRuntime(g, m.name, "", "", m.role));
-  flow::CreateExecutionRequest req;
-  req.name = execution_name;
-  req.state_machine = m.name;
-  req.definition = m.definition;
-  req.input = input;
-  ENGAGE_ASSIGN_OR_RETURN(flow::ExecutionRecord rec, store->Create(req));
-  Json started = rec.ToJson();
-  // The run owns the store, the runtime and the definition; a process that dies mid-run leaves
-  // the execution RUNNING, and the next open of the store marks it FAILED.
-  auto shared_store = std::shared_ptr<flow::ExecutionStore>(std::move(store));
-  auto shared_rt = std::make_shared<Runtime>(std::move(rt));
-  std::shared_ptr<const flow::StateMachine> machine_ptr = m.machine;
-  std::shared_ptr<std::atomic<bool>> stop = runs.Add(rec.id);
-  std::thread([shared_store, shared_rt, machine_ptr, rec, stop, &runs] {
-    auto sink = shared_store->Sink(rec.id);
-    flow::EngineOptions options = ExecutionOptions(*shared_rt, rec, sink.get());
-    // This run's own stop flag (StopExecution, server shutdown), for the run and its waits.
-    options.cancel = stop.get();
-    options.sleep = [stop](int64_t micros) {
-      auto end = std::chrono::steady_clock::now() + std::chrono::microseconds(micros);
-      while (!stop->load() && std::chrono::steady_clock::now() < end) {
-        std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
-            end - std::chrono::steady_clock::now(), std::chrono::milliseconds(50)));
-      }
-    };
-    flow::Engine engine(options);
-    flow::ExecutionResult r = engine.Run(*machine_ptr, rec.input, rec.name);
-    Status s = shared_store->Finish(rec.id, r);
-    if (!s.ok()) spdlog::error("execution {}: {}", rec.name, s.ToString());
-    runs.Remove(rec.id);
-  }).detach();
-  return started;
-}
 
 namespace {
 
@@ -639,20 +377,20 @@ void AddRun(CLI::App& flow, GlobalOptions& g, std::function<Status()>* action) {
         ENGAGE_ASSIGN_OR_RETURN(
             input, ParseJsonText(text, o->input == "-" ? "stdin (--input -)" : o->input));
       }
-      ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));
-      std::string machine = MachineName(o->definition);
-      ENGAGE_ASSIGN_OR_RETURN(Runtime rt, MakeRuntime(g, machine, o->mock, o->mock_case));
-      flow::CreateExecutionRequest req;
-      req.name = o->name;
-      req.state_machine = machine;
+      ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));  // fails clearly without a home
+      app::ExecutionRunner runner(ResolveHome(g.home));
+      app::ExecutionRequest req;
+      req.state_machine = MachineName(o->definition);
+      req.machine = def.machine;
       req.definition = def.text;
       std::error_code ec;
       req.definition_path = fs::absolute(o->definition, ec).string();
+      req.name = o->name;
       req.input = input;
       req.mock_case = o->mock_case;
       if (!o->mock.empty()) req.mock_path = fs::absolute(o->mock, ec).string();
-      ENGAGE_ASSIGN_OR_RETURN(flow::ExecutionRecord rec, store->Create(req));
-      return RunExecution(*store, *def.machine, rec, nullptr, rt, o->json);
+      return RunInForeground(
+          runner, [&] { return runner.Start(std::move(req)); }, o->json);
     };
   });
 }
@@ -676,37 +414,63 @@ void AddRedrive(CLI::App& flow, GlobalOptions& g, std::function<Status()>* actio
       "again. Exit status as for flow run; 7 when the execution cannot be redriven.");
   cmd->callback([&g, action, id, json, mock, mock_case] {
     *action = [&g, id, json, mock, mock_case]() -> Status {
-      ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));
-      ENGAGE_ASSIGN_OR_RETURN(flow::ExecutionRecord rec, store->Get(*id));
-      ENGAGE_ASSIGN_OR_RETURN(Json def, ParseJsonText(rec.definition, "stored definition"));
-      std::vector<flow::Diagnostic> problems;
-      auto sm = flow::ParseDefinition(def, &problems);
-      if (sm == nullptr) {
-        return FailedPreconditionError(
-            fmt::format("the stored definition of '{}' no longer parses: {}", rec.name,
-                        problems.empty() ? "" : problems.front().ToString()));
+      ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));  // fails clearly without a home
+      app::ExecutionRunner runner(ResolveHome(g.home));
+      app::RedriveRequest req;
+      req.execution = *id;
+      req.mock_path = *mock;
+      req.mock_case = *mock_case;
+      auto start = [&]() -> Result<flow::ExecutionRecord> {
+        flow::RedrivePoint point;
+        ENGAGE_ASSIGN_OR_RETURN(flow::ExecutionRecord rec, runner.StartRedrive(req, &point));
+        if (!*json) {
+          std::printf("redriving %s from state '%s' (redrive #%lld)\n", rec.name.c_str(),
+                      point.state.c_str(), static_cast<long long>(point.redrive_count));
+          std::fflush(stdout);
+        }
+        return rec;
+      };
+      return RunInForeground(runner, start, *json);
+    };
+  });
+}
+
+void AddStop(CLI::App& flow, GlobalOptions& g, std::function<Status()>* action) {
+  auto* cmd = flow.add_subcommand(
+      "stop", "Stop a running execution (as StopExecution): it ends ABORTED, wherever it runs");
+  auto id = std::make_shared<std::string>();
+  auto wait = std::make_shared<double>(30);
+  auto json = std::make_shared<bool>(false);
+  cmd->add_option("execution", *id, "Execution id or name")->required();
+  cmd->add_option("--wait", *wait, "Seconds to wait for it to stop (default 30; 0: do not wait)")
+      ->check(CLI::Range(0.0, 3600.0));
+  cmd->add_flag("--json", *json, "Print the execution as JSON (as DescribeExecution)");
+  cmd->footer(
+      "The execution may run in this shell's `engage flow run`, another terminal or `engage "
+      "serve`: its process stops it at the state it is in (ExecutionAborted in its history). "
+      "Exit 7 when it is not running, 3 when there is no such execution, 1 when it did not "
+      "stop within --wait.");
+  cmd->callback([&g, action, id, wait, json] {
+    *action = [&g, id, wait, json]() -> Status {
+      ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));  // fails clearly without a home
+      app::ExecutionRunner runner(ResolveHome(g.home));
+      ENGAGE_RETURN_IF_ERROR(runner.Stop(*id));
+      ENGAGE_ASSIGN_OR_RETURN(flow::ExecutionRecord r,
+                              runner.AwaitEnd(*id, static_cast<int64_t>(*wait * 1000)));
+      if (*json) {
+        PrintJson(r.ToJson());
+      } else if (r.status == "RUNNING") {
+        std::printf("stop requested for %s (%s); still running\n", r.name.c_str(), r.id.c_str());
+      } else {
+        std::printf("execution %s (%s): %s\n", r.name.c_str(), r.id.c_str(), r.status.c_str());
       }
-      // The execution's own mocks unless others are given; reused mocks continue numbering
-      // invocations where the execution left off (a Throw on invocation 0 is not repeated).
-      bool reuse = mock->empty() && !rec.mock_path.empty();
-      if (mock->empty() && !reuse && !mock_case->empty()) {
-        return InvalidArgumentError(
-            fmt::format("--mock-case needs --mock: execution '{}' ran without mocks", rec.name));
+      if (r.status == "RUNNING" && *wait > 0) {
+        return Status(StatusCode::kAborted,
+                      fmt::format("execution '{}' did not stop within {} s (its process stops it "
+                                  "at the next state boundary or wait)",
+                                  r.name, *wait));
       }
-      std::string mock_file = reuse ? rec.mock_path : *mock;
-      std::string test_case = !mock_case->empty() ? *mock_case : (reuse ? rec.mock_case : "");
-      ENGAGE_RETURN_IF_ERROR(flow::ExecutionStore::CheckRedrivable(rec));
-      ENGAGE_ASSIGN_OR_RETURN(Runtime rt, MakeRuntime(g, rec.state_machine, mock_file, test_case));
-      if (reuse) {
-        ENGAGE_ASSIGN_OR_RETURN(auto counts, store->TaskInvocations(rec.id));
-        rt.tasks->SetInvocationCounts(std::move(counts));
-      }
-      ENGAGE_ASSIGN_OR_RETURN(flow::RedrivePoint point, store->BeginRedrive(rec.id));
-      if (!*json) {
-        std::printf("redriving %s from state '%s' (redrive #%lld)\n", rec.name.c_str(),
-                    point.state.c_str(), static_cast<long long>(point.redrive_count));
-      }
-      return RunExecution(*store, *sm, rec, &point, rt, *json);
+      return Status::Ok();
     };
   });
 }
@@ -1048,54 +812,37 @@ void AddRunPipeline(CLI::App& app, GlobalOptions& g, std::function<Status()>* ac
   cmd->callback([&g, action, definition, ingest, model, name, json, print] {
     *action = [&g, definition, ingest, model, name, json, print]() -> Status {
       if (*print) {
-        std::printf("%s\n", kEngagementPipeline);
+        std::printf("%s\n", app::EngagementPipelineDefinition());
         return Status::Ok();
       }
-      HomePaths home = ResolveHome(g.home);
       ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));  // fails clearly without a home
-      std::string path = *definition;
-      if (path.empty()) {
-        // The compiled-in definition, written where the execution can point to it.
-        path = home.tmp() + "/engagement.asl.json";
-        PosixFileSystem fs;
-        ENGAGE_RETURN_IF_ERROR(fs.CreateDirs(home.tmp()));
-        ENGAGE_RETURN_IF_ERROR(fs.WriteFileAtomic(path, kEngagementPipeline));
+      app::ExecutionRequest req;
+      if (definition->empty()) {
+        // The compiled-in definition, run parsed: no file is written for it.
+        ENGAGE_ASSIGN_OR_RETURN(req.machine, app::EngagementPipeline());
+        req.state_machine = app::kEngagementPipelineName;
+        req.definition = app::EngagementPipelineDefinition();
+      } else {
+        ENGAGE_ASSIGN_OR_RETURN(CheckedDefinition def, LoadMachine(*definition));
+        req.machine = def.machine;
+        req.state_machine = MachineName(*definition);
+        req.definition = def.text;
+        std::error_code ec;
+        req.definition_path = fs::absolute(*definition, ec).string();
       }
-      ENGAGE_ASSIGN_OR_RETURN(CheckedDefinition def, LoadMachine(path));
-      Json input = Json::object();
-      input["model"] = *model;
-      std::map<std::string, Json> by_table;
-      for (const std::string& spec : *ingest) {
-        size_t eq = spec.find('=');
-        if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
-          return InvalidArgumentError(
-              fmt::format("--ingest '{}': expected TABLE=FILE_OR_GLOB", spec));
-        }
-        Json& entry = by_table[spec.substr(0, eq)];
-        if (entry.is_null()) entry = Json{{"table", spec.substr(0, eq)}, {"inputs", Json::array()}};
-        entry["inputs"].push_back(spec.substr(eq + 1));
-      }
-      input["ingest"] = Json::array();
-      // Customers before events, so attributes exist when events arrive; then the rest.
-      for (const char* first : {"customers", "events"}) {
-        auto it = by_table.find(first);
-        if (it != by_table.end()) {
-          input["ingest"].push_back(it->second);
-          by_table.erase(it);
-        }
-      }
-      for (auto& [t, entry] : by_table) input["ingest"].push_back(entry);
-      std::string machine = MachineName(path);
-      ENGAGE_ASSIGN_OR_RETURN(Runtime rt, MakeRuntime(g, machine, "", ""));
-      flow::CreateExecutionRequest req;
+      ENGAGE_ASSIGN_OR_RETURN(req.input, app::EngagementPipelineInput(*model, *ingest));
       req.name = *name;
-      req.state_machine = machine;
-      req.definition = def.text;
-      std::error_code ec;
-      req.definition_path = fs::absolute(path, ec).string();
-      req.input = input;
-      ENGAGE_ASSIGN_OR_RETURN(flow::ExecutionRecord rec, store->Create(req));
-      return RunExecution(*store, *def.machine, rec, nullptr, rt, *json);
+      StateTimeline timeline(*req.machine, !*json && ::isatty(STDERR_FILENO) == 1);
+      req.on_event = [&timeline](const flow::Event& e) { timeline.OnEvent(e); };
+      app::ExecutionRunner runner(ResolveHome(g.home));
+      auto start = [&]() -> Result<flow::ExecutionRecord> {
+        ENGAGE_ASSIGN_OR_RETURN(flow::ExecutionRecord rec, runner.Start(std::move(req)));
+        if (!*json && ::isatty(STDERR_FILENO) == 1) {
+          std::fprintf(stderr, "execution %s (%s) started\n", rec.name.c_str(), rec.id.c_str());
+        }
+        return rec;
+      };
+      return RunInForeground(runner, start, *json, &timeline);
     };
   });
 }
@@ -1111,6 +858,7 @@ void RegisterFlowCommands(CLI::App& app, GlobalOptions& g, std::function<Status(
   AddDescribe(*flow, g, action);
   AddHistory(*flow, g, action);
   AddRedrive(*flow, g, action);
+  AddStop(*flow, g, action);
   AddRegister(*flow, g, action);
   AddMachines(*flow, g, action);
   AddGraph(*flow, action);

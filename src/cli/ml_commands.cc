@@ -9,6 +9,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "engage/app/app.h"
 #include "engage/core/clock.h"
 #include "engage/core/fs.h"
 #include "engage/features/features.h"
@@ -536,11 +537,7 @@ void AddScore(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) 
 }  // namespace
 
 Status TrainEngagementModel(const GlobalOptions& g, const std::string& model_name, bool json) {
-  ENGAGE_ASSIGN_OR_RETURN(auto lake, OpenLake(g, /*writer=*/false));
-  ENGAGE_ASSIGN_OR_RETURN(auto engine, sql::QueryEngine::Open(*lake));
-  ENGAGE_ASSIGN_OR_RETURN(auto registry,
-                          ml::ModelRegistry::Open(lake->home(), SystemClock::Default()));
-  ml::EngagementTrainer trainer(*engine, *registry, lake->config().engagement);
+  ENGAGE_ASSIGN_OR_RETURN(auto app, OpenApp(g));
   ml::EngagementTrainOptions options;
   options.model_name = model_name;
   options.stage = [](const std::string& what) { std::fprintf(stderr, "%s\n", what.c_str()); };
@@ -549,10 +546,12 @@ Status TrainEngagementModel(const GlobalOptions& g, const std::string& model_nam
       std::fprintf(stderr, "\rround %d  valid auc %.4f", round + 1, score);
     };
   }
-  ENGAGE_ASSIGN_OR_RETURN(ml::EngagementTrainResult r, trainer.Train(options));
+  auto trained = app->TrainEngagement(options);
   if (options.rounds) std::fprintf(stderr, "\n");
+  ENGAGE_RETURN_IF_ERROR(trained.status());
+  const ml::EngagementTrainResult& r = trained->trained;
   if (json) {
-    PrintJson(r.ToJson());
+    PrintJson(trained->ToJson());
     return Status::Ok();
   }
   std::printf("registered %s@%ld: %ld training rows, %ld validation rows (cutoff %s)\n",
@@ -565,6 +564,7 @@ Status TrainEngagementModel(const GlobalOptions& g, const std::string& model_nam
       r.valid.roc_auc, r.baseline_auc, r.valid.pr_auc, r.valid.log_loss, r.valid.brier);
   std::printf("  %d rounds, best iteration %d, %.1f s\n", r.summary.rounds_run,
               r.summary.best_iteration, r.seconds);
+  std::printf("  %s\n", trained->champion_note.c_str());
   return Status::Ok();
 }
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "engage/app/app.h"
 #include "engage/core/clock.h"
 #include "engage/core/fs.h"
 #include "engage/ml/registry.h"
@@ -24,45 +25,6 @@
 #include "engage/sql/query.h"
 
 namespace engage::cli {
-
-Result<serve::PublishReport> PublishModels(lake::Lake& lake, const std::vector<std::string>& refs,
-                                           int keep) {
-  ENGAGE_ASSIGN_OR_RETURN(auto registry,
-                          ml::ModelRegistry::Open(lake.home(), SystemClock::Default()));
-  serve::PublishOptions o;
-  o.keep = keep;
-  for (const auto& ref : refs) {
-    ENGAGE_ASSIGN_OR_RETURN(ml::ModelVersion v, registry->Resolve(ref));
-    if (o.versions.empty()) {
-      o.model = v.name;
-    } else if (v.name != o.model) {
-      return InvalidArgumentError(fmt::format(
-          "one snapshot serves one model: '{}' is not a version of '{}'", ref, o.model));
-    }
-    o.versions.push_back(v.version);
-  }
-  // A traffic split on the model: its arms' versions are published with it.
-  ENGAGE_ASSIGN_OR_RETURN(auto splits,
-                          serve::SplitStore::Open(lake.home().meta_db(), SystemClock::Default()));
-  ENGAGE_ASSIGN_OR_RETURN(std::optional<serve::TrafficSplit> split, splits->Get(o.model));
-  if (split) {
-    for (auto& arm : split->arms) {
-      auto v = registry->Resolve(fmt::format("{}@{}", o.model, arm.ref));
-      if (!v.ok()) {
-        return FailedPreconditionError(fmt::format(
-            "the traffic split of '{}' has arm '{}' = {}@{}: {} (change the split with engage ab "
-            "split set, or clear it)",
-            o.model, arm.name, o.model, arm.ref, v.status().message()));
-      }
-      arm.version = v->version;
-      if (std::find(o.versions.begin(), o.versions.end(), v->version) == o.versions.end()) {
-        o.versions.push_back(v->version);
-      }
-    }
-    o.split = std::move(split);
-  }
-  return serve::Publish(lake, o, SystemClock::Default());
-}
 
 namespace {
 
@@ -84,8 +46,8 @@ void AddPublish(CLI::App& app, GlobalOptions& g, std::function<Status()>* action
   cmd->callback([&g, action, refs, keep, json] {
     *action = [&g, refs, keep, json]() -> Status {
       if (refs->empty()) refs->push_back("engagement@champion");
-      ENGAGE_ASSIGN_OR_RETURN(auto lake, OpenLake(g, /*writer=*/false));
-      ENGAGE_ASSIGN_OR_RETURN(serve::PublishReport r, PublishModels(*lake, *refs, *keep));
+      ENGAGE_ASSIGN_OR_RETURN(auto application, OpenApp(g));
+      ENGAGE_ASSIGN_OR_RETURN(serve::PublishReport r, application->Publish(*refs, *keep));
       if (*json) {
         PrintJson(r.ToJson());
         return Status::Ok();
@@ -120,16 +82,15 @@ Status Serve(const GlobalOptions& g, const ServeFlags& f) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  ENGAGE_ASSIGN_OR_RETURN(auto lake, OpenLake(g, /*writer=*/false));
-  HomePaths home = lake->home();
-  lake.reset();
+  // Outlives the server and the API: executions still running at shutdown are stopped (ABORTED
+  // in their history) and waited for.
+  ENGAGE_ASSIGN_OR_RETURN(auto app, OpenApp(g));
+  HomePaths home = app->home();
   serve::ApiOptions api_options = f.api;
-  // Outlives the server and the API: runs still going at shutdown are stopped and waited for.
-  static BackgroundExecutions runs;
-  api_options.start_execution = [&g](const Json& request) {
-    return StartExecutionInBackground(g, request, runs);
+  api_options.start_execution = [&app](const Json& request) {
+    return app->StartRegisteredExecution(request);
   };
-  api_options.stop_execution = [](const std::string& id) { return runs.Stop(id); };
+  api_options.stop_execution = [&app](const std::string& id) { return app->executions().Stop(id); };
   ENGAGE_ASSIGN_OR_RETURN(auto api, serve::Api::Open(home, api_options, SystemClock::Default()));
   serve::HttpServer server(
       f.http,
@@ -175,7 +136,7 @@ Status Serve(const GlobalOptions& g, const ServeFlags& f) {
   pthread_kill(signal_waiter.native_handle(), SIGTERM);
   signal_waiter.join();
   // Executions still running are stopped (ABORTED in their history), not cut off mid-state.
-  int64_t left = runs.StopAll(10000);
+  int64_t left = app->executions().Shutdown(app::ExecutionRunner::ShutdownMode::kAbort, 10000);
   if (left > 0) {
     std::fprintf(stderr, "engage serve: %ld execution(s) did not stop within 10 s\n",
                  static_cast<long>(left));

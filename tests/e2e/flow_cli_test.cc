@@ -122,6 +122,17 @@ class FlowCliTest : public ::testing::Test {
     return r.json();
   }
 
+  // Waits (up to 20 s) until execution `name`, run by another process, is in its Wait state:
+  // WaitStateEntered is in its durable history.
+  bool ReachesWaitState(const std::string& name) {
+    for (int i = 0; i < 400; ++i) {
+      auto h = Run({"flow", "history", name, "--json"});
+      if (h.exit_code == 0 && CountOf(Types(h.json()), "WaitStateEntered") == 1) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  }
+
   // Number of lines in a counter file that a command appends to.
   int Lines(const std::string& path) {
     std::string s = ReadAll(path);
@@ -938,6 +949,47 @@ pid_t StartInBackground(const std::string& home, const std::string& def, const s
     ::_exit(127);
   }
   return pid;
+}
+
+TEST_F(FlowCliTest, FlowStopFromAnotherProcessAbortsTheRunWithItsHistory) {
+  std::string def = Write("long.json", R"j({"StartAt": "Pause", "States": {
+    "Pause": {"Type": "Wait", "Seconds": 3600, "End": true}}})j");
+  std::string out = dir_.path() + "/bg.out";
+  pid_t pid = StartInBackground(home_, def, "stoppable", out);
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(ReachesWaitState("stoppable")) << ReadAll(out);
+  auto stop = Run({"flow", "stop", "stoppable", "--json"});
+  EXPECT_EQ(stop.exit_code, 0) << stop.out << stop.err;
+  EXPECT_EQ(stop.json()["status"], "ABORTED") << stop.out;
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  // The run itself ends with exit 1 (ABORTED), not killed.
+  ASSERT_TRUE(WIFEXITED(status)) << ReadAll(out);
+  EXPECT_EQ(WEXITSTATUS(status), 1) << ReadAll(out);
+  EXPECT_TRUE(Contains(ReadAll(out), "ABORTED")) << ReadAll(out);
+  auto types = Types(History("stoppable"));
+  ASSERT_FALSE(types.empty());
+  EXPECT_EQ(types.back(), "ExecutionAborted");
+  // Stopping it again: not running (exit 7); an unknown execution: exit 3.
+  auto again = Run({"flow", "stop", "stoppable"});
+  EXPECT_EQ(again.exit_code, 7) << again.err;
+  EXPECT_TRUE(Contains(again.err, "not running")) << again.err;
+  EXPECT_EQ(Run({"flow", "stop", "nope"}).exit_code, 3);
+}
+
+TEST_F(FlowCliTest, CtrlCStopsAForegroundRunCleanly) {
+  std::string def = Write("long.json", R"j({"StartAt": "Pause", "States": {
+    "Pause": {"Type": "Wait", "Seconds": 3600, "End": true}}})j");
+  std::string out = dir_.path() + "/bg.out";
+  pid_t pid = StartInBackground(home_, def, "interrupted-by-user", out);
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(ReachesWaitState("interrupted-by-user")) << ReadAll(out);
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by the signal instead of stopping: " << ReadAll(out);
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  EXPECT_EQ(Describe("interrupted-by-user")["status"], "ABORTED");
 }
 
 TEST_F(FlowCliTest, KilledRunIsMarkedInterruptedAndCanBeRedriven) {

@@ -1,27 +1,32 @@
-// Engage's ML steps for ASL Task states (engage:quality, engage:features, engage:train,
-// engage:evaluate, engage:promote, engage:score, engage:publish, engage:cost-summary,
-// engage:notify) and `engage run pipeline`, which runs pipelines/engagement.asl.json.
+#include "engage/app/steps.h"
+
 #include <fmt/format.h>
+#include <glob.h>
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
+#include <filesystem>
 #include <memory>
+#include <set>
 #include <string>
 
-#include "cli/commands.h"
+#include "engage/app/app.h"
 #include "engage/core/clock.h"
 #include "engage/core/fs.h"
 #include "engage/features/features.h"
 #include "engage/flow/tasks.h"
 #include "engage/lake/duck.h"
+#include "engage/lake/ingest.h"
+#include "engage/lake/lake.h"
 #include "engage/ml/engagement.h"
 #include "engage/ml/registry.h"
 #include "engage/ml/scoring.h"
 #include "engage/serve/store.h"
 #include "engage/sql/query.h"
 
-namespace engage::cli {
+namespace engage::app {
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -71,82 +76,12 @@ Result<std::vector<std::string>> PublishedModels(const Json& p) {
   return out;
 }
 
-// Data-quality checks on the events before training: enough history, qualifying events, no
-// sudden drop in volume, few rejected rows in the latest ingest.
-Result<Json> QualityChecks(Opened& o) {
-  const EngagementConfig& cfg = o.lake->config().engagement;
-  features::FeatureBuilder builder(*o.engine, cfg);
-  ENGAGE_ASSIGN_OR_RETURN(std::string end, builder.DataEnd());
-  ENGAGE_ASSIGN_OR_RETURN(int64_t end_day, features::ParseDay(end));
-  std::string types;
-  for (const auto& q : cfg.qualifying_types)
-    types += (types.empty() ? "" : ", ") + lake::SqlQuote(q);
-  std::string time_col = cfg.time_column;
-  if (time_col.empty()) {
-    ENGAGE_ASSIGN_OR_RETURN(const TableSpec* spec, o.lake->config().Table(cfg.events_table));
-    time_col = spec->time_column;
-  }
-  std::string sql = fmt::format(
-      "SELECT count(*), count(DISTINCT {cust}), count(*) FILTER (WHERE {type} IN ({types})), "
-      "min(CAST({time} AS DATE))::VARCHAR, "
-      "count(*) FILTER (WHERE dt >= DATE '{w1}'), "
-      "count(*) FILTER (WHERE dt >= DATE '{w2}' AND dt < DATE '{w1}') FROM {tbl}",
-      fmt::arg("cust", lake::SqlIdent(cfg.customer_column)),
-      fmt::arg("type", lake::SqlIdent(cfg.type_column)), fmt::arg("types", types),
-      fmt::arg("time", lake::SqlIdent(time_col)), fmt::arg("w1", features::FormatDay(end_day - 7)),
-      fmt::arg("w2", features::FormatDay(end_day - 14)),
-      fmt::arg("tbl", lake::SqlIdent(cfg.events_table)));
-  ENGAGE_ASSIGN_OR_RETURN(lake::DuckResult r, o.engine->RunTrusted(sql, "quality"));
-  int64_t events = r.Int(0, 0), customers = r.Int(1, 0), qualifying = r.Int(2, 0);
-  std::string first = r.Str(3, 0).value_or(end);
-  int64_t last7 = r.Int(4, 0), prev7 = r.Int(5, 0);
-  ENGAGE_ASSIGN_OR_RETURN(int64_t first_day, features::ParseDay(first));
-  int64_t days = end_day - first_day;
-  int64_t needed = cfg.horizon_days + cfg.cutoff_step_days * (cfg.training_cutoffs - 1) + 30;
-  Json checks = Json::array();
-  bool passed = true;
-  auto check = [&](const char* name, bool ok, bool blocking, std::string detail) {
-    checks.push_back(Json{{"check", name},
-                          {"ok", ok},
-                          {"severity", blocking ? "error" : "warning"},
-                          {"detail", std::move(detail)}});
-    if (!ok && blocking) passed = false;
-  };
-  check("events_present", events > 0, true, fmt::format("{} events", events));
-  check("qualifying_events", qualifying > 0, true,
-        fmt::format("{} events of the qualifying types", qualifying));
-  check("history_days", days >= needed, true,
-        fmt::format("{} days of history; training needs at least {}", days, needed));
-  double ratio = prev7 > 0 ? static_cast<double>(last7) / static_cast<double>(prev7) : 1.0;
-  check("volume_last_7_days", ratio >= 0.5, false,
-        fmt::format("{} events in the last 7 days vs {} the 7 before ({:.2f}x)", last7, prev7,
-                    ratio));
-  ENGAGE_ASSIGN_OR_RETURN(auto ingests, o.lake->catalog().RecentIngests(50));
-  auto latest = std::find_if(ingests.begin(), ingests.end(),
-                             [&](const auto& i) { return i.table == cfg.events_table; });
-  if (latest != ingests.end()) {
-    const auto& last = *latest;
-    double rejected = last.rows_read > 0 ? static_cast<double>(last.rows_rejected) /
-                                               static_cast<double>(last.rows_read)
-                                         : 0.0;
-    check("latest_ingest_rejects", rejected <= 0.01, false,
-          fmt::format("ingest {} rejected {} of {} rows", last.id, last.rows_rejected,
-                      last.rows_read));
-  }
-  return Json{{"passed", passed},           {"events", events},
-              {"customers", customers},     {"qualifying_events", qualifying},
-              {"first_day", first},         {"data_end", end},
-              {"checks", std::move(checks)}};
-}
-
-}  // namespace
-
 void RegisterMlSteps(flow::TaskRegistry& tasks, const HomePaths& home) {
   tasks.RegisterStep(
       "quality",
       [home](const Json&) -> Result<Json> {
         ENGAGE_ASSIGN_OR_RETURN(Opened o, OpenAll(home, false));
-        ENGAGE_ASSIGN_OR_RETURN(Json report, QualityChecks(o));
+        ENGAGE_ASSIGN_OR_RETURN(Json report, RunQualityChecks(*o.lake, *o.engine));
         if (!report["passed"].get<bool>()) {
           std::string failed;
           for (const Json& c : report["checks"]) {
@@ -274,7 +209,8 @@ void RegisterMlSteps(flow::TaskRegistry& tasks, const HomePaths& home) {
         } else {
           refs.push_back(StringParam(p, "model", "engagement@champion"));
         }
-        ENGAGE_ASSIGN_OR_RETURN(serve::PublishReport r, PublishModels(*o.lake, refs, 3));
+        ENGAGE_ASSIGN_OR_RETURN(serve::PublishReport r,
+                                PublishModels(*o.lake, refs, 3, SystemClock::Default()));
         Json j = r.ToJson();
         j["published"] = true;
         return j;
@@ -330,4 +266,164 @@ void RegisterMlSteps(flow::TaskRegistry& tasks, const HomePaths& home) {
       "Records a notification in <home>/notifications.log");
 }
 
-}  // namespace engage::cli
+bool HasGlob(const std::string& s) { return s.find_first_of("*?[") != std::string::npos; }
+
+// The files an engage:ingest input names, each resolved (symlinks and `..` followed) and inside
+// one of `c.input_dirs`; a glob is expanded here, so the lake reads exactly what was checked.
+// Relative inputs resolve against the home. The refusal names the input as given and the config
+// key, is the same whether or not the file exists, and reads nothing.
+Result<std::vector<std::string>> ConfinedInputs(const std::string& input, const StepConfinement& c,
+                                                const HomePaths& home) {
+  auto refused = [&input] {
+    return PermissionDeniedError(fmt::format(
+        "{}engage:ingest input '{}' is not a file inside [flow] input_dirs of engage.toml "
+        "(executions started over HTTP read only those directories)",
+        flow::kAccessDeniedPrefix, input));
+  };
+  if (input.empty() || c.input_dirs.empty()) return refused();
+  fs::path p(input);
+  if (!p.is_absolute()) p = fs::path(home.root) / p;
+  std::vector<std::string> candidates;
+  if (HasGlob(input)) {
+    glob_t g{};
+    int rc = ::glob(p.string().c_str(), GLOB_NOSORT, nullptr, &g);
+    if (rc == 0) {
+      for (size_t i = 0; i < g.gl_pathc; ++i) candidates.emplace_back(g.gl_pathv[i]);
+    }
+    globfree(&g);
+    if (candidates.empty()) return refused();
+  } else {
+    candidates.push_back(p.string());
+  }
+  std::vector<std::string> out;
+  for (const std::string& cand : candidates) {
+    std::error_code ec;
+    fs::path real = fs::canonical(cand, ec);
+    if (ec || !fs::is_regular_file(real, ec)) return refused();
+    std::string r = real.string();
+    bool inside = std::any_of(c.input_dirs.begin(), c.input_dirs.end(), [&r](const std::string& d) {
+      return r.size() > d.size() && r.compare(0, d.size(), d) == 0 && r[d.size()] == '/';
+    });
+    if (!inside) return refused();
+    out.push_back(std::move(r));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Replaces every occurrence of `from` in `s` by `to`.
+void ReplaceAll(std::string& s, const std::string& from, const std::string& to) {
+  if (from.empty()) return;
+  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) {
+    s.replace(at, from.size(), to);
+  }
+}
+
+// Engage's own steps, callable as "engage:<name>" Task resources. The lake is opened lazily so
+// definitions that do not use it run without one. With an authorizer on `tasks` (a role),
+// engage:query checks each table the query reads and engage:ingest its target table.
+}  // namespace
+
+// [flow] input_dirs resolved: relative ones against the home, symlinks followed.
+std::vector<std::string> ResolveInputDirs(const FlowConfig& flow, const HomePaths& home) {
+  std::vector<std::string> out;
+  for (const std::string& d : flow.input_dirs) {
+    fs::path p(d);
+    if (!p.is_absolute()) p = fs::path(home.root) / p;
+    std::error_code ec;
+    fs::path real = fs::canonical(p, ec);
+    if (!ec && fs::is_directory(real, ec)) out.push_back(real.string());
+  }
+  return out;
+}
+
+void RegisterEngageSteps(flow::TaskRegistry& tasks, const HomePaths& home,
+                         const StepConfinement& confinement) {
+  flow::TaskRegistry* registry = &tasks;
+  tasks.RegisterStep(
+      "query",
+      [home, registry](const Json& p) -> Result<Json> {
+        if (!p.is_object() || !p.contains("sql") || !p["sql"].is_string()) {
+          return InvalidArgumentError("engage:query needs Parameters {\"sql\": \"SELECT ...\"}");
+        }
+        lake::LakeOptions opts;
+        opts.writer = false;
+        ENGAGE_ASSIGN_OR_RETURN(auto l, lake::Lake::Open(home, opts));
+        ENGAGE_ASSIGN_OR_RETURN(auto qe, sql::QueryEngine::Open(*l));
+        sql::QueryRequest req;
+        req.sql = p["sql"].get<std::string>();
+        req.source = "flow";
+        // A step's query is bounded like the CLI's (the Task's TimeoutSeconds bounds the step).
+        req.timeout_ms =
+            l->config().query.timeout_seconds.value_or(sql::kDefaultCliQueryTimeoutSeconds) * 1000;
+        if (p.contains("max_scan_bytes") && p["max_scan_bytes"].is_number_integer()) {
+          req.max_scan_bytes = p["max_scan_bytes"].get<int64_t>();
+        }
+        if (registry->has_authorizer()) {
+          // The tables are those the query engine resolves, whatever the spelling.
+          req.authorize = [registry](const std::set<std::string>& tables) -> Status {
+            for (const auto& t : tables) {
+              ENGAGE_RETURN_IF_ERROR(
+                  registry->Authorize("engage:query", t == "*" ? "table/*" : "table/" + t));
+            }
+            return Status::Ok();
+          };
+        }
+        ENGAGE_ASSIGN_OR_RETURN(auto r, qe->Run(req));
+        return r.ToJson();
+      },
+      "Runs read-only SQL over the lake: {\"sql\": \"SELECT ...\", \"max_scan_bytes\": n}",
+      // Checked per table by the query engine (above).
+      [](const Json&) -> Result<std::vector<std::string>> { return std::vector<std::string>{}; });
+  tasks.RegisterStep(
+      "ingest",
+      [home, confinement](const Json& p) -> Result<Json> {
+        if (!p.is_object() || !p.contains("table") || !p["table"].is_string() ||
+            !p.contains("inputs") || !p["inputs"].is_array()) {
+          return InvalidArgumentError(
+              "engage:ingest needs Parameters {\"table\": \"events\", \"inputs\": [\"f.csv\"]}");
+        }
+        lake::IngestRequest req;
+        req.table = p["table"].get<std::string>();
+        // Resolved path -> the input as given, to put back into error messages.
+        std::vector<std::pair<std::string, std::string>> given;
+        for (const Json& in : p["inputs"]) {
+          if (!in.is_string()) return InvalidArgumentError("engage:ingest inputs must be strings");
+          std::string input = in.get<std::string>();
+          if (!confinement.confine_inputs) {
+            req.inputs.push_back(input);
+            continue;
+          }
+          ENGAGE_ASSIGN_OR_RETURN(auto files, ConfinedInputs(input, confinement, home));
+          for (auto& f : files) {
+            given.emplace_back(f, input);
+            req.inputs.push_back(std::move(f));
+          }
+        }
+        if (p.contains("ingest_id") && p["ingest_id"].is_string()) {
+          req.ingest_id = p["ingest_id"].get<std::string>();
+        }
+        lake::LakeOptions opts;
+        opts.writer = true;
+        ENGAGE_ASSIGN_OR_RETURN(auto l, lake::Lake::Open(home, opts));
+        auto r = lake::Ingest(*l, req);
+        if (!r.ok() && !given.empty()) {
+          std::string msg = r.status().message();
+          for (const auto& [resolved, as_given] : given) ReplaceAll(msg, resolved, as_given);
+          return Status(r.status().code(), std::move(msg));
+        }
+        ENGAGE_RETURN_IF_ERROR(r.status());
+        return r->ToJson();
+      },
+      "Ingests files into a lake table: {\"table\": \"events\", \"inputs\": [\"a.csv\"]}",
+      [](const Json& p) -> Result<std::vector<std::string>> {
+        if (!p.is_object() || !p.contains("table") || !p["table"].is_string()) {
+          return InvalidArgumentError(
+              "engage:ingest needs Parameters {\"table\": \"events\", \"inputs\": [\"f.csv\"]}");
+        }
+        return std::vector<std::string>{"table/" + p["table"].get<std::string>()};
+      });
+  RegisterMlSteps(tasks, home);
+}
+
+}  // namespace engage::app

@@ -1,12 +1,13 @@
-#include "cli/flow_s3.h"
-
+// The local S3 stand-in of distributed Map states (see steps.h).
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <map>
 
+#include "engage/app/steps.h"
 #include "engage/lake/duck.h"
 
-namespace engage::cli {
+namespace engage::app {
 
 namespace fs = std::filesystem;
 
@@ -65,4 +66,4 @@ void ConfigureObjectStore(flow::EngineOptions& options, const Config& config,
   options.read_parquet = ReadParquetRows;
 }
 
-}  // namespace engage::cli
+}  // namespace engage::app

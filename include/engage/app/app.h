@@ -1,0 +1,113 @@
+// The application layer: what a running Engage is, under both the CLI and the HTTP server.
+//
+//   ENGAGE_ASSIGN_OR_RETURN(auto app, App::Open(ResolveHome(flag)));
+//   ENGAGE_ASSIGN_OR_RETURN(auto trained, app->TrainEngagement({.model_name = "engagement"}));
+//   ENGAGE_ASSIGN_OR_RETURN(auto rec, app->executions().Start(std::move(request)));
+//
+// App owns the lake (read side), one long-lived query engine, the model registry and the
+// execution runner (whose executions run Engage's steps: see steps.h). The use cases that tie
+// components together live here: training and registering the engagement model, publishing
+// predictions, the data-quality checks, the shipped pipelines and starting executions. The CLI
+// parses arguments and prints; the server parses HTTP and renders; both call App.
+//
+// Writers (ingest, scoring, compaction) take the lake's writer lock for their run only:
+// OpenWriter() gives a writer handle for that.
+//
+// Thread-safety: executions() may be used from any thread. The rest (lake(), query(),
+// registry() and the use cases) from one thread at a time, the one that opened the App.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engage/app/executions.h"
+#include "engage/core/clock.h"
+#include "engage/core/config.h"
+#include "engage/core/home.h"
+#include "engage/core/json.h"
+#include "engage/core/status.h"
+#include "engage/lake/lake.h"
+#include "engage/ml/engagement.h"
+#include "engage/ml/registry.h"
+#include "engage/serve/store.h"
+#include "engage/sql/query.h"
+
+namespace engage::app {
+
+struct AppOptions {
+  const Clock* clock = nullptr;  // nullptr: SystemClock::Default()
+  int query_threads = 0;         // DuckDB threads of the query engine; 0 = all cores
+};
+
+// The outcome of training the engagement model, and what happened to the champion alias.
+struct EngagementTraining {
+  ml::EngagementTrainResult trained;
+  // The first version of a model that passes the quality bar becomes its champion (recorded in
+  // the alias history); later ones go through `engage models promote` or the pipeline.
+  bool became_champion = false;
+  std::string champion_note;  // why it did or did not become champion
+  Json ToJson() const;
+};
+
+class App {
+ public:
+  // Opens the home: kNotFound (with a hint to run `engage init`) when it has no engage.toml.
+  static Result<std::unique_ptr<App>> Open(const HomePaths& home, AppOptions options = {});
+  ~App();
+
+  const HomePaths& home() const { return home_; }
+  const Config& config() const { return lake_->config(); }
+  const Clock& clock() const { return *clock_; }
+  lake::Lake& lake() { return *lake_; }
+  sql::QueryEngine& query() { return *query_; }
+  ml::ModelRegistry& registry() { return *registry_; }
+  ExecutionRunner& executions() { return *runner_; }
+
+  // A writer handle on the lake: takes the writer lock (waiting for another writer) and runs
+  // recovery; released when the handle goes.
+  Result<std::unique_ptr<lake::Lake>> OpenWriter();
+
+  // Trains the engagement model from [engagement], registers it, and makes the first version
+  // that passes the quality bar champion.
+  Result<EngagementTraining> TrainEngagement(const ml::EngagementTrainOptions& options);
+
+  // Publishes the latest predictions of model references (name@alias|version; the first is the
+  // default) into the serving store, with the arms of the model's traffic split.
+  Result<serve::PublishReport> Publish(const std::vector<std::string>& refs, int keep);
+
+  // Data-quality checks on the events before training: {"passed", "checks": [...], ...}.
+  Result<Json> QualityChecks();
+
+  // Starts an execution the way the server does: {"state_machine": NAME} (a registered machine,
+  // run under its role) or {"pipeline": "engagement"}, with optional "name" and "input". Returns
+  // the execution's record (DescribeExecution shape) at once. kInvalidArgument for an inline
+  // "definition" or a bad name, kNotFound for an unregistered machine.
+  Result<Json> StartRegisteredExecution(const Json& request);
+
+ private:
+  App() = default;
+  HomePaths home_;
+  const Clock* clock_ = nullptr;
+  std::unique_ptr<lake::Lake> lake_;
+  std::unique_ptr<sql::QueryEngine> query_;
+  std::unique_ptr<ml::ModelRegistry> registry_;
+  std::unique_ptr<ExecutionRunner> runner_;
+};
+
+// Publishes with an already open lake (what App::Publish and the engage:publish step share).
+Result<serve::PublishReport> PublishModels(lake::Lake& lake, const std::vector<std::string>& refs,
+                                           int keep, const Clock& clock);
+
+// Trains, registers and applies the first-champion rule with components already open (what
+// App::TrainEngagement and the engage:train step share).
+Result<EngagementTraining> TrainEngagementModel(sql::QueryEngine& engine,
+                                                ml::ModelRegistry& registry, const Config& config,
+                                                const ml::EngagementTrainOptions& options);
+
+// Data-quality checks with components already open.
+Result<Json> RunQualityChecks(lake::Lake& lake, sql::QueryEngine& engine);
+
+}  // namespace engage::app
