@@ -11,6 +11,7 @@
 #include "engage/core/json.h"
 #include "engage/core/status.h"
 #include "engage/lake/lake.h"
+#include "engage/ml/xgb.h"
 
 namespace engage::app {
 class App;
@@ -35,7 +36,8 @@ Result<std::unique_ptr<app::App>> OpenApp(const GlobalOptions& g);
 
 // Trains the engagement model from [engagement] and registers it (ml_commands.cc); the
 // engagement mode of `engage train`.
-Status TrainEngagementModel(const GlobalOptions& g, const std::string& model_name, bool json);
+Status TrainEngagementModel(const GlobalOptions& g, const std::string& model_name,
+                            const ml::TrainParams& params, bool json);
 
 // `engage btyd ...`, `engage features`, `engage models ...` (ml_commands.cc).
 void RegisterMlCommands(CLI::App& app, GlobalOptions& global, std::function<Status()>* action);

@@ -213,10 +213,12 @@ class StateTimeline {
       rows_.push_back(Row{name, e.timestamp_micros, 0, "running"});
       current_ = static_cast<int64_t>(rows_.size()) - 1;
       if (live_) std::fprintf(stderr, "  %-24s ...\n", name.c_str());
+    } else if (e.type == "TaskSucceeded" && current_ >= 0) {
+      rows_[current_].result = Brief(e.details.value("output", ""));
     } else if (ends_with("StateExited") && current_ >= 0 && rows_[current_].state == name) {
       Row& r = rows_[current_];
       r.end = e.timestamp_micros;
-      r.result = Brief(e.details.value("output", ""));
+      if (r.result == "running") r.result = "ok";
       if (live_) {
         std::fprintf(stderr, "  %-24s %7.1f s  %s\n", name.c_str(), (r.end - r.start) / 1e6,
                      r.result.c_str());
@@ -254,9 +256,20 @@ class StateTimeline {
     int64_t start = 0, end = 0;
     std::string result;
   };
-  // A state's output in a line: its JSON, cut to 60 characters.
+  // A task's result in a line: its scalar fields as key=value, cut to 60 characters.
   static std::string Brief(const std::string& output_json) {
-    std::string s = output_json.empty() ? "ok" : output_json;
+    Json j = Json::parse(output_json, nullptr, false);
+    std::string s;
+    if (j.is_object()) {
+      for (auto it = j.begin(); it != j.end(); ++it) {
+        if (it->is_structured() || it->is_null()) continue;
+        std::string v = it->is_number_float()
+                            ? fmt::format("{:.4g}", it->get<double>())
+                            : (it->is_string() ? it->get<std::string>() : it->dump());
+        s += (s.empty() ? "" : " ") + it.key() + "=" + v;
+      }
+    }
+    if (s.empty()) s = "ok";
     return s.size() > 60 ? s.substr(0, 57) + "..." : s;
   }
   mutable std::mutex mu_;

@@ -414,6 +414,8 @@ void AddModels(CLI::App& app, GlobalOptions& g, std::function<Status()>* action)
       models->add_subcommand("show", "A version's model card (name, name@3, name@champion)");
   auto ref = std::make_shared<std::string>();
   show->add_option("model", *ref, "name[@version|@alias]")->required();
+  auto show_json = std::make_shared<bool>(false);
+  show->add_flag("--json", *show_json, "Print the card as JSON (the default for now)");
   show->callback([action, open, ref] {
     *action = [open, ref]() -> Status {
       ENGAGE_ASSIGN_OR_RETURN(auto h, open());
@@ -536,10 +538,12 @@ void AddScore(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) 
 
 }  // namespace
 
-Status TrainEngagementModel(const GlobalOptions& g, const std::string& model_name, bool json) {
+Status TrainEngagementModel(const GlobalOptions& g, const std::string& model_name,
+                            const ml::TrainParams& params, bool json) {
   ENGAGE_ASSIGN_OR_RETURN(auto app, OpenApp(g));
   ml::EngagementTrainOptions options;
   options.model_name = model_name;
+  options.params = params;
   options.stage = [](const std::string& what) { std::fprintf(stderr, "%s\n", what.c_str()); };
   if (::isatty(STDERR_FILENO) == 1) {
     options.rounds = [](int round, double score) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "engage/ml/engagement.h"
 #include "engage/ml/table_train.h"
 #include "engage/sql/query.h"
 
@@ -45,21 +46,27 @@ ml::ProgressFn RoundProgress(const ml::TrainParams& params) {
   };
 }
 
-// `engage train --table T --label C ...`: the plain labelled table mode.
-Status TrainTable(const GlobalOptions& g, TrainArgs& a) {
-  if (a.req.label_column.empty()) {
-    return InvalidArgumentError("--label is required with --table (the column holding the label)");
-  }
-  a.req.params = ml::DefaultTableTrainParams();
-  for (const std::string& kv : a.params) {
+// --param key=value flags onto `params`.
+Status ApplyParams(const std::vector<std::string>& flags, ml::TrainParams& params) {
+  for (const std::string& kv : flags) {
     size_t eq = kv.find('=');
     if (eq == std::string::npos || eq == 0) {
       return InvalidArgumentError(fmt::format("--param '{}' is not key=value", kv));
     }
     std::string key = kv.substr(0, eq);
     if (key == "seed") return InvalidArgumentError("use --seed instead of --param seed=...");
-    ENGAGE_RETURN_IF_ERROR(ml::SetTrainParam(a.req.params, key, kv.substr(eq + 1)));
+    ENGAGE_RETURN_IF_ERROR(ml::SetTrainParam(params, key, kv.substr(eq + 1)));
   }
+  return Status::Ok();
+}
+
+// `engage train --table T --label C ...`: the plain labelled table mode.
+Status TrainTable(const GlobalOptions& g, TrainArgs& a) {
+  if (a.req.label_column.empty()) {
+    return InvalidArgumentError("--label is required with --table (the column holding the label)");
+  }
+  a.req.params = ml::DefaultTableTrainParams();
+  ENGAGE_RETURN_IF_ERROR(ApplyParams(a.params, a.req.params));
   ENGAGE_ASSIGN_OR_RETURN(auto lake, OpenLake(g, /*writer=*/false));
   ENGAGE_ASSIGN_OR_RETURN(auto engine, sql::QueryEngine::Open(*lake));
   ml::ProgressFn progress = RoundProgress(a.req.params);
@@ -165,12 +172,14 @@ void RegisterTrainCommands(CLI::App& app, GlobalOptions& g, std::function<Status
   cmd->callback([&g, action, a, model] {
     *action = [&g, a, model]() -> Status {
       if (a->req.table.empty()) {
-        if (!a->req.label_column.empty() || !a->save.empty() || !a->params.empty()) {
+        if (!a->req.label_column.empty() || !a->save.empty()) {
           return InvalidArgumentError(
-              "--label, --save and --param go with --table; the engagement model takes its "
+              "--label and --save go with --table; the engagement model takes its data "
               "settings from [engagement] in engage.toml");
         }
-        return TrainEngagementModel(g, *model, a->json);
+        ml::TrainParams params = ml::EngagementTrainOptions::DefaultEngagementParams();
+        ENGAGE_RETURN_IF_ERROR(ApplyParams(a->params, params));
+        return TrainEngagementModel(g, *model, params, a->json);
       }
       return TrainTable(g, *a);
     };

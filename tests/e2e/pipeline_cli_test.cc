@@ -109,6 +109,32 @@ TEST_F(PipelineCliTest, RunsEveryStepAndPromotesTheFirstModel) {
   EXPECT_EQ(Engage({"models", "show", "engagement@champion"}).json()["version"], promoted ? 2 : 1);
 }
 
+TEST_F(PipelineCliTest, TheFirstTrainedVersionThatPassesTheBarBecomesChampion) {
+  Generate();
+  ASSERT_EQ(Engage({"ingest", "events", dir_.path() + "/data/events/*.parquet"}).exit_code, 0);
+  // No champion yet: scoring it says what to run.
+  auto early = Engage({"score", "--model", "engagement@champion"});
+  EXPECT_EQ(early.exit_code, 3) << early.err;
+  auto first = Engage({"train", "--json"});
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_EQ(first.json()["version"], 1);
+  EXPECT_EQ(first.json()["became_champion"], true) << first.out;
+  auto champion = Engage({"models", "show", "engagement@champion", "--json"});
+  ASSERT_EQ(champion.exit_code, 0) << champion.err;
+  EXPECT_EQ(champion.json()["version"], 1);
+  // What the README does next works: score the champion, split traffic on it.
+  auto score = Engage({"score", "--model", "engagement@champion", "--json"});
+  EXPECT_EQ(score.exit_code, 0) << score.err;
+  // A later version does not take the alias by itself; the note says how to promote it.
+  auto second = Engage({"train", "--param", "max_depth=3"});
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_NE(second.out.find("engage models promote engagement 2"), std::string::npos) << second.out;
+  EXPECT_EQ(Engage({"models", "show", "engagement@champion", "--json"}).json()["version"], 1);
+  ASSERT_EQ(Engage({"models", "alias", "engagement@2", "challenger"}).exit_code, 0);
+  auto split = Engage({"ab", "split", "set", "engagement", "champion=90", "challenger=10"});
+  EXPECT_EQ(split.exit_code, 0) << split.err;
+}
+
 TEST_F(PipelineCliTest, AFailingStepNotifiesAndFailsTheExecution) {
   ASSERT_EQ(Engage({"init"}).exit_code, 0);
   // No events: the data-quality step fails, the Catch notifies, the execution fails.
