@@ -16,9 +16,9 @@
 
 #include "engage/core/home.h"
 #include "engage/lake/lake.h"
-#include "engage/serve/api.h"
 #include "engage/serve/auth.h"
-#include "engage/serve/http.h"
+#include "engage/server/api.h"
+#include "engage/server/http.h"
 #include "fuzz_common.h"
 
 namespace {
@@ -28,10 +28,10 @@ namespace serve = engage::serve;
 struct Fixture {
   std::string root;
   engage::HomePaths home;
-  std::unique_ptr<serve::Api> api;
+  std::unique_ptr<server::Api> api;
   std::string admin_token;
   std::string reader_token;
-  serve::HttpServerOptions http;
+  server::HttpServerOptions http;
 
   Fixture() {
     char tmpl[] = "/tmp/fuzz_http_request.XXXXXX";
@@ -55,9 +55,9 @@ struct Fixture {
       admin_token = admin->token;
       reader_token = reader->token;
     }
-    serve::ApiOptions options;
+    server::ApiOptions options;
     options.rate = {.rate_per_second = 0, .burst = 1};  // no rate limit
-    auto api_or = serve::Api::Open(home, options, clock);
+    auto api_or = server::Api::Open(home, options, clock);
     if (!api_or.ok()) std::abort();
     api = std::move(*api_or);
     http.max_header_bytes = 4096;
@@ -83,9 +83,9 @@ Fixture& F() {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Fixture& f = F();
   std::string_view bytes = engage::fuzz::AsText(data, size);
-  serve::HttpRequest copy;
-  (void)serve::ParseRequestStream(bytes, f.http, [&](const serve::HttpRequest& req) {
-    const serve::HttpRequest* use = &req;
+  server::HttpRequest copy;
+  (void)server::ParseRequestStream(bytes, f.http, [&](const server::HttpRequest& req) {
+    const server::HttpRequest* use = &req;
     if (req.authorization == "Bearer admin" || req.authorization == "Bearer reader") {
       copy = req;
       copy.authorization =
@@ -93,7 +93,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       use = &copy;
       if (req.authorization == "Bearer admin" && req.path == "/v1/query") return;
     }
-    serve::HttpResponse res;
+    server::HttpResponse res;
     (void)f.api->IsBlocking(*use);
     f.api->Handle(*use, res);
     if (res.status < 100 || res.status > 599) std::abort();

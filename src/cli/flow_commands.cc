@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "engage/app/definitions.h"
 #include "engage/app/executions.h"
 #include "engage/app/pipelines.h"
 #include "engage/core/config.h"
@@ -45,82 +46,15 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Reads a file ("-": stdin); `what` names it in errors ("input file", ...).
-Result<std::string> ReadText(const std::string& path, const std::string& what = "file") {
-  if (path == "-") {
-    std::stringstream ss;
-    ss << std::cin.rdbuf();
-    return ss.str();
-  }
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) {
-    return InvalidArgumentError(fmt::format("{} '{}' is a directory", what, path));
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return NotFoundError(fmt::format("cannot read {} '{}': {}", what, path, std::strerror(errno)));
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// Parses JSON; a syntax error names the source (`what`, if not empty) and the position. A
-// document nested deeper than kMaxJsonDepth is refused before anything is built (copying or
-// printing it would overflow the stack).
-Result<Json> ParseJsonText(const std::string& text, const std::string& what) {
-  if (JsonTextDepth(text) > kMaxJsonDepth) {
-    return InvalidArgumentError(fmt::format("{}JSON nested deeper than {} levels",
-                                            what.empty() ? "" : what + ": ", kMaxJsonDepth));
-  }
-  try {
-    return Json::parse(text);
-  } catch (const Json::parse_error& e) {
-    std::string detail = e.what();
-    size_t bracket = detail.find("] ");
-    if (detail.rfind("[json.exception", 0) == 0 && bracket != std::string::npos) {
-      detail = detail.substr(bracket + 2);
-    }
-    return InvalidArgumentError(
-        fmt::format("{}not valid JSON: {}", what.empty() ? "" : what + ": ", detail));
-  }
-}
-
 // An invalid definition exits with 1 (as `flow validate` does), not with the usage-error code.
 Status InvalidDefinition(std::string message) {
   return Status(StatusCode::kUnknown, std::move(message));
 }
 
-// Reads and checks a definition file: every problem (or the JSON syntax error) in `problems`.
-// kNotFound when it cannot be read.
-struct CheckedDefinition {
-  std::string text;
-  std::shared_ptr<const flow::StateMachine> machine;  // null when invalid
-  std::vector<flow::Diagnostic> problems;
-};
+using CheckedDefinition = app::DefinitionFile;
 
 Result<CheckedDefinition> CheckDefinition(const std::string& path) {
-  CheckedDefinition d;
-  ENGAGE_ASSIGN_OR_RETURN(d.text, ReadText(path, "state machine definition"));
-  Result<Json> json = ParseJsonText(d.text, "");
-  if (!json.ok()) {
-    d.problems.push_back(flow::Diagnostic{"", "", json.status().message()});
-    return d;
-  }
-  d.machine = flow::ParseDefinition(*json, &d.problems);
-  if (d.machine != nullptr) {
-    // A literal Timestamp past AWS's maximum wait cannot be reached: the execution times out.
-    std::vector<flow::Diagnostic> far =
-        flow::FarTimestamps(*d.machine, SystemClock::Default().NowMicros());
-    if (!far.empty()) {
-      d.problems.insert(d.problems.end(), far.begin(), far.end());
-      d.machine = nullptr;
-    }
-  }
-  if (d.machine == nullptr && d.problems.empty()) {
-    d.problems.push_back(flow::Diagnostic{"", "", "not a valid state machine"});
-  }
-  return d;
+  return app::CheckDefinitionFile(path, SystemClock::Default().NowMicros());
 }
 
 std::string ProblemSummary(const std::string& path, const std::vector<flow::Diagnostic>& problems) {
@@ -138,18 +72,6 @@ Result<CheckedDefinition> LoadMachine(const std::string& path) {
     return InvalidDefinition(std::move(msg));
   }
   return d;
-}
-
-// "pipelines/daily.asl.json" -> "daily".
-std::string MachineName(const std::string& path) {
-  std::string stem = fs::path(path).filename().string();
-  for (const char* ext : {".json", ".asl"}) {
-    std::string e(ext);
-    if (stem.size() > e.size() && stem.compare(stem.size() - e.size(), e.size(), e) == 0) {
-      stem.resize(stem.size() - e.size());
-    }
-  }
-  return stem.empty() ? "StateMachine" : stem;
 }
 
 // Opens the execution store of the home and fails executions whose process died (saying so).
@@ -386,14 +308,14 @@ void AddRun(CLI::App& flow, GlobalOptions& g, std::function<Status()>* action) {
       ENGAGE_ASSIGN_OR_RETURN(CheckedDefinition def, LoadMachine(o->definition));
       Json input = Json::object();
       if (!o->input.empty()) {
-        ENGAGE_ASSIGN_OR_RETURN(std::string text, ReadText(o->input, "input file"));
-        ENGAGE_ASSIGN_OR_RETURN(
-            input, ParseJsonText(text, o->input == "-" ? "stdin (--input -)" : o->input));
+        ENGAGE_ASSIGN_OR_RETURN(std::string text, ReadTextArgument(o->input, "input file"));
+        ENGAGE_ASSIGN_OR_RETURN(input,
+                                ParseJson(text, o->input == "-" ? "stdin (--input -)" : o->input));
       }
       ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));  // fails clearly without a home
       app::ExecutionRunner runner(ResolveHome(g.home));
       app::ExecutionRequest req;
-      req.state_machine = MachineName(o->definition);
+      req.state_machine = app::MachineNameFromPath(o->definition);
       req.machine = def.machine;
       req.definition = def.text;
       std::error_code ec;
@@ -623,10 +545,10 @@ void AddRegister(CLI::App& flow, GlobalOptions& g, std::function<Status()>* acti
     *action = [&g, name, path, role, json]() -> Status {
       if (Status s = flow::ValidateStateMachineName(*name); !s.ok()) return s;  // exit 2
       ENGAGE_ASSIGN_OR_RETURN(CheckedDefinition def, LoadMachine(*path));
-      ENGAGE_ASSIGN_OR_RETURN(std::string role_text, ReadText(*role, "role policy"));
+      ENGAGE_ASSIGN_OR_RETURN(std::string role_text, ReadTextArgument(*role, "role policy"));
       auto role_json = ParseJson(role_text, *role);
       if (!role_json.ok()) return InvalidDefinition(role_json.status().message());
-      ENGAGE_ASSIGN_OR_RETURN(Json definition, ParseJsonText(def.text, *path));
+      ENGAGE_ASSIGN_OR_RETURN(Json definition, ParseJson(def.text, *path));
       ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));  // fails clearly without a home
       ENGAGE_ASSIGN_OR_RETURN(
           auto machines,
@@ -838,7 +760,7 @@ void AddRunPipeline(CLI::App& app, GlobalOptions& g, std::function<Status()>* ac
       } else {
         ENGAGE_ASSIGN_OR_RETURN(CheckedDefinition def, LoadMachine(*definition));
         req.machine = def.machine;
-        req.state_machine = MachineName(*definition);
+        req.state_machine = app::MachineNameFromPath(*definition);
         req.definition = def.text;
         std::error_code ec;
         req.definition_path = fs::absolute(*definition, ec).string();

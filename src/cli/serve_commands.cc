@@ -1,27 +1,19 @@
-// `engage publish`: the serving store. The server commands join it as they arrive.
+// `engage publish`, `engage serve` and `engage ab`: flags and output; the work is in app and
+// server.
 #include <fmt/format.h>
-#include <signal.h>
 
-#include <algorithm>
-#include <atomic>
-#include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "cli/commands.h"
 #include "engage/app/app.h"
 #include "engage/core/clock.h"
-#include "engage/core/fs.h"
 #include "engage/ml/registry.h"
 #include "engage/serve/ab.h"
-#include "engage/serve/api.h"
-#include "engage/serve/http.h"
 #include "engage/serve/store.h"
+#include "engage/server/run.h"
 #include "engage/sql/query.h"
 
 namespace engage::cli {
@@ -67,91 +59,12 @@ void AddPublish(CLI::App& app, GlobalOptions& g, std::function<Status()>* action
   });
 }
 
-struct ServeFlags {
-  serve::HttpServerOptions http;
-  serve::ApiOptions api;
-  std::string port_file;
-};
-
-// Runs the server until SIGTERM or SIGINT, then drains: requests in flight finish.
-Status Serve(const GlobalOptions& g, const ServeFlags& f) {
-  // Signals go to one thread that waits for them; every other thread blocks them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
-  // Outlives the server and the API: executions still running at shutdown are stopped (ABORTED
-  // in their history) and waited for.
-  ENGAGE_ASSIGN_OR_RETURN(auto app, OpenApp(g));
-  HomePaths home = app->home();
-  serve::ApiOptions api_options = f.api;
-  api_options.start_execution = [&app](const Json& request) {
-    return app->StartRegisteredExecution(request);
-  };
-  api_options.stop_execution = [&app](const std::string& id) { return app->executions().Stop(id); };
-  ENGAGE_ASSIGN_OR_RETURN(auto api, serve::Api::Open(home, api_options, SystemClock::Default()));
-  serve::HttpServer server(
-      f.http,
-      [&api](const serve::HttpRequest& req, serve::HttpResponse& res) { api->Handle(req, res); },
-      [&api](const serve::HttpRequest& req) { return api->IsBlocking(req); });
-  ENGAGE_RETURN_IF_ERROR(server.Start());
-  api->SetServerStats(&server.stats());
-  if (!f.port_file.empty()) {
-    ENGAGE_RETURN_IF_ERROR(
-        PosixFileSystem().WriteFileAtomic(f.port_file, std::to_string(server.port()) + "\n"));
-  }
-  std::printf("engage serve: listening on http://%s:%d (home %s)\n", f.http.bind.c_str(),
-              server.port(), home.root.c_str());
-  std::fflush(stdout);
-
-  std::mutex mu;
-  std::condition_variable cv;
-  bool stopping = false;
-  // New snapshots from `engage publish` are picked up within a second.
-  std::thread refresher([&] {
-    std::unique_lock<std::mutex> lock(mu);
-    while (!cv.wait_for(lock, std::chrono::seconds(1), [&] { return stopping; })) {
-      lock.unlock();
-      api->Refresh();
-      lock.lock();
-    }
-  });
-  std::thread signal_waiter([&] {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    std::fprintf(stderr, "engage serve: %s, finishing requests in flight\n",
-                 sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    server.Stop();
-  });
-  server.Run();
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    stopping = true;
-  }
-  cv.notify_all();
-  refresher.join();
-  // Run() also returns when the server stops for another reason: wake the signal thread.
-  pthread_kill(signal_waiter.native_handle(), SIGTERM);
-  signal_waiter.join();
-  // Executions still running are stopped (ABORTED in their history), not cut off mid-state.
-  int64_t left = app->executions().Shutdown(app::ExecutionRunner::ShutdownMode::kAbort, 10000);
-  if (left > 0) {
-    std::fprintf(stderr, "engage serve: %ld execution(s) did not stop within 10 s\n",
-                 static_cast<long>(left));
-  }
-  std::fprintf(stderr, "engage serve: stopped after %ld requests\n",
-               static_cast<long>(server.stats().requests_total.load()));
-  return Status::Ok();
-}
-
 void AddServe(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
   auto* cmd = app.add_subcommand(
       "serve",
       "Serve predictions, models and metered SQL over HTTP (API keys required: engage keys "
       "create)");
-  auto f = std::make_shared<ServeFlags>();
+  auto f = std::make_shared<server::ServeOptions>();
   cmd->add_option("--port", f->http.port, "TCP port; 0 picks a free one")
       ->default_val(8080)
       ->check(CLI::Range(0, 65535));
@@ -171,7 +84,9 @@ void AddServe(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) 
   cmd->add_option("--burst", f->api.rate.burst, "Requests a rested key may make at once")
       ->default_val(2000);
   cmd->add_option("--port-file", f->port_file, "Write the bound port to this file once listening");
-  cmd->callback([&g, action, f] { *action = [&g, f]() -> Status { return Serve(g, *f); }; });
+  cmd->callback([&g, action, f] {
+    *action = [&g, f]() -> Status { return server::Serve(ResolveHome(g.home), *f); };
+  });
 }
 
 void AddAb(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {

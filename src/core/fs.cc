@@ -10,6 +10,9 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
 
 namespace engage {
 namespace {
@@ -147,6 +150,25 @@ Status PosixFileSystem::SyncDir(const std::string& dir) {
 std::shared_ptr<FileSystem> PosixFileSystem::Default() {
   static std::shared_ptr<FileSystem> fs = std::make_shared<PosixFileSystem>();
   return fs;
+}
+
+Result<std::string> ReadTextArgument(const std::string& path, const std::string& what) {
+  if (path == "-") {
+    std::ostringstream ss;
+    ss << std::cin.rdbuf();
+    return ss.str();
+  }
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return InvalidArgumentError(fmt::format("{} '{}' is a directory", what, path));
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return NotFoundError(fmt::format("cannot read {} '{}': {}", what, path, std::strerror(errno)));
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 }  // namespace engage

@@ -254,13 +254,22 @@ int JsonDepth(const Json& j, int stop_above) {
 }
 
 Result<Json> ParseJson(std::string_view text, std::string_view what, int max_depth) {
+  std::string prefix = what.empty() ? "" : fmt::format("{}: ", what);
   if (JsonTextDepth(text, max_depth) > max_depth) {
     return InvalidArgumentError(
-        fmt::format("{}: JSON nested deeper than {} levels", what, max_depth));
+        fmt::format("{}JSON nested deeper than {} levels", prefix, max_depth));
   }
-  Json j = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return InvalidArgumentError(fmt::format("{}: not valid JSON", what));
-  return j;
+  try {
+    return Json::parse(text.begin(), text.end());
+  } catch (const Json::exception& e) {
+    // "[json.exception.parse_error.101] parse error at line 1, column 2: ..." without the tag.
+    std::string detail = e.what();
+    size_t bracket = detail.find("] ");
+    if (detail.rfind("[json.exception", 0) == 0 && bracket != std::string::npos) {
+      detail = detail.substr(bracket + 2);
+    }
+    return InvalidArgumentError(fmt::format("{}not valid JSON: {}", prefix, detail));
+  }
 }
 
 std::string DumpJson(const Json& j, int indent) {

@@ -30,7 +30,11 @@ const std::map<std::string, std::set<std::string>>& Allowed() {
       {"flow", {"core", "jsonata"}},
       {"serve", {"core", "lake", "sql", "features", "ml", "jsonata", "flow"}},
       {"app", {"core", "lake", "sql", "gen", "features", "ml", "jsonata", "flow", "serve"}},
-      {"cli", {"core", "lake", "sql", "gen", "features", "ml", "jsonata", "flow", "serve", "app"}},
+      {"server",
+       {"core", "lake", "sql", "gen", "features", "ml", "jsonata", "flow", "serve", "app"}},
+      {"cli",
+       {"core", "lake", "sql", "gen", "features", "ml", "jsonata", "flow", "serve", "app",
+        "server"}},
   };
   return allowed;
 }

@@ -73,4 +73,9 @@ class Cleanup {
 // Joins path components with '/'.
 std::string JoinPath(const std::string& a, const std::string& b);
 
+// The whole of a text file given on a command line ("-": standard input); `what` names it in
+// errors ("input file", "role policy"): kNotFound when it cannot be read, kInvalidArgument for
+// a directory.
+Result<std::string> ReadTextArgument(const std::string& path, const std::string& what);
+
 }  // namespace engage

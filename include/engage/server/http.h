@@ -33,7 +33,7 @@
 
 #include "engage/core/status.h"
 
-namespace engage::serve {
+namespace engage::server {
 
 // Request headers as received, kept in one buffer that a connection reuses from request to
 // request (no allocation per header once warm).
@@ -153,4 +153,4 @@ RequestStreamResult ParseRequestStream(std::string_view bytes, const HttpServerO
 // The reason phrase of a status code ("Not Found").
 std::string_view HttpReason(int status);
 
-}  // namespace engage::serve
+}  // namespace engage::server

@@ -1,4 +1,4 @@
-#include "engage/serve/api.h"
+#include "engage/server/api.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "engage/app/app.h"
 #include "engage/flow/store.h"
 #include "engage/ml/registry.h"
 #include "engage/ml/xgb.h"
@@ -100,16 +101,19 @@ class ApiTest : public LakeTest {
     ASSERT_OK((*keys)->Revoke(revoked->key.id));
   }
 
-  void StartServer(serve::ApiOptions o = {}) {
-    auto api = serve::Api::Open(home_, o, clock_);
+  void StartServer(server::ApiOptions o = {}) {
+    auto opened = app::App::Open(home_, {.clock = &clock_});
+    ASSERT_OK(opened);
+    app_ = std::move(*opened);
+    auto api = server::Api::Open(*app_, o);
     ASSERT_OK(api);
     api_ = std::move(*api);
-    serve::HttpServerOptions ho;
+    server::HttpServerOptions ho;
     ho.port = 0;
     ho.threads = 2;
-    server_ = std::make_unique<serve::HttpServer>(
-        ho, [this](const serve::HttpRequest& q, serve::HttpResponse& r) { api_->Handle(q, r); },
-        [this](const serve::HttpRequest& q) { return api_->IsBlocking(q); });
+    server_ = std::make_unique<server::HttpServer>(
+        ho, [this](const server::HttpRequest& q, server::HttpResponse& r) { api_->Handle(q, r); },
+        [this](const server::HttpRequest& q) { return api_->IsBlocking(q); });
     ASSERT_OK(server_->Start());
     runner_ = std::thread([this] { server_->Run(); });
   }
@@ -145,25 +149,25 @@ class ApiTest : public LakeTest {
         {"PUT", "/v1/models/{name}/split", "/v1/models/engagement/split",
          R"({"arms":[{"name":"a","ref":"1","weight":90},{"name":"b","ref":"1","weight":10}]})"},
         {"DELETE", "/v1/models/{name}/split", "/v1/models/engagement/split"},
-        // The library alone cannot start executions (the CLI's steps do): 501 here; the e2e
-        // test of `engage serve` starts a real one.
-        {"POST", "/v1/executions", "/v1/executions", R"({"pipeline":"engagement"})", 501},
-        {"GET", "/v1/executions", "/v1/executions?limit=5"},
         {"PUT", "/v1/state-machines/{name}", "/v1/state-machines/daily",
          R"({"definition":{"StartAt":"A","States":{"A":{"Type":"Pass","End":true}}},"role":{"Statement":[{"Effect":"Allow","Action":"engage:query","Resource":"table/events"}]}})"},
+        // Runs on the app's execution runner (a Pass: it ends at once).
+        {"POST", "/v1/executions", "/v1/executions", R"({"state_machine":"daily"})", 202},
+        {"GET", "/v1/executions", "/v1/executions?limit=5"},
         {"GET", "/v1/state-machines", "/v1/state-machines"},
         {"GET", "/v1/state-machines/{name}", "/v1/state-machines/daily"},
         {"GET", "/v1/executions/{id}", "/v1/executions/e1"},
         {"GET", "/v1/executions/{id}/history", "/v1/executions/e1/history"},
-        // Likewise stopping (the e2e test stops a real run).
-        {"POST", "/v1/executions/{id}:stop", "/v1/executions/e1:stop", "", 501},
+        // e1 is RUNNING in meta.db: the stop is requested through it (202).
+        {"POST", "/v1/executions/{id}:stop", "/v1/executions/e1:stop", "", 202},
         {"GET", "/metrics", "/metrics"},
         {"GET", "/v1/openapi.json", "/v1/openapi.json"},
     };
   }
 
-  std::unique_ptr<serve::Api> api_;
-  std::unique_ptr<serve::HttpServer> server_;
+  std::unique_ptr<app::App> app_;
+  std::unique_ptr<server::Api> api_;
+  std::unique_ptr<server::HttpServer> server_;
   std::thread runner_;
   std::string admin_, other_, revoked_;
 };
@@ -305,7 +309,7 @@ TEST_F(ApiTest, QueryIsCheckedPerTableAndReadOnly) {
 }
 
 TEST_F(ApiTest, RateLimitAnswers429WithRetryAfter) {
-  serve::ApiOptions o;
+  server::ApiOptions o;
   o.rate.rate_per_second = 1;
   o.rate.burst = 2;
   StartServer(o);
@@ -503,9 +507,7 @@ TEST_F(ApiTest, QueryIsAuthorizedOnTheTablesDuckDbResolved) {
 
 TEST_F(ApiTest, DeeplyNestedBodiesAreRefusedAndNeverParsedForADeniedKey) {
   // F1: 50,000 levels used to overflow the stack (the server died, whatever the key).
-  serve::ApiOptions o;
-  o.start_execution = [](const Json& request) -> Result<Json> { return request; };
-  StartServer(o);
+  StartServer();
   std::string deep = std::string(50000, '[') + std::string(50000, ']');
   struct Case {
     std::string method, target, body;

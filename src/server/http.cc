@@ -1,4 +1,4 @@
-#include "engage/serve/http.h"
+#include "engage/server/http.h"
 
 #include <fmt/format.h>
 #include <poll.h>
@@ -25,7 +25,7 @@
 
 #include "engage/core/log.h"
 
-namespace engage::serve {
+namespace engage::server {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -747,4 +747,4 @@ void HttpServer::Stop() {
   });
 }
 
-}  // namespace engage::serve
+}  // namespace engage::server

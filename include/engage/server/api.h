@@ -1,8 +1,9 @@
 // The HTTP API of `engage serve`: routes, authentication and authorisation, audit, rate limits,
 // metrics and the OpenAPI document, on top of HttpServer (transport) and the library calls the
-// CLI also uses (prediction store, model registry, query engine).
+// CLI also uses, through the application layer (app::App: executions, query engine, registry).
 //
-//   ENGAGE_ASSIGN_OR_RETURN(auto api, Api::Open(home, {}, SystemClock::Default()));
+//   ENGAGE_ASSIGN_OR_RETURN(auto app, app::App::Open(home));
+//   ENGAGE_ASSIGN_OR_RETURN(auto api, Api::Open(*app, {}));
 //   HttpServer server(opts, [&](auto& req, auto& res) { api->Handle(req, res); },
 //                     [&](auto& req) { return api->IsBlocking(req); });
 //
@@ -24,29 +25,27 @@
 #include "engage/core/json.h"
 #include "engage/core/status.h"
 #include "engage/serve/auth.h"
-#include "engage/serve/http.h"
+#include "engage/server/http.h"
 
-namespace engage::serve {
+namespace engage::app {
+class App;
+}  // namespace engage::app
+
+namespace engage::server {
 
 struct ApiOptions {
-  RateLimitOptions rate{.rate_per_second = 1000, .burst = 2000};
+  serve::RateLimitOptions rate{.rate_per_second = 1000, .burst = 2000};
   int query_threads = 1;            // DuckDB threads for one POST /v1/query
   int max_batch_ids = 1000;         // POST /v1/predictions:batchGet
   int64_t max_result_rows = 10000;  // rows POST /v1/query returns
-  // Starts an execution (POST /v1/executions) and returns its record; the run goes on in the
-  // background. Unset: 501. The CLI provides it (its steps live there).
-  std::function<Result<Json>(const Json& request)> start_execution;
-  // Stops a running execution by id (POST /v1/executions/{id}:stop): it ends ABORTED.
-  // kFailedPrecondition when it is not running in this server. Unset: 501.
-  std::function<Status(const std::string& id)> stop_execution;
 };
 
 class Api {
  public:
   // Opens the prediction store (serving may start before anything is published: /readyz says
-  // 503 until then), the key store and the audit log of the home.
-  static Result<std::unique_ptr<Api>> Open(const HomePaths& home, ApiOptions options,
-                                           const Clock& clock);
+  // 503 until then), the key store and the audit log of the app's home. `app` outlives the Api;
+  // executions started over HTTP run on its execution runner.
+  static Result<std::unique_ptr<Api>> Open(app::App& app, ApiOptions options);
   ~Api();
 
   void Handle(const HttpRequest& req, HttpResponse& res);
@@ -68,4 +67,4 @@ class Api {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace engage::serve
+}  // namespace engage::server

@@ -2,8 +2,9 @@
 // max_denials_per_window denials of a window, then one row summarising the rest.
 #include <gtest/gtest.h>
 
-#include "engage/serve/api.h"
+#include "engage/app/app.h"
 #include "engage/serve/auth.h"
+#include "engage/server/api.h"
 #include "lake/lake_fixture.h"
 
 namespace engage::testing {
@@ -79,15 +80,17 @@ class AuditFloodApiTest : public LakeTest {};
 
 TEST_F(AuditFloodApiTest, TenThousandBadKeyRequestsWriteAtMostTheBoundPlusASummary) {
   {
-    auto api = serve::Api::Open(home_, {}, clock_);
+    auto opened = app::App::Open(home_, {.clock = &clock_});
+    ASSERT_OK(opened);
+    auto api = server::Api::Open(**opened, {});
     ASSERT_OK(api);
     for (int i = 0; i < 10000; ++i) {
-      serve::HttpRequest req;
+      server::HttpRequest req;
       req.method = "GET";
       req.path = "/v1/customers/7/prediction";
       req.authorization = "Bearer ek_nosuchkey_" + std::to_string(i);
       req.remote = "192.0.2.1:" + std::to_string(2000 + i % 50000);
-      serve::HttpResponse res;
+      server::HttpResponse res;
       (*api)->Handle(req, res);
       ASSERT_EQ(res.status, 401);
     }

@@ -1,4 +1,4 @@
-#include "engage/serve/api.h"
+#include "engage/server/api.h"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "engage/app/app.h"
 #include "engage/features/features.h"
 #include "engage/flow/registry.h"
 #include "engage/flow/store.h"
@@ -32,7 +33,31 @@
 #include "engage/serve/store.h"
 #include "engage/sql/query.h"
 
-namespace engage::serve {
+namespace engage::server {
+
+// The serving components the routes use (serve/: keys, policies, audit, rate limits, the
+// prediction store, A/B splits, state-machine roles).
+namespace actions = serve::actions;
+using serve::AuditLog;
+using serve::AuditRecord;
+using serve::Decision;
+using serve::Effect;
+using serve::EngagementPipelineRole;
+using serve::ExposureLog;
+using serve::kEngagementMachine;
+using serve::KeyStore;
+using serve::PipelineResource;
+using serve::Policy;
+using serve::PredictionStore;
+using serve::Principal;
+using serve::RateDecision;
+using serve::RateLimiter;
+using serve::RegisterStateMachine;
+using serve::SplitArm;
+using serve::SplitStore;
+using serve::TrafficSplit;
+using serve::WildcardMatch;
+
 namespace {
 
 // Latency histogram bounds in seconds (Prometheus `le` labels), +Inf implied.
@@ -217,6 +242,7 @@ struct Route {
 };
 
 struct Api::Impl {
+  app::App* app = nullptr;
   HomePaths home;
   ApiOptions options;
   const Clock* clock = nullptr;
@@ -560,9 +586,8 @@ void Api::Impl::ExecutionBody(HttpResponse& res, Json j, int status) {
 }
 
 Status Api::Impl::StartExecution(Call& c) {
-  if (!options.start_execution) return UnimplementedError("this server cannot start executions");
   ENGAGE_ASSIGN_OR_RETURN(Json body, ParseBody(c.req));
-  ENGAGE_ASSIGN_OR_RETURN(Json started, options.start_execution(body));
+  ENGAGE_ASSIGN_OR_RETURN(Json started, app->StartRegisteredExecution(body));
   ExecutionBody(c.res, std::move(started), 202);
   return Status::Ok();
 }
@@ -615,7 +640,6 @@ Status Api::Impl::GetExecution(Call& c, bool history) {
 }
 
 Status Api::Impl::StopExecution(Call& c) {
-  if (!options.stop_execution) return UnimplementedError("this server cannot stop executions");
   flow::ExecutionRecord r;
   {
     std::lock_guard<std::mutex> lock(executions_mu);
@@ -626,7 +650,7 @@ Status Api::Impl::StopExecution(Call& c) {
     return PermissionDeniedError(fmt::format("key {} may not {} on {}", c.principal->key_id,
                                              actions::kExecutionsStop, c.resource));
   }
-  ENGAGE_RETURN_IF_ERROR(options.stop_execution(r.id));
+  ENGAGE_RETURN_IF_ERROR(app->executions().Stop(r.id));
   ExecutionBody(c.res, Json{{"execution", r.name}, {"id", r.id}, {"status", "STOPPING"}}, 202);
   return Status::Ok();
 }
@@ -1259,9 +1283,11 @@ Api::~Api() {
   if (impl_ && impl_->exposures) (void)impl_->exposures->Flush();
 }
 
-Result<std::unique_ptr<Api>> Api::Open(const HomePaths& home, ApiOptions options,
-                                       const Clock& clock) {
+Result<std::unique_ptr<Api>> Api::Open(app::App& app, ApiOptions options) {
+  const HomePaths& home = app.home();
+  const Clock& clock = app.clock();
   auto impl = std::make_unique<Impl>();
+  impl->app = &app;
   impl->home = home;
   impl->options = options;
   impl->clock = &clock;
@@ -1491,4 +1517,4 @@ std::string Api::Impl::Metrics() {
   return out;
 }
 
-}  // namespace engage::serve
+}  // namespace engage::server

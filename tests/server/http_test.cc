@@ -1,4 +1,4 @@
-#include "engage/serve/http.h"
+#include "engage/server/http.h"
 
 #include <gtest/gtest.h>
 
@@ -14,8 +14,8 @@
 namespace engage::testing {
 namespace {
 
-using serve::HttpRequest;
-using serve::HttpResponse;
+using server::HttpRequest;
+using server::HttpResponse;
 
 // A plain socket to the server, for what HttpClient does not do: pipelining, partial requests,
 // interim responses, HTTP/1.0.
@@ -73,10 +73,10 @@ class RawConnection {
 
 class HttpTest : public ::testing::Test {
  protected:
-  void Start(serve::HttpServerOptions o = {}) {
+  void Start(server::HttpServerOptions o = {}) {
     o.port = 0;
     o.threads = 2;
-    server_ = std::make_unique<serve::HttpServer>(
+    server_ = std::make_unique<server::HttpServer>(
         o,
         [this](const HttpRequest& req, HttpResponse& res) {
           ++handled_;
@@ -118,7 +118,7 @@ class HttpTest : public ::testing::Test {
     }
   }
 
-  std::unique_ptr<serve::HttpServer> server_;
+  std::unique_ptr<server::HttpServer> server_;
   std::thread runner_;
   std::atomic<int> handled_{0};
   std::atomic<int> smuggled_{0};
@@ -143,7 +143,7 @@ TEST_F(HttpTest, AnswersOnAnEphemeralPortWithKeepAlive) {
 }
 
 TEST_F(HttpTest, OversizedAndMalformedRequestsGetErrorsAndTheServerGoesOn) {
-  serve::HttpServerOptions o;
+  server::HttpServerOptions o;
   o.max_body_bytes = 1000;
   o.max_header_bytes = 2048;
   Start(o);
@@ -173,7 +173,7 @@ TEST_F(HttpTest, AHandlerThatThrowsIsA500) {
 }
 
 TEST_F(HttpTest, TooManyConnectionsAreRefusedWith503) {
-  serve::HttpServerOptions o;
+  server::HttpServerOptions o;
   o.max_connections = 1;
   Start(o);
   HttpClient first(server_->port());
@@ -245,7 +245,7 @@ TEST_F(HttpTest, AChunkedBodyIsReassembled) {
 }
 
 TEST_F(HttpTest, AChunkedBodyOverTheLimitIsA413) {
-  serve::HttpServerOptions o;
+  server::HttpServerOptions o;
   o.max_body_bytes = 8;
   Start(o);
   RawConnection c(server_->port());
@@ -299,7 +299,7 @@ TEST_F(HttpTest, HeadAnswersTheLengthWithoutTheBody) {
 }
 
 TEST_F(HttpTest, AnIdleConnectionIsClosedAfterTheIdleTimeout) {
-  serve::HttpServerOptions o;
+  server::HttpServerOptions o;
   o.idle_timeout_ms = 200;
   Start(o);
   RawConnection c(server_->port());
@@ -309,7 +309,7 @@ TEST_F(HttpTest, AnIdleConnectionIsClosedAfterTheIdleTimeout) {
 }
 
 TEST_F(HttpTest, ARequestThatNeverCompletesIsDroppedAfterTheRequestTimeout) {
-  serve::HttpServerOptions o;
+  server::HttpServerOptions o;
   o.request_timeout_ms = 200;
   Start(o);
   RawConnection c(server_->port());
@@ -325,7 +325,7 @@ TEST_F(HttpTest, ARequestThatNeverCompletesIsDroppedAfterTheRequestTimeout) {
 // a bounded time; a byte trickled now and then must not keep the connection (a slot of
 // --max-connections) open.
 TEST_F(HttpTest, ALingeringConnectionIsClosedAtItsCapHoweverTheClientTrickles) {
-  serve::HttpServerOptions o;
+  server::HttpServerOptions o;
   o.linger_timeout_ms = 500;
   o.request_timeout_ms = 30000;
   o.idle_timeout_ms = 30000;
@@ -341,7 +341,7 @@ TEST_F(HttpTest, ALingeringConnectionIsClosedAtItsCapHoweverTheClientTrickles) {
 }
 
 TEST_F(HttpTest, TrickledLingeringConnectionsDoNotLockOutNewClients) {
-  serve::HttpServerOptions o;
+  server::HttpServerOptions o;
   o.linger_timeout_ms = 300;
   o.max_connections = 4;
   Start(o);
@@ -362,7 +362,7 @@ TEST_F(HttpTest, TrickledLingeringConnectionsDoNotLockOutNewClients) {
 
 // F7: the request deadline runs from the request's first byte; bytes trickled in do not extend it.
 TEST_F(HttpTest, ARequestTrickledAByteAtATimeIsCutAtTheRequestDeadline) {
-  serve::HttpServerOptions o;
+  server::HttpServerOptions o;
   o.request_timeout_ms = 500;
   o.idle_timeout_ms = 30000;
   Start(o);
@@ -377,7 +377,7 @@ TEST_F(HttpTest, ARequestTrickledAByteAtATimeIsCutAtTheRequestDeadline) {
 // F7: a keep-alive connection lives at most max_connection_ms, however busy: the answer after
 // that carries Connection: close.
 TEST_F(HttpTest, AConnectionIsClosedAfterItsMaximumLifetime) {
-  serve::HttpServerOptions o;
+  server::HttpServerOptions o;
   o.max_connection_ms = 400;
   Start(o);
   RawConnection c(server_->port());
@@ -458,10 +458,10 @@ TEST_F(HttpTest, ChunkedInAnyCaseAndWithSpacesStillWorks) {
 }
 
 TEST(ParseRequestStreamTest, ParsesPipelinedRequestsAndStopsAtARefusal) {
-  serve::HttpServerOptions o;
+  server::HttpServerOptions o;
   std::vector<std::string> paths;
   auto on = [&](const HttpRequest& r) { paths.push_back(r.path + ":" + r.body); };
-  auto ok = serve::ParseRequestStream(
+  auto ok = server::ParseRequestStream(
       "GET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 2\r\n\r\nhiGET /c HTTP/1.1\r\n",
       o, on);
   EXPECT_EQ(ok.requests, 2);
@@ -469,7 +469,7 @@ TEST(ParseRequestStreamTest, ParsesPipelinedRequestsAndStopsAtARefusal) {
   EXPECT_TRUE(ok.incomplete);
   EXPECT_EQ(paths, (std::vector<std::string>{"/a:", "/b:hi"}));
   paths.clear();
-  auto smuggle = serve::ParseRequestStream(
+  auto smuggle = server::ParseRequestStream(
       "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n"
       "GET /smuggled HTTP/1.1\r\n\r\n",
       o, on);
@@ -477,7 +477,7 @@ TEST(ParseRequestStreamTest, ParsesPipelinedRequestsAndStopsAtARefusal) {
   EXPECT_EQ(smuggle.error_status, 400);
   EXPECT_TRUE(smuggle.closed);
   EXPECT_TRUE(paths.empty());
-  auto close = serve::ParseRequestStream(
+  auto close = server::ParseRequestStream(
       "GET /a HTTP/1.1\r\nConnection: close\r\n\r\nGET /b HTTP/1.1\r\n\r\n", o, on);
   EXPECT_EQ(close.requests, 1);
   EXPECT_TRUE(close.closed);
