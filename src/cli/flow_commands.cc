@@ -30,10 +30,10 @@
 #include "engage/flow/definition.h"
 #include "engage/flow/engine.h"
 #include "engage/flow/graph.h"
-#include "engage/flow/jsonata_conformance.h"
 #include "engage/flow/registry.h"
 #include "engage/flow/store.h"
 #include "engage/flow/tasks.h"
+#include "engage/jsonata/conformance.h"
 #include "engage/lake/ingest.h"
 #include "engage/lake/lake.h"
 #include "engage/serve/machines.h"
@@ -970,7 +970,7 @@ void AddJsonataConformance(CLI::App& flow, std::function<Status()>* action) {
   cmd->add_flag("--json", *json, "Print the full report as JSON");
   cmd->callback([action, file, json] {
     *action = [file, json]() -> Status {
-      ENGAGE_ASSIGN_OR_RETURN(auto results, flow::jsonata::RunJsonataCorpus(*file));
+      ENGAGE_ASSIGN_OR_RETURN(auto results, jsonata::RunJsonataCorpus(*file));
       std::map<std::string, std::pair<int64_t, int64_t>> per;
       int64_t passed = 0;
       Json failures = Json::array();

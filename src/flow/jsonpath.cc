@@ -7,7 +7,7 @@
 #include <optional>
 #include <regex>
 
-#include "flow/jsonata/text_internal.h"
+#include "engage/jsonata/regex.h"
 
 namespace engage::flow {
 
@@ -314,7 +314,7 @@ class PathParser {
           ++pos_;
           bool icase = false;
           while (Peek() == 'i' || Peek() == 'g' || Peek() == 'm') icase |= s_[pos_++] == 'i';
-          if (!jsonata::internal::RegexCountsFit(rhs->regex_source)) {
+          if (!jsonata::RegexCountsFit(rhs->regex_source)) {
             return Error("invalid regular expression");
           }
           try {

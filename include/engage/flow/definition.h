@@ -21,8 +21,8 @@
 #include "engage/core/json.h"
 #include "engage/core/status.h"
 #include "engage/flow/intrinsics.h"
-#include "engage/flow/jsonata.h"
 #include "engage/flow/jsonpath.h"
+#include "engage/jsonata/jsonata.h"
 
 namespace engage::flow {
 
