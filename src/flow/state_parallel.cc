@@ -1,0 +1,73 @@
+// Parallel states: every branch on the state's input, side by side when they wait.
+
+#include <algorithm>
+#include <thread>
+#include <vector>
+
+#include "flow/engine_internal.h"
+
+namespace engage::flow {
+
+Flow<Json> Engine::Impl::RunParallel(const State& st, const Json& input, Lane& lane,
+                                     const StateRun& sr) {
+  (void)sr;
+  Emit(lane, "ParallelStateStarted", Json());
+  Json results = Json::array();
+  // Branches that wait on tasks or timers run side by side (as on AWS); the first failing
+  // branch in definition order fails the state, like the inline loop.
+  bool waits = false;
+  for (const auto& branch : st.branches) waits |= Waits(*branch);
+  if (opt.map_threads > 1 && waits && st.branches.size() > 1) {
+    const size_t n = st.branches.size();
+    std::vector<std::optional<Flow<Json>>> done(n);
+    std::vector<int64_t> last(n, 0);
+    std::vector<std::thread> pool;
+    auto run = [&](size_t i) {
+      VarScope scope;
+      scope.parent = lane.vars;
+      Lane child;
+      child.prev_event = lane.prev_event;
+      child.vars = &scope;
+      child.record_events = lane.record_events;
+      child.child_events = lane.child_events;
+      done[i].emplace(RunMachine(*st.branches[i], input, child, st.branches[i]->start_at));
+      last[i] = child.prev_event;
+    };
+    for (size_t i = 1; i < n; ++i) pool.emplace_back(run, i);
+    run(0);
+    for (std::thread& t : pool) t.join();
+    for (size_t i = 0; i < n; ++i) {
+      lane.prev_event = std::max(lane.prev_event, last[i]);
+      if (!done[i]->ok()) {
+        Emit(lane, "ParallelStateFailed", Json());
+        return std::move(done[i]->failure());
+      }
+      results.push_back(std::move(done[i]->value()));
+    }
+    Emit(lane, "ParallelStateSucceeded", Json(), false);
+    return results;
+  }
+  // Every branch's first event follows ParallelStateStarted; the state's closing event
+  // follows the last event of any branch.
+  const int64_t started = lane.prev_event;
+  for (const auto& branch : st.branches) {
+    VarScope scope;
+    scope.parent = lane.vars;
+    Lane child;
+    child.prev_event = started;
+    child.vars = &scope;
+    child.record_events = lane.record_events;
+    child.child_events = lane.child_events;
+    Flow<Json> r = RunMachine(*branch, input, child, branch->start_at);
+    lane.prev_event = std::max(lane.prev_event, child.prev_event);
+    if (!r.ok()) {
+      Emit(lane, "ParallelStateFailed", Json());
+      return std::move(r.failure());
+    }
+    results.push_back(std::move(r.value()));
+  }
+  Emit(lane, "ParallelStateSucceeded", Json(), false);
+  return results;
+}
+
+}  // namespace engage::flow
