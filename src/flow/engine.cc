@@ -148,7 +148,9 @@ bool ErrorMatches(const std::vector<std::string>& names, const std::optional<std
 
 void Engine::Impl::SyncSink() {
   std::lock_guard<std::mutex> lock(emit_mu);
-  if (opt.events != nullptr && sink_status.ok()) sink_status = opt.events->Sync();
+  if (opt.events != nullptr && sink_status.ok()) {
+    sink_status = internal::Caught([&] { return opt.events->Sync(); }, "the history sink");
+  }
 }
 
 bool Engine::Impl::SinkOk() {
@@ -180,7 +182,7 @@ int64_t Engine::Impl::Emit(Lane& lane, std::string type, Json details, bool adva
     e.timestamp_micros = clock->NowMicros();
     e.type = std::move(type);
     e.details = std::move(details);
-    sink_status = opt.events->Append(e);
+    sink_status = internal::Caught([&] { return opt.events->Append(e); }, "the history sink");
   }
   if (advance) lane.prev_event = id;
   return id;
@@ -753,10 +755,21 @@ bool Engine::Impl::Waits(const StateMachine& sm) {
   return false;
 }
 
+Flow<Json> Engine::Impl::RunMachineCaught(const StateMachine& sm, Json input, Lane& lane,
+                                          std::string start) {
+  try {
+    return RunMachine(sm, std::move(input), lane, std::move(start));
+  } catch (const std::exception& e) {
+    return Failure{"States.Runtime", fmt::format("internal error: {}", e.what())};
+  }
+}
+
 Status Engine::Impl::Checkpoint(const State& st, const Json& input, const std::string& input_text,
                                 const Lane& lane) {
   if (!sink_status.ok()) return sink_status;
-  return opt.events->Checkpoint(st.name, input, input_text, lane.vars->vars);
+  return internal::Caught(
+      [&] { return opt.events->Checkpoint(st.name, input, input_text, lane.vars->vars); },
+      "the history sink");
 }
 
 Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
@@ -785,6 +798,23 @@ ExecutionResult Engine::Run(const StateMachine& machine, const Json& input,
 
 ExecutionResult Engine::Redrive(const StateMachine& machine, const Json& original_input,
                                 const std::string& execution_name, const RedrivePoint& point) {
+  // States run under RunMachineCaught and sink calls under Caught; this is the backstop for
+  // the rest (a copy of the input that runs out of memory, say), so that no exception leaves
+  // the engine.
+  try {
+    return RedriveUnguarded(machine, original_input, execution_name, point);
+  } catch (const std::exception& e) {
+    ExecutionResult result;
+    result.status = ExecutionStatus::kFailed;
+    result.error = "States.Runtime";
+    result.cause = fmt::format("internal error: {}", e.what());
+    return result;
+  }
+}
+
+ExecutionResult Engine::RedriveUnguarded(const StateMachine& machine, const Json& original_input,
+                                         const std::string& execution_name,
+                                         const RedrivePoint& point) {
   Impl& m = *impl_;
   m.next_event_id = point.next_event_id;
   m.sink_status = Status::Ok();
@@ -849,7 +879,7 @@ ExecutionResult Engine::Redrive(const StateMachine& machine, const Json& origina
           ? Flow<Json>(Failure{"States.DataLimitExceeded",
                                "The execution input exceeds the maximum number of "
                                "bytes service limit."})
-          : m.RunMachine(machine, point.input, lane, point.state);
+          : m.RunMachineCaught(machine, point.input, lane, point.state);
   m.final_vars = vars.vars;
   // The history ran full: whatever the states did after, the execution fails (AWS records
   // ExecutionFailed as the last event).
@@ -879,7 +909,9 @@ ExecutionResult Engine::Redrive(const StateMachine& machine, const Json& origina
       m.Emit(lane, "ExecutionFailed", std::move(d));
     }
   }
-  if (o.events != nullptr && m.sink_status.ok()) m.sink_status = o.events->Flush();
+  if (o.events != nullptr && m.sink_status.ok()) {
+    m.sink_status = internal::Caught([&] { return o.events->Flush(); }, "the history sink");
+  }
   if (!m.sink_status.ok()) {
     result.status = ExecutionStatus::kAborted;
     result.error = "Engage.HistoryFailed";

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -125,6 +126,18 @@ Failure DataLimitFailure(const StateRun& sr, const Status& s);
 Failure QueryError(const StateRun& sr, const std::string& message);
 // "null", "boolean", "string", "array", "object" or "number".
 const char* JsonTypeName(const Json& v);
+
+// Calls `fn` (returning Status), code outside the engine: an EventSink's method, say. Nothing
+// in flow throws on purpose, but such code may (a library call that throws, a bug); its
+// exception becomes kInternal naming `what`, so that none crosses a thread or Engine's API.
+template <typename Fn>
+Status Caught(Fn&& fn, const char* what) {
+  try {
+    return fn();
+  } catch (const std::exception& e) {
+    return InternalError(std::string(what) + " threw: " + e.what());
+  }
+}
 
 }  // namespace internal
 
@@ -260,6 +273,11 @@ struct Engine::Impl {
 
   // Runs `sm` from `start` until a terminal state. On failure, records the failing state.
   Flow<Json> RunMachine(const StateMachine& sm, Json input, Lane& lane, std::string start);
+
+  // RunMachine, with an exception from code the engine calls turned into States.Runtime (an
+  // exception must not leave a Map or Parallel thread, nor the Engine). Map iterations,
+  // Parallel branches and the top level run through it.
+  Flow<Json> RunMachineCaught(const StateMachine& sm, Json input, Lane& lane, std::string start);
 
   Status Checkpoint(const State& st, const Json& input, const std::string& input_text,
                     const Lane& lane);

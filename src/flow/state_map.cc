@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -186,7 +187,7 @@ Flow<Json> Engine::Impl::RunMap(const State& st, const Json& raw, const Json& ef
                Json{{"index", static_cast<int64_t>(i)}, {"name", st.name}});
         }
         Flow<Json> r =
-            RunMachine(*st.processor, std::move(inputs[i]), child, st.processor->start_at);
+            RunMachineCaught(*st.processor, std::move(inputs[i]), child, st.processor->start_at);
         if (!st.distributed) {
           Emit(child, r.ok() ? "MapIterationSucceeded" : "MapIterationFailed",
                Json{{"index", static_cast<int64_t>(i)}, {"name", st.name}}, !r.ok());
@@ -207,7 +208,12 @@ Flow<Json> Engine::Impl::RunMap(const State& st, const Json& raw, const Json& ef
       }
     };
     std::vector<std::thread> pool;
-    for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
+    try {
+      for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
+    } catch (const std::system_error&) {
+      // No thread left on this system: the workers that started (and this thread) share the
+      // iterations.
+    }
     worker();
     for (std::thread& t : pool) t.join();
     for (size_t i = 0; i < n; ++i) {
@@ -284,7 +290,8 @@ Flow<Json> Engine::Impl::RunMap(const State& st, const Json& raw, const Json& ef
       Emit(child, "MapIterationStarted",
            Json{{"index", static_cast<int64_t>(i)}, {"name", st.name}});
     }
-    Flow<Json> r = RunMachine(*st.processor, std::move(item_input), child, st.processor->start_at);
+    Flow<Json> r =
+        RunMachineCaught(*st.processor, std::move(item_input), child, st.processor->start_at);
     const bool aborted =
         !r.ok() && r.failure().error == std::optional<std::string>("States.Aborted");
     if (!st.distributed && !aborted) {

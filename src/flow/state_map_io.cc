@@ -89,6 +89,11 @@ Flow<Json> Engine::Impl::ReadItems(const State& st, const Json& raw, const Json&
                         BucketDir(params["Bucket"].get<std::string>(), kError, false, sr));
   auto fail = [&](const Status& s) { return Failure{kError, Prefix(sr) + s.message()}; };
   if (reader.value("Resource", "") == "arn:aws:states:::s3:listObjectsV2") {
+    // Parameters are evaluated at run time: a Prefix of another type is the reader's failure
+    // (Json::value would throw).
+    if (params.contains("Prefix") && !params["Prefix"].is_string()) {
+      return Failure{kError, Prefix(sr) + "ItemReader parameter Prefix must be a string"};
+    }
     std::string prefix = params.value("Prefix", "");
     Result<Json> r = internal::ListObjects(dir, prefix, max_items);
     if (!r.ok()) return fail(r.status());
@@ -194,6 +199,9 @@ Flow<Json> Engine::Impl::WriteMapResults(const State& st,
       return Failure{kError, Prefix(sr) + "ResultWriter parameters need a string Bucket"};
     }
     spec.bucket = params["Bucket"].get<std::string>();
+    if (params.contains("Prefix") && !params["Prefix"].is_string()) {
+      return Failure{kError, Prefix(sr) + "ResultWriter parameter Prefix must be a string"};
+    }
     spec.prefix = params.value("Prefix", "");
     FLOW_ASSIGN_OR_RETURN(spec.bucket_dir, BucketDir(spec.bucket, kError, true, sr));
   }

@@ -1,6 +1,7 @@
 // Parallel states: every branch on the state's input, side by side when they wait.
 
 #include <algorithm>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -30,11 +31,17 @@ Flow<Json> Engine::Impl::RunParallel(const State& st, const Json& input, Lane& l
       child.vars = &scope;
       child.record_events = lane.record_events;
       child.child_events = lane.child_events;
-      done[i].emplace(RunMachine(*st.branches[i], input, child, st.branches[i]->start_at));
+      done[i].emplace(RunMachineCaught(*st.branches[i], input, child, st.branches[i]->start_at));
       last[i] = child.prev_event;
     };
-    for (size_t i = 1; i < n; ++i) pool.emplace_back(run, i);
+    size_t started = 1;
+    try {
+      for (; started < n; ++started) pool.emplace_back(run, started);
+    } catch (const std::system_error&) {
+      // No thread left on this system: the branches without one run here, after the first.
+    }
     run(0);
+    for (size_t i = started; i < n; ++i) run(i);
     for (std::thread& t : pool) t.join();
     for (size_t i = 0; i < n; ++i) {
       lane.prev_event = std::max(lane.prev_event, last[i]);
@@ -58,7 +65,7 @@ Flow<Json> Engine::Impl::RunParallel(const State& st, const Json& input, Lane& l
     child.vars = &scope;
     child.record_events = lane.record_events;
     child.child_events = lane.child_events;
-    Flow<Json> r = RunMachine(*branch, input, child, branch->start_at);
+    Flow<Json> r = RunMachineCaught(*branch, input, child, branch->start_at);
     lane.prev_event = std::max(lane.prev_event, child.prev_event);
     if (!r.ok()) {
       Emit(lane, "ParallelStateFailed", Json());

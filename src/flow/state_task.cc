@@ -8,6 +8,19 @@
 #include "flow/util_internal.h"
 
 namespace engage::flow {
+namespace {
+
+// TaskRunner::Run returns task failures; one that throws instead (a bug, or a library call that
+// threw) fails the task the same way, as States.TaskFailed, which Retry and Catch can handle.
+std::variant<Json, TaskError> RunTaskCaught(TaskRunner& tasks, const TaskRequest& req) {
+  try {
+    return tasks.Run(req);
+  } catch (const std::exception& e) {
+    return TaskError{"States.TaskFailed", fmt::format("the task runner threw: {}", e.what())};
+  }
+}
+
+}  // namespace
 
 Flow<std::optional<int64_t>> Engine::Impl::TaskSeconds(const State& st,
                                                        const std::optional<Template>& t,
@@ -70,7 +83,7 @@ Flow<Json> Engine::Impl::RunTask(const State& st, const Json& params, const Json
     return f;
   }
   SyncSink();  // a task may take long: show it started
-  std::variant<Json, TaskError> r = opt.tasks->Run(req);
+  std::variant<Json, TaskError> r = RunTaskCaught(*opt.tasks, req);
   if (auto* err = std::get_if<TaskError>(&r)) {
     bool timed_out = err->error == "States.Timeout";
     Emit(lane, timed_out ? "TaskTimedOut" : "TaskFailed",

@@ -243,6 +243,21 @@ std::string TaskRegistry::ResourceType(const std::string& resource) const {
   return TaskRunner::ResourceType(resource);
 }
 
+namespace {
+
+// Calls a registered step's function. Steps return Result; one that throws instead (a bug, a
+// library call that threw) fails with kInternal naming the step, so no exception leaves Run.
+template <typename Fn>
+auto Caught(Fn&& fn, const std::string& step) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const std::exception& e) {
+    return InternalError(fmt::format("the Engage step '{}' threw: {}", step, e.what()));
+  }
+}
+
+}  // namespace
+
 std::variant<Json, TaskError> TaskRegistry::Run(const TaskRequest& req) {
   // 1. Mocks.
   if (auto it = mocks_.find(req.state_name); it != mocks_.end()) {
@@ -273,7 +288,7 @@ std::variant<Json, TaskError> TaskRegistry::Run(const TaskRequest& req) {
     if (authorizer_) {
       std::vector<std::string> resources = {"*"};
       if (st.resources) {
-        Result<std::vector<std::string>> r = st.resources(params);
+        Result<std::vector<std::string>> r = Caught([&] { return st.resources(params); }, name);
         if (!r.ok()) return failed(r.status());
         resources = std::move(r).value();
       }
@@ -282,7 +297,7 @@ std::variant<Json, TaskError> TaskRegistry::Run(const TaskRequest& req) {
         if (!s.ok()) return failed(s);
       }
     }
-    Result<Json> r = st.fn(params);
+    Result<Json> r = Caught([&] { return st.fn(params); }, name);
     if (!r.ok()) return failed(r.status());
     return std::move(r).value();
   };

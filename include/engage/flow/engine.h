@@ -160,11 +160,14 @@ class Engine {
   explicit Engine(EngineOptions options);
   ~Engine();
 
-  // Runs `machine` on `input`. `execution_name` names the execution in its ARN.
+  // Runs `machine` on `input`. `execution_name` names the execution in its ARN. Never throws:
+  // every failure, including an exception from a TaskRunner, an EventSink or a library call,
+  // ends up in the result (a task's exception is a States.TaskFailed the machine may catch;
+  // anything else fails the execution with States.Runtime).
   ExecutionResult Run(const StateMachine& machine, const Json& input,
                       const std::string& execution_name);
 
-  // Resumes a failed execution at `point` (AWS RedriveExecution).
+  // Resumes a failed execution at `point` (AWS RedriveExecution). Never throws, as Run.
   ExecutionResult Redrive(const StateMachine& machine, const Json& original_input,
                           const std::string& execution_name, const RedrivePoint& point);
 
@@ -174,6 +177,9 @@ class Engine {
   struct Impl;
 
  private:
+  ExecutionResult RedriveUnguarded(const StateMachine& machine, const Json& original_input,
+                                   const std::string& execution_name, const RedrivePoint& point);
+
   std::unique_ptr<Impl> impl_;
 };
 
