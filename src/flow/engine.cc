@@ -85,6 +85,46 @@ Json ExecutionResult::ToJson() const {
   return j;
 }
 
+std::map<int64_t, Json> SucceededMapIterations(const std::vector<Event>& history,
+                                               const std::string& state) {
+  std::map<int64_t, const Event*> by_id;
+  for (const Event& e : history) by_id[e.id] = &e;
+  auto name_is = [&](const Event& e) {
+    return e.details.is_object() && e.details.contains("name") && e.details["name"] == state;
+  };
+  // The last visit: a redrive re-enters the Map right after ExecutionRedriven.
+  size_t begin = history.size();
+  for (size_t k = history.size(); k-- > 0;) {
+    const Event& e = history[k];
+    if (e.type != "MapStateEntered" || !name_is(e)) continue;
+    auto prev = by_id.find(e.previous_event_id);
+    if (prev != by_id.end() && prev->second->type == "ExecutionRedriven") continue;
+    begin = k;
+    break;
+  }
+  std::map<int64_t, Json> out;
+  for (size_t k = begin; k < history.size(); ++k) {
+    const Event& e = history[k];
+    if (e.type != "MapIterationSucceeded" || !name_is(e) || !e.details.contains("index") ||
+        !e.details["index"].is_number_integer()) {
+      continue;
+    }
+    auto last = by_id.find(e.previous_event_id);
+    if (last == by_id.end()) continue;
+    const Event& exited = *last->second;
+    std::string_view type = exited.type;
+    if (!type.ends_with("StateExited") || !exited.details.is_object() ||
+        !exited.details.contains("output") || !exited.details["output"].is_string()) {
+      continue;  // not the iteration's last state: run the iteration again
+    }
+    Result<Json> output =
+        ParseJson(exited.details["output"].get<std::string>(), "an iteration's output");
+    if (!output.ok()) continue;
+    out[e.details["index"].get<int64_t>()] = std::move(output).value();
+  }
+  return out;
+}
+
 namespace internal {
 
 std::string Prefix(const StateRun& sr) {
@@ -195,10 +235,13 @@ Json Engine::Impl::Payload(const char* key, const Json& v) {
   return d;
 }
 
-void Engine::Impl::Sleep(int64_t micros) {
+void Engine::Impl::Sleep(int64_t micros, const Lane& lane) {
   constexpr int64_t kSliceMicros = int64_t{3600} * 1000000;
-  while (micros > 0 && !Cancelled()) {
-    int64_t slice = std::min(micros, kSliceMicros);
+  // A lane its Map or Parallel state may stop polls its signal this often while it waits.
+  constexpr int64_t kStopPollMicros = 200000;
+  const int64_t slice_max = lane.stop != nullptr ? kStopPollMicros : kSliceMicros;
+  while (micros > 0 && !Stopping(lane)) {
+    int64_t slice = std::min(micros, slice_max);
     if (opt.sleep) {
       opt.sleep(slice);
     } else {
@@ -208,8 +251,14 @@ void Engine::Impl::Sleep(int64_t micros) {
   }
 }
 
+Failure Engine::Impl::StopFailure(const Lane& lane) const {
+  (void)lane;
+  if (Cancelled()) return Failure{"States.Aborted", "the execution was stopped"};
+  return Failure{kStoppedError, "stopped: another iteration or branch failed"};
+}
+
 bool Engine::Impl::EndsExecution(const Failure& f) const {
-  return f.error == std::optional<std::string>("States.Aborted") ||
+  return IsAbort(f) ||
          (f.error == std::optional<std::string>("States.Timeout") && PastDeadline()) ||
          history_full.load();
 }
@@ -238,18 +287,18 @@ Failure Engine::Impl::TimeoutFailure() const {
   return Failure{"States.Timeout", "The execution timed out (TimeoutSeconds)."};
 }
 
-Flow<bool> Engine::Impl::WaitFor(int64_t micros) {
+Flow<bool> Engine::Impl::WaitFor(int64_t micros, const Lane& lane) {
   if (micros > 0) SyncSink();
   if (deadline_micros) {
     int64_t left = *deadline_micros - clock->NowMicros() + 1;
     if (micros >= left) {
-      Sleep(left);
-      if (Cancelled()) return Failure{"States.Aborted", "the execution was stopped"};
+      Sleep(left, lane);
+      if (Stopping(lane)) return StopFailure(lane);
       return TimeoutFailure();
     }
   }
-  Sleep(micros);
-  if (Cancelled()) return Failure{"States.Aborted", "the execution was stopped"};
+  Sleep(micros, lane);
+  if (Stopping(lane)) return StopFailure(lane);
   return true;
 }
 
@@ -475,7 +524,7 @@ Flow<Json> Engine::Impl::RunMachine(const StateMachine& sm, Json input, Lane& la
       return Failure{"States.Runtime", fmt::format("The state '{}' does not exist", current)};
     }
     if (!SinkOk()) return Failure{"States.Runtime", sink_status.message()};
-    if (Cancelled()) return Failure{"States.Aborted", "the execution was stopped"};
+    if (Stopping(lane)) return StopFailure(lane);
     if (deadline_micros && clock->NowMicros() > *deadline_micros) return TimeoutFailure();
     if (HistoryFull(lane)) return HistoryLimitFailure();
     // The input's text serves the checkpoint and the entered event: serialized once.
@@ -535,6 +584,16 @@ Flow<StepResult> Engine::Impl::RunState(const State& st, const Json& raw, Lane& 
   return r;
 }
 
+void Engine::Impl::EmitAborted(const State& st, Lane& lane, const Failure& f) {
+  // AWS records <Type>StateAborted for the states that can be under way when a stop comes: a
+  // Task, a Wait, a Map or a Parallel (there is no such event for the others).
+  if (!IsAbort(f)) return;
+  if (st.type == StateType::kTask || st.type == StateType::kWait || st.type == StateType::kMap ||
+      st.type == StateType::kParallel) {
+    Emit(lane, fmt::format("{}StateAborted", StateTypeName(st.type)), Json());
+  }
+}
+
 Flow<StepResult> Engine::Impl::Execute(const State& st, const Json& raw, Lane& lane, StateRun& sr) {
   std::vector<int> attempts(st.retry.size(), 0);
   while (true) {
@@ -561,7 +620,10 @@ Flow<StepResult> Engine::Impl::Execute(const State& st, const Json& raw, Lane& l
       return r;
     }
     Failure f = std::move(r.failure());
-    if (EndsExecution(f) || HistoryFull(lane)) return f;
+    if (EndsExecution(f) || HistoryFull(lane)) {
+      EmitAborted(st, lane, f);
+      return f;
+    }
     // Retry.
     bool retried = false;
     for (size_t i = 0; i < st.retry.size(); ++i) {
@@ -581,8 +643,11 @@ Flow<StepResult> Engine::Impl::Execute(const State& st, const Json& raw, Lane& l
       }
       ++attempts[i];
       ++sr.retry_count;
-      FLOW_ASSIGN_OR_RETURN(bool waited, WaitFor(static_cast<int64_t>(delay * 1e6)));
-      (void)waited;
+      Flow<bool> waited = WaitFor(static_cast<int64_t>(delay * 1e6), lane);
+      if (!waited.ok()) {
+        EmitAborted(st, lane, waited.failure());
+        return std::move(waited.failure());
+      }
       retried = true;
       break;
     }
@@ -821,6 +886,8 @@ ExecutionResult Engine::RedriveUnguarded(const StateMachine& machine, const Json
   m.start_micros = m.clock->NowMicros();
   m.failed_state.clear();
   m.failed_input = Json();
+  m.redrive_map_state = point.succeeded_iterations.empty() ? "" : point.state;
+  m.redrive_iterations = point.succeeded_iterations;
   m.history_full.store(false);
   // An input nested deeper than kMaxJsonDepth would overflow the stack when copied or
   // serialized: it is not touched (callers parse inputs with ParseJson, which refuses them).

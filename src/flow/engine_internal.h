@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstdint>
 #include <exception>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -80,6 +81,27 @@ struct VarScope {
   }
 };
 
+// Raised by a Map or Parallel state when one of its iterations or branches fails (and the failure
+// is not tolerated): the others stop (AWS's ASL specification: the state fails and "all its
+// branches are stopped"; likewise a Map's iterations). Lanes nested deeper see their ancestors'
+// signals through `parent`.
+struct StopSignal {
+  std::atomic<bool> raised{false};
+  const StopSignal* parent = nullptr;
+
+  bool Raised() const {
+    for (const StopSignal* s = this; s != nullptr; s = s->parent) {
+      if (s->raised.load()) return true;
+    }
+    return false;
+  }
+};
+
+// The error of a lane stopped by its Map or Parallel state (a sibling failed). It ends the lane
+// like States.Aborted (no Retry, no Catch) but never reaches the execution: the Map or Parallel
+// state fails with its sibling's error.
+inline constexpr char kStoppedError[] = "Engage.Stopped";
+
 // One thread of execution (the top level, a Parallel branch or a Map iteration).
 struct Lane {
   int64_t prev_event = 0;
@@ -89,7 +111,16 @@ struct Lane {
   // Inside a distributed Map child execution: the events of that child (which on AWS has a
   // history, and a history quota, of its own). Shared by the lanes nested in the child.
   std::shared_ptr<std::atomic<int64_t>> child_events;
+  // Set inside Map iterations and Parallel branches that run on threads: raised when the lane
+  // must stop (see StopSignal). nullptr: nothing but the execution's stop ends it.
+  const StopSignal* stop = nullptr;
 };
+
+// Whether `f` is a lane stopped by its Map or Parallel state, or the execution's stop.
+inline bool IsAbort(const Failure& f) {
+  return f.error == std::optional<std::string>(kStoppedError) ||
+         f.error == std::optional<std::string>("States.Aborted");
+}
 
 // What the state being run needs to build error texts and its context object.
 struct StateRun {
@@ -145,8 +176,10 @@ Status Caught(Fn&& fn, const char* what) {
 using internal::DataLimitFailure;
 using internal::Failure;
 using internal::Flow;
+using internal::IsAbort;
 using internal::IsDataLimit;
 using internal::JsonTypeName;
+using internal::kStoppedError;
 using internal::Lane;
 using internal::Prefix;
 using internal::QueryError;
@@ -154,6 +187,7 @@ using internal::RuntimeError;
 using internal::StateRun;
 using internal::StatesVar;
 using internal::StepResult;
+using internal::StopSignal;
 using internal::VarScope;
 
 struct Engine::Impl {
@@ -173,6 +207,11 @@ struct Engine::Impl {
   std::atomic<bool> history_full{false};
   std::string failed_state;
   Json failed_input;
+  // A redrive that resumes at a Map state: its name and the outputs of its iterations that
+  // succeeded before (RedrivePoint::succeeded_iterations), handed to that Map the first time it
+  // runs at the top level, then dropped.
+  std::string redrive_map_state;
+  std::map<int64_t, Json> redrive_iterations;
 
   explicit Impl(EngineOptions o) : opt(std::move(o)) {
     clock = opt.clock != nullptr ? opt.clock : &SystemClock::Default();
@@ -193,8 +232,18 @@ struct Engine::Impl {
   static Json Payload(const char* key, const Json& v);
 
   // Sleeps in slices of at most an hour, so that no duration overflows a conversion (to
-  // nanoseconds, say) and a stop is noticed between slices.
-  void Sleep(int64_t micros);
+  // nanoseconds, say) and a stop is noticed between slices; in a lane that its Map or Parallel
+  // state may stop, in slices of kStopPollMicros so that the stop ends the wait soon.
+  void Sleep(int64_t micros, const Lane& lane);
+
+  // Whether `lane` must stop now: the execution was stopped, or its Map/Parallel state stopped
+  // it.
+  bool Stopping(const Lane& lane) const {
+    return Cancelled() || (lane.stop != nullptr && lane.stop->Raised());
+  }
+
+  // The failure that ends a stopping lane.
+  Failure StopFailure(const Lane& lane) const;
 
   bool Cancelled() const { return opt.cancel != nullptr && opt.cancel->load(); }
 
@@ -214,7 +263,7 @@ struct Engine::Impl {
 
   // Waits `micros` (a Wait state or a retry interval) but no longer than the execution may
   // run; fails when the execution timed out or was stopped meanwhile.
-  Flow<bool> WaitFor(int64_t micros);
+  Flow<bool> WaitFor(int64_t micros, const Lane& lane);
 
   // ---- context object ----
 
@@ -289,6 +338,9 @@ struct Engine::Impl {
   Flow<StepResult> RunState(const State& st, const Json& raw, Lane& lane,
                             std::string* raw_text = nullptr);
 
+  // Records <Type>StateAborted when `f` stopped `st` (see Stopping).
+  void EmitAborted(const State& st, Lane& lane, const Failure& f);
+
   // Runs the body with Retry and Catch around it.
   Flow<StepResult> Execute(const State& st, const Json& raw, Lane& lane, StateRun& sr);
 
@@ -352,6 +404,10 @@ struct Engine::Impl {
                                         const VarScope& vars) const;
 
   Flow<Json> RunMap(const State& st, const Json& raw, const Json& eff, Lane& lane, StateRun& sr);
+
+  // The kept iteration outputs when `st` is the Map a redrive resumes at and `lane` the top
+  // level (once; empty otherwise).
+  std::map<int64_t, Json> TakeRedriveIterations(const State& st, const Lane& lane);
 
   // Threads for a Map's iterations: 1 (inline) unless the options allow more and the
   // iterations wait; then MaxConcurrency (0: unlimited) capped by the options and the items.

@@ -287,7 +287,7 @@ Flow<StepResult> Engine::Impl::RunWait(const State& st, const Json& raw, Lane& l
     }
     wait_micros = *ParseTimestampMicros(text) - clock->NowMicros();
   }
-  FLOW_ASSIGN_OR_RETURN(bool waited, WaitFor(wait_micros));
+  FLOW_ASSIGN_OR_RETURN(bool waited, WaitFor(wait_micros, lane));
   (void)waited;
   if (st.assign) {
     FLOW_ASSIGN_OR_RETURN(*assigned, EvalAssign(*st.assign, eff, sv, sr, *lane.vars));

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <map>
+#include <optional>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -145,6 +147,15 @@ Flow<Json> Engine::Impl::RunMap(const State& st, const Json& raw, const Json& ef
   // Iterations that wait on tasks or timers run on up to MaxConcurrency threads; pure data
   // flow runs inline, where threads would cost more than they save.
   const size_t threads = MapThreads(st, max_concurrency, n);
+  // Redriven at this Map: iterations that succeeded before keep their output and do not run
+  // again (AWS RedriveExecution "reschedules and redrives only the iterations and branches that
+  // failed or aborted").
+  const std::map<int64_t, Json> kept = TakeRedriveIterations(st, lane);
+  auto kept_output = [&](size_t i) -> std::optional<Json> {
+    auto it = kept.find(static_cast<int64_t>(i));
+    if (it == kept.end()) return std::nullopt;
+    return it->second;
+  };
   std::vector<std::optional<Flow<Json>>> done;
   std::vector<int64_t> done_prev, done_start, done_stop;
   if (threads > 1) {
@@ -167,11 +178,22 @@ Flow<Json> Engine::Impl::RunMap(const State& st, const Json& raw, const Json& ef
     done_start.assign(n, 0);
     done_stop.assign(n, 0);
     std::atomic<size_t> next{0};
-    std::atomic<bool> stop{false};
+    // Raised when an iteration fails beyond the tolerance: no iteration starts after that, and
+    // the running ones stop (AWS: a Map state whose iteration fails, the failure not caught in
+    // it, fails and stops the others; each stopped iteration's history ends with
+    // <Type>StateAborted for the state it was in and MapIterationAborted).
+    StopSignal stop_iterations;
+    stop_iterations.parent = lane.stop;
     std::atomic<int64_t> failed{0};
     const bool tolerant = tolerated_count || tolerated_pct;
     auto worker = [&] {
-      for (size_t i = next++; i < n && !stop.load(); i = next++) {
+      for (size_t i = next++; i < n && !stop_iterations.Raised() && !Cancelled(); i = next++) {
+        done_start[i] = clock->NowMicros();
+        if (std::optional<Json> out = kept_output(i)) {
+          done_stop[i] = done_start[i];
+          done[i].emplace(std::move(*out));
+          continue;
+        }
         VarScope scope;
         scope.parent = st.distributed ? nullptr : lane.vars;
         Lane child;
@@ -181,7 +203,7 @@ Flow<Json> Engine::Impl::RunMap(const State& st, const Json& raw, const Json& ef
         child.child_events = lane.record_events && st.distributed
                                  ? std::make_shared<std::atomic<int64_t>>(0)
                                  : lane.child_events;
-        done_start[i] = clock->NowMicros();
+        child.stop = &stop_iterations;
         if (!st.distributed) {
           Emit(child, "MapIterationStarted",
                Json{{"index", static_cast<int64_t>(i)}, {"name", st.name}});
@@ -189,18 +211,18 @@ Flow<Json> Engine::Impl::RunMap(const State& st, const Json& raw, const Json& ef
         Flow<Json> r =
             RunMachineCaught(*st.processor, std::move(inputs[i]), child, st.processor->start_at);
         if (!st.distributed) {
-          Emit(child, r.ok() ? "MapIterationSucceeded" : "MapIterationFailed",
-               Json{{"index", static_cast<int64_t>(i)}, {"name", st.name}}, !r.ok());
+          const char* type = r.ok()                 ? "MapIterationSucceeded"
+                             : IsAbort(r.failure()) ? "MapIterationAborted"
+                                                    : "MapIterationFailed";
+          Emit(child, type, Json{{"index", static_cast<int64_t>(i)}, {"name", st.name}}, !r.ok());
         }
-        if (!r.ok()) {
+        if (!r.ok() && !IsAbort(r.failure())) {
           // Fatal once neither tolerance can hold any more (failures only grow).
           int64_t f = ++failed;
           bool over_count = !tolerated_count || f > static_cast<int64_t>(*tolerated_count);
           bool over_pct = !tolerated_pct ||
                           static_cast<double>(f) * 100.0 / static_cast<double>(n) > *tolerated_pct;
-          bool fatal = !tolerant || (over_count && over_pct) ||
-                       r.failure().error == std::optional<std::string>("States.Aborted");
-          if (fatal) stop.store(true);
+          if (!tolerant || (over_count && over_pct)) stop_iterations.raised.store(true);
         }
         done_stop[i] = clock->NowMicros();
         done_prev[i] = child.prev_event;
@@ -219,6 +241,9 @@ Flow<Json> Engine::Impl::RunMap(const State& st, const Json& raw, const Json& ef
     for (size_t i = 0; i < n; ++i) {
       if (done[i]) lane.prev_event = std::max(lane.prev_event, done_prev[i]);
     }
+    // The Map state itself was stopped (the execution, or a Map or Parallel around it): it ends
+    // as aborted (Execute records MapStateAborted).
+    if (Stopping(lane)) return StopFailure(lane);
   }
   const bool tolerant = tolerated_count || tolerated_pct;
   // Records iteration i's outcome in index order. Returns the failure that ends the Map: a
@@ -245,9 +270,7 @@ Flow<Json> Engine::Impl::RunMap(const State& st, const Json& raw, const Json& ef
       results.push_back(std::move(r.value()));
       return std::nullopt;
     }
-    if (r.failure().error == std::optional<std::string>("States.Aborted")) {
-      return std::move(r.failure());
-    }
+    if (IsAbort(r.failure())) return std::move(r.failure());
     ++failures;
     if (!tolerant) {
       Emit(lane, "MapStateFailed", Json());
@@ -261,12 +284,20 @@ Flow<Json> Engine::Impl::RunMap(const State& st, const Json& raw, const Json& ef
   };
   for (size_t i = 0; i < n; ++i) {
     if (threads > 1) {
-      if (!done[i]) break;  // not started: an earlier failure stopped the Map
+      // Not started, or stopped because another iteration failed: the Map fails with that
+      // iteration's error (collected at its index, or judged against the tolerance below).
+      if (!done[i] || (!done[i]->ok() && IsAbort(done[i]->failure()))) continue;
       if (auto f = collect(i, *done[i], done_start[i], done_stop[i])) return std::move(*f);
       continue;
     }
-    Json item_input = items[i];
+    if (Stopping(lane)) return StopFailure(lane);  // start no iteration in a stopped lane
     const int64_t child_start = clock->NowMicros();
+    if (std::optional<Json> out = kept_output(i)) {
+      Flow<Json> r = std::move(*out);
+      if (auto f = collect(i, r, child_start, child_start)) return std::move(*f);
+      continue;
+    }
+    Json item_input = items[i];
     if (!batched && (st.parameters || st.arguments)) {
       StateRun isr = sr;
       isr.map_item_value = &items[i];
@@ -286,19 +317,20 @@ Flow<Json> Engine::Impl::RunMap(const State& st, const Json& raw, const Json& ef
     child.child_events = lane.record_events && st.distributed
                              ? std::make_shared<std::atomic<int64_t>>(0)
                              : lane.child_events;
+    child.stop = lane.stop;
     if (!st.distributed) {
       Emit(child, "MapIterationStarted",
            Json{{"index", static_cast<int64_t>(i)}, {"name", st.name}});
     }
     Flow<Json> r =
         RunMachineCaught(*st.processor, std::move(item_input), child, st.processor->start_at);
-    const bool aborted =
-        !r.ok() && r.failure().error == std::optional<std::string>("States.Aborted");
-    if (!st.distributed && !aborted) {
-      Emit(child, r.ok() ? "MapIterationSucceeded" : "MapIterationFailed",
-           Json{{"index", static_cast<int64_t>(i)}, {"name", st.name}}, !r.ok());
+    if (!st.distributed) {
+      const char* type = r.ok()                 ? "MapIterationSucceeded"
+                         : IsAbort(r.failure()) ? "MapIterationAborted"
+                                                : "MapIterationFailed";
+      Emit(child, type, Json{{"index", static_cast<int64_t>(i)}, {"name", st.name}}, !r.ok());
     }
-    if (!aborted) lane.prev_event = child.prev_event;
+    lane.prev_event = child.prev_event;
     if (auto f = collect(i, r, child_start, clock->NowMicros())) return std::move(*f);
   }
   if (failures > 0) {
@@ -320,6 +352,14 @@ Flow<Json> Engine::Impl::RunMap(const State& st, const Json& raw, const Json& ef
   if (st.distributed) Emit(lane, "MapRunSucceeded", Json::object());
   Emit(lane, "MapStateSucceeded", Json(), false);
   return results;
+}
+
+std::map<int64_t, Json> Engine::Impl::TakeRedriveIterations(const State& st, const Lane& lane) {
+  if (!lane.top_level || redrive_map_state.empty() || st.name != redrive_map_state) return {};
+  std::map<int64_t, Json> kept = std::move(redrive_iterations);
+  redrive_iterations.clear();
+  redrive_map_state.clear();
+  return kept;
 }
 
 size_t Engine::Impl::MapThreads(const State& st, std::optional<double> max_concurrency,

@@ -15,7 +15,10 @@ Flow<Json> Engine::Impl::RunParallel(const State& st, const Json& input, Lane& l
   Emit(lane, "ParallelStateStarted", Json());
   Json results = Json::array();
   // Branches that wait on tasks or timers run side by side (as on AWS); the first failing
-  // branch in definition order fails the state, like the inline loop.
+  // branch in definition order fails the state, like the inline loop. A branch that fails stops
+  // the others: AWS's ASL specification says that when a branch fails, "the entire Parallel
+  // state is considered to have failed and all its branches are stopped". A stopped branch ends
+  // with <Type>StateAborted for the state it was in (a Task or a Wait, say).
   bool waits = false;
   for (const auto& branch : st.branches) waits |= Waits(*branch);
   if (opt.map_threads > 1 && waits && st.branches.size() > 1) {
@@ -23,15 +26,21 @@ Flow<Json> Engine::Impl::RunParallel(const State& st, const Json& input, Lane& l
     std::vector<std::optional<Flow<Json>>> done(n);
     std::vector<int64_t> last(n, 0);
     std::vector<std::thread> pool;
+    StopSignal stop_branches;
+    stop_branches.parent = lane.stop;
+    const int64_t first_prev = lane.prev_event;
     auto run = [&](size_t i) {
       VarScope scope;
       scope.parent = lane.vars;
       Lane child;
-      child.prev_event = lane.prev_event;
+      child.prev_event = first_prev;
       child.vars = &scope;
       child.record_events = lane.record_events;
       child.child_events = lane.child_events;
-      done[i].emplace(RunMachineCaught(*st.branches[i], input, child, st.branches[i]->start_at));
+      child.stop = &stop_branches;
+      Flow<Json> r = RunMachineCaught(*st.branches[i], input, child, st.branches[i]->start_at);
+      if (!r.ok() && !IsAbort(r.failure())) stop_branches.raised.store(true);
+      done[i].emplace(std::move(r));
       last[i] = child.prev_event;
     };
     size_t started = 1;
@@ -43,13 +52,17 @@ Flow<Json> Engine::Impl::RunParallel(const State& st, const Json& input, Lane& l
     run(0);
     for (size_t i = started; i < n; ++i) run(i);
     for (std::thread& t : pool) t.join();
+    for (size_t i = 0; i < n; ++i) lane.prev_event = std::max(lane.prev_event, last[i]);
+    // The Parallel state itself was stopped (the execution, or a Map or Parallel around it).
+    if (Stopping(lane)) return StopFailure(lane);
     for (size_t i = 0; i < n; ++i) {
-      lane.prev_event = std::max(lane.prev_event, last[i]);
-      if (!done[i]->ok()) {
-        Emit(lane, "ParallelStateFailed", Json());
-        return std::move(done[i]->failure());
+      if (done[i]->ok()) {
+        results.push_back(std::move(done[i]->value()));
+        continue;
       }
-      results.push_back(std::move(done[i]->value()));
+      if (IsAbort(done[i]->failure())) continue;  // stopped by the branch that failed
+      Emit(lane, "ParallelStateFailed", Json());
+      return std::move(done[i]->failure());
     }
     Emit(lane, "ParallelStateSucceeded", Json(), false);
     return results;
@@ -65,10 +78,12 @@ Flow<Json> Engine::Impl::RunParallel(const State& st, const Json& input, Lane& l
     child.vars = &scope;
     child.record_events = lane.record_events;
     child.child_events = lane.child_events;
+    child.stop = lane.stop;
     Flow<Json> r = RunMachineCaught(*branch, input, child, branch->start_at);
     lane.prev_event = std::max(lane.prev_event, child.prev_event);
     if (!r.ok()) {
-      Emit(lane, "ParallelStateFailed", Json());
+      // A stop ends the state as aborted (Execute records ParallelStateAborted), not failed.
+      if (!IsAbort(r.failure())) Emit(lane, "ParallelStateFailed", Json());
       return std::move(r.failure());
     }
     results.push_back(std::move(r.value()));

@@ -61,6 +61,7 @@ Flow<Json> Engine::Impl::RunTask(const State& st, const Json& params, const Json
                         TaskSeconds(st, st.heartbeat_seconds, eff, eff, sr, *lane.vars));
   Json ctx = Context(sr);
   req.context = &ctx;
+  req.stopped = [this, &lane] { return Stopping(lane); };
   std::string type =
       opt.tasks != nullptr ? opt.tasks->ResourceType(st.resource) : std::string("unknown");
   Json sched = Json::object();
@@ -84,6 +85,9 @@ Flow<Json> Engine::Impl::RunTask(const State& st, const Json& params, const Json
   }
   SyncSink();  // a task may take long: show it started
   std::variant<Json, TaskError> r = RunTaskCaught(*opt.tasks, req);
+  // Stopped while the task ran (its Map iteration or Parallel branch, or the execution): the
+  // task is aborted, whatever it returned; Execute records TaskStateAborted.
+  if (Stopping(lane)) return StopFailure(lane);
   if (auto* err = std::get_if<TaskError>(&r)) {
     bool timed_out = err->error == "States.Timeout";
     Emit(lane, timed_out ? "TaskTimedOut" : "TaskFailed",

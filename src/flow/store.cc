@@ -560,6 +560,12 @@ Result<RedrivePoint> ExecutionStore::BeginRedrive(const std::string& execution_i
   p.variables = r.resume_variables;
   p.redrive_count = r.redrive_count + 1;
   p.next_event_id = (row ? last.Int(0) : 0) + 1;
+  {
+    // A Map resumed at keeps the outputs of its iterations that succeeded (see
+    // SucceededMapIterations); they are read from the history, which holds them already.
+    ENGAGE_ASSIGN_OR_RETURN(std::vector<Event> history, History(r.id));
+    p.succeeded_iterations = SucceededMapIterations(history, p.state);
+  }
   int64_t pid = static_cast<int64_t>(getpid());
   ENGAGE_ASSIGN_OR_RETURN(
       SqliteStmt up,

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -81,6 +82,10 @@ struct TaskRequest {
   std::optional<int64_t> timeout_seconds;
   std::optional<int64_t> heartbeat_seconds;
   const Json* context = nullptr;  // the context object
+  // True once the task should end early: its Map iteration or Parallel branch was stopped
+  // because another one failed, or the execution was stopped. A runner that can (a local
+  // command) polls it and ends the task; the engine then records the task as aborted.
+  std::function<bool()> stopped;
 };
 
 // Runs Task states. Returns the task result or a TaskError (retriable/catchable by name).
@@ -153,7 +158,20 @@ struct RedrivePoint {
   Json variables;     // variables visible at that point (object)
   int64_t redrive_count = 1;
   int64_t next_event_id = 1;  // first id for new events
+  // When `state` is a Map: the outputs of its iterations that succeeded (index -> output). The
+  // redrive keeps them and runs only the others, as AWS RedriveExecution "reschedules and
+  // redrives only the iterations and branches that failed or aborted". (Distributed Map child
+  // executions keep no history here, so a redriven distributed Map runs every item again.)
+  std::map<int64_t, Json> succeeded_iterations;
 };
+
+// The iterations of the top-level Map state `state` that succeeded, read from an execution's
+// history (index -> the output of the iteration, which is the output of its last state's
+// ...StateExited event). Counts its last visit: the last MapStateEntered of `state` that does not
+// follow ExecutionRedriven directly, and every redrive of it since. ASL state names are unique
+// in a state machine, so the name identifies the Map.
+std::map<int64_t, Json> SucceededMapIterations(const std::vector<Event>& history,
+                                               const std::string& state);
 
 class Engine {
  public:
