@@ -347,6 +347,7 @@ struct RunOptions {
   bool json = false;
   std::string mock;
   std::string mock_case;
+  std::string type = "STANDARD";
 };
 
 void PrintResult(const flow::ExecutionResult& r, const flow::ExecutionRecord& rec, bool json) {
@@ -425,6 +426,8 @@ flow::EngineOptions ExecutionOptions(Runtime& rt, const flow::ExecutionRecord& r
   options.account = cfg.flow.account;
   options.state_machine_name = rec.state_machine;
   options.role_arn = fmt::format("arn:aws:iam::{}:role/engage-local", cfg.flow.account);
+  options.express = rec.express;
+  options.execution_id = rec.id;
   ConfigureObjectStore(options, cfg, rt.home);
   if (rt.tasks->has_authorizer()) {
     // The local S3 stand-in (distributed Map ItemReader / ResultWriter) is bounded by the role.
@@ -627,12 +630,19 @@ void AddRun(CLI::App& flow, GlobalOptions& g, std::function<Status()>* action) {
                                "{\"States\": {...}}) for deterministic tests");
   cmd->add_option("--mock-case", o->mock_case, "Test case in a Step Functions Local mock config")
       ->needs(mock);
+  cmd->add_option("--type", o->type,
+                  "STANDARD or EXPRESS: an Express workflow execution (5-minute limit, no "
+                  "redrive, no .sync/.waitForTaskToken)")
+      ->check(CLI::IsMember({"STANDARD", "EXPRESS"}))
+      ->default_str("STANDARD");
   cmd->footer(
       "Exit status: 0 when the execution SUCCEEDED, 1 when it FAILED, TIMED_OUT or was ABORTED "
-      "(or the definition is invalid), 4 when --name is taken.");
+      "(or the definition is invalid), 2 when an EXPRESS run's definition uses what Express "
+      "workflows do not support, 4 when --name is taken.");
   cmd->callback([&g, action, o] {
     *action = [&g, o]() -> Status {
       ENGAGE_ASSIGN_OR_RETURN(CheckedDefinition def, LoadMachine(o->definition));
+      if (o->type == "EXPRESS") ENGAGE_RETURN_IF_ERROR(flow::CheckExpressDefinition(*def.machine));
       Json input = Json::object();
       if (!o->input.empty()) {
         ENGAGE_ASSIGN_OR_RETURN(std::string text, ReadText(o->input, "input file"));
@@ -651,6 +661,7 @@ void AddRun(CLI::App& flow, GlobalOptions& g, std::function<Status()>* action) {
       req.input = input;
       req.mock_case = o->mock_case;
       if (!o->mock.empty()) req.mock_path = fs::absolute(o->mock, ec).string();
+      req.express = o->type == "EXPRESS";
       ENGAGE_ASSIGN_OR_RETURN(flow::ExecutionRecord rec, store->Create(req));
       return RunExecution(*store, *def.machine, rec, nullptr, rt, o->json);
     };

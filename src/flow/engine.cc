@@ -14,6 +14,7 @@
 #include <random>
 #include <thread>
 
+#include "engage/core/ids.h"
 #include "flow/engine_internal.h"
 #include "flow/util_internal.h"
 
@@ -282,7 +283,7 @@ Failure Engine::Impl::TimeoutFailure() const {
     return Failure{"States.Timeout",
                    fmt::format("The execution ran longer than the maximum execution duration "
                                "({} s).",
-                               opt.max_execution_seconds)};
+                               max_duration_seconds)};
   }
   return Failure{"States.Timeout", "The execution timed out (TimeoutSeconds)."};
 }
@@ -881,6 +882,14 @@ ExecutionResult Engine::RedriveUnguarded(const StateMachine& machine, const Json
                                          const std::string& execution_name,
                                          const RedrivePoint& point) {
   Impl& m = *impl_;
+  if (m.opt.express && point.redrive_count > 0) {
+    // AWS: RedriveExecution "is not supported by EXPRESS state machines".
+    ExecutionResult refused;
+    refused.status = ExecutionStatus::kFailed;
+    refused.error = "States.Runtime";
+    refused.cause = "An EXPRESS execution cannot be redriven.";
+    return refused;
+  }
   m.next_event_id = point.next_event_id;
   m.sink_status = Status::Ok();
   m.start_micros = m.clock->NowMicros();
@@ -903,16 +912,29 @@ ExecutionResult Engine::RedriveUnguarded(const StateMachine& machine, const Json
     m.deadline_micros =
         m.start_micros + std::min(*machine.timeout_seconds, kMaxTimeoutSeconds) * 1000000;
   }
-  if (o.max_execution_seconds > 0) {
+  // AWS: Express Workflows run for up to five minutes.
+  const int64_t max_seconds =
+      o.express ? (o.max_execution_seconds > 0
+                       ? std::min<int64_t>(o.max_execution_seconds, kMaxExpressSeconds)
+                       : kMaxExpressSeconds)
+                : o.max_execution_seconds;
+  m.max_duration_seconds = max_seconds;
+  if (max_seconds > 0) {
     int64_t max_micros =
-        m.start_micros + std::min<int64_t>(o.max_execution_seconds, int64_t{1} << 32) * 1000000;
+        m.start_micros + std::min<int64_t>(max_seconds, int64_t{1} << 32) * 1000000;
     if (!m.deadline_micros || max_micros < *m.deadline_micros) {
       m.deadline_micros = max_micros;
       m.deadline_is_max_duration = true;
     }
   }
   m.ctx_execution = Json::object();
-  m.ctx_execution["Id"] = Arn(o, "execution", o.state_machine_name + ":" + execution_name);
+  // An EXPRESS execution's ARN has a part of its own after the name (AWS: arn:aws:states:
+  // <region>:<account>:express:<machine>:<name>:<id>, as the recorded Express case shows).
+  m.ctx_execution["Id"] =
+      o.express ? Arn(o, "express",
+                      fmt::format("{}:{}:{}", o.state_machine_name, execution_name,
+                                  o.execution_id.empty() ? NewId(*m.clock) : o.execution_id))
+                : Arn(o, "execution", o.state_machine_name + ":" + execution_name);
   m.ctx_execution["Input"] = too_deep ? Json() : original_input;
   m.ctx_execution["StartTime"] = FormatIsoUtc(m.start_micros);
   m.ctx_execution["Name"] = execution_name;

@@ -203,6 +203,9 @@ struct Engine::Impl {
   std::optional<int64_t> deadline_micros;
   // Whether the deadline is the maximum execution duration (not the TimeoutSeconds).
   bool deadline_is_max_duration = false;
+  // The maximum execution duration in force (EngineOptions::max_execution_seconds, or five
+  // minutes for an EXPRESS execution).
+  int64_t max_duration_seconds = 0;
   // Set once an event was refused because the history reached max_history_events.
   std::atomic<bool> history_full{false};
   std::string failed_state;

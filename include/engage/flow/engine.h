@@ -29,6 +29,9 @@
 
 namespace engage::flow {
 
+// AWS's maximum duration of an Express Workflow execution: five minutes.
+inline constexpr int64_t kMaxExpressSeconds = 300;
+
 enum class ExecutionStatus { kRunning, kSucceeded, kFailed, kTimedOut, kAborted };
 const char* ExecutionStatusName(ExecutionStatus s);  // "SUCCEEDED", ...
 
@@ -120,8 +123,16 @@ struct EngineOptions {
   std::string account = "000000000000";
   std::string state_machine_name = "StateMachine";
   std::string role_arn = "arn:aws:iam::000000000000:role/engage-local";
-  // EXPRESS workflow semantics (no redrive, so the context has no Execution.RedriveCount).
+  // EXPRESS workflow semantics, as AWS runs an Express execution: its ARN (the context object's
+  // Execution.Id) is arn:aws:states:<region>:<account>:express:<machine>:<name>:<execution_id>,
+  // the context has no Execution.RedriveCount, it runs at most five minutes (AWS's limit for
+  // Express Workflows; a longer run times out with States.Timeout), and it cannot be redriven
+  // (Redrive fails it at once). ExpressProblems (definition.h) lists what AWS refuses in an
+  // EXPRESS definition.
   bool express = false;
+  // The execution's id, the last part of an EXPRESS execution's ARN (AWS puts a generated id
+  // there). Empty: one is generated.
+  std::string execution_id;
   // Payload size limit per state input/output, as AWS enforces (256 KiB): a bigger state
   // output, or a JSONPath/JSONata result that would be bigger, fails the state with
   // States.DataLimitExceeded.
