@@ -5,10 +5,10 @@
 // with no input at all (JSONata's undefined), which is its own code path.
 #include <cstring>
 
-#include "engage/flow/jsonata.h"
+#include "engage/jsonata/jsonata.h"
 #include "fuzz_common.h"
 
-namespace jsonata = engage::flow::jsonata;
+namespace jsonata = engage::jsonata;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view all = engage::fuzz::AsText(data, size);

@@ -149,6 +149,8 @@ flow::EngineOptions EngineOptionsFor(const HomePaths& home, const Config& cfg,
   options.account = cfg.flow.account;
   options.state_machine_name = rec.state_machine;
   options.role_arn = fmt::format("arn:aws:iam::{}:role/engage-local", cfg.flow.account);
+  options.express = rec.express;
+  options.execution_id = rec.id;
   ConfigureObjectStore(options, cfg, home);
   if (tasks->has_authorizer()) {
     auto buckets = options.bucket_dir;
@@ -191,6 +193,7 @@ Result<flow::ExecutionRecord> ExecutionRunner::Start(ExecutionRequest request) {
   create.input = request.input;
   create.mock_case = request.mock_case;
   create.mock_path = request.mock_path;
+  create.express = request.express;
   ENGAGE_ASSIGN_OR_RETURN(run->record, store->Create(create));
   run->machine = std::move(request.machine);
   run->on_event = std::move(request.on_event);

@@ -32,10 +32,10 @@
 #include "engage/flow/definition.h"
 #include "engage/flow/engine.h"
 #include "engage/flow/graph.h"
-#include "engage/flow/jsonata_conformance.h"
 #include "engage/flow/registry.h"
 #include "engage/flow/store.h"
 #include "engage/flow/tasks.h"
+#include "engage/jsonata/conformance.h"
 #include "engage/lake/ingest.h"
 #include "engage/lake/lake.h"
 #include "engage/serve/machines.h"
@@ -95,6 +95,7 @@ struct RunOptions {
   bool json = false;
   std::string mock;
   std::string mock_case;
+  std::string type = "STANDARD";
 };
 
 void PrintResult(const flow::ExecutionResult& r, const flow::ExecutionRecord& rec, bool json) {
@@ -300,12 +301,19 @@ void AddRun(CLI::App& flow, GlobalOptions& g, std::function<Status()>* action) {
                                "{\"States\": {...}}) for deterministic tests");
   cmd->add_option("--mock-case", o->mock_case, "Test case in a Step Functions Local mock config")
       ->needs(mock);
+  cmd->add_option("--type", o->type,
+                  "STANDARD or EXPRESS: an Express workflow execution (5-minute limit, no "
+                  "redrive, no .sync/.waitForTaskToken)")
+      ->check(CLI::IsMember({"STANDARD", "EXPRESS"}))
+      ->default_str("STANDARD");
   cmd->footer(
       "Exit status: 0 when the execution SUCCEEDED, 1 when it FAILED, TIMED_OUT or was ABORTED "
-      "(or the definition is invalid), 4 when --name is taken.");
+      "(or the definition is invalid), 2 when an EXPRESS run's definition uses what Express "
+      "workflows do not support, 4 when --name is taken.");
   cmd->callback([&g, action, o] {
     *action = [&g, o]() -> Status {
       ENGAGE_ASSIGN_OR_RETURN(CheckedDefinition def, LoadMachine(o->definition));
+      if (o->type == "EXPRESS") ENGAGE_RETURN_IF_ERROR(flow::CheckExpressDefinition(*def.machine));
       Json input = Json::object();
       if (!o->input.empty()) {
         ENGAGE_ASSIGN_OR_RETURN(std::string text, ReadTextArgument(o->input, "input file"));
@@ -324,6 +332,7 @@ void AddRun(CLI::App& flow, GlobalOptions& g, std::function<Status()>* action) {
       req.input = input;
       req.mock_case = o->mock_case;
       if (!o->mock.empty()) req.mock_path = fs::absolute(o->mock, ec).string();
+      req.express = o->type == "EXPRESS";
       return RunInForeground(
           runner, [&] { return runner.Start(std::move(req)); }, o->json);
     };
@@ -669,7 +678,7 @@ void AddJsonataConformance(CLI::App& flow, std::function<Status()>* action) {
   cmd->add_flag("--json", *json, "Print the full report as JSON");
   cmd->callback([action, file, json] {
     *action = [file, json]() -> Status {
-      ENGAGE_ASSIGN_OR_RETURN(auto results, flow::jsonata::RunJsonataCorpus(*file));
+      ENGAGE_ASSIGN_OR_RETURN(auto results, jsonata::RunJsonataCorpus(*file));
       std::map<std::string, std::pair<int64_t, int64_t>> per;
       int64_t passed = 0;
       Json failures = Json::array();

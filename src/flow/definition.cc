@@ -1309,6 +1309,35 @@ bool Parser::ParseTimestampOk(const Json& v) {
 
 namespace {
 
+void CollectExpressProblems(const StateMachine& sm, const std::string& ptr,
+                            std::vector<Diagnostic>* out) {
+  for (const auto& [name, st] : sm.states) {
+    std::string sp = ptr + "/States/" + PointerToken(name);
+    if (st.type == StateType::kTask) {
+      std::string_view r = st.resource;
+      const char* pattern = nullptr;
+      if (r.ends_with(".waitForTaskToken")) {
+        pattern = "the Wait for Callback pattern (.waitForTaskToken)";
+      } else if (r.ends_with(".sync") || r.find(".sync:") != std::string_view::npos) {
+        pattern = "the Run a Job pattern (.sync)";
+      } else if (r.starts_with("arn:") && r.find(":activity:") != std::string_view::npos) {
+        pattern = "activities";
+      }
+      if (pattern != nullptr) {
+        out->push_back(Diagnostic{
+            name, sp + "/Resource",
+            fmt::format("resource '{}': an EXPRESS state machine does not support {} (Express "
+                        "Workflows support only Request Response integrations)",
+                        st.resource, pattern)});
+      }
+    }
+    for (size_t i = 0; i < st.branches.size(); ++i) {
+      CollectExpressProblems(*st.branches[i], sp + "/Branches/" + std::to_string(i), out);
+    }
+    if (st.processor) CollectExpressProblems(*st.processor, sp + "/ItemProcessor", out);
+  }
+}
+
 void CollectFarTimestamps(const StateMachine& sm, const std::string& ptr, int64_t horizon_micros,
                           int64_t max_seconds, std::vector<Diagnostic>* out) {
   for (const auto& [name, st] : sm.states) {
@@ -1337,6 +1366,20 @@ void CollectFarTimestamps(const StateMachine& sm, const std::string& ptr, int64_
 }
 
 }  // namespace
+
+std::vector<Diagnostic> ExpressProblems(const StateMachine& sm) {
+  std::vector<Diagnostic> out;
+  CollectExpressProblems(sm, "", &out);
+  return out;
+}
+
+Status CheckExpressDefinition(const StateMachine& sm) {
+  std::vector<Diagnostic> problems = ExpressProblems(sm);
+  if (problems.empty()) return Status::Ok();
+  std::string msg = "the definition cannot run as an EXPRESS execution:";
+  for (const Diagnostic& p : problems) msg += "\n  " + p.ToString();
+  return InvalidArgumentError(std::move(msg));
+}
 
 std::vector<Diagnostic> FarTimestamps(const StateMachine& sm, int64_t now_micros,
                                       int64_t max_seconds) {

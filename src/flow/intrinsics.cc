@@ -148,6 +148,12 @@ class CallParser {
       while (pos_ < s_.size()) {
         char ch = s_[pos_];
         if (quote) {
+          // A backslash escapes the next character inside a bracketed name (Jayway JsonPath,
+          // which AWS uses: $['a\'b'] names a'b), so an escaped quote does not close it.
+          if (ch == '\\' && pos_ + 1 < s_.size()) {
+            pos_ += 2;
+            continue;
+          }
           if (ch == quote) quote = 0;
         } else if (ch == '\'' || ch == '"') {
           quote = ch;
@@ -219,6 +225,19 @@ Result<int64_t> IntArg(const Call& call, const Json& v, std::string_view what) {
     }
   }
   return ArgError(call, fmt::format("{} must be an integer, got {}", what, DumpJson(v)));
+}
+
+// A number rounded to the nearest integer, halves up (Java's Math.round, which AWS uses for the
+// operands of States.MathAdd and States.MathRandom). Beyond +/-9e18 (where no double has a
+// fraction and int64 ends) it is an error.
+Result<int64_t> RoundedIntArg(const Call& call, const Json& v, std::string_view what) {
+  if (v.is_number_integer() && !v.is_number_unsigned()) return v.get<int64_t>();
+  if (v.is_number()) {
+    double d = v.get<double>();
+    if (std::isfinite(d) && std::fabs(d) <= 9e18) return static_cast<int64_t>(std::floor(d + 0.5));
+  }
+  return ArgError(call,
+                  fmt::format("{} must be a number from -9e18 to 9e18, got {}", what, DumpJson(v)));
 }
 
 const std::string* StringArg(const Json& v) {
@@ -436,17 +455,27 @@ Result<Json> Apply(const Call& call, std::vector<Json> a) {
     return out;
   }
   if (f == "MathRandom") {
-    ENGAGE_ASSIGN_OR_RETURN(int64_t lo, IntArg(call, a[0], "the start"));
-    ENGAGE_ASSIGN_OR_RETURN(int64_t hi, IntArg(call, a[1], "the end"));
-    if (hi < lo) return ArgError(call, "the end must not be below the start");
+    // AWS (Step Functions developer guide, "Intrinsics for Math operations"): a random number
+    // from the start (inclusive) to the end (exclusive); "If you specify a non-integer value for
+    // the start number or end number argument, Step Functions will round it off to the nearest
+    // integer" -- halves up, as the recorded States.MathAdd cases show AWS rounding (Java's
+    // Math.round: 2.5 -> 3, -2.5 -> -2). The seed is rounded the same way (AWS documents no
+    // rule for it; refusing 1.5 would fail machines AWS runs).
+    ENGAGE_ASSIGN_OR_RETURN(int64_t lo, RoundedIntArg(call, a[0], "the start"));
+    ENGAGE_ASSIGN_OR_RETURN(int64_t hi, RoundedIntArg(call, a[1], "the end"));
+    if (hi <= lo) {
+      return ArgError(call, fmt::format("the end ({}) must be above the start ({}): the end is "
+                                        "exclusive",
+                                        hi, lo));
+    }
     std::mt19937_64 rng;
     if (a.size() == 3) {
-      ENGAGE_ASSIGN_OR_RETURN(int64_t seed, IntArg(call, a[2], "the seed"));
+      ENGAGE_ASSIGN_OR_RETURN(int64_t seed, RoundedIntArg(call, a[2], "the seed"));
       rng.seed(static_cast<uint64_t>(seed));
     } else {
       rng.seed(std::random_device{}());
     }
-    std::uniform_int_distribution<int64_t> dist(lo, hi);
+    std::uniform_int_distribution<int64_t> dist(lo, hi - 1);
     return Json(dist(rng));
   }
   if (f == "MathAdd") {

@@ -7,7 +7,7 @@
 #include <optional>
 #include <regex>
 
-#include "flow/jsonata/text_internal.h"
+#include "engage/jsonata/regex.h"
 
 namespace engage::flow {
 
@@ -39,6 +39,25 @@ struct JsonPath::Step {
 namespace {
 
 using Step = JsonPath::Step;
+
+// Appends `cp` as UTF-8 (a lone surrogate as its three bytes, the way JSON text may carry one).
+void AppendUtf8(std::string& out, uint32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
 
 // A filter expression inside `[?( ... )]`.
 struct Filter {
@@ -145,21 +164,79 @@ class PathParser {
            c == '|' || c == ']' || c == ',';
   }
 
+  // A quoted name in brackets, or a string in a filter. AWS reads JSONPath with Jayway JsonPath,
+  // whose PathCompiler skips the character after a backslash when looking for the closing quote
+  // and then unescapes the name (Utils.unescape): \\ \' \" \b \f \n \r \t and \uXXXX
+  // (four hex digits, a UTF-16 unit) stand for their characters, and a backslash before any
+  // other character is dropped. So $['a\"b'] and $["a\\b"] name the keys a"b and a\b.
   Result<std::string> ParseQuoted() {
     char quote = Peek();
     ++pos_;
     std::string out;
+    uint32_t high_surrogate = 0;  // a \uD800-\uDBFF waiting for its low half
+    auto flush_surrogate = [&] {
+      if (high_surrogate != 0) AppendUtf8(out, high_surrogate);
+      high_surrogate = 0;
+    };
     while (!AtEnd() && Peek() != quote) {
-      if (Peek() == '\\' && pos_ + 1 < s_.size()) {
-        ++pos_;
-        char e = Peek();
-        out += e == 'n' ? '\n' : e == 't' ? '\t' : e;
+      if (Peek() != '\\') {
+        flush_surrogate();
+        out += Peek();
         ++pos_;
         continue;
       }
-      out += Peek();
       ++pos_;
+      if (AtEnd()) break;  // unterminated: reported below
+      char e = Peek();
+      ++pos_;
+      if (e == 'u') {
+        if (pos_ + 4 > s_.size()) return Error("a \\u escape needs four hex digits");
+        uint32_t unit = 0;
+        for (int k = 0; k < 4; ++k) {
+          char h = s_[pos_ + k];
+          int v = h >= '0' && h <= '9'   ? h - '0'
+                  : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                  : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                         : -1;
+          if (v < 0) return Error("a \\u escape needs four hex digits");
+          unit = unit * 16 + static_cast<uint32_t>(v);
+        }
+        pos_ += 4;
+        if (unit >= 0xDC00 && unit <= 0xDFFF && high_surrogate != 0) {
+          AppendUtf8(out, 0x10000 + ((high_surrogate - 0xD800) << 10) + (unit - 0xDC00));
+          high_surrogate = 0;
+        } else {
+          flush_surrogate();
+          if (unit >= 0xD800 && unit <= 0xDBFF) {
+            high_surrogate = unit;
+          } else {
+            AppendUtf8(out, unit);
+          }
+        }
+        continue;
+      }
+      flush_surrogate();
+      switch (e) {
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'n':
+          out += '\n';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 't':
+          out += '\t';
+          break;
+        default:  // \\ \' \" and any other character stand for themselves
+          out += e;
+      }
     }
+    flush_surrogate();
     if (AtEnd()) return Error("unterminated string");
     ++pos_;
     return out;
@@ -314,7 +391,7 @@ class PathParser {
           ++pos_;
           bool icase = false;
           while (Peek() == 'i' || Peek() == 'g' || Peek() == 'm') icase |= s_[pos_++] == 'i';
-          if (!jsonata::internal::RegexCountsFit(rhs->regex_source)) {
+          if (!jsonata::RegexCountsFit(rhs->regex_source)) {
             return Error("invalid regular expression");
           }
           try {
@@ -699,6 +776,20 @@ Status JsonPath::Write(Json& root, Json value) const {
   return Status::Ok();
 }
 
+namespace {
+
+// `name` quoted for a bracket, so that the normalized path parses back to the same name.
+std::string EscapeName(const std::string& name) {
+  std::string out;
+  for (char c : name) {
+    if (c == '\'' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string JsonPath::Normalized() const {
   std::string out = root_ == Root::kContext    ? "$$"
                     : root_ == Root::kVariable ? "$" + variable_
@@ -711,7 +802,7 @@ std::string JsonPath::Normalized() const {
         out += "[";
         for (size_t i = 0; i < st.names.size(); ++i) {
           if (i) out += ",";
-          out += "'" + st.names[i] + "'";
+          out += "'" + EscapeName(st.names[i]) + "'";
         }
         out += "]";
         break;

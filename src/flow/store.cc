@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS flow_executions (
   resume_state TEXT NOT NULL DEFAULT '',
   resume_input TEXT,
   resume_variables TEXT,
+  type TEXT NOT NULL DEFAULT 'STANDARD',
   UNIQUE (state_machine, name)
 );
 CREATE INDEX IF NOT EXISTS flow_executions_start ON flow_executions(start_micros);
@@ -69,7 +70,7 @@ constexpr const char* kColumns =
     "e.error, e.cause, e.start_micros, e.stop_micros, e.redrive_count, e.mock_case, "
     "COALESCE(c.state, e.resume_state), CASE WHEN c.execution_id IS NULL THEN e.resume_input ELSE "
     "c.input END, CASE WHEN c.execution_id IS NULL THEN e.resume_variables ELSE c.variables END, "
-    "e.mock_path";
+    "e.mock_path, e.type";
 // Executions with their checkpoints, for kColumns.
 constexpr const char* kFrom =
     "flow_executions e LEFT JOIN flow_checkpoints c ON c.execution_id = e.id";
@@ -121,6 +122,7 @@ ExecutionRecord ReadRecord(const SqliteStmt& st) {
   r.resume_input = st.IsNull(15) ? Json() : ParseOr(st.Text(15), Json());
   r.resume_variables = st.IsNull(16) ? Json::object() : ParseOr(st.Text(16), Json::object());
   r.mock_path = st.Text(17);
+  r.express = st.Text(18) == "EXPRESS";
   return r;
 }
 
@@ -427,7 +429,8 @@ Json ExecutionRecord::ToJson() const {
   if (output) j["output"] = *output;
   if (error) j["error"] = *error;
   if (cause) j["cause"] = *cause;
-  j["redriveCount"] = redrive_count;
+  j["type"] = express ? "EXPRESS" : "STANDARD";
+  if (!express) j["redriveCount"] = redrive_count;
   if (!definition_path.empty()) j["definitionPath"] = definition_path;
   if (!mock_case.empty()) j["mockCase"] = mock_case;
   if (!mock_path.empty()) j["mockPath"] = mock_path;
@@ -444,17 +447,22 @@ Result<std::unique_ptr<ExecutionStore>> ExecutionStore::Open(const std::string& 
   // unchanged: commits do not wait for checkpoints (WAL, synchronous=NORMAL), and the WAL is
   // removed when the last connection closes. The setting applies to this connection only.
   ENGAGE_RETURN_IF_ERROR(db.Exec("PRAGMA wal_autocheckpoint=4000"));
-  // meta.db files from before mock_path existed: add the column.
+  // meta.db files from before mock_path or type existed: add the columns.
   ENGAGE_ASSIGN_OR_RETURN(SqliteStmt cols, db.Prepare("PRAGMA table_info(flow_executions)"));
-  bool has_mock_path = false;
+  bool has_mock_path = false, has_type = false;
   while (true) {
     ENGAGE_ASSIGN_OR_RETURN(bool row, cols.Step());
     if (!row) break;
     has_mock_path |= cols.Text(1) == "mock_path";
+    has_type |= cols.Text(1) == "type";
   }
   if (!has_mock_path) {
     ENGAGE_RETURN_IF_ERROR(
         db.Exec("ALTER TABLE flow_executions ADD COLUMN mock_path TEXT NOT NULL DEFAULT ''"));
+  }
+  if (!has_type) {
+    ENGAGE_RETURN_IF_ERROR(
+        db.Exec("ALTER TABLE flow_executions ADD COLUMN type TEXT NOT NULL DEFAULT 'STANDARD'"));
   }
   ENGAGE_RETURN_IF_ERROR(MigrateEventRows(db));
   std::string journal_dir =
@@ -474,6 +482,7 @@ Result<ExecutionRecord> ExecutionStore::Create(const CreateExecutionRequest& req
   r.start_micros = clock_.NowMicros();
   r.mock_case = req.mock_case;
   r.mock_path = req.mock_path;
+  r.express = req.express;
   ENGAGE_ASSIGN_OR_RETURN(
       SqliteStmt exists,
       db_.Prepare("SELECT 1 FROM flow_executions WHERE state_machine = ? AND name = ?"));
@@ -490,10 +499,12 @@ Result<ExecutionRecord> ExecutionStore::Create(const CreateExecutionRequest& req
       SqliteStmt ins,
       db_.Prepare("INSERT INTO flow_executions (id, name, state_machine, definition, "
                   "definition_path, input, status, start_micros, mock_case, owner_pid, "
-                  "owner_start, mock_path) VALUES (?, ?, ?, ?, ?, ?, 'RUNNING', ?, ?, ?, ?, ?)"));
+                  "owner_start, mock_path, type) VALUES (?, ?, ?, ?, ?, ?, 'RUNNING', ?, ?, ?, ?, "
+                  "?, ?)"));
   ins.Bind(1, r.id).Bind(2, r.name).Bind(3, r.state_machine).Bind(4, r.definition);
   ins.Bind(5, r.definition_path).Bind(6, DumpJson(r.input)).Bind(7, r.start_micros);
   ins.Bind(8, r.mock_case).Bind(9, pid).Bind(10, ProcessStart(pid)).Bind(11, r.mock_path);
+  ins.Bind(12, std::string(r.express ? "EXPRESS" : "STANDARD"));
   ENGAGE_RETURN_IF_ERROR(ins.Run());
   return r;
 }
@@ -536,6 +547,13 @@ Status ExecutionStore::Finish(const std::string& execution_id, const ExecutionRe
 }
 
 Status ExecutionStore::CheckRedrivable(const ExecutionRecord& r) {
+  if (r.express) {
+    // AWS: RedriveExecution "is not supported by EXPRESS state machines".
+    return FailedPreconditionError(
+        fmt::format("execution '{}' is an EXPRESS execution, and AWS does not redrive EXPRESS "
+                    "executions; start a new execution",
+                    r.name));
+  }
   if (r.status != "FAILED" && r.status != "TIMED_OUT" && r.status != "ABORTED") {
     return FailedPreconditionError(fmt::format(
         "execution '{}' is {}; only FAILED, TIMED_OUT or ABORTED executions can be redriven",
@@ -560,6 +578,12 @@ Result<RedrivePoint> ExecutionStore::BeginRedrive(const std::string& execution_i
   p.variables = r.resume_variables;
   p.redrive_count = r.redrive_count + 1;
   p.next_event_id = (row ? last.Int(0) : 0) + 1;
+  {
+    // A Map resumed at keeps the outputs of its iterations that succeeded (see
+    // SucceededMapIterations); they are read from the history, which holds them already.
+    ENGAGE_ASSIGN_OR_RETURN(std::vector<Event> history, History(r.id));
+    p.succeeded_iterations = SucceededMapIterations(history, p.state);
+  }
   int64_t pid = static_cast<int64_t>(getpid());
   ENGAGE_ASSIGN_OR_RETURN(
       SqliteStmt up,
@@ -724,12 +748,13 @@ Status ExecutionStore::ReplayJournal(const std::string& execution_id) {
 }
 
 Result<int64_t> ExecutionStore::RecoverInterrupted() {
-  ENGAGE_ASSIGN_OR_RETURN(
-      SqliteStmt st, db_.Prepare("SELECT id, owner_pid, owner_start, name FROM flow_executions "
-                                 "WHERE status = 'RUNNING'"));
+  ENGAGE_ASSIGN_OR_RETURN(SqliteStmt st,
+                          db_.Prepare("SELECT id, owner_pid, owner_start, name, type FROM "
+                                      "flow_executions WHERE status = 'RUNNING'"));
   struct Dead {
     std::string id, name;
     int64_t pid;
+    bool express;
   };
   std::vector<Dead> dead;
   while (true) {
@@ -738,7 +763,7 @@ Result<int64_t> ExecutionStore::RecoverInterrupted() {
     int64_t pid = st.IsNull(1) ? 0 : st.Int(1);
     std::string start = st.Text(2);
     if (pid != 0 && ProcessStart(pid) == start && !start.empty()) continue;  // still running
-    dead.push_back(Dead{st.Text(0), st.Text(3), pid});
+    dead.push_back(Dead{st.Text(0), st.Text(3), pid, st.Text(4) == "EXPRESS"});
   }
   for (const Dead& d : dead) {
     ENGAGE_RETURN_IF_ERROR(ReplayJournal(d.id));
@@ -749,9 +774,12 @@ Result<int64_t> ExecutionStore::RecoverInterrupted() {
     int64_t last_id = row ? last.Int(0) : 0;
     std::string cause = fmt::format(
         "The process running the execution (pid {}) stopped before it finished; the history "
-        "holds every event up to #{}. Run 'engage flow redrive {}' to resume from the last "
-        "state entered.",
-        d.pid, last_id, d.name);
+        "holds every event up to #{}. {}",
+        d.pid, last_id,
+        d.express ? "It was an EXPRESS execution, which cannot be redriven: start a new one."
+                  : fmt::format("Run 'engage flow redrive {}' to resume from the last state "
+                                "entered.",
+                                d.name));
     int64_t now = clock_.NowMicros();
     std::string failed = "[";
     AppendStoredEvent(&failed, last_id + 1, last_id, now, "ExecutionFailed",

@@ -243,6 +243,21 @@ std::string TaskRegistry::ResourceType(const std::string& resource) const {
   return TaskRunner::ResourceType(resource);
 }
 
+namespace {
+
+// Calls a registered step's function. Steps return Result; one that throws instead (a bug, a
+// library call that threw) fails with kInternal naming the step, so no exception leaves Run.
+template <typename Fn>
+auto Caught(Fn&& fn, const std::string& step) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const std::exception& e) {
+    return InternalError(fmt::format("the Engage step '{}' threw: {}", step, e.what()));
+  }
+}
+
+}  // namespace
+
 std::variant<Json, TaskError> TaskRegistry::Run(const TaskRequest& req) {
   // 1. Mocks.
   if (auto it = mocks_.find(req.state_name); it != mocks_.end()) {
@@ -273,7 +288,7 @@ std::variant<Json, TaskError> TaskRegistry::Run(const TaskRequest& req) {
     if (authorizer_) {
       std::vector<std::string> resources = {"*"};
       if (st.resources) {
-        Result<std::vector<std::string>> r = st.resources(params);
+        Result<std::vector<std::string>> r = Caught([&] { return st.resources(params); }, name);
         if (!r.ok()) return failed(r.status());
         resources = std::move(r).value();
       }
@@ -282,7 +297,7 @@ std::variant<Json, TaskError> TaskRegistry::Run(const TaskRequest& req) {
         if (!s.ok()) return failed(s);
       }
     }
-    Result<Json> r = st.fn(params);
+    Result<Json> r = Caught([&] { return st.fn(params); }, name);
     if (!r.ok()) return failed(r.status());
     return std::move(r).value();
   };
@@ -323,7 +338,7 @@ std::variant<Json, TaskError> TaskRegistry::Run(const TaskRequest& req) {
       }
       Json raw;
       r = RunCommand(*cmd, fmt::format("Lambda function '{}'", name), DumpJson(payload), {}, {},
-                     req.timeout_seconds, req.heartbeat_seconds, &raw);
+                     req.timeout_seconds, req.heartbeat_seconds, req.stopped, &raw);
     } else if (steps_.count(name)) {
       r = run_step(name, payload);
     } else {
@@ -383,7 +398,7 @@ std::variant<Json, TaskError> TaskRegistry::Run(const TaskRequest& req) {
     }
     Json raw;
     auto r = RunCommand(*cmd, fmt::format("ECS task '{}'", family), DumpJson(req.parameters), args,
-                        env, req.timeout_seconds, req.heartbeat_seconds, &raw);
+                        env, req.timeout_seconds, req.heartbeat_seconds, req.stopped, &raw);
     if (std::holds_alternative<TaskError>(r)) return r;
     return Json{{"LastStatus", "STOPPED"},
                 {"StopCode", "EssentialContainerExited"},
@@ -403,7 +418,7 @@ std::variant<Json, TaskError> TaskRegistry::RunCommand(
     const FlowCommand& cmd, const std::string& what, const std::string& input,
     const std::vector<std::string>& extra_args, const std::vector<std::string>& env,
     std::optional<int64_t> timeout_seconds, std::optional<int64_t> heartbeat_seconds,
-    Json* raw_stdout) {
+    const std::function<bool()>& stopped, Json* raw_stdout) {
   int64_t timeout = timeout_seconds.value_or(0);
   // HeartbeatSeconds: the command must print something (stdout or stderr) at least that often.
   const int64_t heartbeat = heartbeat_seconds.value_or(0);
@@ -470,7 +485,7 @@ std::variant<Json, TaskError> TaskRegistry::RunCommand(
   bool in_open = true;
   auto start = std::chrono::steady_clock::now();
   auto last_beat = start;
-  bool timed_out = false, heartbeat_missed = false;
+  bool timed_out = false, heartbeat_missed = false, aborted = false;
   if (input.empty()) {
     close(in_pipe[1]);
     in_open = false;
@@ -507,6 +522,12 @@ std::variant<Json, TaskError> TaskRegistry::RunCommand(
         --fds_open;
       }
     }
+    if (stopped && stopped()) {
+      // Its Map iteration or Parallel branch (or the execution) was stopped: so is the command.
+      aborted = true;
+      kill(-pid, SIGKILL);
+      break;
+    }
     if (timeout > 0 && std::chrono::steady_clock::now() - start > std::chrono::seconds(timeout)) {
       timed_out = true;
       kill(-pid, SIGKILL);
@@ -526,10 +547,14 @@ std::variant<Json, TaskError> TaskRegistry::RunCommand(
   // The command may close its output and keep running: the timeout still applies.
   int status = 0;
   for (int64_t nap_us = 100;;) {
-    pid_t w = waitpid(pid, &status, timed_out ? 0 : WNOHANG);
+    pid_t w = waitpid(pid, &status, timed_out || aborted ? 0 : WNOHANG);
     if (w == pid || (w < 0 && errno != EINTR)) break;
     if (w == 0) {
-      if (timeout > 0 && std::chrono::steady_clock::now() - start > std::chrono::seconds(timeout)) {
+      if (stopped && stopped()) {
+        aborted = true;
+        kill(-pid, SIGKILL);
+      } else if (timeout > 0 &&
+                 std::chrono::steady_clock::now() - start > std::chrono::seconds(timeout)) {
         timed_out = true;
         kill(-pid, SIGKILL);
       } else {
@@ -538,6 +563,7 @@ std::variant<Json, TaskError> TaskRegistry::RunCommand(
       }
     }
   }
+  if (aborted) return TaskError{"States.Aborted", fmt::format("{} was stopped", what)};
   if (heartbeat_missed) {
     return TaskError{"States.HeartbeatTimeout",
                      fmt::format("{} printed nothing for {} s (HeartbeatSeconds) and was stopped",

@@ -1203,5 +1203,36 @@ TEST_F(FlowCliTest, ExampleEngagementReportRuns) {
   EXPECT_EQ(out["by_type"][0]["customers"], 2);
 }
 
+TEST_F(FlowCliTest, ExpressRunHasAnExpressArnAndCannotBeRedriven) {
+  std::string def = Write("express.json", R"j({"StartAt": "Q", "States": {
+    "Q": {"Type": "Pass", "Parameters": {"id.$": "$$.Execution.Id"}, "Next": "F"},
+    "F": {"Type": "Fail", "Error": "Boom"}}})j");
+  auto r = Run({"flow", "run", def, "--type", "EXPRESS", "--name", "e1", "--json"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_EQ(r.json()["status"], "FAILED") << r.out;
+  Json d = Describe("e1");
+  EXPECT_EQ(d["type"], "EXPRESS") << d.dump();
+  auto h = History("e1");
+  bool express_arn = false;
+  ASSERT_TRUE(h.contains("events")) << h.dump();
+  for (const Json& e : h["events"]) {
+    if (e.value("type", "") != "PassStateExited") continue;
+    std::string out = e["stateExitedEventDetails"]["output"].get<std::string>();
+    express_arn = Contains(out, ":express:express:e1:");
+  }
+  EXPECT_TRUE(express_arn) << h.dump();
+  auto rd = Run({"flow", "redrive", "e1"});
+  EXPECT_EQ(rd.exit_code, 7) << rd.out << rd.err;
+  EXPECT_TRUE(Contains(rd.err, "EXPRESS")) << rd.err;
+
+  std::string cb = Write("callback.json", R"j({"StartAt": "T", "States": {
+    "T": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+          "End": true}}})j");
+  auto refused = Run({"flow", "run", cb, "--type", "EXPRESS"});
+  EXPECT_EQ(refused.exit_code, 2) << refused.out << refused.err;
+  EXPECT_TRUE(Contains(refused.err, ".waitForTaskToken")) << refused.err;
+  EXPECT_NE(Run({"flow", "run", def, "--type", "EXPRESSO"}).exit_code, 0);
+}
+
 }  // namespace
 }  // namespace engage::testing

@@ -129,6 +129,38 @@ TEST(JsonPathTest, WriteCreatesIntermediateObjects) {
   EXPECT_FALSE(p->Write(scalar, 5).ok());
 }
 
+// AWS reads JSONPath with Jayway JsonPath: a bracketed name may hold its quote and a backslash
+// escaped with a backslash, and \b \f \n \r \t \uXXXX stand for their characters.
+TEST(JsonPathTest, BracketNamesUnescapeQuotesAndBackslashes) {
+  const Json doc = Json::parse(R"j({"a\"b":1,"a\\b":2,"a'b":3,"it's \"x\"":4,"tab\there":5,
+                                    "A\u00e9":6,"trail\\":7})j");
+  EXPECT_EQ(Eval(R"($['a\"b'])", doc), 1);
+  EXPECT_EQ(Eval(R"($["a\"b"])", doc), 1);
+  EXPECT_EQ(Eval(R"($["a\\b"])", doc), 2);
+  EXPECT_EQ(Eval(R"($['a\\b'])", doc), 2);
+  EXPECT_EQ(Eval(R"($['a\'b'])", doc), 3);
+  EXPECT_EQ(Eval(R"($['it\'s \"x\"'])", doc), 4);
+  EXPECT_EQ(Eval(R"($['tab\there'])", doc), 5);
+  EXPECT_EQ(Eval(R"($['\u0041\u00E9'])", doc), 6);
+  EXPECT_EQ(Eval(R"($['trail\\'])", doc), 7);
+  EXPECT_EQ(Eval(R"($['a\"b','a\'b'])", doc), Json({1, 3}));
+  // A \r is a carriage return, not the letter r.
+  EXPECT_EQ(Eval(R"($['x\ry'])", Json{{"x\ry", 8}}), 8);
+  EXPECT_FALSE(JsonPath::Parse(R"($['\u00'])").ok());
+}
+
+TEST(JsonPathTest, EscapedBracketNamesWriteAndNormalize) {
+  auto p = JsonPath::Parse(R"($['a\'b']["c\\d"])");
+  ASSERT_TRUE(p.ok());
+  Json doc = Json::object();
+  ASSERT_OK(p->Write(doc, 1));
+  EXPECT_EQ(doc, Json::parse(R"j({"a'b":{"c\\d":1}})j"));
+  // The normalized path (in "No results for path" messages) parses back to the same names.
+  auto again = JsonPath::Parse(p->Normalized());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again->Evaluate(doc), 1);
+}
+
 Result<Json> CallIntrinsic(const std::string& text, const Json& input = Json::object()) {
   ENGAGE_ASSIGN_OR_RETURN(Intrinsic f, Intrinsic::Parse(text));
   return f.Evaluate([&](const JsonPath& p) { return p.Evaluate(input); });
@@ -198,6 +230,48 @@ TEST(IntrinsicsTest, UuidAndRandomHaveTheRightShape) {
   EXPECT_GE(r->get<int64_t>(), 5);
   EXPECT_LE(r->get<int64_t>(), 7);
   EXPECT_EQ(*r, *CallIntrinsic("States.MathRandom(5, 7, 42)"));  // seeded: repeatable
+}
+
+TEST(IntrinsicsTest, PathArgumentsMayHoldEscapedQuotes) {
+  // The argument's end is found past quotes escaped inside the bracketed name.
+  const Json input = Json::parse(R"j({"a'b":"x","c\",d":"y"})j");
+  auto r = CallIntrinsic(R"(States.Format('{}-{}', $['a\'b'], $["c\",d"]))", input);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(*r, "x-y");
+}
+
+TEST(IntrinsicsTest, MathRandomEndIsExclusive) {
+  // AWS: from the start (inclusive) to the end (exclusive).
+  for (int seed = 0; seed < 64; ++seed) {
+    SCOPED_TRACE(seed);
+    auto r = CallIntrinsic("States.MathRandom(3, 4, " + std::to_string(seed) + ")");
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(*r, Json(3));
+  }
+  EXPECT_FALSE(CallIntrinsic("States.MathRandom(3, 3)").ok());
+}
+
+TEST(IntrinsicsTest, MathRandomRoundsNonIntegerBoundsHalfUp) {
+  // AWS rounds non-integer bounds to the nearest integer, halves up as for States.MathAdd:
+  // 1.5..2.5 is 2..3 (so 2), -2.5..-1.5 is -2..-1 (so -2), 0.4..1.4 is 0..1 (so 0).
+  for (int seed = 0; seed < 16; ++seed) {
+    SCOPED_TRACE(seed);
+    std::string s = ", " + std::to_string(seed) + ")";
+    auto a = CallIntrinsic("States.MathRandom(1.5, 2.5" + s);
+    ASSERT_TRUE(a.ok());
+    EXPECT_EQ(*a, Json(2));
+    auto b = CallIntrinsic("States.MathRandom(-2.5, -1.5" + s);
+    ASSERT_TRUE(b.ok());
+    EXPECT_EQ(*b, Json(-2));
+    auto c = CallIntrinsic("States.MathRandom(0.4, 1.4" + s);
+    ASSERT_TRUE(c.ok());
+    EXPECT_EQ(*c, Json(0));
+  }
+  // A seed with a fraction is rounded too, so it repeats like its integer.
+  EXPECT_EQ(*CallIntrinsic("States.MathRandom(0, 1000, 6.6)"),
+            *CallIntrinsic("States.MathRandom(0, 1000, 7)"));
+  EXPECT_FALSE(CallIntrinsic("States.MathRandom('1', 5)").ok());
+  EXPECT_FALSE(CallIntrinsic("States.MathRandom(1, 1e300)").ok());
 }
 
 TEST(IntrinsicsTest, BadArgumentsAreErrors) {

@@ -8,8 +8,8 @@
 #include "engage/flow/definition.h"
 #include "engage/flow/engine.h"
 #include "engage/flow/intrinsics.h"
-#include "engage/flow/jsonata.h"
 #include "engage/flow/jsonpath.h"
+#include "engage/jsonata/jsonata.h"
 #include "flow/item_io_internal.h"
 
 namespace engage::flow {

@@ -52,6 +52,7 @@ struct ExecutionRequest {
   // Mocked Task results (Step Functions Local mock config) and the test case in it.
   std::string mock_path;
   std::string mock_case;
+  bool express = false;  // an EXPRESS workflow execution (AWS's Express semantics)
   // Every Task is checked against this role and engage:ingest reads only [flow] input_dirs (an
   // execution started over HTTP). Null: the local CLI user, trusted.
   std::shared_ptr<const serve::Policy> role;

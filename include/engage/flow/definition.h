@@ -21,8 +21,8 @@
 #include "engage/core/json.h"
 #include "engage/core/status.h"
 #include "engage/flow/intrinsics.h"
-#include "engage/flow/jsonata.h"
 #include "engage/flow/jsonpath.h"
+#include "engage/jsonata/jsonata.h"
 
 namespace engage::flow {
 
@@ -182,6 +182,17 @@ inline constexpr int64_t kMaxWaitUntilSeconds = 31536000;
 // at its Timestamp field. `flow validate` checks this against the clock; parsing does not.
 std::vector<Diagnostic> FarTimestamps(const StateMachine& sm, int64_t now_micros,
                                       int64_t max_seconds = kMaxWaitUntilSeconds);
+
+// What AWS refuses in an EXPRESS state machine: Express Workflows "only support Request
+// Response integrations" (AWS Step Functions developer guide, "Integrating optimized services"),
+// so a Task resource with the Run a Job (.sync, .sync:2) or Wait for Callback
+// (.waitForTaskToken) pattern is a problem, and so is an activity
+// (arn:aws:states:<region>:<account>:activity:<name>), which Express Workflows do not support.
+// Nested Parallel branches and Map processors are checked too. Empty: fine as EXPRESS.
+std::vector<Diagnostic> ExpressProblems(const StateMachine& sm);
+// The same as a Status: kInvalidArgument listing every problem (AWS refuses such a definition
+// for an EXPRESS state machine with a ValidationException).
+Status CheckExpressDefinition(const StateMachine& sm);
 
 // Reads, parses and validates a definition file. kNotFound for a missing file,
 // kInvalidArgument listing the problems for an invalid one.

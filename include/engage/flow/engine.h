@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -27,6 +28,9 @@
 #include "engage/flow/definition.h"
 
 namespace engage::flow {
+
+// AWS's maximum duration of an Express Workflow execution: five minutes.
+inline constexpr int64_t kMaxExpressSeconds = 300;
 
 enum class ExecutionStatus { kRunning, kSucceeded, kFailed, kTimedOut, kAborted };
 const char* ExecutionStatusName(ExecutionStatus s);  // "SUCCEEDED", ...
@@ -81,6 +85,10 @@ struct TaskRequest {
   std::optional<int64_t> timeout_seconds;
   std::optional<int64_t> heartbeat_seconds;
   const Json* context = nullptr;  // the context object
+  // True once the task should end early: its Map iteration or Parallel branch was stopped
+  // because another one failed, or the execution was stopped. A runner that can (a local
+  // command) polls it and ends the task; the engine then records the task as aborted.
+  std::function<bool()> stopped;
 };
 
 // Runs Task states. Returns the task result or a TaskError (retriable/catchable by name).
@@ -115,8 +123,16 @@ struct EngineOptions {
   std::string account = "000000000000";
   std::string state_machine_name = "StateMachine";
   std::string role_arn = "arn:aws:iam::000000000000:role/engage-local";
-  // EXPRESS workflow semantics (no redrive, so the context has no Execution.RedriveCount).
+  // EXPRESS workflow semantics, as AWS runs an Express execution: its ARN (the context object's
+  // Execution.Id) is arn:aws:states:<region>:<account>:express:<machine>:<name>:<execution_id>,
+  // the context has no Execution.RedriveCount, it runs at most five minutes (AWS's limit for
+  // Express Workflows; a longer run times out with States.Timeout), and it cannot be redriven
+  // (Redrive fails it at once). ExpressProblems (definition.h) lists what AWS refuses in an
+  // EXPRESS definition.
   bool express = false;
+  // The execution's id, the last part of an EXPRESS execution's ARN (AWS puts a generated id
+  // there). Empty: one is generated.
+  std::string execution_id;
   // Payload size limit per state input/output, as AWS enforces (256 KiB): a bigger state
   // output, or a JSONPath/JSONata result that would be bigger, fails the state with
   // States.DataLimitExceeded.
@@ -153,18 +169,34 @@ struct RedrivePoint {
   Json variables;     // variables visible at that point (object)
   int64_t redrive_count = 1;
   int64_t next_event_id = 1;  // first id for new events
+  // When `state` is a Map: the outputs of its iterations that succeeded (index -> output). The
+  // redrive keeps them and runs only the others, as AWS RedriveExecution "reschedules and
+  // redrives only the iterations and branches that failed or aborted". (Distributed Map child
+  // executions keep no history here, so a redriven distributed Map runs every item again.)
+  std::map<int64_t, Json> succeeded_iterations;
 };
+
+// The iterations of the top-level Map state `state` that succeeded, read from an execution's
+// history (index -> the output of the iteration, which is the output of its last state's
+// ...StateExited event). Counts its last visit: the last MapStateEntered of `state` that does not
+// follow ExecutionRedriven directly, and every redrive of it since. ASL state names are unique
+// in a state machine, so the name identifies the Map.
+std::map<int64_t, Json> SucceededMapIterations(const std::vector<Event>& history,
+                                               const std::string& state);
 
 class Engine {
  public:
   explicit Engine(EngineOptions options);
   ~Engine();
 
-  // Runs `machine` on `input`. `execution_name` names the execution in its ARN.
+  // Runs `machine` on `input`. `execution_name` names the execution in its ARN. Never throws:
+  // every failure, including an exception from a TaskRunner, an EventSink or a library call,
+  // ends up in the result (a task's exception is a States.TaskFailed the machine may catch;
+  // anything else fails the execution with States.Runtime).
   ExecutionResult Run(const StateMachine& machine, const Json& input,
                       const std::string& execution_name);
 
-  // Resumes a failed execution at `point` (AWS RedriveExecution).
+  // Resumes a failed execution at `point` (AWS RedriveExecution). Never throws, as Run.
   ExecutionResult Redrive(const StateMachine& machine, const Json& original_input,
                           const std::string& execution_name, const RedrivePoint& point);
 
@@ -174,6 +206,9 @@ class Engine {
   struct Impl;
 
  private:
+  ExecutionResult RedriveUnguarded(const StateMachine& machine, const Json& original_input,
+                                   const std::string& execution_name, const RedrivePoint& point);
+
   std::unique_ptr<Impl> impl_;
 };
 

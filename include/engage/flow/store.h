@@ -50,6 +50,9 @@ struct ExecutionRecord {
   int64_t redrive_count = 0;
   std::string mock_case;  // mock test case the execution ran with, if any
   std::string mock_path;  // mock file the execution ran with, if any (reused by redrive)
+  // An EXPRESS execution (`engage flow run --type EXPRESS`): runs with EngineOptions::express
+  // and cannot be redriven, as on AWS.
+  bool express = false;
   // Redrive checkpoint: the top-level state last entered, its input and the variables.
   std::string resume_state;
   Json resume_input;
@@ -67,6 +70,7 @@ struct CreateExecutionRequest {
   Json input;
   std::string mock_case;
   std::string mock_path;
+  bool express = false;  // an EXPRESS execution (default STANDARD)
 };
 
 class ExecutionStore {
@@ -85,7 +89,8 @@ class ExecutionStore {
   Status Finish(const std::string& execution_id, const ExecutionResult& result);
 
   // Marks the execution RUNNING again for a redrive and returns where it resumes.
-  // kFailedPrecondition unless it is FAILED, TIMED_OUT or ABORTED.
+  // kFailedPrecondition unless it is FAILED, TIMED_OUT or ABORTED, and for an EXPRESS execution
+  // (AWS does not redrive those).
   Result<RedrivePoint> BeginRedrive(const std::string& execution_id);
   // The same precondition, checked on a record: OK when BeginRedrive may succeed.
   static Status CheckRedrivable(const ExecutionRecord& record);

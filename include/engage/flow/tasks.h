@@ -109,7 +109,7 @@ class TaskRegistry final : public TaskRunner {
                                            const std::vector<std::string>& env,
                                            std::optional<int64_t> timeout_seconds,
                                            std::optional<int64_t> heartbeat_seconds,
-                                           Json* raw_stdout);
+                                           const std::function<bool()>& stopped, Json* raw_stdout);
 
   FlowConfig config_;
   struct Step {

@@ -2,8 +2,6 @@
 // one parameterised test. Ids listed in jsonata_known_failures.txt may fail (they are reported,
 // not failed); every other case must pass, so a regression shows up as a failing test.
 
-#include "engage/flow/jsonata_conformance.h"
-
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -13,8 +11,9 @@
 #include <vector>
 
 #include "engage/core/json.h"
+#include "engage/jsonata/conformance.h"
 
-namespace engage::flow::jsonata {
+namespace engage::jsonata {
 namespace {
 
 std::string CorpusPath() {
@@ -27,7 +26,7 @@ std::string CorpusPath() {
 
 std::set<std::string> KnownFailures() {
   std::set<std::string> ids;
-  std::ifstream in(ENGAGE_SOURCE_DIR "/tests/flow/jsonata_known_failures.txt");
+  std::ifstream in(ENGAGE_SOURCE_DIR "/tests/jsonata/jsonata_known_failures.txt");
   std::string line;
   while (std::getline(in, line)) {
     size_t hash = line.find('#');
@@ -159,4 +158,4 @@ TEST(JsonataCorpusTest, CaseOutcomesAreChecked) {
 }
 
 }  // namespace
-}  // namespace engage::flow::jsonata
+}  // namespace engage::jsonata

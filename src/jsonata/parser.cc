@@ -5,10 +5,10 @@
 #include <string>
 #include <utility>
 
-#include "flow/jsonata/ast_internal.h"
-#include "flow/jsonata/text_internal.h"
+#include "jsonata/ast_internal.h"
+#include "jsonata/text_internal.h"
 
-namespace engage::flow::jsonata::internal {
+namespace engage::jsonata::internal {
 
 void Throw(std::string code, std::string message, int64_t position, std::string token) {
   throw JsonataError{std::move(code), std::move(message), position, std::move(token)};
@@ -1269,4 +1269,4 @@ size_t SignatureFitLength(const Signature& sig, std::string_view supplied) {
   return length;
 }
 
-}  // namespace engage::flow::jsonata::internal
+}  // namespace engage::jsonata::internal

@@ -14,10 +14,10 @@
 #include <string>
 #include <vector>
 
-#include "flow/jsonata/picture.h"
+#include "jsonata/picture.h"
 #include "testing/temp_dir.h"
 
-namespace engage::flow::jsonata::picture {
+namespace engage::jsonata::picture {
 namespace {
 
 // "text" for a value, "error:CODE" for an error, so one EXPECT_EQ shows both.
@@ -702,7 +702,7 @@ std::string CorpusPath() {
 
 std::map<std::string, std::string> KnownFailures() {
   std::map<std::string, std::string> known;
-  std::ifstream in(ENGAGE_SOURCE_DIR "/tests/flow/jsonata_picture_known_failures.txt");
+  std::ifstream in(ENGAGE_SOURCE_DIR "/tests/jsonata/jsonata_picture_known_failures.txt");
   std::string line;
   while (std::getline(in, line)) {
     const size_t hash = line.find('#');
@@ -901,4 +901,4 @@ TEST(PictureConformanceSummary, PassCountsPerGroup) {
 }
 
 }  // namespace
-}  // namespace engage::flow::jsonata::picture
+}  // namespace engage::jsonata::picture

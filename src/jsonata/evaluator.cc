@@ -10,11 +10,11 @@
 #include <unordered_map>
 #include <utility>
 
-#include "engage/flow/jsonata.h"
-#include "flow/jsonata/evaluator_internal.h"
-#include "flow/jsonata/text_internal.h"
+#include "engage/jsonata/jsonata.h"
+#include "jsonata/evaluator_internal.h"
+#include "jsonata/text_internal.h"
 
-namespace engage::flow::jsonata {
+namespace engage::jsonata {
 
 struct Expression::Impl {
   std::string text;
@@ -1631,4 +1631,4 @@ Outcome<std::optional<Json>> Expression::Evaluate(const Json* input, const Bindi
 
 const std::string& Expression::text() const { return impl_->text; }
 
-}  // namespace engage::flow::jsonata
+}  // namespace engage::jsonata

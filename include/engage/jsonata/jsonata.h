@@ -30,7 +30,7 @@
 #include "engage/core/clock.h"
 #include "engage/core/json.h"
 
-namespace engage::flow::jsonata {
+namespace engage::jsonata {
 
 // A compile or evaluation failure.
 struct Error {
@@ -99,11 +99,11 @@ class Expression {
   // The source text this expression was compiled from.
   const std::string& text() const;
 
-  struct Impl;  // the parsed tree; defined in src/flow/jsonata/
+  struct Impl;  // the parsed tree; defined in src/jsonata/
 
  private:
   explicit Expression(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
   std::shared_ptr<const Impl> impl_;
 };
 
-}  // namespace engage::flow::jsonata
+}  // namespace engage::jsonata

@@ -12,9 +12,9 @@
 #include <string>
 #include <string_view>
 
-#include "engage/flow/jsonata.h"
+#include "engage/jsonata/jsonata.h"
 
-namespace engage::flow::jsonata::picture {
+namespace engage::jsonata::picture {
 
 // $formatInteger(number, picture), e.g. (1234, "#,##0") -> "1,234", (3, "w") -> "three",
 // (1999, "I") -> "MCMXCIX".
@@ -60,4 +60,4 @@ Outcome<std::optional<double>> ToMillis(std::string_view timestamp,
 Outcome<std::optional<double>> ToMillis(std::string_view timestamp,
                                         std::optional<std::string_view> picture, double now_millis);
 
-}  // namespace engage::flow::jsonata::picture
+}  // namespace engage::jsonata::picture

@@ -3,10 +3,10 @@
 #include <cmath>
 #include <utility>
 
-#include "flow/jsonata/evaluator_internal.h"
-#include "flow/jsonata/value_internal.h"
+#include "jsonata/evaluator_internal.h"
+#include "jsonata/value_internal.h"
 
-namespace engage::flow::jsonata::internal {
+namespace engage::jsonata::internal {
 
 void Array::Materialize() {
   const Json* src = lazy_;
@@ -176,4 +176,4 @@ Json ToJson(const Value& v) {
   return ToJsonCounted(v, &nodes);
 }
 
-}  // namespace engage::flow::jsonata::internal
+}  // namespace engage::jsonata::internal

@@ -19,11 +19,11 @@
 #include <utility>
 #include <vector>
 
-#include "engage/flow/jsonata.h"
-#include "flow/jsonata/ast_internal.h"
-#include "flow/jsonata/value_internal.h"
+#include "engage/jsonata/jsonata.h"
+#include "jsonata/ast_internal.h"
+#include "jsonata/value_internal.h"
 
-namespace engage::flow::jsonata::internal {
+namespace engage::jsonata::internal {
 
 struct Frame {
   std::shared_ptr<Frame> parent;
@@ -268,4 +268,4 @@ Value TupleGet(const Value& tuple, std::string_view key);
 void SortValues(std::vector<Value>& v,
                 const std::function<bool(const Value&, const Value&)>& greater);
 
-}  // namespace engage::flow::jsonata::internal
+}  // namespace engage::jsonata::internal

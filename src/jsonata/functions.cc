@@ -13,11 +13,11 @@
 #include <unordered_set>
 #include <utility>
 
-#include "flow/jsonata/evaluator_internal.h"
-#include "flow/jsonata/picture.h"
-#include "flow/jsonata/text_internal.h"
+#include "jsonata/evaluator_internal.h"
+#include "jsonata/picture.h"
+#include "jsonata/text_internal.h"
 
-namespace engage::flow::jsonata::internal {
+namespace engage::jsonata::internal {
 
 // ---------------------------------------------------------------- stringify
 
@@ -1525,4 +1525,4 @@ const Builtin* FindBuiltin(std::string_view name, bool aws) {
   return it == s.end() ? nullptr : it->second.get();
 }
 
-}  // namespace engage::flow::jsonata::internal
+}  // namespace engage::jsonata::internal

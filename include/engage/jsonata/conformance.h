@@ -20,7 +20,7 @@
 #include "engage/core/json.h"
 #include "engage/core/status.h"
 
-namespace engage::flow::jsonata {
+namespace engage::jsonata {
 
 struct JsonataCaseResult {
   std::string id;
@@ -43,4 +43,4 @@ Result<std::vector<JsonataCaseResult>> RunJsonataCorpus(const std::string& cases
 bool JsonataResultsEqual(const Json& expected, const Json& actual, bool unordered,
                          std::string* diff);
 
-}  // namespace engage::flow::jsonata
+}  // namespace engage::jsonata

@@ -6,9 +6,10 @@
 #include <cstdlib>
 #include <string>
 
-#include "flow/jsonata/text_internal.h"
+#include "jsonata/text_internal.h"
 
-namespace engage::flow::jsonata::internal {
+namespace engage::jsonata {
+namespace internal {
 
 void AppendUtf8(std::string& out, uint32_t cp) {
   if (cp < 0x80) {
@@ -178,6 +179,8 @@ std::string TranslateRegex(std::string_view pattern) {
   return out;
 }
 
+}  // namespace internal
+
 bool RegexCountsFit(std::string_view pattern) {
   // Any count std::regex can use fits in 9 digits (its NFA is capped at 100000 states anyway).
   constexpr size_t kMaxDigits = 9;
@@ -202,4 +205,4 @@ bool RegexCountsFit(std::string_view pattern) {
   return true;
 }
 
-}  // namespace engage::flow::jsonata::internal
+}  // namespace engage::jsonata

@@ -10,7 +10,9 @@
 #include <string_view>
 #include <vector>
 
-namespace engage::flow::jsonata::internal {
+#include "engage/jsonata/regex.h"
+
+namespace engage::jsonata::internal {
 
 // Appends `cp` as UTF-8 (lone surrogates are encoded as 3-byte sequences, like WTF-8).
 void AppendUtf8(std::string& out, uint32_t cp);
@@ -29,9 +31,6 @@ std::string FormatNumberForString(double d);
 // Rewrites a JavaScript regex pattern for std::regex (ECMAScript grammar).
 std::string TranslateRegex(std::string_view pattern);
 
-// False when `pattern` must not reach std::regex: libstdc++ reads the digits of a back-reference
-// (`\12`) or of a repetition count (`{3,7}`) into a long with no overflow check, so a run of ~20
-// digits there is undefined behaviour. Also used for JSONPath's `=~ /regex/` filters.
-bool RegexCountsFit(std::string_view pattern);
+// RegexCountsFit (the guard before std::regex) is public: engage/jsonata/regex.h.
 
-}  // namespace engage::flow::jsonata::internal
+}  // namespace engage::jsonata::internal

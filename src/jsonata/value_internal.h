@@ -26,7 +26,7 @@
 
 #include "engage/core/json.h"
 
-namespace engage::flow::jsonata::internal {
+namespace engage::jsonata::internal {
 
 enum class VType : uint8_t {
   kUndefined,
@@ -184,4 +184,4 @@ Value FromJsonLazy(const Json& j);
 // Deep copy into an engage::Json. Undefined members are dropped; functions become "".
 Json ToJson(const Value& v);
 
-}  // namespace engage::flow::jsonata::internal
+}  // namespace engage::jsonata::internal

@@ -18,9 +18,9 @@
 #include <utility>
 #include <vector>
 
-#include "engage/flow/jsonata.h"
+#include "engage/jsonata/jsonata.h"
 
-namespace engage::flow::jsonata::internal {
+namespace engage::jsonata::internal {
 
 // A JSONata error thrown inside the engine; never escapes Compile/Evaluate.
 struct JsonataError {
@@ -182,4 +182,4 @@ struct Node {
 // Parses and post-processes `text`. Throws JsonataError (S0xxx) on syntax errors.
 NodePtr Parse(std::string_view text);
 
-}  // namespace engage::flow::jsonata::internal
+}  // namespace engage::jsonata::internal

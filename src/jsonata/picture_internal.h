@@ -8,10 +8,10 @@
 #include <string_view>
 #include <vector>
 
-#include "engage/flow/jsonata.h"
-#include "flow/jsonata/text_internal.h"
+#include "engage/jsonata/jsonata.h"
+#include "jsonata/text_internal.h"
 
-namespace engage::flow::jsonata::picture::internal {
+namespace engage::jsonata::picture::internal {
 
 // ---- UTF-8 <-> code points. Pictures may hold any Unicode character (digit families, '‰'),
 // so analysis works on code points; invalid bytes decode to U+FFFD rather than failing.
@@ -24,7 +24,7 @@ std::string AsciiUpper(std::string_view s);
 
 // ---- JavaScript number semantics that the reference implementation's output depends on.
 // Number.prototype.toString(): shortest round-trip digits, exponent form outside [1e-7, 1e21).
-using ::engage::flow::jsonata::internal::JsNumberToString;
+using ::engage::jsonata::internal::JsNumberToString;
 // parseInt(text, 10): optional leading whitespace and sign, then ASCII digits; NaN when none.
 double JsParseInt(std::string_view text);
 
@@ -82,4 +82,4 @@ CivilDate CivilFromDays(int64_t days);
 int IsoWeekday(int64_t days);  // 1 = Monday .. 7 = Sunday
 int64_t FloorDiv(int64_t a, int64_t b);
 
-}  // namespace engage::flow::jsonata::picture::internal
+}  // namespace engage::jsonata::picture::internal

@@ -9,10 +9,10 @@
 #include <cmath>
 #include <numeric>
 
-#include "flow/jsonata/picture.h"
-#include "flow/jsonata/picture_internal.h"
+#include "jsonata/picture.h"
+#include "jsonata/picture_internal.h"
 
-namespace engage::flow::jsonata::picture {
+namespace engage::jsonata::picture {
 namespace {
 
 using internal::DecodeUtf8;
@@ -400,4 +400,4 @@ Outcome<std::string> FormatNumber(double value, std::string_view picture,
   return Render(value, value >= 0 ? analyses[0] : analyses[1], sym);
 }
 
-}  // namespace engage::flow::jsonata::picture
+}  // namespace engage::jsonata::picture

@@ -11,10 +11,10 @@
 #include <cmath>
 #include <map>
 
-#include "flow/jsonata/picture.h"
-#include "flow/jsonata/picture_internal.h"
+#include "jsonata/picture.h"
+#include "jsonata/picture_internal.h"
 
-namespace engage::flow::jsonata::picture {
+namespace engage::jsonata::picture {
 namespace {
 
 using internal::AnalyseIntegerPicture;
@@ -990,4 +990,4 @@ Outcome<std::optional<double>> ToMillis(std::string_view timestamp,
   return ToMillis(timestamp, picture, SystemNowMillis());
 }
 
-}  // namespace engage::flow::jsonata::picture
+}  // namespace engage::jsonata::picture

@@ -1,6 +1,6 @@
 // Unit tests of the native JSONata engine, one per behaviour.
 
-#include "engage/flow/jsonata.h"
+#include "engage/jsonata/jsonata.h"
 
 #include <gtest/gtest.h>
 
@@ -13,7 +13,7 @@
 #include "engage/core/clock.h"
 #include "engage/core/json.h"
 
-namespace engage::flow::jsonata {
+namespace engage::jsonata {
 namespace {
 
 // Compiles and evaluates `expr` against `input` (JSON text, "" for no input).
@@ -448,4 +448,4 @@ TEST(JsonataTest, ErrorsNeverThrowAcrossTheApi) {
 }
 
 }  // namespace
-}  // namespace engage::flow::jsonata
+}  // namespace engage::jsonata

@@ -4,7 +4,7 @@
 // Where the W3C text leaves room, behaviour follows jsonata-js, the reference implementation
 // the conformance corpus was written against (English words only, its treatment of grouping
 // separators and ordinals). Deliberate differences from jsonata-js are noted where they occur.
-#include "flow/jsonata/picture.h"
+#include "jsonata/picture.h"
 
 #include <algorithm>
 #include <array>
@@ -13,9 +13,9 @@
 #include <map>
 #include <numeric>
 
-#include "flow/jsonata/picture_internal.h"
+#include "jsonata/picture_internal.h"
 
-namespace engage::flow::jsonata::picture {
+namespace engage::jsonata::picture {
 namespace internal {
 
 // ---------------------------------------------------------------------------------------------
@@ -642,4 +642,4 @@ Outcome<std::optional<double>> ParseInteger(std::string_view value, std::string_
   return std::optional<double>(result);
 }
 
-}  // namespace engage::flow::jsonata::picture
+}  // namespace engage::jsonata::picture

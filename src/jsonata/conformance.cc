@@ -1,4 +1,6 @@
-// JSONata conformance corpus runner (see engage/flow/jsonata_conformance.h).
+// JSONata conformance corpus runner (see engage/jsonata/conformance.h).
+
+#include "engage/jsonata/conformance.h"
 
 #include <cctype>
 #include <chrono>
@@ -6,10 +8,9 @@
 #include <sstream>
 #include <utility>
 
-#include "engage/flow/jsonata.h"
-#include "engage/flow/jsonata_conformance.h"
+#include "engage/jsonata/jsonata.h"
 
-namespace engage::flow::jsonata {
+namespace engage::jsonata {
 
 namespace {
 
@@ -178,4 +179,4 @@ Result<std::vector<JsonataCaseResult>> RunJsonataCorpus(const std::string& path)
   return results;
 }
 
-}  // namespace engage::flow::jsonata
+}  // namespace engage::jsonata

@@ -2,9 +2,9 @@
 // and refusing function results (EvalOptions::allow_function_result).
 #include <gtest/gtest.h>
 
-#include "engage/flow/jsonata.h"
+#include "engage/jsonata/jsonata.h"
 
-namespace engage::flow::jsonata {
+namespace engage::jsonata {
 namespace {
 
 Outcome<std::optional<Json>> RunAws(const std::string& expr, bool allow_functions = true) {
@@ -36,4 +36,4 @@ TEST(JsonataAwsTest, FunctionResultIsRefusedWhenAsked) {
 }
 
 }  // namespace
-}  // namespace engage::flow::jsonata
+}  // namespace engage::jsonata
