@@ -362,23 +362,59 @@ Json QueryResult::ToJson() const {
               {"scans", scans_j}};
 }
 
-QueryEngine::QueryEngine(lake::Lake& lake, DuckDb db, DuckConn conn)
-    : lake_(lake), db_(std::move(db)), conn_(std::move(conn)) {}
+QueryEngine::QueryEngine(lake::Lake& lake, lake::Catalog catalog, DuckDb db, DuckConn conn)
+    : lake_(lake), catalog_(std::move(catalog)), db_(std::move(db)), conn_(std::move(conn)) {}
 
 QueryEngine::~QueryEngine() = default;
 
 Result<std::unique_ptr<QueryEngine>> QueryEngine::Open(lake::Lake& lake, int threads) {
+  // The engine's own connection to meta.db: a shared engine must not use the Lake's, which
+  // belongs to whichever thread owns the Lake.
+  ENGAGE_ASSIGN_OR_RETURN(lake::Catalog catalog, lake::Catalog::Open(lake.home().meta_db()));
   ENGAGE_ASSIGN_OR_RETURN(DuckDb db, DuckDb::Open({.threads = threads,
                                                    .memory_limit = lake.config().query.memory_limit,
                                                    .temp_directory = SpillDir(lake)}));
   ENGAGE_ASSIGN_OR_RETURN(DuckConn conn, db.Connect());
-  std::unique_ptr<QueryEngine> qe(new QueryEngine(lake, std::move(db), std::move(conn)));
+  std::unique_ptr<QueryEngine> qe(
+      new QueryEngine(lake, std::move(catalog), std::move(db), std::move(conn)));
   DuckConn& c = qe->conn_;
   ENGAGE_RETURN_IF_ERROR(c.Exec("SET TimeZone='UTC'"));
   // Footers are read once per process, not by planning and again by the query.
   ENGAGE_RETURN_IF_ERROR(c.Exec("SET parquet_metadata_cache=true"));
+  // The sandbox: from here on only the tables' directories (not the quarantine, not staging) and
+  // the home's tmp/ (DuckDB's spill files, Engage's own intermediate Parquet files) are readable,
+  // and nothing can be changed. User SQL is further limited to catalogued files (see Run). The
+  // views, built after this, read the tables' directories only.
+  std::vector<std::string> readable{lake.home().tmp() + "/"};
   for (const auto& [name, spec] : lake.config().tables) {
-    ENGAGE_ASSIGN_OR_RETURN(auto files, lake.catalog().Files(name));
+    readable.push_back(lake.home().lake() + "/" + name + "/");
+  }
+  ENGAGE_RETURN_IF_ERROR(c.Exec(fmt::format("SET allowed_directories={}", SqlList(readable))));
+  ENGAGE_RETURN_IF_ERROR(c.Exec("SET enable_external_access=false"));
+  ENGAGE_RETURN_IF_ERROR(c.Exec("SET lock_configuration=true"));
+  std::lock_guard lock(qe->mu_);
+  ENGAGE_RETURN_IF_ERROR(qe->Refresh());
+  return qe;
+}
+
+int64_t QueryEngine::ViewBuildsForTesting() {
+  std::lock_guard lock(mu_);
+  return view_builds_;
+}
+
+Status QueryEngine::Refresh() {
+  ENGAGE_ASSIGN_OR_RETURN(int64_t generation, catalog_.Generation());
+  if (generation == generation_) return Status::Ok();
+  ENGAGE_ASSIGN_OR_RETURN(lake::FileSnapshot snapshot, catalog_.Snapshot());
+  return BuildViews(snapshot);
+}
+
+Status QueryEngine::BuildViews(const lake::FileSnapshot& snapshot) {
+  std::map<std::string, std::vector<const lake::LakeFile*>> by_table;
+  for (const auto& f : snapshot.files) by_table[f.table].push_back(&f);
+  std::map<std::string, int64_t> files_per_table;
+  std::map<std::string, FileInfo, std::less<>> files;
+  for (const auto& [name, spec] : lake_.config().tables) {
     // A view with the table's columns and no rows, filtered by `where`.
     auto empty_view = [&spec = spec](const std::string& where) {
       std::string cols;
@@ -388,21 +424,23 @@ Result<std::unique_ptr<QueryEngine>> QueryEngine::Open(lake::Lake& lake, int thr
       }
       return fmt::format("SELECT {}CAST(NULL AS DATE) AS dt WHERE {}", cols, where);
     };
+    const auto& table_files = by_table[name];
     std::string view;
-    if (files.empty()) {
+    if (table_files.empty()) {
       view = empty_view("false");
     } else {
       std::vector<std::string> abs;
-      for (const auto& f : files) {
-        abs.push_back(lake.AbsPath(f.path));
-        qe->files_[abs.back()] = FileInfo{name, f.dt, f.bytes};
+      for (const lake::LakeFile* f : table_files) {
+        abs.push_back(lake_.AbsPath(f->path));
+        files[abs.back()] = FileInfo{name, f->dt, f->bytes};
       }
-      qe->files_per_table_[name] = static_cast<int64_t>(files.size());
+      files_per_table[name] = static_cast<int64_t>(table_files.size());
       view = fmt::format(
           "SELECT * FROM read_parquet({}, hive_partitioning=true, hive_types={{'dt': DATE}})",
           SqlList(abs));
     }
-    Status created = c.Exec(fmt::format("CREATE TEMP VIEW {} AS {}", SqlIdent(name), view));
+    Status created =
+        conn_.Exec(fmt::format("CREATE OR REPLACE TEMP VIEW {} AS {}", SqlIdent(name), view));
     if (!created.ok()) {
       // A damaged table (e.g. a data file deleted by hand) must not take the other tables down:
       // its view fails every query that reads it, with the reason.
@@ -410,21 +448,17 @@ Result<std::unique_ptr<QueryEngine>> QueryEngine::Open(lake::Lake& lake, int thr
       std::string why =
           fmt::format("table '{}' cannot be read: {}", name, m.substr(0, m.find('\n')));
       ENGAGE_RETURN_IF_ERROR(
-          c.Exec(fmt::format("CREATE TEMP VIEW {} AS {}", SqlIdent(name),
-                             empty_view(fmt::format("error({}) IS NULL", SqlQuote(why))))));
+          conn_.Exec(fmt::format("CREATE OR REPLACE TEMP VIEW {} AS {}", SqlIdent(name),
+                                 empty_view(fmt::format("error({}) IS NULL", SqlQuote(why))))));
     }
   }
-  // The sandbox: from here on only the tables' directories (not the quarantine, not staging) and
-  // the home's tmp/ (DuckDB's spill files, Engage's own intermediate Parquet files) are readable,
-  // and nothing can be changed. User SQL is further limited to catalogued files (see Run).
-  std::vector<std::string> readable{lake.home().tmp() + "/"};
-  for (const auto& [name, spec] : lake.config().tables) {
-    readable.push_back(lake.home().lake() + "/" + name + "/");
-  }
-  ENGAGE_RETURN_IF_ERROR(c.Exec(fmt::format("SET allowed_directories={}", SqlList(readable))));
-  ENGAGE_RETURN_IF_ERROR(c.Exec("SET enable_external_access=false"));
-  ENGAGE_RETURN_IF_ERROR(c.Exec("SET lock_configuration=true"));
-  return qe;
+  files_per_table_ = std::move(files_per_table);
+  files_ = std::move(files);
+  generation_ = snapshot.generation;
+  ++view_builds_;
+  spdlog::debug("query engine: views built for generation {} ({} files)", generation_,
+                files_.size());
+  return Status::Ok();
 }
 
 Result<std::vector<TableScan>> QueryEngine::ResolveScans(const std::string& sql) {
@@ -535,11 +569,12 @@ void QueryEngine::Record(const QueryRequest& req, const std::string& status,
     q.elapsed_ms = r->elapsed_ms;
     q.cost_usd = r->cost_usd;
   }
-  Status s = lake_.catalog().RecordQuery(q);
+  Status s = catalog_.RecordQuery(q);
   if (!s.ok()) spdlog::warn("could not record query history: {}", s.ToString());
 }
 
 Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
+  std::lock_guard lock(mu_);
   const Clock& clock = lake_.clock();
   int64_t t0 = clock.MonotonicMicros();
   auto fail = [&](Status s) -> Status {
@@ -554,6 +589,7 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
   };
   std::string sql = StripTrailing(req.sql);
   if (sql.empty()) return fail(InvalidArgumentError("empty query"));
+  if (Status fresh = Refresh(); !fresh.ok()) return fail(fresh);
 
   // Exactly one statement, and it must read only. DuckDB's parse tree serializer accepts only
   // SELECT statements; anything else is classified by preparing it. EXPLAIN is allowed when the
@@ -787,12 +823,17 @@ Result<DuckResult> QueryEngine::MeteredQuery(const std::string& sql, int64_t* by
 }
 
 Result<DuckResult> QueryEngine::RunTrusted(const std::string& sql, const std::string& source) {
+  std::lock_guard lock(mu_);
   const Clock& clock = lake_.clock();
   int64_t t0 = clock.MonotonicMicros();
   QueryRequest req;
   req.sql = sql;
   req.source = source;
   QueryResult meter;
+  if (Status fresh = Refresh(); !fresh.ok()) {
+    Record(req, "error", fresh.message(), nullptr);
+    return fresh;
+  }
   auto r = MeteredQuery(sql, &meter.bytes_scanned);
   if (!r.ok()) {
     Status s = ClassifyError(r.status().message());

@@ -2,12 +2,15 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <sstream>
+#include <thread>
 
+#include "engage/lake/maintenance.h"
 #include "lake/lake_fixture.h"
 
 namespace engage::testing {
@@ -273,6 +276,131 @@ TEST_F(QueryTest, JsonHasTheDocumentedKeys) {
                         "cost_usd", "elapsed_ms"}) {
     EXPECT_TRUE(j.contains(k)) << k;
   }
+}
+
+// --- one long-lived engine ----------------------------------------------------------------------
+
+class LongLivedEngineTest : public QueryTest {
+ protected:
+  void SetUp() override {
+    QueryTest::SetUp();
+    lake_ = Open(false);
+    auto qe = sql::QueryEngine::Open(*lake_, 1);
+    ASSERT_OK(qe);
+    engine_ = std::move(*qe);
+  }
+
+  int64_t Count(const std::string& q) {
+    sql::QueryRequest req;
+    req.sql = q;
+    auto r = engine_->Run(req);
+    EXPECT_TRUE(r.ok()) << q << ": " << r.status().ToString();
+    return r.ok() ? r->rows[0][0].get<int64_t>() : -1;
+  }
+
+  // Events for each of `days` days from 2024-05-01, `per_day` a day, ids from `first_id`.
+  std::string EventsCsv(const std::string& name, int64_t first_id, int days, int per_day) {
+    std::string csv = EventsHeader();
+    for (int d = 0; d < days; ++d) {
+      for (int i = 0; i < per_day; ++i) {
+        csv += fmt::format("{},1,2024-05-{:02d} 12:00:00,session,web,,\n",
+                           first_id + d * per_day + i, d + 1);
+      }
+    }
+    return dir_.WriteFile(name, csv);
+  }
+
+  std::unique_ptr<sql::QueryEngine> engine_;
+};
+
+TEST_F(LongLivedEngineTest, SeesAnIngestMadeThroughAnotherLake) {
+  EXPECT_EQ(Count("SELECT count(*) FROM events"), 0);
+  EXPECT_EQ(engine_->ViewBuildsForTesting(), 1);
+  // Another Lake (its own meta.db connection, as `engage ingest` in another process) ingests.
+  ASSERT_OK(IngestFiles("events", {EventsCsv("a.csv", 1, 3, 2)}));
+  EXPECT_EQ(Count("SELECT count(*) FROM events"), 6);
+  EXPECT_EQ(engine_->ViewBuildsForTesting(), 2);
+  // Trusted SQL sees it too.
+  ASSERT_OK(IngestFiles("events", {EventsCsv("b.csv", 100, 1, 4)}));
+  auto trusted = engine_->RunTrusted("SELECT count(*) FROM events", "test");
+  ASSERT_OK(trusted);
+  EXPECT_EQ(trusted->Int(0, 0), 10);
+  EXPECT_EQ(engine_->ViewBuildsForTesting(), 3);
+}
+
+TEST_F(LongLivedEngineTest, SeesCompactionAndRetention) {
+  ASSERT_OK(IngestFiles("events", {EventsCsv("a.csv", 1, 3, 2)}));
+  ASSERT_OK(IngestFiles("events", {EventsCsv("b.csv", 100, 3, 2)}));
+  sql::QueryRequest req;
+  req.sql = "SELECT count(*) FROM events WHERE dt = DATE '2024-05-02'";
+  auto before = engine_->Run(req);
+  ASSERT_OK(before);
+  EXPECT_EQ(before->rows[0][0], 4);
+  ASSERT_EQ(before->scans.size(), 1u);
+  EXPECT_EQ(before->scans[0].files_scanned, 2);
+  EXPECT_EQ(before->scans[0].files_total, 6);
+  {
+    auto writer = Open(true);
+    ASSERT_OK(lake::Compact(*writer, "events"));
+  }
+  auto compacted = engine_->Run(req);
+  ASSERT_OK(compacted);
+  EXPECT_EQ(compacted->rows[0][0], 4);
+  ASSERT_EQ(compacted->scans.size(), 1u);
+  EXPECT_EQ(compacted->scans[0].files_scanned, 1);
+  EXPECT_EQ(compacted->scans[0].files_total, 3);
+  // Retention keeps 30 days from "today" (2024-06-01): 2024-05-01 goes.
+  SetConfigLine("retention_days = 400", "retention_days = 30");
+  {
+    auto writer = Open(true);
+    auto r = lake::ApplyRetention(*writer, "events", false);
+    ASSERT_OK(r);
+    ASSERT_EQ(r->dropped.size(), 1u);
+  }
+  EXPECT_EQ(Count("SELECT count(*) FROM events"), 8);
+  EXPECT_EQ(Count("SELECT count(*) FROM events WHERE dt = DATE '2024-05-01'"), 0);
+}
+
+TEST_F(LongLivedEngineTest, ViewsAreNotRebuiltWhenNothingChanged) {
+  ASSERT_OK(IngestFiles("events", {EventsCsv("a.csv", 1, 3, 2)}));
+  EXPECT_EQ(Count("SELECT count(*) FROM events"), 6);
+  const int64_t builds = engine_->ViewBuildsForTesting();
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(Count("SELECT count(*) FROM events WHERE dt = DATE '2024-05-03'"), 2);
+    ASSERT_OK(engine_->RunTrusted("SELECT count(*) FROM events", "test"));
+  }
+  // Refused and failed queries, a re-ingest of the same content (a no-op) and the history the
+  // queries wrote change nothing either.
+  sql::QueryRequest bad;
+  bad.sql = "SELECT * FROM events";
+  bad.max_scan_bytes = 1;
+  EXPECT_STATUS_CODE(engine_->Run(bad), StatusCode::kResourceExhausted);
+  ASSERT_OK(IngestFiles("events", {dir_.path() + "/a.csv"}));
+  EXPECT_EQ(Count("SELECT count(*) FROM events"), 6);
+  EXPECT_EQ(engine_->ViewBuildsForTesting(), builds);
+}
+
+TEST_F(LongLivedEngineTest, ThreadsShareOneEngine) {
+  ASSERT_OK(IngestFiles("events", {EventsCsv("a.csv", 1, 5, 3)}));
+  std::vector<std::thread> threads;
+  std::atomic<int64_t> wrong{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 5; ++i) {
+        sql::QueryRequest req;
+        req.sql = fmt::format("SELECT count(*) FROM events WHERE dt = DATE '2024-05-0{}'", t + 1);
+        auto r = engine_->Run(req);
+        if (!r.ok() || r->rows[0][0] != 3) ++wrong;
+        auto all = engine_->RunTrusted("SELECT count(*) FROM events", "test");
+        if (!all.ok() || all->Int(0, 0) != 15) ++wrong;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong.load(), 0);
+  auto h = lake_->catalog().QueryHistory(100);
+  ASSERT_OK(h);
+  EXPECT_EQ(h->size(), 40u);
 }
 
 // --- the trust boundary: tables as DuckDB resolved them, every scan metered -------------------

@@ -21,13 +21,25 @@
 // `cancelled` callback, polled while the query runs: a client that went away, a server that is
 // stopping), and DuckDB's memory limit ([query] memory_limit), spilling to the home's tmp/.
 //
-// Thread-safety: a QueryEngine serves one thread at a time; queries in one process are metered
-// one after another so the byte counts stay exact.
+// An engine is meant to live as long as the process (a server keeps one): it builds its views
+// once and rebuilds them only when the catalog's generation changes (an ingest, compaction or
+// retention, in this process or another), which it checks with one small SQLite read before
+// every query.
+//
+//   ENGAGE_ASSIGN_OR_RETURN(auto engine, QueryEngine::Open(lake));
+//   ENGAGE_ASSIGN_OR_RETURN(QueryResult r, engine->Run({.sql = "SELECT count(*) FROM events"}));
+//
+// Thread-safety: a QueryEngine may be shared by any number of threads. Its queries run one at a
+// time (Run and RunTrusted hold a mutex for the whole query), because a query's bytes scanned are
+// the growth of the process's read counter while it runs, which is exact only when nothing else
+// in the process reads at the same time; queries of different engines in one process are
+// serialized the same way.
 #pragma once
 
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -90,7 +102,9 @@ struct QueryResult {
 
 class QueryEngine {
  public:
-  // Builds the sandboxed DuckDB with the lake's views. `threads` 0 = all cores.
+  // Builds the sandboxed DuckDB with the lake's views. `threads` 0 = all cores. The engine keeps
+  // a reference to `lake` (its config, clock and paths, never its catalog connection: the engine
+  // opens its own), which must outlive it.
   static Result<std::unique_ptr<QueryEngine>> Open(lake::Lake& lake, int threads = 0);
   ~QueryEngine();
 
@@ -109,8 +123,16 @@ class QueryEngine {
 
   lake::Lake& lake() { return lake_; }
 
+  // How many times the engine has built its views over the catalogued files: once when it opens,
+  // then once per change of the catalog's generation seen before a query.
+  int64_t ViewBuildsForTesting();
+
  private:
-  QueryEngine(lake::Lake& lake, lake::DuckDb db, lake::DuckConn conn);
+  QueryEngine(lake::Lake& lake, lake::Catalog catalog, lake::DuckDb db, lake::DuckConn conn);
+  // Rebuilds the views and the file map if the catalog's generation changed since they were
+  // built. Requires mu_.
+  Status Refresh();
+  Status BuildViews(const lake::FileSnapshot& snapshot);
   // The lake scans of SELECT `sql` as DuckDB binds and optimizes it: per scan, the table and the
   // files left after pruning. kPermissionDenied for a scan of anything else.
   Result<std::vector<TableScan>> ResolveScans(const std::string& sql);
@@ -124,8 +146,12 @@ class QueryEngine {
               const QueryResult* r);
 
   lake::Lake& lake_;
+  std::mutex mu_;          // one query at a time; guards everything below
+  lake::Catalog catalog_;  // this engine's own connection to meta.db
   lake::DuckDb db_;
   lake::DuckConn conn_;
+  int64_t generation_ = -1;  // of the catalog, when the views were built
+  int64_t view_builds_ = 0;
   std::map<std::string, int64_t> files_per_table_;
   struct FileInfo {
     std::string table;
