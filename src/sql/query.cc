@@ -143,6 +143,39 @@ std::vector<const Json*> PlanScans(const Json& plan) {
   return out;
 }
 
+// Logical operators that compute only from their children: a plan made of these and scans reads
+// nothing but its scans' files. Others (an expression or dummy scan holding a count(*) DuckDB
+// took from a file's metadata while planning, an empty result, a new operator) may stand for
+// files the plan does not list.
+bool ComputesFromItsInputs(std::string_view type) {
+  static constexpr std::string_view kPure[] = {"LOGICAL_PROJECTION",
+                                               "LOGICAL_FILTER",
+                                               "LOGICAL_AGGREGATE_AND_GROUP_BY",
+                                               "LOGICAL_WINDOW",
+                                               "LOGICAL_UNNEST",
+                                               "LOGICAL_LIMIT",
+                                               "LOGICAL_ORDER_BY",
+                                               "LOGICAL_TOP_N",
+                                               "LOGICAL_DISTINCT",
+                                               "LOGICAL_GET",
+                                               "LOGICAL_COMPARISON_JOIN",
+                                               "LOGICAL_ANY_JOIN",
+                                               "LOGICAL_CROSS_PRODUCT",
+                                               "LOGICAL_DELIM_JOIN",
+                                               "LOGICAL_DELIM_GET",
+                                               "LOGICAL_ASOF_JOIN",
+                                               "LOGICAL_POSITIONAL_JOIN",
+                                               "LOGICAL_UNION",
+                                               "LOGICAL_EXCEPT",
+                                               "LOGICAL_INTERSECT",
+                                               "LOGICAL_CTE_REF",
+                                               "LOGICAL_MATERIALIZED_CTE",
+                                               "LOGICAL_RECURSIVE_CTE",
+                                               "LOGICAL_SAMPLE",
+                                               "LOGICAL_PIVOT"};
+  return std::find(std::begin(kPure), std::end(kPure), type) != std::end(kPure);
+}
+
 // Table functions a query may call besides scans of lake files: pure generators that read
 // nothing. Everything else (read_text, read_csv, glob, parquet_metadata, duckdb_settings(), a
 // scan of an internal table...) is refused.
@@ -312,6 +345,21 @@ std::string QuoteNonFiniteNumbers(const std::string& text) {
   return out;
 }
 
+// A view with the table's columns (as configured) and no rows, filtered by `where`.
+std::string EmptyViewSql(const TableSpec& spec, const std::string& where) {
+  std::string cols;
+  for (const auto& col : spec.columns) {
+    cols += fmt::format("CAST(NULL AS {}) AS {}, ", ColumnTypeSql(col.type), SqlIdent(col.name));
+  }
+  return fmt::format("SELECT {}CAST(NULL AS DATE) AS dt WHERE {}", cols, where);
+}
+
+std::string ParquetViewSql(const std::vector<std::string>& files) {
+  return fmt::format(
+      "SELECT * FROM read_parquet({}, hive_partitioning=true, hive_types={{'dt': DATE}})",
+      SqlList(files));
+}
+
 std::string StripTrailing(std::string sql) {
   while (!sql.empty() &&
          (std::isspace(static_cast<unsigned char>(sql.back())) || sql.back() == ';')) {
@@ -362,8 +410,13 @@ Json QueryResult::ToJson() const {
               {"scans", scans_j}};
 }
 
-QueryEngine::QueryEngine(lake::Lake& lake, lake::Catalog catalog, DuckDb db, DuckConn conn)
-    : lake_(lake), catalog_(std::move(catalog)), db_(std::move(db)), conn_(std::move(conn)) {}
+QueryEngine::QueryEngine(lake::Lake& lake, lake::Catalog catalog, DuckDb db, DuckConn conn,
+                         DuckConn run_conn)
+    : lake_(lake),
+      catalog_(std::move(catalog)),
+      db_(std::move(db)),
+      conn_(std::move(conn)),
+      run_conn_(std::move(run_conn)) {}
 
 QueryEngine::~QueryEngine() = default;
 
@@ -375,10 +428,12 @@ Result<std::unique_ptr<QueryEngine>> QueryEngine::Open(lake::Lake& lake, int thr
                                                    .memory_limit = lake.config().query.memory_limit,
                                                    .temp_directory = SpillDir(lake)}));
   ENGAGE_ASSIGN_OR_RETURN(DuckConn conn, db.Connect());
-  std::unique_ptr<QueryEngine> qe(
-      new QueryEngine(lake, std::move(catalog), std::move(db), std::move(conn)));
+  ENGAGE_ASSIGN_OR_RETURN(DuckConn run_conn, db.Connect());
+  std::unique_ptr<QueryEngine> qe(new QueryEngine(lake, std::move(catalog), std::move(db),
+                                                  std::move(conn), std::move(run_conn)));
   DuckConn& c = qe->conn_;
   ENGAGE_RETURN_IF_ERROR(c.Exec("SET TimeZone='UTC'"));
+  ENGAGE_RETURN_IF_ERROR(qe->run_conn_.Exec("SET TimeZone='UTC'"));
   // Footers are read once per process, not by planning and again by the query.
   ENGAGE_RETURN_IF_ERROR(c.Exec("SET parquet_metadata_cache=true"));
   // The sandbox: from here on only the tables' directories (not the quarantine, not staging) and
@@ -402,6 +457,11 @@ int64_t QueryEngine::ViewBuildsForTesting() {
   return view_builds_;
 }
 
+int64_t QueryEngine::RunViewBuildsForTesting() {
+  std::lock_guard lock(mu_);
+  return run_view_builds_;
+}
+
 Status QueryEngine::Refresh() {
   ENGAGE_ASSIGN_OR_RETURN(int64_t generation, catalog_.Generation());
   if (generation == generation_) return Status::Ok();
@@ -410,35 +470,19 @@ Status QueryEngine::Refresh() {
 }
 
 Status QueryEngine::BuildViews(const lake::FileSnapshot& snapshot) {
-  std::map<std::string, std::vector<const lake::LakeFile*>> by_table;
-  for (const auto& f : snapshot.files) by_table[f.table].push_back(&f);
-  std::map<std::string, int64_t> files_per_table;
+  std::map<std::string, std::vector<std::string>> table_files;
   std::map<std::string, FileInfo, std::less<>> files;
+  std::set<std::string> damaged;
+  for (const auto& f : snapshot.files) {
+    if (!lake_.config().tables.count(f.table)) continue;  // not configured (any more)
+    std::string abs = lake_.AbsPath(f.path);
+    table_files[f.table].push_back(abs);
+    files[abs] = FileInfo{f.table, f.dt, f.bytes};
+  }
   for (const auto& [name, spec] : lake_.config().tables) {
-    // A view with the table's columns and no rows, filtered by `where`.
-    auto empty_view = [&spec = spec](const std::string& where) {
-      std::string cols;
-      for (const auto& col : spec.columns) {
-        cols +=
-            fmt::format("CAST(NULL AS {}) AS {}, ", ColumnTypeSql(col.type), SqlIdent(col.name));
-      }
-      return fmt::format("SELECT {}CAST(NULL AS DATE) AS dt WHERE {}", cols, where);
-    };
-    const auto& table_files = by_table[name];
-    std::string view;
-    if (table_files.empty()) {
-      view = empty_view("false");
-    } else {
-      std::vector<std::string> abs;
-      for (const lake::LakeFile* f : table_files) {
-        abs.push_back(lake_.AbsPath(f->path));
-        files[abs.back()] = FileInfo{name, f->dt, f->bytes};
-      }
-      files_per_table[name] = static_cast<int64_t>(table_files.size());
-      view = fmt::format(
-          "SELECT * FROM read_parquet({}, hive_partitioning=true, hive_types={{'dt': DATE}})",
-          SqlList(abs));
-    }
+    auto it = table_files.find(name);
+    std::string view =
+        it == table_files.end() ? EmptyViewSql(spec, "false") : ParquetViewSql(it->second);
     Status created =
         conn_.Exec(fmt::format("CREATE OR REPLACE TEMP VIEW {} AS {}", SqlIdent(name), view));
     if (!created.ok()) {
@@ -447,13 +491,16 @@ Status QueryEngine::BuildViews(const lake::FileSnapshot& snapshot) {
       const std::string& m = created.message();
       std::string why =
           fmt::format("table '{}' cannot be read: {}", name, m.substr(0, m.find('\n')));
-      ENGAGE_RETURN_IF_ERROR(
-          conn_.Exec(fmt::format("CREATE OR REPLACE TEMP VIEW {} AS {}", SqlIdent(name),
-                                 empty_view(fmt::format("error({}) IS NULL", SqlQuote(why))))));
+      ENGAGE_RETURN_IF_ERROR(conn_.Exec(
+          fmt::format("CREATE OR REPLACE TEMP VIEW {} AS {}", SqlIdent(name),
+                      EmptyViewSql(spec, fmt::format("error({}) IS NULL", SqlQuote(why))))));
+      damaged.insert(name);
     }
   }
-  files_per_table_ = std::move(files_per_table);
+  table_files_ = std::move(table_files);
   files_ = std::move(files);
+  damaged_ = std::move(damaged);
+  run_views_.clear();  // they read files of the previous generation
   generation_ = snapshot.generation;
   ++view_builds_;
   spdlog::debug("query engine: views built for generation {} ({} files)", generation_,
@@ -461,8 +508,62 @@ Status QueryEngine::BuildViews(const lake::FileSnapshot& snapshot) {
   return Status::Ok();
 }
 
-Result<std::vector<TableScan>> QueryEngine::ResolveScans(const std::string& sql) {
-  std::vector<TableScan> out;
+Result<DuckConn*> QueryEngine::RunConnection(const std::set<std::string>& tables,
+                                             const Resolution& resolved) {
+  static const std::vector<std::string> kNone;
+  auto all_files = [this](const std::string& t) -> const std::vector<std::string>& {
+    auto it = table_files_.find(t);
+    return it == table_files_.end() ? kNone : it->second;
+  };
+  if (!resolved.self_contained) return &conn_;
+  bool restrict = false;
+  for (const auto& t : tables) {
+    if (damaged_.count(t)) return &conn_;  // its full view reports why it cannot be read
+    auto it = resolved.files.find(t);
+    size_t n = it == resolved.files.end() ? 0 : it->second.size();
+    if (n < all_files(t).size()) restrict = true;
+  }
+  if (!restrict) return &conn_;
+  for (const auto& t : tables) {
+    const std::vector<std::string>& all = all_files(t);
+    auto it = resolved.files.find(t);
+    std::vector<std::string> want;
+    for (const auto& f : all) {
+      if (it != resolved.files.end() && it->second.count(f)) want.push_back(f);
+    }
+    auto current = run_views_.find(t);
+    if (current != run_views_.end() && current->second == want) continue;
+    run_views_.erase(t);
+    std::string view;
+    if (all.empty()) {
+      ENGAGE_ASSIGN_OR_RETURN(const TableSpec* spec, lake_.config().Table(t));
+      view = EmptyViewSql(*spec, "false");
+    } else {
+      // The table's first file leads the list: DuckDB takes a list's schema from its first file,
+      // so the view has exactly the columns of the full one. The run prunes it by the query's
+      // filters as the plan did, unless the plan read it.
+      std::vector<std::string> files{all.front()};
+      for (const auto& f : want) {
+        if (f != all.front()) files.push_back(f);
+      }
+      view = ParquetViewSql(files) + (want.empty() ? " WHERE false" : "");
+    }
+    Status created =
+        run_conn_.Exec(fmt::format("CREATE OR REPLACE TEMP VIEW {} AS {}", SqlIdent(t), view));
+    if (!created.ok()) {
+      const std::string& m = created.message();
+      return UnavailableError(
+          fmt::format("table '{}' cannot be read: {}", t, m.substr(0, m.find('\n'))));
+    }
+    run_views_[t] = std::move(want);
+    ++run_view_builds_;
+  }
+  return &run_conn_;
+}
+
+Result<QueryEngine::Resolution> QueryEngine::ResolveScans(const std::string& sql) {
+  Resolution resolved;
+  std::vector<TableScan>& out = resolved.scans;
   bool pruned_to_nothing = false;
   bool optimized = true;
   // Pass 0 reads the optimized plan (files left after pruning); pass 1, only when a scan was
@@ -498,6 +599,17 @@ Result<std::vector<TableScan>> QueryEngine::ResolveScans(const std::string& sql)
       }
       return ClassifyError(why);
     }
+    if (pass == 0 && optimized) {
+      resolved.self_contained = true;
+      Status walked = ForEachObject(plan, [&resolved](const Json& n) {
+        std::string type = StrField(n, "type");
+        if (type.rfind("LOGICAL_", 0) == 0 && !ComputesFromItsInputs(type)) {
+          resolved.self_contained = false;
+        }
+        return Status::Ok();
+      });
+      (void)walked;  // the visitor never fails
+    }
     for (const Json* get : PlanScans(plan)) {
       std::string name = StrField(*get, "name");
       if (name != "read_parquet" && name != "parquet_scan") {
@@ -527,12 +639,15 @@ Result<std::vector<TableScan>> QueryEngine::ResolveScans(const std::string& sql)
         }
         TableScan& ts = per_table[it->second.table];
         ts.table = it->second.table;
+        // Pass 1 only names the table of a scan pruned to nothing: it reads none of these.
+        if (pass == 0) resolved.files[ts.table].insert(it->first);
         ts.files_scanned += 1;
         ts.estimated_bytes += it->second.bytes;
         dts[ts.table].insert(it->second.dt);
       }
       for (auto& [table, ts] : per_table) {
-        ts.files_total = files_per_table_[table];
+        auto all = table_files_.find(table);
+        ts.files_total = all == table_files_.end() ? 0 : static_cast<int64_t>(all->second.size());
         if (pass == 1) {
           // Only the table matters here: the optimized plan reads none of its files.
           bool known = std::any_of(out.begin(), out.end(),
@@ -550,7 +665,7 @@ Result<std::vector<TableScan>> QueryEngine::ResolveScans(const std::string& sql)
       }
     }
   }
-  return out;
+  return resolved;
 }
 
 void QueryEngine::Record(const QueryRequest& req, const std::string& status,
@@ -656,15 +771,28 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
     stmt = sql.substr(at);
   }
 
+  // What runs: a SELECT limited to max_result_rows + 1 rows so huge results cannot exhaust
+  // memory. DuckDB renders each SELECT row as JSON itself (to_json of the row), so every type —
+  // timestamps with time zones, decimals, lists, structs — arrives intact; the row's own columns
+  // ride along for their names and types (reading them in one statement avoids binding the query
+  // twice). An EXPLAIN runs as written.
+  const int64_t max_rows = lake_.config().query.max_result_rows;
+  const bool select = type == DUCKDB_STATEMENT_TYPE_SELECT;
+  const std::string run_sql =
+      select
+          ? fmt::format("SELECT to_json(__q), __q.* FROM (\n{}\n) __q LIMIT {}", sql, max_rows + 1)
+          : sql;
+
   QueryResult result;
   result.dry_run = req.dry_run;
   spdlog::debug("query: parsed and checked in {} us", clock.MonotonicMicros() - t0);
-  {
-    auto scans = ResolveScans(stmt);
-    spdlog::debug("query: resolved in {} us", clock.MonotonicMicros() - t0);
-    if (!scans.ok()) return fail(scans.status());
-    result.scans = std::move(*scans);
-  }
+  // The plan of the SELECT that runs (or is explained). Not of run_sql: DuckDB 1.4 cannot
+  // serialize the optimized plan of to_json over many rows (an upper-bound estimate would be
+  // all the plan could say); the wrapper changes neither the scans nor their filters.
+  auto resolved = ResolveScans(stmt);
+  spdlog::debug("query: resolved in {} us", clock.MonotonicMicros() - t0);
+  if (!resolved.ok()) return fail(resolved.status());
+  result.scans = resolved->scans;
   result.tables = named;
   for (const auto& s : result.scans) result.tables.insert(s.table);
   if (req.authorize) {
@@ -700,19 +828,17 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
     return result;
   }
 
-  // Run, limited to max_result_rows + 1 rows so huge results cannot exhaust memory. DuckDB
-  // renders each SELECT row as JSON itself (to_json of the row), so every type — timestamps
-  // with time zones, decimals, lists, structs — arrives intact; the row's own columns ride along
-  // for their names and types (reading them in one statement avoids binding the query twice).
-  int64_t max_rows = lake_.config().query.max_result_rows;
-  const bool select = type == DUCKDB_STATEMENT_TYPE_SELECT;
-  std::string run_sql =
-      select
-          ? fmt::format("SELECT to_json(__q), __q.* FROM (\n{}\n) __q LIMIT {}", sql, max_rows + 1)
-          : sql;
+  // A SELECT runs on views of only the files its plan resolved: binding it then costs little (the
+  // plan already checked the full file lists), and it can read nothing the plan did not resolve.
+  DuckConn* conn = &conn_;
+  if (select) {
+    auto chosen = RunConnection(result.tables, *resolved);
+    if (!chosen.ok()) return fail(chosen.status());
+    conn = *chosen;
+  }
   DuckResult res;
   {
-    auto r = MeteredQuery(run_sql, &result.bytes_scanned, &req, cutoff);
+    auto r = MeteredQuery(*conn, run_sql, &result.bytes_scanned, &req, cutoff);
     if (!r.ok()) {
       const StatusCode code = r.status().code();
       return fail(code == StatusCode::kDeadlineExceeded || code == StatusCode::kCancelled ||
@@ -755,8 +881,9 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
   return result;
 }
 
-Result<DuckResult> QueryEngine::MeteredQuery(const std::string& sql, int64_t* bytes_scanned,
-                                             const QueryRequest* req, int64_t max_read_bytes) {
+Result<DuckResult> QueryEngine::MeteredQuery(DuckConn& conn, const std::string& sql,
+                                             int64_t* bytes_scanned, const QueryRequest* req,
+                                             int64_t max_read_bytes) {
   std::lock_guard lock(MeterMutex());
   int64_t probe = 0;
   const int64_t before = ProcessReadBytes(&probe);
@@ -786,12 +913,12 @@ Result<DuckResult> QueryEngine::MeteredQuery(const std::string& sql, int64_t* by
         } else {
           continue;
         }
-        duckdb_interrupt(conn_.raw());
+        duckdb_interrupt(conn.raw());
         break;
       }
     });
   }
-  auto r = conn_.Query(sql);
+  auto r = conn.Query(sql);
   int64_t after = ProcessReadBytes(nullptr);
   *bytes_scanned = std::max<int64_t>(0, after - before - probe);
   if (watched) {
@@ -834,7 +961,7 @@ Result<DuckResult> QueryEngine::RunTrusted(const std::string& sql, const std::st
     Record(req, "error", fresh.message(), nullptr);
     return fresh;
   }
-  auto r = MeteredQuery(sql, &meter.bytes_scanned);
+  auto r = MeteredQuery(conn_, sql, &meter.bytes_scanned);
   if (!r.ok()) {
     Status s = ClassifyError(r.status().message());
     Record(req, "error", s.message(), nullptr);

@@ -126,21 +126,40 @@ class QueryEngine {
   // How many times the engine has built its views over the catalogued files: once when it opens,
   // then once per change of the catalog's generation seen before a query.
   int64_t ViewBuildsForTesting();
+  // How many times a table's view on the run connection was (re)defined to read the files of a
+  // query's plan (see Run).
+  int64_t RunViewBuildsForTesting();
 
  private:
-  QueryEngine(lake::Lake& lake, lake::Catalog catalog, lake::DuckDb db, lake::DuckConn conn);
+  // What a query's plan reads.
+  struct Resolution {
+    std::vector<TableScan> scans;
+    std::map<std::string, std::set<std::string>> files;  // table -> absolute paths read
+    // The query needs no other file than `files` to run: the optimized plan was read and holds
+    // only operators that compute from their scans (DuckDB may answer part of a query from files'
+    // metadata while planning, leaving no scan: count(*) over one pruned file).
+    bool self_contained = false;
+  };
+
+  QueryEngine(lake::Lake& lake, lake::Catalog catalog, lake::DuckDb db, lake::DuckConn conn,
+              lake::DuckConn run_conn);
   // Rebuilds the views and the file map if the catalog's generation changed since they were
   // built. Requires mu_.
   Status Refresh();
   Status BuildViews(const lake::FileSnapshot& snapshot);
   // The lake scans of SELECT `sql` as DuckDB binds and optimizes it: per scan, the table and the
   // files left after pruning. kPermissionDenied for a scan of anything else.
-  Result<std::vector<TableScan>> ResolveScans(const std::string& sql);
-  // Runs `sql` while counting the bytes the process reads; stops it when `req` says so (timeout
-  // or cancellation) or once it has read more than `max_read_bytes` (> 0); never stops it when
-  // `req` is null.
-  Result<lake::DuckResult> MeteredQuery(const std::string& sql, int64_t* bytes_scanned,
-                                        const QueryRequest* req = nullptr,
+  Result<Resolution> ResolveScans(const std::string& sql);
+  // The connection to run a SELECT on, given what its plan reads: `conn_` when the query reads
+  // every file of each table it names, else `run_conn_`, whose views of those tables are (re)
+  // defined to read only the files the plan resolved.
+  Result<lake::DuckConn*> RunConnection(const std::set<std::string>& tables,
+                                        const Resolution& resolved);
+  // Runs `sql` on `conn` while counting the bytes the process reads; stops it when `req` says so
+  // (timeout or cancellation) or once it has read more than `max_read_bytes` (> 0); never stops
+  // it when `req` is null.
+  Result<lake::DuckResult> MeteredQuery(lake::DuckConn& conn, const std::string& sql,
+                                        int64_t* bytes_scanned, const QueryRequest* req = nullptr,
                                         int64_t max_read_bytes = 0);
   void Record(const QueryRequest& req, const std::string& status, const std::string& error,
               const QueryResult* r);
@@ -149,10 +168,18 @@ class QueryEngine {
   std::mutex mu_;          // one query at a time; guards everything below
   lake::Catalog catalog_;  // this engine's own connection to meta.db
   lake::DuckDb db_;
+  // Views over every catalogued file: plans, EXPLAIN, trusted SQL, queries reading whole tables.
   lake::DuckConn conn_;
+  // Views over the files a query's plan resolved (run_views_), so that running the query binds
+  // only those: binding a view over a long file list checks every file, which is most of the
+  // cost of planning a small query, and the plan already paid it once.
+  lake::DuckConn run_conn_;
   int64_t generation_ = -1;  // of the catalog, when the views were built
   int64_t view_builds_ = 0;
-  std::map<std::string, int64_t> files_per_table_;
+  int64_t run_view_builds_ = 0;
+  std::map<std::string, std::vector<std::string>> table_files_;  // table -> paths, catalog order
+  std::set<std::string> damaged_;  // tables whose view fails every query (a file went missing)
+  std::map<std::string, std::vector<std::string>> run_views_;  // table -> files its run view reads
   struct FileInfo {
     std::string table;
     std::string dt;
