@@ -394,14 +394,24 @@ Result<std::vector<Json>> Catalog::Log(const std::string& kind, int64_t limit) {
 }
 
 Status Catalog::RecordQuery(const QueryRecord& q) {
-  ENGAGE_ASSIGN_OR_RETURN(auto st, db_.Prepare("INSERT INTO query_history(at, sql, status, "
-                                               "error, bytes_scanned, estimated_bytes, "
-                                               "partitions_scanned, rows, elapsed_ms, cost_usd, "
-                                               "source) VALUES (?,?,?,?,?,?,?,?,?,?,?)"));
+  // One row per query: a prepared statement kept for the next (an autocommit insert in WAL mode
+  // with synchronous=NORMAL, no fsync).
+  if (!record_query_stmt_) {
+    ENGAGE_ASSIGN_OR_RETURN(auto prepared,
+                            db_.Prepare("INSERT INTO query_history(at, sql, status, "
+                                        "error, bytes_scanned, estimated_bytes, "
+                                        "partitions_scanned, rows, elapsed_ms, cost_usd, "
+                                        "source) VALUES (?,?,?,?,?,?,?,?,?,?,?)"));
+    record_query_stmt_ = std::make_unique<SqliteStmt>(std::move(prepared));
+  }
+  SqliteStmt& st = *record_query_stmt_;
+  st.Reset();
   st.Bind(1, q.at).Bind(2, q.sql).Bind(3, q.status).Bind(4, q.error).Bind(5, q.bytes_scanned);
   st.Bind(6, q.estimated_bytes).Bind(7, q.partitions_scanned).Bind(8, q.rows);
   st.Bind(9, q.elapsed_ms).Bind(10, q.cost_usd).Bind(11, q.source);
-  return st.Run();
+  Status s = st.Run();
+  st.Reset();
+  return s;
 }
 
 Result<std::vector<QueryRecord>> Catalog::QueryHistory(int64_t limit) {

@@ -370,20 +370,117 @@ std::string StripTrailing(std::string sql) {
 
 }  // namespace
 
-int64_t ProcessReadBytes(int64_t* probe_bytes) {
-  // One read(2) of the small file; its own bytes count towards the next reading, so callers
-  // subtract `probe_bytes` from a difference of two readings.
-  int fd = ::open("/proc/self/io", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
+namespace {
+
+// rchar of /proc/self/io read through `fd` (at offset 0: procfs regenerates the text), or through
+// a new descriptor when `fd` < 0. Stores in `*probe_bytes` how many bytes the reading itself
+// read, which the next reading counts.
+int64_t ReadRchar(int fd, int64_t* probe_bytes) {
+  int own = -1;
+  if (fd < 0) {
+    own = ::open("/proc/self/io", O_RDONLY | O_CLOEXEC);
+    if (own < 0) return 0;
+    fd = own;
+  }
   char buf[1024];
-  ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
+  ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+  if (own >= 0) ::close(own);
   if (n <= 0) return 0;
   buf[n] = '\0';
   if (probe_bytes) *probe_bytes = n;
   const char* p = std::strstr(buf, "rchar:");
   return p ? std::strtoll(p + 6, nullptr, 10) : 0;
 }
+
+}  // namespace
+
+int64_t ProcessReadBytes(int64_t* probe_bytes) {
+  // One read(2) of the small file; its own bytes count towards the next reading, so callers
+  // subtract `probe_bytes` from a difference of two readings.
+  return ReadRchar(-1, probe_bytes);
+}
+
+// Interrupts the engine's running query at its deadline, when its caller cancels it, or once the
+// process has really read more than the scan cutoff since it started (an estimate cannot bound
+// every plan: a recursive query rescans); DuckDB then fails the query ("Interrupted") within a
+// vector or so. One thread checks every 20 ms while a query is armed and sleeps otherwise; it is
+// started by the first query that needs it, so a query costs a lock and a notify, not a thread.
+class QueryEngine::Watchdog {
+ public:
+  enum class Stop { kNone, kTimeout, kCancelled, kRead };
+
+  explicit Watchdog(int io_fd) : io_fd_(io_fd) {}
+  ~Watchdog() {
+    {
+      std::lock_guard l(mu_);
+      quit_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // Watches the query running on `conn` for `req` (kept until Disarm), which started when the
+  // process had read `read_before` bytes.
+  void Arm(duckdb_connection conn, const QueryRequest& req, int64_t read_before,
+           int64_t max_read_bytes) {
+    std::lock_guard l(mu_);
+    conn_ = conn;
+    req_ = &req;
+    read_before_ = read_before;
+    max_read_bytes_ = max_read_bytes;
+    deadline_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(req.timeout_ms);
+    stop_ = Stop::kNone;
+    armed_ = true;
+    if (!thread_.joinable()) thread_ = std::thread([this] { Loop(); });
+    cv_.notify_all();
+  }
+
+  // Stops watching; once it returns, the request is not used any more. Why the query was
+  // interrupted, if it was.
+  Stop Disarm() {
+    std::lock_guard l(mu_);  // a check in progress holds it: wait for it to end
+    armed_ = false;
+    req_ = nullptr;
+    return stop_;
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock l(mu_);
+    while (!quit_) {
+      if (!armed_ || stop_ != Stop::kNone) {
+        cv_.wait(l);
+        continue;
+      }
+      cv_.wait_for(l, std::chrono::milliseconds(20));
+      if (quit_ || !armed_) continue;
+      if (req_->timeout_ms > 0 && std::chrono::steady_clock::now() >= deadline_) {
+        stop_ = Stop::kTimeout;
+      } else if (req_->cancelled && req_->cancelled()) {
+        stop_ = Stop::kCancelled;
+      } else if (max_read_bytes_ > 0 &&
+                 ReadRchar(io_fd_, nullptr) - read_before_ > max_read_bytes_) {
+        stop_ = Stop::kRead;
+      } else {
+        continue;
+      }
+      duckdb_interrupt(conn_);
+    }
+  }
+
+  const int io_fd_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool quit_ = false;
+  bool armed_ = false;
+  duckdb_connection conn_ = nullptr;
+  const QueryRequest* req_ = nullptr;
+  int64_t read_before_ = 0;
+  int64_t max_read_bytes_ = 0;
+  std::chrono::steady_clock::time_point deadline_;
+  Stop stop_ = Stop::kNone;
+  std::thread thread_;  // last: started after the state it reads
+};
 
 Json QueryResult::ToJson() const {
   Json scans_j = Json::array();
@@ -418,7 +515,10 @@ QueryEngine::QueryEngine(lake::Lake& lake, lake::Catalog catalog, DuckDb db, Duc
       conn_(std::move(conn)),
       run_conn_(std::move(run_conn)) {}
 
-QueryEngine::~QueryEngine() = default;
+QueryEngine::~QueryEngine() {
+  watchdog_.reset();  // its thread reads io_fd_
+  if (io_fd_ >= 0) ::close(io_fd_);
+}
 
 Result<std::unique_ptr<QueryEngine>> QueryEngine::Open(lake::Lake& lake, int threads) {
   // The engine's own connection to meta.db: a shared engine must not use the Lake's, which
@@ -431,6 +531,8 @@ Result<std::unique_ptr<QueryEngine>> QueryEngine::Open(lake::Lake& lake, int thr
   ENGAGE_ASSIGN_OR_RETURN(DuckConn run_conn, db.Connect());
   std::unique_ptr<QueryEngine> qe(new QueryEngine(lake, std::move(catalog), std::move(db),
                                                   std::move(conn), std::move(run_conn)));
+  qe->io_fd_ = ::open("/proc/self/io", O_RDONLY | O_CLOEXEC);
+  qe->watchdog_ = std::make_unique<Watchdog>(qe->io_fd_);
   DuckConn& c = qe->conn_;
   ENGAGE_RETURN_IF_ERROR(c.Exec("SET TimeZone='UTC'"));
   ENGAGE_RETURN_IF_ERROR(qe->run_conn_.Exec("SET TimeZone='UTC'"));
@@ -886,65 +988,30 @@ Result<DuckResult> QueryEngine::MeteredQuery(DuckConn& conn, const std::string& 
                                              int64_t max_read_bytes) {
   std::lock_guard lock(MeterMutex());
   int64_t probe = 0;
-  const int64_t before = ProcessReadBytes(&probe);
-  // A watchdog interrupts the query at its deadline, when the caller cancels it, or once it has
-  // really read more than the scan cutoff (an estimate cannot bound every plan: a recursive
-  // query rescans); DuckDB then fails the query ("Interrupted") within a vector or so.
+  const int64_t before = ReadRchar(io_fd_, &probe);
   const bool watched =
       req != nullptr && (req->timeout_ms > 0 || req->cancelled || max_read_bytes > 0);
-  std::mutex mu;
-  std::condition_variable cv;
-  bool done = false;
-  enum class Stop { kNone, kTimeout, kCancelled, kRead } stop = Stop::kNone;
-  std::thread watchdog;
-  if (watched) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(req->timeout_ms);
-    watchdog = std::thread([&, deadline] {
-      std::unique_lock<std::mutex> l(mu);
-      while (!done) {
-        cv.wait_for(l, std::chrono::milliseconds(20));
-        if (done) break;
-        if (req->timeout_ms > 0 && std::chrono::steady_clock::now() >= deadline) {
-          stop = Stop::kTimeout;
-        } else if (req->cancelled && req->cancelled()) {
-          stop = Stop::kCancelled;
-        } else if (max_read_bytes > 0 && ProcessReadBytes(nullptr) - before > max_read_bytes) {
-          stop = Stop::kRead;
-        } else {
-          continue;
-        }
-        duckdb_interrupt(conn.raw());
-        break;
-      }
-    });
-  }
+  if (watched) watchdog_->Arm(conn.raw(), *req, before, max_read_bytes);
   auto r = conn.Query(sql);
-  int64_t after = ProcessReadBytes(nullptr);
+  int64_t after = ReadRchar(io_fd_, nullptr);
   *bytes_scanned = std::max<int64_t>(0, after - before - probe);
-  if (watched) {
-    {
-      std::lock_guard<std::mutex> l(mu);
-      done = true;
-    }
-    cv.notify_all();
-    watchdog.join();
-    switch (stop) {
-      case Stop::kTimeout:
-        return Status(StatusCode::kDeadlineExceeded,
-                      fmt::format("the query was stopped after its time limit of {} s ([query] "
-                                  "timeout_seconds in engage.toml, or --timeout)",
-                                  static_cast<double>(req->timeout_ms) / 1000.0));
-      case Stop::kCancelled:
-        return Status(StatusCode::kCancelled,
-                      "the query was cancelled (the client went away or the server is stopping)");
-      case Stop::kRead:
-        return ResourceExhaustedError(fmt::format(
-            "the query was stopped after reading more than the scan cutoff of {} bytes (it read "
-            "{} bytes); filter on dt to read fewer partitions or raise --max-scan-bytes",
-            max_read_bytes, *bytes_scanned));
-      case Stop::kNone:
-        break;
-    }
+  if (!watched) return r;
+  switch (watchdog_->Disarm()) {
+    case Watchdog::Stop::kTimeout:
+      return Status(StatusCode::kDeadlineExceeded,
+                    fmt::format("the query was stopped after its time limit of {} s ([query] "
+                                "timeout_seconds in engage.toml, or --timeout)",
+                                static_cast<double>(req->timeout_ms) / 1000.0));
+    case Watchdog::Stop::kCancelled:
+      return Status(StatusCode::kCancelled,
+                    "the query was cancelled (the client went away or the server is stopping)");
+    case Watchdog::Stop::kRead:
+      return ResourceExhaustedError(fmt::format(
+          "the query was stopped after reading more than the scan cutoff of {} bytes (it read "
+          "{} bytes); filter on dt to read fewer partitions or raise --max-scan-bytes",
+          max_read_bytes, *bytes_scanned));
+    case Watchdog::Stop::kNone:
+      break;
   }
   return r;
 }

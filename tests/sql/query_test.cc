@@ -466,6 +466,8 @@ TEST_F(LongLivedEngineTest, ThreadsShareOneEngine) {
       for (int i = 0; i < 5; ++i) {
         sql::QueryRequest req;
         req.sql = fmt::format("SELECT count(*) FROM events WHERE dt = DATE '2024-05-0{}'", t + 1);
+        req.timeout_ms = 60000;  // watched: the engine's one watchdog serves every thread
+        req.cancelled = [] { return false; };
         auto r = engine_->Run(req);
         if (!r.ok() || r->rows[0][0] != 3) {
           ++wrong;
@@ -671,11 +673,13 @@ TEST_F(ResolvedQueryTest, AQueryPastItsTimeoutIsStopped) {
   auto r = (*qe)->Run(req);
   EXPECT_STATUS_CODE(r, StatusCode::kDeadlineExceeded);
   EXPECT_NE(r.status().message().find("time limit"), std::string::npos);
-  // The engine still answers afterwards.
+  // The engine still answers afterwards, and its watchdog stops the next runaway query too.
   req.sql = "SELECT count(*) FROM events";
   auto again = (*qe)->Run(req);
   ASSERT_OK(again);
   EXPECT_EQ(again->rows[0][0], 20000);
+  req.sql = "SELECT count(*) FROM events a, events b, events c";
+  EXPECT_STATUS_CODE((*qe)->Run(req), StatusCode::kDeadlineExceeded);
 }
 
 TEST_F(ResolvedQueryTest, ACancelledQueryStops) {

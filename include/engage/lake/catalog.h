@@ -132,7 +132,9 @@ class Catalog {
   explicit Catalog(SqliteDb db) : db_(std::move(db)) {}
   Status Migrate();
   SqliteDb db_;
-  std::unique_ptr<SqliteStmt> generation_stmt_;  // prepared once; finalized before db_ closes
+  // Prepared once, finalized before db_ closes.
+  std::unique_ptr<SqliteStmt> generation_stmt_;
+  std::unique_ptr<SqliteStmt> record_query_stmt_;
 };
 
 }  // namespace engage::lake

@@ -164,6 +164,8 @@ class QueryEngine {
   void Record(const QueryRequest& req, const std::string& status, const std::string& error,
               const QueryResult* r);
 
+  class Watchdog;  // stops a running query (query.cc)
+
   lake::Lake& lake_;
   std::mutex mu_;          // one query at a time; guards everything below
   lake::Catalog catalog_;  // this engine's own connection to meta.db
@@ -186,6 +188,8 @@ class QueryEngine {
     int64_t bytes = 0;
   };
   std::map<std::string, FileInfo, std::less<>> files_;  // absolute path -> catalogued file
+  int io_fd_ = -1;  // /proc/self/io, kept open: the process's read counter, read before and after
+  std::unique_ptr<Watchdog> watchdog_;  // one thread for the engine's queries, started once
 };
 
 // Bytes this process has read through read(2)/pread(2) so far (rchar of /proc/self/io).
