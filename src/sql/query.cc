@@ -31,60 +31,6 @@ std::mutex& MeterMutex() {
   return mu;
 }
 
-const char* StatementTypeName(duckdb_statement_type t) {
-  switch (t) {
-    case DUCKDB_STATEMENT_TYPE_SELECT:
-      return "SELECT";
-    case DUCKDB_STATEMENT_TYPE_INSERT:
-      return "INSERT";
-    case DUCKDB_STATEMENT_TYPE_UPDATE:
-      return "UPDATE";
-    case DUCKDB_STATEMENT_TYPE_DELETE:
-      return "DELETE";
-    case DUCKDB_STATEMENT_TYPE_CREATE:
-      return "CREATE";
-    case DUCKDB_STATEMENT_TYPE_DROP:
-      return "DROP";
-    case DUCKDB_STATEMENT_TYPE_ALTER:
-      return "ALTER";
-    case DUCKDB_STATEMENT_TYPE_COPY:
-      return "COPY";
-    case DUCKDB_STATEMENT_TYPE_ATTACH:
-      return "ATTACH";
-    case DUCKDB_STATEMENT_TYPE_DETACH:
-      return "DETACH";
-    case DUCKDB_STATEMENT_TYPE_PRAGMA:
-      return "PRAGMA";
-    case DUCKDB_STATEMENT_TYPE_SET:
-      return "SET";
-    case DUCKDB_STATEMENT_TYPE_LOAD:
-      return "LOAD/INSTALL";
-    case DUCKDB_STATEMENT_TYPE_EXPORT:
-      return "EXPORT";
-    case DUCKDB_STATEMENT_TYPE_CALL:
-      return "CALL";
-    case DUCKDB_STATEMENT_TYPE_TRANSACTION:
-      return "TRANSACTION";
-    case DUCKDB_STATEMENT_TYPE_EXPLAIN:
-      return "EXPLAIN";
-    default:
-      return "non-SELECT";
-  }
-}
-
-// Owns a prepared statement.
-class Prepared {
- public:
-  ~Prepared() {
-    if (p_) duckdb_destroy_prepare(&p_);
-  }
-  duckdb_prepared_statement* out() { return &p_; }
-  duckdb_prepared_statement get() { return p_; }
-
- private:
-  duckdb_prepared_statement p_ = nullptr;
-};
-
 class Extracted {
  public:
   ~Extracted() {
@@ -110,7 +56,10 @@ Status ClassifyError(const std::string& msg) {
         "allowed (" +
         msg.substr(0, msg.find('\n')) + ")");
   }
-  return InvalidArgumentError(msg);
+  // DuckDB's error text ends with the line of the statement it failed on, which is Engage's
+  // wrapper around the user's query, not what the user wrote.
+  size_t context = msg.find("\n\nLINE ");
+  return InvalidArgumentError(context == std::string::npos ? msg : msg.substr(0, context));
 }
 
 // Calls `visit` on every object in `root` (depth-first, without recursion: DuckDB's trees are
@@ -209,20 +158,168 @@ bool IsPlainName(std::string_view s) {
   });
 }
 
+// Levenshtein distance of two short names, case-insensitive.
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      bool same = std::tolower(static_cast<unsigned char>(a[i - 1])) ==
+                  std::tolower(static_cast<unsigned char>(b[j - 1]));
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (same ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// A table the query names that the lake does not have: kNotFound naming it and the lake's
+// tables, with the closest one as a suggestion (never DuckDB's, which offers its own catalogs).
+Status UnknownTableError(const std::string& name, const Config& config) {
+  std::vector<std::string> tables;
+  std::string closest;
+  size_t best = std::max<size_t>(2, name.size() / 3) + 1;
+  for (const auto& [t, spec] : config.tables) {
+    tables.push_back(t);
+    size_t d = EditDistance(name, t);
+    if (d < best) {
+      best = d;
+      closest = t;
+    }
+  }
+  std::string list = tables.empty() ? "none" : fmt::format("{}", fmt::join(tables, ", "));
+  return NotFoundError(fmt::format(
+      "no table named '{}'{}; the lake's tables are: {} (engage tables describes them)", name,
+      closest.empty() ? "" : fmt::format(" (did you mean '{}'?)", closest), list));
+}
+
+// Index of the first character of `sql` at or after `i` that is not whitespace or in a comment;
+// npos for an unterminated block comment.
+size_t SkipBlank(std::string_view sql, size_t i) {
+  for (;;) {
+    while (i < sql.size() && std::isspace(static_cast<unsigned char>(sql[i]))) ++i;
+    if (sql.substr(i, 2) == "--") {
+      size_t e = sql.find('\n', i);
+      i = e == std::string_view::npos ? sql.size() : e + 1;
+    } else if (sql.substr(i, 2) == "/*") {
+      size_t e = sql.find("*/", i + 2);
+      if (e == std::string_view::npos) return std::string_view::npos;
+      i = e + 2;
+    } else {
+      return i;
+    }
+  }
+}
+
+// The first keyword of a statement, upper case ("" if it starts otherwise), past comments and
+// opening parentheses.
+std::string LeadingKeyword(std::string_view sql) {
+  size_t i = SkipBlank(sql, 0);
+  while (i != std::string_view::npos && i < sql.size() && sql[i] == '(') i = SkipBlank(sql, i + 1);
+  std::string word;
+  while (i != std::string_view::npos && i < sql.size() &&
+         (std::isalpha(static_cast<unsigned char>(sql[i])) || sql[i] == '_')) {
+    word.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(sql[i++]))));
+  }
+  return word;
+}
+
+// Statements starting with these read (or are refused for another reason than writing).
+bool IsReadKeyword(std::string_view kw) {
+  static constexpr std::string_view kRead[] = {"SELECT",  "WITH",     "FROM", "VALUES", "TABLE",
+                                               "EXPLAIN", "DESCRIBE", "DESC", "SHOW",   "SUMMARIZE",
+                                               "PIVOT",   "UNPIVOT",  ""};
+  return std::find(std::begin(kRead), std::end(kRead), kw) != std::end(kRead);
+}
+
+// "a DELETE statement", "an INSERT statement", or "not a SELECT statement" (WITH ... DELETE).
+std::string StatementKind(std::string_view sql) {
+  static constexpr std::string_view kKinds[] = {
+      "DELETE",  "INSERT",  "UPDATE",  "MERGE",      "TRUNCATE",   "UPSERT",
+      "REPLACE", "CREATE",  "DROP",    "ALTER",      "COPY",       "ATTACH",
+      "DETACH",  "INSTALL", "LOAD",    "PRAGMA",     "SET",        "RESET",
+      "CALL",    "EXPORT",  "IMPORT",  "VACUUM",     "CHECKPOINT", "FORCE",
+      "BEGIN",   "START",   "COMMIT",  "ROLLBACK",   "ABORT",      "END",
+      "USE",     "PREPARE", "EXECUTE", "DEALLOCATE", "ANALYZE",    "COMMENT"};
+  std::string kw = LeadingKeyword(sql);
+  if (std::find(std::begin(kKinds), std::end(kKinds), kw) == std::end(kKinds)) {
+    return "not a SELECT statement";
+  }
+  bool vowel = std::string_view("AEIOU").find(kw[0]) != std::string_view::npos;
+  return fmt::format("{} {} statement", vowel ? "an" : "a", kw);
+}
+
+// `sql` cut at the semicolons that end statements (outside strings, quoted names, dollar quotes
+// and comments), without empty pieces. Only names statements in messages: DuckDB's parser
+// decides what runs.
+std::vector<std::string_view> SplitStatements(std::string_view sql) {
+  std::vector<std::string_view> out;
+  size_t start = 0;
+  auto add = [&](size_t end) {
+    std::string_view piece = sql.substr(start, end - start);
+    size_t first = SkipBlank(piece, 0);
+    if (first != std::string_view::npos && first < piece.size()) out.push_back(piece);
+  };
+  for (size_t i = 0; i < sql.size(); ++i) {
+    char c = sql[i];
+    if (c == '\'' || c == '"') {
+      for (++i; i < sql.size(); ++i) {
+        if (sql[i] == c) {
+          if (i + 1 < sql.size() && sql[i + 1] == c) {
+            ++i;
+          } else {
+            break;
+          }
+        }
+      }
+    } else if (c == '-' && sql.substr(i, 2) == "--") {
+      size_t e = sql.find('\n', i);
+      i = e == std::string_view::npos ? sql.size() : e;
+    } else if (c == '/' && sql.substr(i, 2) == "/*") {
+      size_t e = sql.find("*/", i + 2);
+      i = e == std::string_view::npos ? sql.size() : e + 1;
+    } else if (c == '$') {
+      size_t tag_end = sql.find('$', i + 1);
+      if (tag_end == std::string_view::npos) continue;
+      std::string_view tag = sql.substr(i, tag_end - i + 1);
+      if (!std::all_of(tag.begin() + 1, tag.end() - 1, [](char t) {
+            return std::isalnum(static_cast<unsigned char>(t)) || t == '_';
+          })) {
+        continue;
+      }
+      size_t close = sql.find(tag, tag_end + 1);
+      i = close == std::string_view::npos ? sql.size() : close + tag.size() - 1;
+    } else if (c == ';') {
+      add(i);
+      start = i + 1;
+    }
+  }
+  add(sql.size());
+  return out;
+}
+
 // Refuses, before DuckDB binds the query (binding already opens files: a CSV sniffer's error can
 // quote a line), every table function but the allowed ones, file paths used as tables
 // (replacement scans: FROM 'x.csv'), and query_table() of anything but a lake table's name.
-Status CheckParseTree(const Json& tree, const Config& config) {
-  return ForEachObject(tree, [&config](const Json& n) -> Status {
+// Adds to `referenced` the name of every base table the tree refers to.
+Status CheckParseTree(const Json& tree, const Config& config, std::set<std::string>* referenced) {
+  return ForEachObject(tree, [&config, referenced](const Json& n) -> Status {
     std::string type = StrField(n, "type");
     if (type == "BASE_TABLE") {
       std::string name = StrField(n, "table_name");
       if (!IsPlainName(name)) {
+        if (name.find_first_of("/\\.:*?~") == std::string::npos && !name.empty()) {
+          return UnknownTableError(name, config);  // "my-table": a name, not a file
+        }
         return PermissionDeniedError(fmt::format(
             "'{}' is not a table: only the lake's tables can be read, by name (engage tables lists "
             "them)",
             name));
       }
+      referenced->insert(name);
     } else if (type == "TABLE_FUNCTION") {
       const Json* f = n.contains("function") ? &n["function"] : nullptr;
       std::string name = f != nullptr && f->is_object() ? StrField(*f, "function_name") : "";
@@ -238,6 +335,7 @@ Status CheckParseTree(const Json& tree, const Config& config) {
           for (const auto& entry : config.tables) {
             if (!t.empty() && strcasecmp(entry.first.c_str(), t.c_str()) == 0) allowed = true;
           }
+          if (!allowed && IsPlainName(t)) return UnknownTableError(t, config);
         }
       }
       if (!allowed) {
@@ -254,19 +352,8 @@ Status CheckParseTree(const Json& tree, const Config& config) {
 size_t ExplainedStatementStart(std::string_view sql, bool* analyze) {
   size_t i = 0;
   auto skip = [&] {
-    for (;;) {
-      while (i < sql.size() && std::isspace(static_cast<unsigned char>(sql[i]))) ++i;
-      if (sql.substr(i, 2) == "--") {
-        size_t e = sql.find('\n', i);
-        i = e == std::string_view::npos ? sql.size() : e + 1;
-      } else if (sql.substr(i, 2) == "/*") {
-        size_t e = sql.find("*/", i + 2);
-        if (e == std::string_view::npos) return false;
-        i = e + 2;
-      } else {
-        return true;
-      }
-    }
+    i = SkipBlank(sql, i);
+    return i != std::string_view::npos;
   };
   auto word = [&](std::string_view w) {
     if (sql.size() - i < w.size()) return false;
@@ -295,22 +382,6 @@ size_t ExplainedStatementStart(std::string_view sql, bool* analyze) {
     if (!skip()) return std::string_view::npos;
   }
   return i < sql.size() ? i : std::string_view::npos;
-}
-
-// Names of every base table a serialized parse tree (json_serialize_sql) refers to.
-void CollectTableNames(const Json& node, std::set<std::string>& out) {
-  if (node.is_array()) {
-    for (const auto& n : node) CollectTableNames(n, out);
-    return;
-  }
-  if (!node.is_object()) return;
-  auto type = node.find("type");
-  auto name = node.find("table_name");
-  if (type != node.end() && type->is_string() && *type == "BASE_TABLE" && name != node.end() &&
-      name->is_string()) {
-    out.insert(name->get<std::string>());
-  }
-  for (const auto& [k, v] : node.items()) CollectTableNames(v, out);
 }
 
 // DuckDB's to_json writes non-finite doubles as bare NaN/Infinity, which JSON lacks: quote them.
@@ -507,6 +578,48 @@ Json QueryResult::ToJson() const {
               {"scans", scans_j}};
 }
 
+namespace {
+
+std::string CsvField(std::string v) {
+  if (v.find_first_of(",\"\r\n") == std::string::npos) return v;
+  std::string out = "\"";
+  for (char c : v) {
+    if (c == '"') out.push_back('"');
+    out.push_back(c);
+  }
+  out.push_back('"');
+  return out;
+}
+
+std::string CsvCell(const Json& v) {
+  if (v.is_null()) return "";
+  if (v.is_string()) {
+    const std::string& text = v.get_ref<const std::string&>();
+    return text.empty() ? "\"\"" : CsvField(text);  // "" is an empty string, nothing is NULL
+  }
+  if (v.is_number_float()) return fmt::format("{}", v.get<double>());
+  return CsvField(DumpJson(v));
+}
+
+}  // namespace
+
+std::string QueryResult::ToCsv() const {
+  std::string out;
+  for (size_t c = 0; c < columns.size(); ++c) {
+    if (c > 0) out.push_back(',');
+    out += CsvField(columns[c]);
+  }
+  out.push_back('\n');
+  for (const auto& row : rows) {
+    for (size_t c = 0; c < row.size(); ++c) {
+      if (c > 0) out.push_back(',');
+      out += CsvCell(row[c]);
+    }
+    out.push_back('\n');
+  }
+  return out;
+}
+
 QueryEngine::QueryEngine(lake::Lake& lake, lake::Catalog catalog, DuckDb db, DuckConn conn,
                          DuckConn run_conn)
     : lake_(lake),
@@ -692,6 +805,10 @@ Result<QueryEngine::Resolution> QueryEngine::ResolveScans(const std::string& sql
       --pass;
       continue;
     }
+    if (plan.value("error", true) && StrField(plan, "error_type") == "catalog" &&
+        StrField(plan, "error_subtype") == "MISSING_ENTRY" && StrField(plan, "type") == "Table") {
+      return UnknownTableError(StrField(plan, "name"), lake_.config());
+    }
     if (plan.value("error", true)) {
       std::string why = plan.value("error_message", std::string("unknown reason"));
       if (plan.value("error_type", "") == "not implemented") {
@@ -809,10 +926,10 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
   if (Status fresh = Refresh(); !fresh.ok()) return fail(fresh);
 
   // Exactly one statement, and it must read only. DuckDB's parse tree serializer accepts only
-  // SELECT statements; anything else is classified by preparing it. EXPLAIN is allowed when the
-  // statement it explains is a SELECT, which is checked, authorized and metered like one (EXPLAIN
-  // ANALYZE runs it).
-  duckdb_statement_type type = DUCKDB_STATEMENT_TYPE_SELECT;
+  // SELECT statements; anything else DuckDB parses is refused as not read-only (it is never
+  // bound: binding a write already touches the catalog), except EXPLAIN of a SELECT, which is
+  // checked, authorized and metered like the SELECT (EXPLAIN ANALYZE runs it).
+  bool explain = false;
   std::string stmt = sql;       // the SELECT that runs or is explained
   std::set<std::string> named;  // lake tables the text names (any case), besides the plan's
   for (int pass = 0; pass < 2; ++pass) {
@@ -828,10 +945,9 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
         return fail(InvalidArgumentError(
             fmt::format("expected exactly one SQL statement, got {}", static_cast<int64_t>(n))));
       }
-      Status checked = CheckParseTree(j, lake_.config());
-      if (!checked.ok()) return fail(checked);
       std::set<std::string> referenced;
-      CollectTableNames(j, referenced);
+      Status checked = CheckParseTree(j, lake_.config(), &referenced);
+      if (!checked.ok()) return fail(checked);
       for (const auto& t : referenced) {
         for (const auto& [name, spec] : lake_.config().tables) {
           if (strcasecmp(name.c_str(), t.c_str()) == 0) named.insert(name);
@@ -839,10 +955,16 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
       }
       break;
     }
-    if (pass == 1 || j.value("error_type", "") == "parser") {
+    if (j.value("error_type", "") == "parser") {
       return fail(InvalidArgumentError(
           "syntax error: " + j.value("error_message", std::string("cannot parse the query"))));
     }
+    if (pass == 1) {
+      return fail(PermissionDeniedError(fmt::format(
+          "only read-only queries are allowed (SELECT or EXPLAIN SELECT); this explains {}",
+          StatementKind(stmt))));
+    }
+    // Not every statement is a SELECT: count them (parsing only).
     Extracted ex;
     idx_t n = duckdb_extract_statements(conn_.raw(), sql.c_str(), ex.out());
     if (n == 0) {
@@ -850,26 +972,31 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
       return fail(InvalidArgumentError(err ? err : "cannot parse the query"));
     }
     if (n != 1) {
+      std::vector<std::string_view> pieces = SplitStatements(sql);
+      for (size_t k = 0; k < pieces.size(); ++k) {
+        if (!IsReadKeyword(LeadingKeyword(pieces[k]))) {
+          return fail(PermissionDeniedError(fmt::format(
+              "only read-only queries are allowed (one SELECT or EXPLAIN); statement {} of {} is "
+              "{}",
+              k + 1, static_cast<int64_t>(n), StatementKind(pieces[k]))));
+        }
+      }
       return fail(InvalidArgumentError(
           fmt::format("expected exactly one SQL statement, got {}", static_cast<int64_t>(n))));
-    }
-    Prepared check;
-    if (duckdb_prepare_extracted_statement(conn_.raw(), ex.get(), 0, check.out()) !=
-        DuckDBSuccess) {
-      return fail(ClassifyError(duckdb_prepare_error(check.get())));
-    }
-    type = duckdb_prepared_statement_type(check.get());
-    if (type != DUCKDB_STATEMENT_TYPE_EXPLAIN) {
-      return fail(PermissionDeniedError(fmt::format(
-          "only read-only queries are allowed (SELECT or EXPLAIN); this is a {} statement",
-          StatementTypeName(type))));
     }
     bool analyze = false;
     size_t at = ExplainedStatementStart(sql, &analyze);
     if (at == std::string::npos) {
-      return fail(InvalidArgumentError(
-          "write EXPLAIN as EXPLAIN [ANALYZE | (options)] SELECT ...; this form is not supported"));
+      if (LeadingKeyword(sql) == "EXPLAIN") {
+        return fail(InvalidArgumentError(
+            "write EXPLAIN as EXPLAIN [ANALYZE | (options)] SELECT ...; this form is not "
+            "supported"));
+      }
+      return fail(PermissionDeniedError(
+          fmt::format("only read-only queries are allowed (SELECT or EXPLAIN); this is {}",
+                      StatementKind(sql))));
     }
+    explain = true;
     stmt = sql.substr(at);
   }
 
@@ -879,7 +1006,7 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
   // ride along for their names and types (reading them in one statement avoids binding the query
   // twice). An EXPLAIN runs as written.
   const int64_t max_rows = lake_.config().query.max_result_rows;
-  const bool select = type == DUCKDB_STATEMENT_TYPE_SELECT;
+  const bool select = !explain;
   const std::string run_sql =
       select
           ? fmt::format("SELECT to_json(__q), __q.* FROM (\n{}\n) __q LIMIT {}", sql, max_rows + 1)

@@ -98,6 +98,10 @@ struct QueryResult {
 
   // The body shared by `engage query --json` and POST /v1/query.
   Json ToJson() const;
+  // The columns and every row as CSV: a header line, then one line per row ending in "\n";
+  // fields holding a comma, a double quote, CR or LF are quoted, quotes doubled (RFC 4180).
+  // NULL is an empty field; lists and structs are their JSON text.
+  std::string ToCsv() const;
 };
 
 class QueryEngine {
