@@ -304,9 +304,11 @@ std::vector<std::string_view> SplitStatements(std::string_view sql) {
 // Refuses, before DuckDB binds the query (binding already opens files: a CSV sniffer's error can
 // quote a line), every table function but the allowed ones, file paths used as tables
 // (replacement scans: FROM 'x.csv'), and query_table() of anything but a lake table's name.
-// Adds to `referenced` the name of every base table the tree refers to.
-Status CheckParseTree(const Json& tree, const Config& config, std::set<std::string>* referenced) {
-  return ForEachObject(tree, [&config, referenced](const Json& n) -> Status {
+// Adds to `referenced` the name of every base table the tree refers to, and sets `*reads_tables`
+// if it refers to a table or calls a function reading one.
+Status CheckParseTree(const Json& tree, const Config& config, std::set<std::string>* referenced,
+                      bool* reads_tables) {
+  return ForEachObject(tree, [&config, referenced, reads_tables](const Json& n) -> Status {
     std::string type = StrField(n, "type");
     if (type == "BASE_TABLE") {
       std::string name = StrField(n, "table_name");
@@ -320,11 +322,33 @@ Status CheckParseTree(const Json& tree, const Config& config, std::set<std::stri
             name));
       }
       referenced->insert(name);
+      *reads_tables = true;
     } else if (type == "TABLE_FUNCTION") {
       const Json* f = n.contains("function") ? &n["function"] : nullptr;
       std::string name = f != nullptr && f->is_object() ? StrField(*f, "function_name") : "";
       for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
       bool allowed = name == "read_parquet" || name == "parquet_scan" || IsAllowedGenerator(name);
+      if (allowed && name != "read_parquet" && name != "parquet_scan") return Status::Ok();
+      *reads_tables = true;  // read_parquet, parquet_scan or query_table
+      if (allowed && f->contains("children")) {
+        // Only literal arguments: a computed path (CASE WHEN now() ..., a concatenation) is
+        // evaluated again when the query runs, and could then name other files than the ones
+        // the plan resolved and the caller was authorized for.
+        Status literal = ForEachObject((*f)["children"], [](const Json& a) -> Status {
+          std::string cls = StrField(a, "class");
+          std::string fn = StrField(a, "function_name");
+          bool ok =
+              cls.empty() || cls == "CONSTANT" || cls == "CAST" || cls == "COLUMN_REF" ||
+              (cls == "COMPARISON" && StrField(a, "type") == "COMPARE_EQUAL") ||
+              (cls == "FUNCTION" && (fn == "list_value" || fn == "struct_pack" || fn == "row"));
+          if (ok) return Status::Ok();
+          return PermissionDeniedError(
+              "read_parquet takes only literal arguments here (a path or a list of paths, and "
+              "options): a computed path could name other files when the query runs than when "
+              "it was checked");
+        });
+        if (!literal.ok()) return literal;
+      }
       if (name == "query_table") {
         // Only query_table('<lake table>'): a string constant naming a configured table.
         const Json* args = f->contains("children") ? &(*f)["children"] : nullptr;
@@ -776,15 +800,21 @@ Result<DuckConn*> QueryEngine::RunConnection(const std::set<std::string>& tables
   return &run_conn_;
 }
 
-Result<QueryEngine::Resolution> QueryEngine::ResolveScans(const std::string& sql) {
+Result<QueryEngine::Resolution> QueryEngine::ResolveScans(const std::string& sql,
+                                                          bool reads_tables) {
   Resolution resolved;
   std::vector<TableScan>& out = resolved.scans;
   bool pruned_to_nothing = false;
   bool optimized = true;
-  // Pass 0 reads the optimized plan (files left after pruning); pass 1, only when a scan was
-  // pruned to no file at all, the bound plan before optimization, to learn that scan's table.
+  // Pass 0 reads the optimized plan (files left after pruning); pass 1 the bound plan before
+  // optimization, to learn the tables of scans the optimizer left without files or removed: a
+  // scan pruned to no file at all, or one answered from metadata while planning (count(*) of
+  // one file) when the query reads tables.
   for (int pass = 0; pass < 2; ++pass) {
-    if (pass == 1 && !pruned_to_nothing) break;
+    if (pass == 1 &&
+        !(pruned_to_nothing || (optimized && !resolved.self_contained && reads_tables))) {
+      break;
+    }
     auto serialized = conn_.Query(fmt::format("SELECT json_serialize_plan({}, optimize := {})",
                                               SqlQuote(sql), pass == 0 && optimized));
     if (!serialized.ok()) return ClassifyError(serialized.status().message());
@@ -932,6 +962,7 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
   bool explain = false;
   std::string stmt = sql;       // the SELECT that runs or is explained
   std::set<std::string> named;  // lake tables the text names (any case), besides the plan's
+  bool reads_tables = false;    // the text names a table or calls a table-reading function
   for (int pass = 0; pass < 2; ++pass) {
     auto tree = conn_.Query("SELECT json_serialize_sql(" + SqlQuote(stmt) + ")");
     if (!tree.ok()) return fail(ClassifyError(tree.status().message()));
@@ -946,7 +977,7 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
             fmt::format("expected exactly one SQL statement, got {}", static_cast<int64_t>(n))));
       }
       std::set<std::string> referenced;
-      Status checked = CheckParseTree(j, lake_.config(), &referenced);
+      Status checked = CheckParseTree(j, lake_.config(), &referenced, &reads_tables);
       if (!checked.ok()) return fail(checked);
       for (const auto& t : referenced) {
         for (const auto& [name, spec] : lake_.config().tables) {
@@ -1018,7 +1049,7 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
   // The plan of the SELECT that runs (or is explained). Not of run_sql: DuckDB 1.4 cannot
   // serialize the optimized plan of to_json over many rows (an upper-bound estimate would be
   // all the plan could say); the wrapper changes neither the scans nor their filters.
-  auto resolved = ResolveScans(stmt);
+  auto resolved = ResolveScans(stmt, reads_tables);
   spdlog::debug("query: resolved in {} us", clock.MonotonicMicros() - t0);
   if (!resolved.ok()) return fail(resolved.status());
   result.scans = resolved->scans;

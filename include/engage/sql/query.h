@@ -152,8 +152,9 @@ class QueryEngine {
   Status Refresh();
   Status BuildViews(const lake::FileSnapshot& snapshot);
   // The lake scans of SELECT `sql` as DuckDB binds and optimizes it: per scan, the table and the
-  // files left after pruning. kPermissionDenied for a scan of anything else.
-  Result<Resolution> ResolveScans(const std::string& sql);
+  // files left after pruning. `reads_tables`: its text names a table or a table-reading function
+  // (so a plan without scans hides some). kPermissionDenied for a scan of anything else.
+  Result<Resolution> ResolveScans(const std::string& sql, bool reads_tables);
   // The connection to run a SELECT on, given what its plan reads: `conn_` when the query reads
   // every file of each table it names, else `run_conn_`, whose views of those tables are (re)
   // defined to read only the files the plan resolved.
