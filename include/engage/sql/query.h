@@ -177,6 +177,7 @@ class QueryEngine {
   lake::DuckDb db_;
   // Views over every catalogued file: plans, EXPLAIN, trusted SQL, queries reading whole tables.
   lake::DuckConn conn_;
+  lake::DuckPrepared parse_tree_;  // json_serialize_sql($1) on conn_, prepared once
   // Views over the files a query's plan resolved (run_views_), so that running the query binds
   // only those: binding a view over a long file list checks every file, which is most of the
   // cost of planning a small query, and the plan already paid it once.
