@@ -1050,9 +1050,10 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
   QueryResult result;
   result.dry_run = req.dry_run;
   spdlog::debug("query: parsed and checked in {} us", clock.MonotonicMicros() - t0);
-  // The plan of the SELECT that runs (or is explained). Not of run_sql: DuckDB 1.4 cannot
-  // serialize the optimized plan of to_json over many rows (an upper-bound estimate would be
-  // all the plan could say); the wrapper changes neither the scans nor their filters.
+  // The plan of the SELECT that runs (or is explained). Not of run_sql: DuckDB 1.4 fails to
+  // serialize the optimized plan of the wrapper around many queries (to_json over SELECT *),
+  // which would leave only the bound plan's upper bound; the wrapper changes neither the scans
+  // nor their filters.
   auto resolved = ResolveScans(stmt, reads_tables);
   spdlog::debug("query: resolved in {} us", clock.MonotonicMicros() - t0);
   if (!resolved.ok()) return fail(resolved.status());
