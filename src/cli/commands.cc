@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 
 #include "engage/app/app.h"
@@ -234,18 +236,45 @@ void AddIngest(CLI::App& app, GlobalOptions& g, std::function<Status()>* action)
 }
 
 // --- query ------------------------------------------------------------------------------------
+
+// The whole of `path` ("-": stdin). kNotFound naming a file that does not exist.
+Result<std::string> ReadSqlSource(const std::string& path) {
+  std::FILE* f = path == "-" ? stdin : std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    if (errno == ENOENT) return NotFoundError(fmt::format("no SQL file '{}'", path));
+    return InvalidArgumentError(
+        fmt::format("cannot read SQL file '{}': {}", path, std::strerror(errno)));
+  }
+  std::string text;
+  char buf[1 << 16];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+  bool failed = std::ferror(f) != 0;
+  if (f != stdin) std::fclose(f);
+  if (failed) return InvalidArgumentError(fmt::format("cannot read SQL from '{}'", path));
+  return text;
+}
+
 void AddQuery(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
   auto* cmd = app.add_subcommand(
       "query", "Run read-only SQL over the lake, with bytes scanned and cost before and after");
   auto req = std::make_shared<sql::QueryRequest>();
+  auto file = std::make_shared<std::string>();
   auto json = std::make_shared<bool>(false);
   auto csv = std::make_shared<bool>(false);
   auto max_scan = std::make_shared<int64_t>(-1);
   auto timeout = std::make_shared<int64_t>(-1);
-  cmd->add_option("sql", req->sql, "One SELECT statement; tables are views over the lake")
-      ->required();
-  cmd->add_flag("--json", *json, "Print one JSON object (columns, rows, bytes, cost, ...)");
-  cmd->add_flag("--csv", *csv, "Print the rows as CSV (the cost report goes to stderr)");
+  auto max_rows = std::make_shared<int64_t>(-1);
+  cmd->add_option("sql", req->sql,
+                  "One SELECT statement (- reads it from stdin); tables are views over the lake");
+  cmd->add_option("--file,-f", *file, "Read the SQL from this file (- for stdin)");
+  cmd->add_flag("--json", *json, "Print one JSON object (columns, every row, bytes, cost, ...)");
+  cmd->add_flag("--csv", *csv,
+                "Print every row as CSV (RFC 4180 quoting; the cost report goes to stderr)");
+  cmd->add_option("--max-rows", *max_rows,
+                  "Rows the table shows, then how many more there are (default 40 on a "
+                  "terminal, all otherwise; 0 = all)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--dry-run", req->dry_run, "Only estimate the bytes to scan and the cost");
   cmd->add_option("--max-scan-bytes", *max_scan,
                   "Refuse the query if its estimate exceeds this (0 = no cutoff; default from "
@@ -254,9 +283,19 @@ void AddQuery(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) 
                   "Stop the query after this many seconds (0 = never; default from engage.toml "
                   "[query] timeout_seconds, else 600); exit 8 when it is stopped")
       ->check(CLI::Range(int64_t{0}, int64_t{31'536'000}));
-  cmd->callback([&g, action, req, json, csv, max_scan, timeout] {
-    *action = [&g, req, json, csv, max_scan, timeout]() -> Status {
+  cmd->callback([&g, action, req, file, json, csv, max_scan, timeout, max_rows] {
+    *action = [&g, req, file, json, csv, max_scan, timeout, max_rows]() -> Status {
       if (*json && *csv) return InvalidArgumentError("--json and --csv are exclusive");
+      if (!file->empty() && !req->sql.empty()) {
+        return InvalidArgumentError("give the SQL as an argument or with --file, not both");
+      }
+      if (file->empty() && req->sql.empty()) {
+        return InvalidArgumentError(
+            "no SQL: give it as an argument, with --file FILE, or as - to read stdin");
+      }
+      if (!file->empty() || req->sql == "-") {
+        ENGAGE_ASSIGN_OR_RETURN(req->sql, ReadSqlSource(file->empty() ? "-" : *file));
+      }
       if (*max_scan >= 0) req->max_scan_bytes = *max_scan;
       ENGAGE_ASSIGN_OR_RETURN(auto l, OpenLake(g, /*writer=*/false));
       int64_t seconds =
@@ -280,37 +319,34 @@ void AddQuery(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) 
       } else {
         summary = fmt::format(
             "{} row(s){} | scanned {} (estimate {}) in {} partition(s) | cost {} | {:.1f} ms",
-            r.row_count, r.truncated ? " (truncated)" : "", HumanBytes(r.bytes_scanned),
-            HumanBytes(r.estimated_bytes), r.partitions_scanned, Usd(r.cost_usd), r.elapsed_ms);
+            r.row_count, r.truncated ? " (truncated at [query] max_result_rows)" : "",
+            HumanBytes(r.bytes_scanned), HumanBytes(r.estimated_bytes), r.partitions_scanned,
+            Usd(r.cost_usd), r.elapsed_ms);
       }
       if (*csv) {
-        std::string line;
-        for (size_t c = 0; c < r.columns.size(); ++c) line += (c ? "," : "") + r.columns[c];
-        std::printf("%s\n", line.c_str());
-        for (const auto& row : r.rows) {
-          line.clear();
-          for (size_t c = 0; c < row.size(); ++c) {
-            std::string cell = row[c].is_null() ? "" : CellText(row[c]);
-            if (cell.find_first_of(",\"\n") != std::string::npos) {
-              std::string q = "\"";
-              for (char ch : cell) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
-              cell = q + "\"";
-            }
-            line += (c ? "," : "") + cell;
-          }
-          std::printf("%s\n", line.c_str());
-        }
+        std::fputs(r.ToCsv().c_str(), stdout);
         std::fprintf(stderr, "%s\n", summary.c_str());
         return Status::Ok();
       }
       if (!r.dry_run) {
+        // Like DuckDB's shell: a terminal shows the first rows and how many more there are.
+        const int64_t shown_max =
+            *max_rows >= 0 ? *max_rows : (::isatty(STDOUT_FILENO) == 1 ? 40 : 0);
+        const int64_t total = static_cast<int64_t>(r.rows.size());
+        const int64_t shown = shown_max > 0 ? std::min(shown_max, total) : total;
         std::vector<std::vector<std::string>> rows;
-        for (const auto& row : r.rows) {
+        for (int64_t i = 0; i < shown; ++i) {
           std::vector<std::string> cells;
-          for (const auto& v : row) cells.push_back(CellText(v));
+          for (const auto& v : r.rows[static_cast<size_t>(i)]) cells.push_back(CellText(v));
           rows.push_back(std::move(cells));
         }
         PrintTable(r.columns, rows);
+        if (shown < total) {
+          std::printf(
+              "... %ld more rows (--max-rows 0 shows them all; --csv or --json prints "
+              "every row)\n",
+              static_cast<long>(total - shown));
+        }
       }
       std::printf("%s\n", summary.c_str());
       return Status::Ok();

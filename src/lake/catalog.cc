@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "engage/core/fs.h"
+
 namespace engage::lake {
 namespace {
 
@@ -68,6 +70,21 @@ CREATE TABLE IF NOT EXISTS query_history (
   cost_usd REAL NOT NULL,
   source TEXT NOT NULL
 );
+-- The file set's generation: bumped in the same transaction as every change to lake_files, by
+-- whatever makes it (ingest, compaction, retention, a hand-written DELETE), so a reader that
+-- saw generation g and sees g again knows the file set is unchanged. Readers in other processes
+-- see it too (it is in meta.db).
+CREATE TABLE IF NOT EXISTS lake_generation (
+  id INTEGER PRIMARY KEY CHECK (id = 0),
+  generation INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO lake_generation(id, generation) VALUES (0, 0);
+CREATE TRIGGER IF NOT EXISTS lake_files_insert_generation AFTER INSERT ON lake_files
+BEGIN UPDATE lake_generation SET generation = generation + 1 WHERE id = 0; END;
+CREATE TRIGGER IF NOT EXISTS lake_files_delete_generation AFTER DELETE ON lake_files
+BEGIN UPDATE lake_generation SET generation = generation + 1 WHERE id = 0; END;
+CREATE TRIGGER IF NOT EXISTS lake_files_update_generation AFTER UPDATE ON lake_files
+BEGIN UPDATE lake_generation SET generation = generation + 1 WHERE id = 0; END;
 )sql";
 
 Json StringsToJson(const std::vector<std::string>& v) {
@@ -184,6 +201,37 @@ Result<std::vector<LakeFile>> Catalog::Files(const std::string& table) {
     ENGAGE_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) break;
     out.push_back({st.Text(0), st.Text(1), st.Text(2), st.Int(3), st.Int(4), st.Text(5)});
+  }
+  return out;
+}
+
+Result<int64_t> Catalog::Generation() {
+  if (!generation_stmt_) {
+    ENGAGE_ASSIGN_OR_RETURN(auto st,
+                            db_.Prepare("SELECT generation FROM lake_generation WHERE id = 0"));
+    generation_stmt_ = std::make_unique<SqliteStmt>(std::move(st));
+  }
+  SqliteStmt& st = *generation_stmt_;
+  st.Reset();
+  ENGAGE_ASSIGN_OR_RETURN(bool row, st.Step());
+  int64_t g = row ? st.Int(0) : 0;
+  st.Reset();  // ends the read transaction
+  return g;
+}
+
+Result<FileSnapshot> Catalog::Snapshot() {
+  // One read transaction: the generation and the files agree.
+  ENGAGE_RETURN_IF_ERROR(db_.Exec("BEGIN"));
+  Cleanup end([this] { (void)db_.Exec("COMMIT"); });
+  FileSnapshot out;
+  ENGAGE_ASSIGN_OR_RETURN(out.generation, Generation());
+  ENGAGE_ASSIGN_OR_RETURN(auto st, db_.Prepare("SELECT path, table_name, dt, rows, bytes, "
+                                               "ingest_id FROM lake_files ORDER BY table_name, "
+                                               "dt, path"));
+  for (;;) {
+    ENGAGE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    out.files.push_back({st.Text(0), st.Text(1), st.Text(2), st.Int(3), st.Int(4), st.Text(5)});
   }
   return out;
 }
@@ -346,14 +394,24 @@ Result<std::vector<Json>> Catalog::Log(const std::string& kind, int64_t limit) {
 }
 
 Status Catalog::RecordQuery(const QueryRecord& q) {
-  ENGAGE_ASSIGN_OR_RETURN(auto st, db_.Prepare("INSERT INTO query_history(at, sql, status, "
-                                               "error, bytes_scanned, estimated_bytes, "
-                                               "partitions_scanned, rows, elapsed_ms, cost_usd, "
-                                               "source) VALUES (?,?,?,?,?,?,?,?,?,?,?)"));
+  // One row per query: a prepared statement kept for the next (an autocommit insert in WAL mode
+  // with synchronous=NORMAL, no fsync).
+  if (!record_query_stmt_) {
+    ENGAGE_ASSIGN_OR_RETURN(auto prepared,
+                            db_.Prepare("INSERT INTO query_history(at, sql, status, "
+                                        "error, bytes_scanned, estimated_bytes, "
+                                        "partitions_scanned, rows, elapsed_ms, cost_usd, "
+                                        "source) VALUES (?,?,?,?,?,?,?,?,?,?,?)"));
+    record_query_stmt_ = std::make_unique<SqliteStmt>(std::move(prepared));
+  }
+  SqliteStmt& st = *record_query_stmt_;
+  st.Reset();
   st.Bind(1, q.at).Bind(2, q.sql).Bind(3, q.status).Bind(4, q.error).Bind(5, q.bytes_scanned);
   st.Bind(6, q.estimated_bytes).Bind(7, q.partitions_scanned).Bind(8, q.rows);
   st.Bind(9, q.elapsed_ms).Bind(10, q.cost_usd).Bind(11, q.source);
-  return st.Run();
+  Status s = st.Run();
+  st.Reset();
+  return s;
 }
 
 Result<std::vector<QueryRecord>> Catalog::QueryHistory(int64_t limit) {

@@ -143,6 +143,43 @@ Result<DuckResult> DuckConn::Query(const std::string& sql) {
   return DuckResult(r);
 }
 
+Result<DuckPrepared> DuckPrepared::Prepare(DuckConn& conn, const std::string& sql) {
+  duckdb_prepared_statement p = nullptr;
+  if (duckdb_prepare(conn.raw(), sql.c_str(), &p) != DuckDBSuccess) {
+    const char* err = duckdb_prepare_error(p);
+    Status s = InvalidArgumentError(err ? err : "cannot prepare the statement");
+    duckdb_destroy_prepare(&p);
+    return s;
+  }
+  return DuckPrepared(p);
+}
+
+DuckPrepared& DuckPrepared::operator=(DuckPrepared&& o) noexcept {
+  if (this != &o) {
+    if (p_) duckdb_destroy_prepare(&p_);
+    p_ = o.p_;
+    o.p_ = nullptr;
+  }
+  return *this;
+}
+
+DuckPrepared::~DuckPrepared() {
+  if (p_) duckdb_destroy_prepare(&p_);
+}
+
+Result<DuckResult> DuckPrepared::Run(const std::string& arg) {
+  if (duckdb_bind_varchar_length(p_, 1, arg.data(), arg.size()) != DuckDBSuccess) {
+    return InvalidArgumentError("cannot bind the statement's parameter");
+  }
+  duckdb_result r;
+  if (duckdb_execute_prepared(p_, &r) != DuckDBSuccess) {
+    Status s = DuckError(duckdb_result_error(&r), duckdb_result_error_type(&r));
+    duckdb_destroy_result(&r);
+    return s;
+  }
+  return DuckResult(r);
+}
+
 void DuckConn::Interrupt() {
   if (c_) duckdb_interrupt(c_);
 }

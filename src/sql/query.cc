@@ -31,60 +31,6 @@ std::mutex& MeterMutex() {
   return mu;
 }
 
-const char* StatementTypeName(duckdb_statement_type t) {
-  switch (t) {
-    case DUCKDB_STATEMENT_TYPE_SELECT:
-      return "SELECT";
-    case DUCKDB_STATEMENT_TYPE_INSERT:
-      return "INSERT";
-    case DUCKDB_STATEMENT_TYPE_UPDATE:
-      return "UPDATE";
-    case DUCKDB_STATEMENT_TYPE_DELETE:
-      return "DELETE";
-    case DUCKDB_STATEMENT_TYPE_CREATE:
-      return "CREATE";
-    case DUCKDB_STATEMENT_TYPE_DROP:
-      return "DROP";
-    case DUCKDB_STATEMENT_TYPE_ALTER:
-      return "ALTER";
-    case DUCKDB_STATEMENT_TYPE_COPY:
-      return "COPY";
-    case DUCKDB_STATEMENT_TYPE_ATTACH:
-      return "ATTACH";
-    case DUCKDB_STATEMENT_TYPE_DETACH:
-      return "DETACH";
-    case DUCKDB_STATEMENT_TYPE_PRAGMA:
-      return "PRAGMA";
-    case DUCKDB_STATEMENT_TYPE_SET:
-      return "SET";
-    case DUCKDB_STATEMENT_TYPE_LOAD:
-      return "LOAD/INSTALL";
-    case DUCKDB_STATEMENT_TYPE_EXPORT:
-      return "EXPORT";
-    case DUCKDB_STATEMENT_TYPE_CALL:
-      return "CALL";
-    case DUCKDB_STATEMENT_TYPE_TRANSACTION:
-      return "TRANSACTION";
-    case DUCKDB_STATEMENT_TYPE_EXPLAIN:
-      return "EXPLAIN";
-    default:
-      return "non-SELECT";
-  }
-}
-
-// Owns a prepared statement.
-class Prepared {
- public:
-  ~Prepared() {
-    if (p_) duckdb_destroy_prepare(&p_);
-  }
-  duckdb_prepared_statement* out() { return &p_; }
-  duckdb_prepared_statement get() { return p_; }
-
- private:
-  duckdb_prepared_statement p_ = nullptr;
-};
-
 class Extracted {
  public:
   ~Extracted() {
@@ -110,7 +56,10 @@ Status ClassifyError(const std::string& msg) {
         "allowed (" +
         msg.substr(0, msg.find('\n')) + ")");
   }
-  return InvalidArgumentError(msg);
+  // DuckDB's error text ends with the line of the statement it failed on, which is Engage's
+  // wrapper around the user's query, not what the user wrote.
+  size_t context = msg.find("\n\nLINE ");
+  return InvalidArgumentError(context == std::string::npos ? msg : msg.substr(0, context));
 }
 
 // Calls `visit` on every object in `root` (depth-first, without recursion: DuckDB's trees are
@@ -141,6 +90,39 @@ std::vector<const Json*> PlanScans(const Json& plan) {
   });
   (void)walked;  // the visitor never fails
   return out;
+}
+
+// Logical operators that compute only from their children: a plan made of these and scans reads
+// nothing but its scans' files. Others (an expression or dummy scan holding a count(*) DuckDB
+// took from a file's metadata while planning, an empty result, a new operator) may stand for
+// files the plan does not list.
+bool ComputesFromItsInputs(std::string_view type) {
+  static constexpr std::string_view kPure[] = {"LOGICAL_PROJECTION",
+                                               "LOGICAL_FILTER",
+                                               "LOGICAL_AGGREGATE_AND_GROUP_BY",
+                                               "LOGICAL_WINDOW",
+                                               "LOGICAL_UNNEST",
+                                               "LOGICAL_LIMIT",
+                                               "LOGICAL_ORDER_BY",
+                                               "LOGICAL_TOP_N",
+                                               "LOGICAL_DISTINCT",
+                                               "LOGICAL_GET",
+                                               "LOGICAL_COMPARISON_JOIN",
+                                               "LOGICAL_ANY_JOIN",
+                                               "LOGICAL_CROSS_PRODUCT",
+                                               "LOGICAL_DELIM_JOIN",
+                                               "LOGICAL_DELIM_GET",
+                                               "LOGICAL_ASOF_JOIN",
+                                               "LOGICAL_POSITIONAL_JOIN",
+                                               "LOGICAL_UNION",
+                                               "LOGICAL_EXCEPT",
+                                               "LOGICAL_INTERSECT",
+                                               "LOGICAL_CTE_REF",
+                                               "LOGICAL_MATERIALIZED_CTE",
+                                               "LOGICAL_RECURSIVE_CTE",
+                                               "LOGICAL_SAMPLE",
+                                               "LOGICAL_PIVOT"};
+  return std::find(std::begin(kPure), std::end(kPure), type) != std::end(kPure);
 }
 
 // Table functions a query may call besides scans of lake files: pure generators that read
@@ -176,25 +158,197 @@ bool IsPlainName(std::string_view s) {
   });
 }
 
+// Levenshtein distance of two short names, case-insensitive.
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      bool same = std::tolower(static_cast<unsigned char>(a[i - 1])) ==
+                  std::tolower(static_cast<unsigned char>(b[j - 1]));
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (same ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// A table the query names that the lake does not have: kNotFound naming it and the lake's
+// tables, with the closest one as a suggestion (never DuckDB's, which offers its own catalogs).
+Status UnknownTableError(const std::string& name, const Config& config) {
+  std::vector<std::string> tables;
+  std::string closest;
+  size_t best = std::max<size_t>(2, name.size() / 3) + 1;
+  for (const auto& [t, spec] : config.tables) {
+    tables.push_back(t);
+    size_t d = EditDistance(name, t);
+    if (d < best) {
+      best = d;
+      closest = t;
+    }
+  }
+  std::string list = tables.empty() ? "none" : fmt::format("{}", fmt::join(tables, ", "));
+  return NotFoundError(fmt::format(
+      "no table named '{}'{}; the lake's tables are: {} (engage tables describes them)", name,
+      closest.empty() ? "" : fmt::format(" (did you mean '{}'?)", closest), list));
+}
+
+// Index of the first character of `sql` at or after `i` that is not whitespace or in a comment;
+// npos for an unterminated block comment.
+size_t SkipBlank(std::string_view sql, size_t i) {
+  for (;;) {
+    while (i < sql.size() && std::isspace(static_cast<unsigned char>(sql[i]))) ++i;
+    if (sql.substr(i, 2) == "--") {
+      size_t e = sql.find('\n', i);
+      i = e == std::string_view::npos ? sql.size() : e + 1;
+    } else if (sql.substr(i, 2) == "/*") {
+      size_t e = sql.find("*/", i + 2);
+      if (e == std::string_view::npos) return std::string_view::npos;
+      i = e + 2;
+    } else {
+      return i;
+    }
+  }
+}
+
+// The first keyword of a statement, upper case ("" if it starts otherwise), past comments and
+// opening parentheses.
+std::string LeadingKeyword(std::string_view sql) {
+  size_t i = SkipBlank(sql, 0);
+  while (i != std::string_view::npos && i < sql.size() && sql[i] == '(') i = SkipBlank(sql, i + 1);
+  std::string word;
+  while (i != std::string_view::npos && i < sql.size() &&
+         (std::isalpha(static_cast<unsigned char>(sql[i])) || sql[i] == '_')) {
+    word.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(sql[i++]))));
+  }
+  return word;
+}
+
+// Statements starting with these read (or are refused for another reason than writing).
+bool IsReadKeyword(std::string_view kw) {
+  static constexpr std::string_view kRead[] = {"SELECT",  "WITH",     "FROM", "VALUES", "TABLE",
+                                               "EXPLAIN", "DESCRIBE", "DESC", "SHOW",   "SUMMARIZE",
+                                               "PIVOT",   "UNPIVOT",  ""};
+  return std::find(std::begin(kRead), std::end(kRead), kw) != std::end(kRead);
+}
+
+// "a DELETE statement", "an INSERT statement", or "not a SELECT statement" (WITH ... DELETE).
+std::string StatementKind(std::string_view sql) {
+  static constexpr std::string_view kKinds[] = {
+      "DELETE",  "INSERT",  "UPDATE",  "MERGE",      "TRUNCATE",   "UPSERT",
+      "REPLACE", "CREATE",  "DROP",    "ALTER",      "COPY",       "ATTACH",
+      "DETACH",  "INSTALL", "LOAD",    "PRAGMA",     "SET",        "RESET",
+      "CALL",    "EXPORT",  "IMPORT",  "VACUUM",     "CHECKPOINT", "FORCE",
+      "BEGIN",   "START",   "COMMIT",  "ROLLBACK",   "ABORT",      "END",
+      "USE",     "PREPARE", "EXECUTE", "DEALLOCATE", "ANALYZE",    "COMMENT"};
+  std::string kw = LeadingKeyword(sql);
+  if (std::find(std::begin(kKinds), std::end(kKinds), kw) == std::end(kKinds)) {
+    return "not a SELECT statement";
+  }
+  bool vowel = std::string_view("AEIOU").find(kw[0]) != std::string_view::npos;
+  return fmt::format("{} {} statement", vowel ? "an" : "a", kw);
+}
+
+// `sql` cut at the semicolons that end statements (outside strings, quoted names, dollar quotes
+// and comments), without empty pieces. Only names statements in messages: DuckDB's parser
+// decides what runs.
+std::vector<std::string_view> SplitStatements(std::string_view sql) {
+  std::vector<std::string_view> out;
+  size_t start = 0;
+  auto add = [&](size_t end) {
+    std::string_view piece = sql.substr(start, end - start);
+    size_t first = SkipBlank(piece, 0);
+    if (first != std::string_view::npos && first < piece.size()) out.push_back(piece);
+  };
+  for (size_t i = 0; i < sql.size(); ++i) {
+    char c = sql[i];
+    if (c == '\'' || c == '"') {
+      for (++i; i < sql.size(); ++i) {
+        if (sql[i] == c) {
+          if (i + 1 < sql.size() && sql[i + 1] == c) {
+            ++i;
+          } else {
+            break;
+          }
+        }
+      }
+    } else if (c == '-' && sql.substr(i, 2) == "--") {
+      size_t e = sql.find('\n', i);
+      i = e == std::string_view::npos ? sql.size() : e;
+    } else if (c == '/' && sql.substr(i, 2) == "/*") {
+      size_t e = sql.find("*/", i + 2);
+      i = e == std::string_view::npos ? sql.size() : e + 1;
+    } else if (c == '$') {
+      size_t tag_end = sql.find('$', i + 1);
+      if (tag_end == std::string_view::npos) continue;
+      std::string_view tag = sql.substr(i, tag_end - i + 1);
+      if (!std::all_of(tag.begin() + 1, tag.end() - 1, [](char t) {
+            return std::isalnum(static_cast<unsigned char>(t)) || t == '_';
+          })) {
+        continue;
+      }
+      size_t close = sql.find(tag, tag_end + 1);
+      i = close == std::string_view::npos ? sql.size() : close + tag.size() - 1;
+    } else if (c == ';') {
+      add(i);
+      start = i + 1;
+    }
+  }
+  add(sql.size());
+  return out;
+}
+
 // Refuses, before DuckDB binds the query (binding already opens files: a CSV sniffer's error can
 // quote a line), every table function but the allowed ones, file paths used as tables
 // (replacement scans: FROM 'x.csv'), and query_table() of anything but a lake table's name.
-Status CheckParseTree(const Json& tree, const Config& config) {
-  return ForEachObject(tree, [&config](const Json& n) -> Status {
+// Adds to `referenced` the name of every base table the tree refers to, and sets `*reads_tables`
+// if it refers to a table or calls a function reading one.
+Status CheckParseTree(const Json& tree, const Config& config, std::set<std::string>* referenced,
+                      bool* reads_tables) {
+  return ForEachObject(tree, [&config, referenced, reads_tables](const Json& n) -> Status {
     std::string type = StrField(n, "type");
     if (type == "BASE_TABLE") {
       std::string name = StrField(n, "table_name");
       if (!IsPlainName(name)) {
+        if (name.find_first_of("/\\.:*?~") == std::string::npos && !name.empty()) {
+          return UnknownTableError(name, config);  // "my-table": a name, not a file
+        }
         return PermissionDeniedError(fmt::format(
             "'{}' is not a table: only the lake's tables can be read, by name (engage tables lists "
             "them)",
             name));
       }
+      referenced->insert(name);
+      *reads_tables = true;
     } else if (type == "TABLE_FUNCTION") {
       const Json* f = n.contains("function") ? &n["function"] : nullptr;
       std::string name = f != nullptr && f->is_object() ? StrField(*f, "function_name") : "";
       for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
       bool allowed = name == "read_parquet" || name == "parquet_scan" || IsAllowedGenerator(name);
+      if (allowed && name != "read_parquet" && name != "parquet_scan") return Status::Ok();
+      *reads_tables = true;  // read_parquet, parquet_scan or query_table
+      if (allowed && f->contains("children")) {
+        // Only literal arguments: a computed path (CASE WHEN now() ..., a concatenation) is
+        // evaluated again when the query runs, and could then name other files than the ones
+        // the plan resolved and the caller was authorized for.
+        Status literal = ForEachObject((*f)["children"], [](const Json& a) -> Status {
+          std::string cls = StrField(a, "class");
+          std::string fn = StrField(a, "function_name");
+          bool ok =
+              cls.empty() || cls == "CONSTANT" || cls == "CAST" || cls == "COLUMN_REF" ||
+              (cls == "COMPARISON" && StrField(a, "type") == "COMPARE_EQUAL") ||
+              (cls == "FUNCTION" && (fn == "list_value" || fn == "struct_pack" || fn == "row"));
+          if (ok) return Status::Ok();
+          return PermissionDeniedError(
+              "read_parquet takes only literal arguments here (a path or a list of paths, and "
+              "options): a computed path could name other files when the query runs than when "
+              "it was checked");
+        });
+        if (!literal.ok()) return literal;
+      }
       if (name == "query_table") {
         // Only query_table('<lake table>'): a string constant naming a configured table.
         const Json* args = f->contains("children") ? &(*f)["children"] : nullptr;
@@ -205,6 +359,7 @@ Status CheckParseTree(const Json& tree, const Config& config) {
           for (const auto& entry : config.tables) {
             if (!t.empty() && strcasecmp(entry.first.c_str(), t.c_str()) == 0) allowed = true;
           }
+          if (!allowed && IsPlainName(t)) return UnknownTableError(t, config);
         }
       }
       if (!allowed) {
@@ -221,19 +376,8 @@ Status CheckParseTree(const Json& tree, const Config& config) {
 size_t ExplainedStatementStart(std::string_view sql, bool* analyze) {
   size_t i = 0;
   auto skip = [&] {
-    for (;;) {
-      while (i < sql.size() && std::isspace(static_cast<unsigned char>(sql[i]))) ++i;
-      if (sql.substr(i, 2) == "--") {
-        size_t e = sql.find('\n', i);
-        i = e == std::string_view::npos ? sql.size() : e + 1;
-      } else if (sql.substr(i, 2) == "/*") {
-        size_t e = sql.find("*/", i + 2);
-        if (e == std::string_view::npos) return false;
-        i = e + 2;
-      } else {
-        return true;
-      }
-    }
+    i = SkipBlank(sql, i);
+    return i != std::string_view::npos;
   };
   auto word = [&](std::string_view w) {
     if (sql.size() - i < w.size()) return false;
@@ -262,22 +406,6 @@ size_t ExplainedStatementStart(std::string_view sql, bool* analyze) {
     if (!skip()) return std::string_view::npos;
   }
   return i < sql.size() ? i : std::string_view::npos;
-}
-
-// Names of every base table a serialized parse tree (json_serialize_sql) refers to.
-void CollectTableNames(const Json& node, std::set<std::string>& out) {
-  if (node.is_array()) {
-    for (const auto& n : node) CollectTableNames(n, out);
-    return;
-  }
-  if (!node.is_object()) return;
-  auto type = node.find("type");
-  auto name = node.find("table_name");
-  if (type != node.end() && type->is_string() && *type == "BASE_TABLE" && name != node.end() &&
-      name->is_string()) {
-    out.insert(name->get<std::string>());
-  }
-  for (const auto& [k, v] : node.items()) CollectTableNames(v, out);
 }
 
 // DuckDB's to_json writes non-finite doubles as bare NaN/Infinity, which JSON lacks: quote them.
@@ -312,6 +440,21 @@ std::string QuoteNonFiniteNumbers(const std::string& text) {
   return out;
 }
 
+// A view with the table's columns (as configured) and no rows, filtered by `where`.
+std::string EmptyViewSql(const TableSpec& spec, const std::string& where) {
+  std::string cols;
+  for (const auto& col : spec.columns) {
+    cols += fmt::format("CAST(NULL AS {}) AS {}, ", ColumnTypeSql(col.type), SqlIdent(col.name));
+  }
+  return fmt::format("SELECT {}CAST(NULL AS DATE) AS dt WHERE {}", cols, where);
+}
+
+std::string ParquetViewSql(const std::vector<std::string>& files) {
+  return fmt::format(
+      "SELECT * FROM read_parquet({}, hive_partitioning=true, hive_types={{'dt': DATE}})",
+      SqlList(files));
+}
+
 std::string StripTrailing(std::string sql) {
   while (!sql.empty() &&
          (std::isspace(static_cast<unsigned char>(sql.back())) || sql.back() == ';')) {
@@ -322,20 +465,117 @@ std::string StripTrailing(std::string sql) {
 
 }  // namespace
 
-int64_t ProcessReadBytes(int64_t* probe_bytes) {
-  // One read(2) of the small file; its own bytes count towards the next reading, so callers
-  // subtract `probe_bytes` from a difference of two readings.
-  int fd = ::open("/proc/self/io", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
+namespace {
+
+// rchar of /proc/self/io read through `fd` (at offset 0: procfs regenerates the text), or through
+// a new descriptor when `fd` < 0. Stores in `*probe_bytes` how many bytes the reading itself
+// read, which the next reading counts.
+int64_t ReadRchar(int fd, int64_t* probe_bytes) {
+  int own = -1;
+  if (fd < 0) {
+    own = ::open("/proc/self/io", O_RDONLY | O_CLOEXEC);
+    if (own < 0) return 0;
+    fd = own;
+  }
   char buf[1024];
-  ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
+  ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+  if (own >= 0) ::close(own);
   if (n <= 0) return 0;
   buf[n] = '\0';
   if (probe_bytes) *probe_bytes = n;
   const char* p = std::strstr(buf, "rchar:");
   return p ? std::strtoll(p + 6, nullptr, 10) : 0;
 }
+
+}  // namespace
+
+int64_t ProcessReadBytes(int64_t* probe_bytes) {
+  // One read(2) of the small file; its own bytes count towards the next reading, so callers
+  // subtract `probe_bytes` from a difference of two readings.
+  return ReadRchar(-1, probe_bytes);
+}
+
+// Interrupts the engine's running query at its deadline, when its caller cancels it, or once the
+// process has really read more than the scan cutoff since it started (an estimate cannot bound
+// every plan: a recursive query rescans); DuckDB then fails the query ("Interrupted") within a
+// vector or so. One thread checks every 20 ms while a query is armed and sleeps otherwise; it is
+// started by the first query that needs it, so a query costs a lock and a notify, not a thread.
+class QueryEngine::Watchdog {
+ public:
+  enum class Stop { kNone, kTimeout, kCancelled, kRead };
+
+  explicit Watchdog(int io_fd) : io_fd_(io_fd) {}
+  ~Watchdog() {
+    {
+      std::lock_guard l(mu_);
+      quit_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // Watches the query running on `conn` for `req` (kept until Disarm), which started when the
+  // process had read `read_before` bytes.
+  void Arm(duckdb_connection conn, const QueryRequest& req, int64_t read_before,
+           int64_t max_read_bytes) {
+    std::lock_guard l(mu_);
+    conn_ = conn;
+    req_ = &req;
+    read_before_ = read_before;
+    max_read_bytes_ = max_read_bytes;
+    deadline_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(req.timeout_ms);
+    stop_ = Stop::kNone;
+    armed_ = true;
+    if (!thread_.joinable()) thread_ = std::thread([this] { Loop(); });
+    cv_.notify_all();
+  }
+
+  // Stops watching; once it returns, the request is not used any more. Why the query was
+  // interrupted, if it was.
+  Stop Disarm() {
+    std::lock_guard l(mu_);  // a check in progress holds it: wait for it to end
+    armed_ = false;
+    req_ = nullptr;
+    return stop_;
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock l(mu_);
+    while (!quit_) {
+      if (!armed_ || stop_ != Stop::kNone) {
+        cv_.wait(l);
+        continue;
+      }
+      cv_.wait_for(l, std::chrono::milliseconds(20));
+      if (quit_ || !armed_) continue;
+      if (req_->timeout_ms > 0 && std::chrono::steady_clock::now() >= deadline_) {
+        stop_ = Stop::kTimeout;
+      } else if (req_->cancelled && req_->cancelled()) {
+        stop_ = Stop::kCancelled;
+      } else if (max_read_bytes_ > 0 &&
+                 ReadRchar(io_fd_, nullptr) - read_before_ > max_read_bytes_) {
+        stop_ = Stop::kRead;
+      } else {
+        continue;
+      }
+      duckdb_interrupt(conn_);
+    }
+  }
+
+  const int io_fd_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool quit_ = false;
+  bool armed_ = false;
+  duckdb_connection conn_ = nullptr;
+  const QueryRequest* req_ = nullptr;
+  int64_t read_before_ = 0;
+  int64_t max_read_bytes_ = 0;
+  std::chrono::steady_clock::time_point deadline_;
+  Stop stop_ = Stop::kNone;
+  std::thread thread_;  // last: started after the state it reads
+};
 
 Json QueryResult::ToJson() const {
   Json scans_j = Json::array();
@@ -362,61 +602,83 @@ Json QueryResult::ToJson() const {
               {"scans", scans_j}};
 }
 
-QueryEngine::QueryEngine(lake::Lake& lake, DuckDb db, DuckConn conn)
-    : lake_(lake), db_(std::move(db)), conn_(std::move(conn)) {}
+namespace {
 
-QueryEngine::~QueryEngine() = default;
+std::string CsvField(std::string v) {
+  if (v.find_first_of(",\"\r\n") == std::string::npos) return v;
+  std::string out = "\"";
+  for (char c : v) {
+    if (c == '"') out.push_back('"');
+    out.push_back(c);
+  }
+  out.push_back('"');
+  return out;
+}
+
+std::string CsvCell(const Json& v) {
+  if (v.is_null()) return "";
+  if (v.is_string()) {
+    const std::string& text = v.get_ref<const std::string&>();
+    return text.empty() ? "\"\"" : CsvField(text);  // "" is an empty string, nothing is NULL
+  }
+  if (v.is_number_float()) return fmt::format("{}", v.get<double>());
+  return CsvField(DumpJson(v));
+}
+
+}  // namespace
+
+std::string QueryResult::ToCsv() const {
+  std::string out;
+  for (size_t c = 0; c < columns.size(); ++c) {
+    if (c > 0) out.push_back(',');
+    out += CsvField(columns[c]);
+  }
+  out.push_back('\n');
+  for (const auto& row : rows) {
+    for (size_t c = 0; c < row.size(); ++c) {
+      if (c > 0) out.push_back(',');
+      out += CsvCell(row[c]);
+    }
+    out.push_back('\n');
+  }
+  return out;
+}
+
+QueryEngine::QueryEngine(lake::Lake& lake, lake::Catalog catalog, DuckDb db, DuckConn conn,
+                         DuckConn run_conn)
+    : lake_(lake),
+      catalog_(std::move(catalog)),
+      db_(std::move(db)),
+      conn_(std::move(conn)),
+      run_conn_(std::move(run_conn)) {}
+
+QueryEngine::~QueryEngine() {
+  watchdog_.reset();  // its thread reads io_fd_
+  if (io_fd_ >= 0) ::close(io_fd_);
+}
 
 Result<std::unique_ptr<QueryEngine>> QueryEngine::Open(lake::Lake& lake, int threads) {
+  // The engine's own connection to meta.db: a shared engine must not use the Lake's, which
+  // belongs to whichever thread owns the Lake.
+  ENGAGE_ASSIGN_OR_RETURN(lake::Catalog catalog, lake::Catalog::Open(lake.home().meta_db()));
   ENGAGE_ASSIGN_OR_RETURN(DuckDb db, DuckDb::Open({.threads = threads,
                                                    .memory_limit = lake.config().query.memory_limit,
                                                    .temp_directory = SpillDir(lake)}));
   ENGAGE_ASSIGN_OR_RETURN(DuckConn conn, db.Connect());
-  std::unique_ptr<QueryEngine> qe(new QueryEngine(lake, std::move(db), std::move(conn)));
+  ENGAGE_ASSIGN_OR_RETURN(DuckConn run_conn, db.Connect());
+  std::unique_ptr<QueryEngine> qe(new QueryEngine(lake, std::move(catalog), std::move(db),
+                                                  std::move(conn), std::move(run_conn)));
+  qe->io_fd_ = ::open("/proc/self/io", O_RDONLY | O_CLOEXEC);
+  qe->watchdog_ = std::make_unique<Watchdog>(qe->io_fd_);
   DuckConn& c = qe->conn_;
   ENGAGE_RETURN_IF_ERROR(c.Exec("SET TimeZone='UTC'"));
+  ENGAGE_RETURN_IF_ERROR(qe->run_conn_.Exec("SET TimeZone='UTC'"));
   // Footers are read once per process, not by planning and again by the query.
   ENGAGE_RETURN_IF_ERROR(c.Exec("SET parquet_metadata_cache=true"));
-  for (const auto& [name, spec] : lake.config().tables) {
-    ENGAGE_ASSIGN_OR_RETURN(auto files, lake.catalog().Files(name));
-    // A view with the table's columns and no rows, filtered by `where`.
-    auto empty_view = [&spec = spec](const std::string& where) {
-      std::string cols;
-      for (const auto& col : spec.columns) {
-        cols +=
-            fmt::format("CAST(NULL AS {}) AS {}, ", ColumnTypeSql(col.type), SqlIdent(col.name));
-      }
-      return fmt::format("SELECT {}CAST(NULL AS DATE) AS dt WHERE {}", cols, where);
-    };
-    std::string view;
-    if (files.empty()) {
-      view = empty_view("false");
-    } else {
-      std::vector<std::string> abs;
-      for (const auto& f : files) {
-        abs.push_back(lake.AbsPath(f.path));
-        qe->files_[abs.back()] = FileInfo{name, f.dt, f.bytes};
-      }
-      qe->files_per_table_[name] = static_cast<int64_t>(files.size());
-      view = fmt::format(
-          "SELECT * FROM read_parquet({}, hive_partitioning=true, hive_types={{'dt': DATE}})",
-          SqlList(abs));
-    }
-    Status created = c.Exec(fmt::format("CREATE TEMP VIEW {} AS {}", SqlIdent(name), view));
-    if (!created.ok()) {
-      // A damaged table (e.g. a data file deleted by hand) must not take the other tables down:
-      // its view fails every query that reads it, with the reason.
-      const std::string& m = created.message();
-      std::string why =
-          fmt::format("table '{}' cannot be read: {}", name, m.substr(0, m.find('\n')));
-      ENGAGE_RETURN_IF_ERROR(
-          c.Exec(fmt::format("CREATE TEMP VIEW {} AS {}", SqlIdent(name),
-                             empty_view(fmt::format("error({}) IS NULL", SqlQuote(why))))));
-    }
-  }
   // The sandbox: from here on only the tables' directories (not the quarantine, not staging) and
   // the home's tmp/ (DuckDB's spill files, Engage's own intermediate Parquet files) are readable,
-  // and nothing can be changed. User SQL is further limited to catalogued files (see Run).
+  // and nothing can be changed. User SQL is further limited to catalogued files (see Run). The
+  // views, built after this, read the tables' directories only.
   std::vector<std::string> readable{lake.home().tmp() + "/"};
   for (const auto& [name, spec] : lake.config().tables) {
     readable.push_back(lake.home().lake() + "/" + name + "/");
@@ -424,17 +686,139 @@ Result<std::unique_ptr<QueryEngine>> QueryEngine::Open(lake::Lake& lake, int thr
   ENGAGE_RETURN_IF_ERROR(c.Exec(fmt::format("SET allowed_directories={}", SqlList(readable))));
   ENGAGE_RETURN_IF_ERROR(c.Exec("SET enable_external_access=false"));
   ENGAGE_RETURN_IF_ERROR(c.Exec("SET lock_configuration=true"));
+  // Every query's parse tree comes from this statement: preparing it once saves parsing,
+  // binding and constant-folding the call itself (half a millisecond a query).
+  ENGAGE_ASSIGN_OR_RETURN(qe->parse_tree_,
+                          lake::DuckPrepared::Prepare(c, "SELECT json_serialize_sql($1::VARCHAR)"));
+  std::lock_guard lock(qe->mu_);
+  ENGAGE_RETURN_IF_ERROR(qe->Refresh());
   return qe;
 }
 
-Result<std::vector<TableScan>> QueryEngine::ResolveScans(const std::string& sql) {
-  std::vector<TableScan> out;
+int64_t QueryEngine::ViewBuildsForTesting() {
+  std::lock_guard lock(mu_);
+  return view_builds_;
+}
+
+int64_t QueryEngine::RunViewBuildsForTesting() {
+  std::lock_guard lock(mu_);
+  return run_view_builds_;
+}
+
+Status QueryEngine::Refresh() {
+  ENGAGE_ASSIGN_OR_RETURN(int64_t generation, catalog_.Generation());
+  if (generation == generation_) return Status::Ok();
+  ENGAGE_ASSIGN_OR_RETURN(lake::FileSnapshot snapshot, catalog_.Snapshot());
+  return BuildViews(snapshot);
+}
+
+Status QueryEngine::BuildViews(const lake::FileSnapshot& snapshot) {
+  std::map<std::string, std::vector<std::string>> table_files;
+  std::map<std::string, FileInfo, std::less<>> files;
+  std::set<std::string> damaged;
+  for (const auto& f : snapshot.files) {
+    if (!lake_.config().tables.count(f.table)) continue;  // not configured (any more)
+    std::string abs = lake_.AbsPath(f.path);
+    table_files[f.table].push_back(abs);
+    files[abs] = FileInfo{f.table, f.dt, f.bytes};
+  }
+  for (const auto& [name, spec] : lake_.config().tables) {
+    auto it = table_files.find(name);
+    std::string view =
+        it == table_files.end() ? EmptyViewSql(spec, "false") : ParquetViewSql(it->second);
+    Status created =
+        conn_.Exec(fmt::format("CREATE OR REPLACE TEMP VIEW {} AS {}", SqlIdent(name), view));
+    if (!created.ok()) {
+      // A damaged table (e.g. a data file deleted by hand) must not take the other tables down:
+      // its view fails every query that reads it, with the reason.
+      const std::string& m = created.message();
+      std::string why =
+          fmt::format("table '{}' cannot be read: {}", name, m.substr(0, m.find('\n')));
+      ENGAGE_RETURN_IF_ERROR(conn_.Exec(
+          fmt::format("CREATE OR REPLACE TEMP VIEW {} AS {}", SqlIdent(name),
+                      EmptyViewSql(spec, fmt::format("error({}) IS NULL", SqlQuote(why))))));
+      damaged.insert(name);
+    }
+  }
+  table_files_ = std::move(table_files);
+  files_ = std::move(files);
+  damaged_ = std::move(damaged);
+  run_views_.clear();  // they read files of the previous generation
+  generation_ = snapshot.generation;
+  ++view_builds_;
+  spdlog::debug("query engine: views built for generation {} ({} files)", generation_,
+                files_.size());
+  return Status::Ok();
+}
+
+Result<DuckConn*> QueryEngine::RunConnection(const std::set<std::string>& tables,
+                                             const Resolution& resolved) {
+  static const std::vector<std::string> kNone;
+  auto all_files = [this](const std::string& t) -> const std::vector<std::string>& {
+    auto it = table_files_.find(t);
+    return it == table_files_.end() ? kNone : it->second;
+  };
+  if (!resolved.self_contained) return &conn_;
+  bool restrict = false;
+  for (const auto& t : tables) {
+    if (damaged_.count(t)) return &conn_;  // its full view reports why it cannot be read
+    auto it = resolved.files.find(t);
+    size_t n = it == resolved.files.end() ? 0 : it->second.size();
+    if (n < all_files(t).size()) restrict = true;
+  }
+  if (!restrict) return &conn_;
+  for (const auto& t : tables) {
+    const std::vector<std::string>& all = all_files(t);
+    auto it = resolved.files.find(t);
+    std::vector<std::string> want;
+    for (const auto& f : all) {
+      if (it != resolved.files.end() && it->second.count(f)) want.push_back(f);
+    }
+    auto current = run_views_.find(t);
+    if (current != run_views_.end() && current->second == want) continue;
+    run_views_.erase(t);
+    std::string view;
+    if (all.empty()) {
+      ENGAGE_ASSIGN_OR_RETURN(const TableSpec* spec, lake_.config().Table(t));
+      view = EmptyViewSql(*spec, "false");
+    } else {
+      // The table's first file leads the list: DuckDB takes a list's schema from its first file,
+      // so the view has exactly the columns of the full one. The run prunes it by the query's
+      // filters as the plan did, unless the plan read it.
+      std::vector<std::string> files{all.front()};
+      for (const auto& f : want) {
+        if (f != all.front()) files.push_back(f);
+      }
+      view = ParquetViewSql(files) + (want.empty() ? " WHERE false" : "");
+    }
+    Status created =
+        run_conn_.Exec(fmt::format("CREATE OR REPLACE TEMP VIEW {} AS {}", SqlIdent(t), view));
+    if (!created.ok()) {
+      const std::string& m = created.message();
+      return UnavailableError(
+          fmt::format("table '{}' cannot be read: {}", t, m.substr(0, m.find('\n'))));
+    }
+    run_views_[t] = std::move(want);
+    ++run_view_builds_;
+  }
+  return &run_conn_;
+}
+
+Result<QueryEngine::Resolution> QueryEngine::ResolveScans(const std::string& sql,
+                                                          bool reads_tables) {
+  Resolution resolved;
+  std::vector<TableScan>& out = resolved.scans;
   bool pruned_to_nothing = false;
   bool optimized = true;
-  // Pass 0 reads the optimized plan (files left after pruning); pass 1, only when a scan was
-  // pruned to no file at all, the bound plan before optimization, to learn that scan's table.
+  // Pass 0 reads the optimized plan (files left after pruning); pass 1 the bound plan before
+  // optimization, to learn the tables of scans the optimizer left without files or removed: a
+  // scan pruned to no file at all, or one answered from metadata while planning (count(*) of
+  // one file) when the query reads tables.
   for (int pass = 0; pass < 2; ++pass) {
-    if (pass == 1 && !pruned_to_nothing) break;
+    if (pass == 1 &&
+        !(pruned_to_nothing || (optimized && !resolved.self_contained && reads_tables))) {
+      break;
+    }
     auto serialized = conn_.Query(fmt::format("SELECT json_serialize_plan({}, optimize := {})",
                                               SqlQuote(sql), pass == 0 && optimized));
     if (!serialized.ok()) return ClassifyError(serialized.status().message());
@@ -455,6 +839,10 @@ Result<std::vector<TableScan>> QueryEngine::ResolveScans(const std::string& sql)
       --pass;
       continue;
     }
+    if (plan.value("error", true) && StrField(plan, "error_type") == "catalog" &&
+        StrField(plan, "error_subtype") == "MISSING_ENTRY" && StrField(plan, "type") == "Table") {
+      return UnknownTableError(StrField(plan, "name"), lake_.config());
+    }
     if (plan.value("error", true)) {
       std::string why = plan.value("error_message", std::string("unknown reason"));
       if (plan.value("error_type", "") == "not implemented") {
@@ -463,6 +851,17 @@ Result<std::vector<TableScan>> QueryEngine::ResolveScans(const std::string& sql)
             why.substr(0, why.find('\n'))));
       }
       return ClassifyError(why);
+    }
+    if (pass == 0 && optimized) {
+      resolved.self_contained = true;
+      Status walked = ForEachObject(plan, [&resolved](const Json& n) {
+        std::string type = StrField(n, "type");
+        if (type.rfind("LOGICAL_", 0) == 0 && !ComputesFromItsInputs(type)) {
+          resolved.self_contained = false;
+        }
+        return Status::Ok();
+      });
+      (void)walked;  // the visitor never fails
     }
     for (const Json* get : PlanScans(plan)) {
       std::string name = StrField(*get, "name");
@@ -493,12 +892,15 @@ Result<std::vector<TableScan>> QueryEngine::ResolveScans(const std::string& sql)
         }
         TableScan& ts = per_table[it->second.table];
         ts.table = it->second.table;
+        // Pass 1 only names the table of a scan pruned to nothing: it reads none of these.
+        if (pass == 0) resolved.files[ts.table].insert(it->first);
         ts.files_scanned += 1;
         ts.estimated_bytes += it->second.bytes;
         dts[ts.table].insert(it->second.dt);
       }
       for (auto& [table, ts] : per_table) {
-        ts.files_total = files_per_table_[table];
+        auto all = table_files_.find(table);
+        ts.files_total = all == table_files_.end() ? 0 : static_cast<int64_t>(all->second.size());
         if (pass == 1) {
           // Only the table matters here: the optimized plan reads none of its files.
           bool known = std::any_of(out.begin(), out.end(),
@@ -516,7 +918,7 @@ Result<std::vector<TableScan>> QueryEngine::ResolveScans(const std::string& sql)
       }
     }
   }
-  return out;
+  return resolved;
 }
 
 void QueryEngine::Record(const QueryRequest& req, const std::string& status,
@@ -535,11 +937,12 @@ void QueryEngine::Record(const QueryRequest& req, const std::string& status,
     q.elapsed_ms = r->elapsed_ms;
     q.cost_usd = r->cost_usd;
   }
-  Status s = lake_.catalog().RecordQuery(q);
+  Status s = catalog_.RecordQuery(q);
   if (!s.ok()) spdlog::warn("could not record query history: {}", s.ToString());
 }
 
 Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
+  std::lock_guard lock(mu_);
   const Clock& clock = lake_.clock();
   int64_t t0 = clock.MonotonicMicros();
   auto fail = [&](Status s) -> Status {
@@ -554,16 +957,18 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
   };
   std::string sql = StripTrailing(req.sql);
   if (sql.empty()) return fail(InvalidArgumentError("empty query"));
+  if (Status fresh = Refresh(); !fresh.ok()) return fail(fresh);
 
   // Exactly one statement, and it must read only. DuckDB's parse tree serializer accepts only
-  // SELECT statements; anything else is classified by preparing it. EXPLAIN is allowed when the
-  // statement it explains is a SELECT, which is checked, authorized and metered like one (EXPLAIN
-  // ANALYZE runs it).
-  duckdb_statement_type type = DUCKDB_STATEMENT_TYPE_SELECT;
+  // SELECT statements; anything else DuckDB parses is refused as not read-only (it is never
+  // bound: binding a write already touches the catalog), except EXPLAIN of a SELECT, which is
+  // checked, authorized and metered like the SELECT (EXPLAIN ANALYZE runs it).
+  bool explain = false;
   std::string stmt = sql;       // the SELECT that runs or is explained
   std::set<std::string> named;  // lake tables the text names (any case), besides the plan's
+  bool reads_tables = false;    // the text names a table or calls a table-reading function
   for (int pass = 0; pass < 2; ++pass) {
-    auto tree = conn_.Query("SELECT json_serialize_sql(" + SqlQuote(stmt) + ")");
+    auto tree = parse_tree_.Run(stmt);
     if (!tree.ok()) return fail(ClassifyError(tree.status().message()));
     auto parsed = ParseJson(tree->Str(0, 0).value_or("{}"), "the query's parse tree", 1 << 20);
     if (!parsed.ok()) return fail(InvalidArgumentError("cannot parse the query"));
@@ -575,10 +980,9 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
         return fail(InvalidArgumentError(
             fmt::format("expected exactly one SQL statement, got {}", static_cast<int64_t>(n))));
       }
-      Status checked = CheckParseTree(j, lake_.config());
-      if (!checked.ok()) return fail(checked);
       std::set<std::string> referenced;
-      CollectTableNames(j, referenced);
+      Status checked = CheckParseTree(j, lake_.config(), &referenced, &reads_tables);
+      if (!checked.ok()) return fail(checked);
       for (const auto& t : referenced) {
         for (const auto& [name, spec] : lake_.config().tables) {
           if (strcasecmp(name.c_str(), t.c_str()) == 0) named.insert(name);
@@ -586,10 +990,16 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
       }
       break;
     }
-    if (pass == 1 || j.value("error_type", "") == "parser") {
+    if (j.value("error_type", "") == "parser") {
       return fail(InvalidArgumentError(
           "syntax error: " + j.value("error_message", std::string("cannot parse the query"))));
     }
+    if (pass == 1) {
+      return fail(PermissionDeniedError(fmt::format(
+          "only read-only queries are allowed (SELECT or EXPLAIN SELECT); this explains {}",
+          StatementKind(stmt))));
+    }
+    // Not every statement is a SELECT: count them (parsing only).
     Extracted ex;
     idx_t n = duckdb_extract_statements(conn_.raw(), sql.c_str(), ex.out());
     if (n == 0) {
@@ -597,38 +1007,57 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
       return fail(InvalidArgumentError(err ? err : "cannot parse the query"));
     }
     if (n != 1) {
+      std::vector<std::string_view> pieces = SplitStatements(sql);
+      for (size_t k = 0; k < pieces.size(); ++k) {
+        if (!IsReadKeyword(LeadingKeyword(pieces[k]))) {
+          return fail(PermissionDeniedError(fmt::format(
+              "only read-only queries are allowed (one SELECT or EXPLAIN); statement {} of {} is "
+              "{}",
+              k + 1, static_cast<int64_t>(n), StatementKind(pieces[k]))));
+        }
+      }
       return fail(InvalidArgumentError(
           fmt::format("expected exactly one SQL statement, got {}", static_cast<int64_t>(n))));
-    }
-    Prepared check;
-    if (duckdb_prepare_extracted_statement(conn_.raw(), ex.get(), 0, check.out()) !=
-        DuckDBSuccess) {
-      return fail(ClassifyError(duckdb_prepare_error(check.get())));
-    }
-    type = duckdb_prepared_statement_type(check.get());
-    if (type != DUCKDB_STATEMENT_TYPE_EXPLAIN) {
-      return fail(PermissionDeniedError(fmt::format(
-          "only read-only queries are allowed (SELECT or EXPLAIN); this is a {} statement",
-          StatementTypeName(type))));
     }
     bool analyze = false;
     size_t at = ExplainedStatementStart(sql, &analyze);
     if (at == std::string::npos) {
-      return fail(InvalidArgumentError(
-          "write EXPLAIN as EXPLAIN [ANALYZE | (options)] SELECT ...; this form is not supported"));
+      if (LeadingKeyword(sql) == "EXPLAIN") {
+        return fail(InvalidArgumentError(
+            "write EXPLAIN as EXPLAIN [ANALYZE | (options)] SELECT ...; this form is not "
+            "supported"));
+      }
+      return fail(PermissionDeniedError(
+          fmt::format("only read-only queries are allowed (SELECT or EXPLAIN); this is {}",
+                      StatementKind(sql))));
     }
+    explain = true;
     stmt = sql.substr(at);
   }
+
+  // What runs: a SELECT limited to max_result_rows + 1 rows so huge results cannot exhaust
+  // memory. DuckDB renders each SELECT row as JSON itself (to_json of the row), so every type —
+  // timestamps with time zones, decimals, lists, structs — arrives intact; the row's own columns
+  // ride along for their names and types (reading them in one statement avoids binding the query
+  // twice). An EXPLAIN runs as written.
+  const int64_t max_rows = lake_.config().query.max_result_rows;
+  const bool select = !explain;
+  const std::string run_sql =
+      select
+          ? fmt::format("SELECT to_json(__q), __q.* FROM (\n{}\n) __q LIMIT {}", sql, max_rows + 1)
+          : sql;
 
   QueryResult result;
   result.dry_run = req.dry_run;
   spdlog::debug("query: parsed and checked in {} us", clock.MonotonicMicros() - t0);
-  {
-    auto scans = ResolveScans(stmt);
-    spdlog::debug("query: resolved in {} us", clock.MonotonicMicros() - t0);
-    if (!scans.ok()) return fail(scans.status());
-    result.scans = std::move(*scans);
-  }
+  // The plan of the SELECT that runs (or is explained). Not of run_sql: DuckDB 1.4 fails to
+  // serialize the optimized plan of the wrapper around many queries (to_json over SELECT *),
+  // which would leave only the bound plan's upper bound; the wrapper changes neither the scans
+  // nor their filters.
+  auto resolved = ResolveScans(stmt, reads_tables);
+  spdlog::debug("query: resolved in {} us", clock.MonotonicMicros() - t0);
+  if (!resolved.ok()) return fail(resolved.status());
+  result.scans = resolved->scans;
   result.tables = named;
   for (const auto& s : result.scans) result.tables.insert(s.table);
   if (req.authorize) {
@@ -664,19 +1093,17 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
     return result;
   }
 
-  // Run, limited to max_result_rows + 1 rows so huge results cannot exhaust memory. DuckDB
-  // renders each SELECT row as JSON itself (to_json of the row), so every type — timestamps
-  // with time zones, decimals, lists, structs — arrives intact; the row's own columns ride along
-  // for their names and types (reading them in one statement avoids binding the query twice).
-  int64_t max_rows = lake_.config().query.max_result_rows;
-  const bool select = type == DUCKDB_STATEMENT_TYPE_SELECT;
-  std::string run_sql =
-      select
-          ? fmt::format("SELECT to_json(__q), __q.* FROM (\n{}\n) __q LIMIT {}", sql, max_rows + 1)
-          : sql;
+  // A SELECT runs on views of only the files its plan resolved: binding it then costs little (the
+  // plan already checked the full file lists), and it can read nothing the plan did not resolve.
+  DuckConn* conn = &conn_;
+  if (select) {
+    auto chosen = RunConnection(result.tables, *resolved);
+    if (!chosen.ok()) return fail(chosen.status());
+    conn = *chosen;
+  }
   DuckResult res;
   {
-    auto r = MeteredQuery(run_sql, &result.bytes_scanned, &req, cutoff);
+    auto r = MeteredQuery(*conn, run_sql, &result.bytes_scanned, &req, cutoff);
     if (!r.ok()) {
       const StatusCode code = r.status().code();
       return fail(code == StatusCode::kDeadlineExceeded || code == StatusCode::kCancelled ||
@@ -719,81 +1146,52 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
   return result;
 }
 
-Result<DuckResult> QueryEngine::MeteredQuery(const std::string& sql, int64_t* bytes_scanned,
-                                             const QueryRequest* req, int64_t max_read_bytes) {
+Result<DuckResult> QueryEngine::MeteredQuery(DuckConn& conn, const std::string& sql,
+                                             int64_t* bytes_scanned, const QueryRequest* req,
+                                             int64_t max_read_bytes) {
   std::lock_guard lock(MeterMutex());
   int64_t probe = 0;
-  const int64_t before = ProcessReadBytes(&probe);
-  // A watchdog interrupts the query at its deadline, when the caller cancels it, or once it has
-  // really read more than the scan cutoff (an estimate cannot bound every plan: a recursive
-  // query rescans); DuckDB then fails the query ("Interrupted") within a vector or so.
+  const int64_t before = ReadRchar(io_fd_, &probe);
   const bool watched =
       req != nullptr && (req->timeout_ms > 0 || req->cancelled || max_read_bytes > 0);
-  std::mutex mu;
-  std::condition_variable cv;
-  bool done = false;
-  enum class Stop { kNone, kTimeout, kCancelled, kRead } stop = Stop::kNone;
-  std::thread watchdog;
-  if (watched) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(req->timeout_ms);
-    watchdog = std::thread([&, deadline] {
-      std::unique_lock<std::mutex> l(mu);
-      while (!done) {
-        cv.wait_for(l, std::chrono::milliseconds(20));
-        if (done) break;
-        if (req->timeout_ms > 0 && std::chrono::steady_clock::now() >= deadline) {
-          stop = Stop::kTimeout;
-        } else if (req->cancelled && req->cancelled()) {
-          stop = Stop::kCancelled;
-        } else if (max_read_bytes > 0 && ProcessReadBytes(nullptr) - before > max_read_bytes) {
-          stop = Stop::kRead;
-        } else {
-          continue;
-        }
-        duckdb_interrupt(conn_.raw());
-        break;
-      }
-    });
-  }
-  auto r = conn_.Query(sql);
-  int64_t after = ProcessReadBytes(nullptr);
+  if (watched) watchdog_->Arm(conn.raw(), *req, before, max_read_bytes);
+  auto r = conn.Query(sql);
+  int64_t after = ReadRchar(io_fd_, nullptr);
   *bytes_scanned = std::max<int64_t>(0, after - before - probe);
-  if (watched) {
-    {
-      std::lock_guard<std::mutex> l(mu);
-      done = true;
-    }
-    cv.notify_all();
-    watchdog.join();
-    switch (stop) {
-      case Stop::kTimeout:
-        return Status(StatusCode::kDeadlineExceeded,
-                      fmt::format("the query was stopped after its time limit of {} s ([query] "
-                                  "timeout_seconds in engage.toml, or --timeout)",
-                                  static_cast<double>(req->timeout_ms) / 1000.0));
-      case Stop::kCancelled:
-        return Status(StatusCode::kCancelled,
-                      "the query was cancelled (the client went away or the server is stopping)");
-      case Stop::kRead:
-        return ResourceExhaustedError(fmt::format(
-            "the query was stopped after reading more than the scan cutoff of {} bytes (it read "
-            "{} bytes); filter on dt to read fewer partitions or raise --max-scan-bytes",
-            max_read_bytes, *bytes_scanned));
-      case Stop::kNone:
-        break;
-    }
+  if (!watched) return r;
+  switch (watchdog_->Disarm()) {
+    case Watchdog::Stop::kTimeout:
+      return Status(StatusCode::kDeadlineExceeded,
+                    fmt::format("the query was stopped after its time limit of {} s ([query] "
+                                "timeout_seconds in engage.toml, or --timeout)",
+                                static_cast<double>(req->timeout_ms) / 1000.0));
+    case Watchdog::Stop::kCancelled:
+      return Status(StatusCode::kCancelled,
+                    "the query was cancelled (the client went away or the server is stopping)");
+    case Watchdog::Stop::kRead:
+      return ResourceExhaustedError(fmt::format(
+          "the query was stopped after reading more than the scan cutoff of {} bytes (it read "
+          "{} bytes); filter on dt to read fewer partitions or raise --max-scan-bytes",
+          max_read_bytes, *bytes_scanned));
+    case Watchdog::Stop::kNone:
+      break;
   }
   return r;
 }
 
 Result<DuckResult> QueryEngine::RunTrusted(const std::string& sql, const std::string& source) {
+  std::lock_guard lock(mu_);
   const Clock& clock = lake_.clock();
   int64_t t0 = clock.MonotonicMicros();
   QueryRequest req;
   req.sql = sql;
   req.source = source;
   QueryResult meter;
-  auto r = MeteredQuery(sql, &meter.bytes_scanned);
+  if (Status fresh = Refresh(); !fresh.ok()) {
+    Record(req, "error", fresh.message(), nullptr);
+    return fresh;
+  }
+  auto r = MeteredQuery(conn_, sql, &meter.bytes_scanned);
   if (!r.ok()) {
     Status s = ClassifyError(r.status().message());
     Record(req, "error", s.message(), nullptr);

@@ -1,5 +1,6 @@
 // End-to-end tests: run the real `engage` binary on a temporary home.
 #include <gtest/gtest.h>
+#include <pty.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -43,16 +44,53 @@ class CliTest : public ::testing::Test {
  protected:
   void SetUp() override { home_ = dir_.path() + "/home"; }
 
-  RunResult Run(const std::vector<std::string>& args) {
+  // Runs engage with stdin from `stdin_path` (default /dev/null), stdout and stderr to files.
+  RunResult Run(const std::vector<std::string>& args, const std::string& stdin_path = "/dev/null") {
     std::string cmd = Quote(ENGAGE_BINARY) + " --home " + Quote(home_);
     for (const auto& a : args) cmd += " " + Quote(a);
     std::string out = dir_.path() + "/.out", err = dir_.path() + "/.err";
-    cmd += " >" + out + " 2>" + err + " </dev/null";
+    cmd += " >" + out + " 2>" + err + " <" + Quote(stdin_path);
     int rc = std::system(cmd.c_str());
     RunResult r;
     r.exit_code = WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
     r.out = ReadAll(out);
     r.err = ReadAll(err);
+    return r;
+  }
+
+  // Runs engage with stdout and stderr on a pseudo-terminal (as a user at a terminal sees it);
+  // the output with the terminal's CRs removed.
+  RunResult RunInTerminal(const std::vector<std::string>& args) {
+    std::vector<std::string> argv{ENGAGE_BINARY, "--home", home_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    int master = -1;
+    pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
+    RunResult r;
+    if (pid < 0) return r;
+    if (pid == 0) {
+      std::vector<char*> cargv;
+      for (auto& a : argv) cargv.push_back(a.data());
+      cargv.push_back(nullptr);
+      ::execv(ENGAGE_BINARY, cargv.data());
+      ::_exit(127);
+    }
+    char buf[4096];
+    for (;;) {
+      ssize_t n = ::read(master, buf, sizeof buf);
+      if (n > 0) {
+        for (ssize_t i = 0; i < n; ++i) {
+          if (buf[i] != '\r') r.out.push_back(buf[i]);
+        }
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else {
+        break;  // EIO once the child has exited and closed the terminal
+      }
+    }
+    ::close(master);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     return r;
   }
 
@@ -233,6 +271,104 @@ TEST_F(CliTest, BadSqlWritesAndOutsideReadsAreRefused) {
   auto hist = Run({"history", "--json"});
   ASSERT_EQ(hist.exit_code, 0);
   EXPECT_EQ(hist.json()["queries"].size(), 4u);
+}
+
+TEST_F(CliTest, QueryWritesExitFiveAndUnknownTablesExitThreeNamingThem) {
+  Init();
+  std::string f = dir_.WriteFile("e.csv",
+                                 "event_id,customer_id,event_time,event_type\n1,1,2024-05-01 "
+                                 "10:00:00,session\n");
+  ASSERT_EQ(Run({"ingest", "events", f}).exit_code, 0);
+  for (const char* q :
+       {"DELETE FROM events", "INSERT INTO events SELECT * FROM events",
+        "UPDATE events SET amount = 1", "CREATE TABLE t AS SELECT 1", "COPY events TO '/tmp/x.csv'",
+        "DROP VIEW events", "ALTER VIEW events RENAME TO x", "ATTACH '/tmp/x.db' AS x",
+        "TRUNCATE events", "EXPLAIN DELETE FROM events", "SELECT 1; DELETE FROM events"}) {
+    auto r = Run({"query", q});
+    EXPECT_EQ(r.exit_code, 5) << q << ": " << r.err;
+    EXPECT_NE(r.err.find("read-only"), std::string::npos) << q << ": " << r.err;
+  }
+  EXPECT_EQ(Count("SELECT count(*) FROM events"), 1);
+  auto missing = Run({"query", "SELECT * FROM nope"});
+  EXPECT_EQ(missing.exit_code, 3) << missing.err;
+  EXPECT_NE(missing.err.find("no table named 'nope'"), std::string::npos) << missing.err;
+  EXPECT_NE(missing.err.find("customers, events"), std::string::npos) << missing.err;
+  for (const char* internal : {"pg_enum", "EXPLAIN", "Did you mean", "Catalog Error", "LINE "}) {
+    EXPECT_EQ(missing.err.find(internal), std::string::npos) << internal << ": " << missing.err;
+  }
+  auto typo = Run({"query", "--json", "SELECT * FROM evnts"});
+  EXPECT_EQ(typo.exit_code, 3) << typo.err;
+  EXPECT_NE(typo.err.find("did you mean 'events'?"), std::string::npos) << typo.err;
+}
+
+TEST_F(CliTest, QueryReadsSqlFromAFileOrStdin) {
+  Init();
+  std::string sql = dir_.WriteFile("q.sql",
+                                   "-- how many\nSELECT count(*) AS n,\n       'a;b' AS s\nFROM "
+                                   "range(7);\n");
+  auto from_file = Run({"query", "--json", "--file", sql});
+  ASSERT_EQ(from_file.exit_code, 0) << from_file.err;
+  EXPECT_EQ(from_file.json()["rows"][0][0], 7);
+  EXPECT_EQ(from_file.json()["rows"][0][1], "a;b");
+  auto from_stdin = Run({"query", "--json", "-"}, sql);
+  ASSERT_EQ(from_stdin.exit_code, 0) << from_stdin.err;
+  EXPECT_EQ(from_stdin.json()["rows"][0][0], 7);
+  auto file_dash = Run({"query", "--csv", "-f", "-"}, sql);
+  ASSERT_EQ(file_dash.exit_code, 0) << file_dash.err;
+  EXPECT_EQ(file_dash.out, "n,s\n7,a;b\n");
+  // A write in a file is refused like any other.
+  std::string write = dir_.WriteFile("w.sql", "DELETE FROM events;\n");
+  EXPECT_EQ(Run({"query", "--file", write}).exit_code, 5);
+  auto missing = Run({"query", "--file", dir_.path() + "/nope.sql"});
+  EXPECT_EQ(missing.exit_code, 3);
+  EXPECT_NE(missing.err.find("nope.sql"), std::string::npos) << missing.err;
+  EXPECT_EQ(Run({"query", "--file", sql, "SELECT 1"}).exit_code, 2);
+  EXPECT_EQ(Run({"query"}).exit_code, 2);
+  EXPECT_EQ(Run({"query", "-"}).exit_code, 2);  // empty stdin: an empty query
+}
+
+TEST_F(CliTest, QueryShowsFortyRowsOnATerminalAndEveryRowOtherwise) {
+  Init();
+  const std::string sql = "SELECT range AS i FROM range(100)";
+  auto term = RunInTerminal({"query", sql});
+  ASSERT_EQ(term.exit_code, 0) << term.out;
+  EXPECT_NE(term.out.find("\n39\n"), std::string::npos) << term.out;
+  EXPECT_EQ(term.out.find("\n40\n"), std::string::npos) << term.out;
+  EXPECT_NE(term.out.find("60 more rows"), std::string::npos) << term.out;
+  EXPECT_NE(term.out.find("100 row(s)"), std::string::npos) << term.out;
+  auto five = RunInTerminal({"query", "--max-rows", "5", sql});
+  ASSERT_EQ(five.exit_code, 0) << five.out;
+  EXPECT_NE(five.out.find("\n4\n"), std::string::npos) << five.out;
+  EXPECT_EQ(five.out.find("\n5\n"), std::string::npos) << five.out;
+  EXPECT_NE(five.out.find("95 more rows"), std::string::npos) << five.out;
+  auto all_on_terminal = RunInTerminal({"query", "--max-rows", "0", sql});
+  EXPECT_NE(all_on_terminal.out.find("\n99\n"), std::string::npos) << all_on_terminal.out;
+  EXPECT_EQ(all_on_terminal.out.find("more rows"), std::string::npos) << all_on_terminal.out;
+  auto few = RunInTerminal({"query", "SELECT 1 AS one"});
+  EXPECT_EQ(few.out.find("more rows"), std::string::npos) << few.out;
+  // Not a terminal: every row, unless --max-rows says otherwise.
+  auto piped = Run({"query", sql});
+  ASSERT_EQ(piped.exit_code, 0) << piped.err;
+  EXPECT_NE(piped.out.find("\n99\n"), std::string::npos) << piped.out;
+  EXPECT_EQ(piped.out.find("more rows"), std::string::npos) << piped.out;
+  EXPECT_NE(Run({"query", "--max-rows", "10", sql}).out.find("90 more rows"), std::string::npos);
+  // --csv and --json print every row, on a terminal too.
+  auto csv = RunInTerminal({"query", "--csv", sql});
+  EXPECT_NE(csv.out.find("\n99\n"), std::string::npos) << csv.out;
+  EXPECT_EQ(csv.out.find("more rows"), std::string::npos) << csv.out;
+  auto json = Run({"query", "--json", "--max-rows", "3", sql});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  EXPECT_EQ(json.json()["rows"].size(), 100u);
+}
+
+TEST_F(CliTest, QueryCsvQuotesLikeRfc4180) {
+  Init();
+  auto csv = Run({"query", "--csv",
+                  "SELECT 'x,y' AS \"a,b\", 'say \"hi\"' AS q, 'l1' || chr(10) || 'l2' AS lf, "
+                  "NULL AS n, '' AS e, 2.5 AS f"});
+  ASSERT_EQ(csv.exit_code, 0) << csv.err;
+  EXPECT_EQ(csv.out, "\"a,b\",q,lf,n,e,f\n\"x,y\",\"say \"\"hi\"\"\",\"l1\nl2\",,\"\",2.5\n");
+  EXPECT_NE(csv.err.find("1 row(s)"), std::string::npos) << csv.err;
 }
 
 TEST_F(CliTest, EveryScanIsMeteredAndARunawayQueryStopsAtItsTimeout) {

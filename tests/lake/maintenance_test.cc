@@ -106,5 +106,57 @@ TEST_F(LakeTest, CompactionMergesSmallFilesAndKeepsEveryRow) {
   EXPECT_STATUS_CODE(lake::Compact(*l, "nope"), StatusCode::kNotFound);
 }
 
+TEST_F(LakeTest, CatalogGenerationChangesWithTheFileSetOnly) {
+  auto reader = Open(false);  // another connection to meta.db, as another process would hold
+  auto gen = [&] {
+    auto g = reader->catalog().Generation();
+    EXPECT_TRUE(g.ok()) << g.status().ToString();
+    return g.ok() ? *g : -1;
+  };
+  const int64_t g0 = gen();
+  // An ingest commit changes it.
+  // Two days past the 400-day retention (today is 2024-06-01).
+  ASSERT_OK(IngestFiles("events", {dir_.WriteFile("a.csv", DailyEvents(1, "2023-01-01", 2))}));
+  const int64_t g1 = gen();
+  EXPECT_GT(g1, g0);
+  // Writes that leave the file set alone do not: a no-op re-ingest, the query history, the log.
+  ASSERT_OK(IngestFiles("events", {dir_.path() + "/a.csv"}));
+  ASSERT_OK(reader->catalog().RecordQuery({.at = "x", .sql = "SELECT 1", .status = "ok"}));
+  ASSERT_OK(reader->catalog().LogEvent("note", "events", Json::object(), "x"));
+  EXPECT_EQ(gen(), g1);
+  ASSERT_OK(IngestFiles("events", {dir_.WriteFile("b.csv", DailyEvents(10, "2023-01-01", 2)),
+                                   dir_.WriteFile("c.csv", DailyEvents(20, "2024-05-01", 2))}));
+  const int64_t g2 = gen();
+  EXPECT_GT(g2, g1);
+  // Compaction and retention change it.
+  {
+    auto l = Open(true);
+    ASSERT_OK(lake::Compact(*l, "events"));
+  }
+  const int64_t g3 = gen();
+  EXPECT_GT(g3, g2);
+  {
+    auto l = Open(true);
+    auto dropped = lake::ApplyRetention(*l, "events", false);
+    ASSERT_OK(dropped);
+    ASSERT_FALSE(dropped->dropped.empty());
+  }
+  const int64_t g4 = gen();
+  EXPECT_GT(g4, g3);
+  // So does any other change to the catalogued files, whoever makes it.
+  ASSERT_OK(reader->catalog().db().Exec("DELETE FROM lake_files WHERE dt = '2024-05-02'"));
+  EXPECT_GT(gen(), g4);
+  // It is persisted: a new connection reads the same value.
+  const int64_t last = gen();
+  auto again = lake::Catalog::Open(home_.meta_db());
+  ASSERT_OK(again);
+  EXPECT_EQ(*again->Generation(), last);
+  // A snapshot's files and generation agree.
+  auto snap = again->Snapshot();
+  ASSERT_OK(snap);
+  EXPECT_EQ(snap->generation, last);
+  EXPECT_EQ(snap->files.size(), again->Files("events")->size());
+}
+
 }  // namespace
 }  // namespace engage::testing

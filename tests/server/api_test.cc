@@ -302,6 +302,14 @@ TEST_F(ApiTest, QueryIsCheckedPerTableAndReadOnly) {
   EXPECT_NE(other_table.body.find("table/predictions"), std::string::npos);
   auto write = Call({"POST", "", "/v1/query", R"j({"sql":"CREATE TABLE t (x INT)"})j"}, admin_);
   EXPECT_EQ(write.status, 403) << write.body;
+  // Every write is refused the same way (DELETE FROM a view used to be a 400 binder error), and
+  // an unknown table is not found, named, with the lake's tables.
+  auto del = Call({"POST", "", "/v1/query", R"j({"sql":"DELETE FROM events"})j"}, admin_);
+  EXPECT_EQ(del.status, 403) << del.body;
+  auto unknown = Call({"POST", "", "/v1/query", R"j({"sql":"SELECT * FROM nope"})j"}, admin_);
+  EXPECT_EQ(unknown.status, 404) << unknown.body;
+  EXPECT_NE(unknown.body.find("no table named 'nope'"), std::string::npos) << unknown.body;
+  EXPECT_EQ(unknown.body.find("pg_enum"), std::string::npos) << unknown.body;
   auto files = Call(
       {"POST", "", "/v1/query", R"j({"sql":"SELECT * FROM read_csv('/etc/passwd')"})j"}, admin_);
   EXPECT_GE(files.status, 400) << files.body;

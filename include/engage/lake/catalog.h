@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -62,6 +63,12 @@ struct PartitionStats {
   int64_t bytes = 0;
 };
 
+// Every catalogued file, as of one generation of the file set.
+struct FileSnapshot {
+  int64_t generation = 0;
+  std::vector<LakeFile> files;  // ordered by table, dt, path
+};
+
 struct QueryRecord {
   std::string at;
   std::string sql;
@@ -86,6 +93,13 @@ class Catalog {
   Result<std::vector<PartitionStats>> Partitions(const std::string& table);
   // All catalogued paths (relative), for recovery.
   Result<std::vector<std::string>> AllPaths();
+  // The generation of the file set: it changes, in the same transaction, with every change to
+  // the catalogued files (ingest, compaction, retention, anything else), in this process or
+  // another, and never goes back. One small indexed read: cheap enough to call before every
+  // query.
+  Result<int64_t> Generation();
+  // The generation and every catalogued file, read in one transaction.
+  Result<FileSnapshot> Snapshot();
 
   Result<std::optional<IngestRecord>> FindIngest(const std::string& id);
   // Id of the ingest that already loaded content `sha256` into `table`, if any.
@@ -118,6 +132,9 @@ class Catalog {
   explicit Catalog(SqliteDb db) : db_(std::move(db)) {}
   Status Migrate();
   SqliteDb db_;
+  // Prepared once, finalized before db_ closes.
+  std::unique_ptr<SqliteStmt> generation_stmt_;
+  std::unique_ptr<SqliteStmt> record_query_stmt_;
 };
 
 }  // namespace engage::lake

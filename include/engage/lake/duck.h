@@ -75,6 +75,28 @@ class DuckConn {
   duckdb_connection c_ = nullptr;
 };
 
+// A statement prepared once on a connection and run many times with one text parameter ($1):
+// parsing and binding the statement are paid once.
+//
+//   ENGAGE_ASSIGN_OR_RETURN(auto p, DuckPrepared::Prepare(conn, "SELECT upper($1::VARCHAR)"));
+//   ENGAGE_ASSIGN_OR_RETURN(auto res, p.Run("x"));
+class DuckPrepared {
+ public:
+  // kInvalidArgument with DuckDB's message if the statement does not prepare.
+  static Result<DuckPrepared> Prepare(DuckConn& conn, const std::string& sql);
+  DuckPrepared() = default;
+  DuckPrepared(DuckPrepared&& o) noexcept : p_(o.p_) { o.p_ = nullptr; }
+  DuckPrepared& operator=(DuckPrepared&& o) noexcept;
+  ~DuckPrepared();
+
+  // Runs the statement with $1 = `arg`. Errors as DuckConn::Query.
+  Result<DuckResult> Run(const std::string& arg);
+
+ private:
+  explicit DuckPrepared(duckdb_prepared_statement p) : p_(p) {}
+  duckdb_prepared_statement p_ = nullptr;
+};
+
 class DuckDb {
  public:
   static Result<DuckDb> Open(const DuckOptions& opts);

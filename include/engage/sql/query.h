@@ -21,13 +21,25 @@
 // `cancelled` callback, polled while the query runs: a client that went away, a server that is
 // stopping), and DuckDB's memory limit ([query] memory_limit), spilling to the home's tmp/.
 //
-// Thread-safety: a QueryEngine serves one thread at a time; queries in one process are metered
-// one after another so the byte counts stay exact.
+// An engine is meant to live as long as the process (a server keeps one): it builds its views
+// once and rebuilds them only when the catalog's generation changes (an ingest, compaction or
+// retention, in this process or another), which it checks with one small SQLite read before
+// every query.
+//
+//   ENGAGE_ASSIGN_OR_RETURN(auto engine, QueryEngine::Open(lake));
+//   ENGAGE_ASSIGN_OR_RETURN(QueryResult r, engine->Run({.sql = "SELECT count(*) FROM events"}));
+//
+// Thread-safety: a QueryEngine may be shared by any number of threads. Its queries run one at a
+// time (Run and RunTrusted hold a mutex for the whole query), because a query's bytes scanned are
+// the growth of the process's read counter while it runs, which is exact only when nothing else
+// in the process reads at the same time; queries of different engines in one process are
+// serialized the same way.
 #pragma once
 
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -86,11 +98,17 @@ struct QueryResult {
 
   // The body shared by `engage query --json` and POST /v1/query.
   Json ToJson() const;
+  // The columns and every row as CSV: a header line, then one line per row ending in "\n";
+  // fields holding a comma, a double quote, CR or LF are quoted, quotes doubled (RFC 4180).
+  // NULL is an empty field; lists and structs are their JSON text.
+  std::string ToCsv() const;
 };
 
 class QueryEngine {
  public:
-  // Builds the sandboxed DuckDB with the lake's views. `threads` 0 = all cores.
+  // Builds the sandboxed DuckDB with the lake's views. `threads` 0 = all cores. The engine keeps
+  // a reference to `lake` (its config, clock and paths, never its catalog connection: the engine
+  // opens its own), which must outlive it.
   static Result<std::unique_ptr<QueryEngine>> Open(lake::Lake& lake, int threads = 0);
   ~QueryEngine();
 
@@ -109,30 +127,75 @@ class QueryEngine {
 
   lake::Lake& lake() { return lake_; }
 
+  // How many times the engine has built its views over the catalogued files: once when it opens,
+  // then once per change of the catalog's generation seen before a query.
+  int64_t ViewBuildsForTesting();
+  // How many times a table's view on the run connection was (re)defined to read the files of a
+  // query's plan (see Run).
+  int64_t RunViewBuildsForTesting();
+
  private:
-  QueryEngine(lake::Lake& lake, lake::DuckDb db, lake::DuckConn conn);
+  // What a query's plan reads.
+  struct Resolution {
+    std::vector<TableScan> scans;
+    std::map<std::string, std::set<std::string>> files;  // table -> absolute paths read
+    // The query needs no other file than `files` to run: the optimized plan was read and holds
+    // only operators that compute from their scans (DuckDB may answer part of a query from files'
+    // metadata while planning, leaving no scan: count(*) over one pruned file).
+    bool self_contained = false;
+  };
+
+  QueryEngine(lake::Lake& lake, lake::Catalog catalog, lake::DuckDb db, lake::DuckConn conn,
+              lake::DuckConn run_conn);
+  // Rebuilds the views and the file map if the catalog's generation changed since they were
+  // built. Requires mu_.
+  Status Refresh();
+  Status BuildViews(const lake::FileSnapshot& snapshot);
   // The lake scans of SELECT `sql` as DuckDB binds and optimizes it: per scan, the table and the
-  // files left after pruning. kPermissionDenied for a scan of anything else.
-  Result<std::vector<TableScan>> ResolveScans(const std::string& sql);
-  // Runs `sql` while counting the bytes the process reads; stops it when `req` says so (timeout
-  // or cancellation) or once it has read more than `max_read_bytes` (> 0); never stops it when
-  // `req` is null.
-  Result<lake::DuckResult> MeteredQuery(const std::string& sql, int64_t* bytes_scanned,
-                                        const QueryRequest* req = nullptr,
+  // files left after pruning. `reads_tables`: its text names a table or a table-reading function
+  // (so a plan without scans hides some). kPermissionDenied for a scan of anything else.
+  Result<Resolution> ResolveScans(const std::string& sql, bool reads_tables);
+  // The connection to run a SELECT on, given what its plan reads: `conn_` when the query reads
+  // every file of each table it names, else `run_conn_`, whose views of those tables are (re)
+  // defined to read only the files the plan resolved.
+  Result<lake::DuckConn*> RunConnection(const std::set<std::string>& tables,
+                                        const Resolution& resolved);
+  // Runs `sql` on `conn` while counting the bytes the process reads; stops it when `req` says so
+  // (timeout or cancellation) or once it has read more than `max_read_bytes` (> 0); never stops
+  // it when `req` is null.
+  Result<lake::DuckResult> MeteredQuery(lake::DuckConn& conn, const std::string& sql,
+                                        int64_t* bytes_scanned, const QueryRequest* req = nullptr,
                                         int64_t max_read_bytes = 0);
   void Record(const QueryRequest& req, const std::string& status, const std::string& error,
               const QueryResult* r);
 
+  class Watchdog;  // stops a running query (query.cc)
+
   lake::Lake& lake_;
+  std::mutex mu_;          // one query at a time; guards everything below
+  lake::Catalog catalog_;  // this engine's own connection to meta.db
   lake::DuckDb db_;
+  // Views over every catalogued file: plans, EXPLAIN, trusted SQL, queries reading whole tables.
   lake::DuckConn conn_;
-  std::map<std::string, int64_t> files_per_table_;
+  lake::DuckPrepared parse_tree_;  // json_serialize_sql($1) on conn_, prepared once
+  // Views over the files a query's plan resolved (run_views_), so that running the query binds
+  // only those: binding a view over a long file list checks every file, which is most of the
+  // cost of planning a small query, and the plan already paid it once.
+  lake::DuckConn run_conn_;
+  int64_t generation_ = -1;  // of the catalog, when the views were built
+  int64_t view_builds_ = 0;
+  int64_t run_view_builds_ = 0;
+  std::map<std::string, std::vector<std::string>> table_files_;  // table -> paths, catalog order
+  std::set<std::string> damaged_;  // tables whose view fails every query (a file went missing)
+  std::map<std::string, std::vector<std::string>> run_views_;  // table -> files its run view reads
   struct FileInfo {
     std::string table;
     std::string dt;
     int64_t bytes = 0;
   };
   std::map<std::string, FileInfo, std::less<>> files_;  // absolute path -> catalogued file
+  int io_fd_ = -1;  // /proc/self/io, kept open: the process's read counter, read before and after
+  std::unique_ptr<Watchdog> watchdog_;  // one thread for the engine's queries, started once
 };
 
 // Bytes this process has read through read(2)/pread(2) so far (rchar of /proc/self/io).
