@@ -30,9 +30,9 @@ Result<std::unique_ptr<App>> App::Open(const HomePaths& home, AppOptions options
   lake::LakeOptions lake_options;
   lake_options.clock = app->clock_;
   ENGAGE_ASSIGN_OR_RETURN(app->lake_, lake::Lake::Open(home, lake_options));
-  ENGAGE_ASSIGN_OR_RETURN(app->query_, sql::QueryEngine::Open(*app->lake_, options.query_threads));
+  ENGAGE_ASSIGN_OR_RETURN(app->reads_, ReadSides::Open(home, *app->clock_, options.query_threads));
   ENGAGE_ASSIGN_OR_RETURN(app->registry_, ml::ModelRegistry::Open(home, *app->clock_));
-  app->runner_ = std::make_unique<ExecutionRunner>(home);
+  app->runner_ = std::make_unique<ExecutionRunner>(home, app->reads_);
   return app;
 }
 
@@ -82,7 +82,8 @@ Result<EngagementTraining> TrainEngagementModel(sql::QueryEngine& engine,
 }
 
 Result<EngagementTraining> App::TrainEngagement(const ml::EngagementTrainOptions& options) {
-  return TrainEngagementModel(*query_, *registry_, config(), options);
+  ENGAGE_ASSIGN_OR_RETURN(std::shared_ptr<ReadSide> reads, reads_->Current());
+  return TrainEngagementModel(reads->query(), *registry_, reads->config(), options);
 }
 
 Result<serve::PublishReport> PublishModels(lake::Lake& lake, const std::vector<std::string>& refs,
@@ -249,6 +250,9 @@ Result<Json> App::StartRegisteredExecution(const Json& request) {
   return rec.ToJson();
 }
 
-Result<Json> App::QualityChecks() { return RunQualityChecks(*lake_, *query_); }
+Result<Json> App::QualityChecks() {
+  ENGAGE_ASSIGN_OR_RETURN(std::shared_ptr<ReadSide> reads, reads_->Current());
+  return RunQualityChecks(*lake_, reads->query());
+}
 
 }  // namespace engage::app

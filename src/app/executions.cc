@@ -70,7 +70,8 @@ struct ExecutionRunner::Run {
   std::optional<ExecutionOutcome> outcome;
 };
 
-ExecutionRunner::ExecutionRunner(HomePaths home) : home_(std::move(home)) {}
+ExecutionRunner::ExecutionRunner(HomePaths home, std::shared_ptr<ReadSides> reads)
+    : home_(std::move(home)), reads_(std::move(reads)) {}
 
 ExecutionRunner::~ExecutionRunner() {
   Shutdown(ShutdownMode::kAbort, 10000);
@@ -113,9 +114,9 @@ namespace {
 // The task registry an execution runs with: Engage's steps, mapped commands and mocks; with a
 // role, every Task is checked against it and ingest inputs are confined to [flow] input_dirs.
 Result<std::unique_ptr<flow::TaskRegistry>> MakeTasks(
-    const HomePaths& home, const Config& config, const std::string& machine,
-    const std::shared_ptr<const serve::Policy>& role, const std::string& mock_path,
-    const std::string& mock_case) {
+    const HomePaths& home, const std::shared_ptr<ReadSides>& reads, const Config& config,
+    const std::string& machine, const std::shared_ptr<const serve::Policy>& role,
+    const std::string& mock_path, const std::string& mock_case) {
   auto tasks = std::make_unique<flow::TaskRegistry>(config.flow);
   StepConfinement confinement;
   if (role != nullptr) {
@@ -123,7 +124,7 @@ Result<std::unique_ptr<flow::TaskRegistry>> MakeTasks(
     confinement.confine_inputs = true;
     confinement.input_dirs = ResolveInputDirs(config.flow, home);
   }
-  RegisterEngageSteps(*tasks, home, confinement);
+  RegisterEngageSteps(*tasks, home, confinement, reads);
   if (!mock_path.empty()) ENGAGE_RETURN_IF_ERROR(tasks->LoadMocks(mock_path, machine, mock_case));
   return tasks;
 }
@@ -179,7 +180,7 @@ Result<flow::ExecutionRecord> ExecutionRunner::Start(ExecutionRequest request) {
   // Built before the execution is recorded, so a bad config or mock file leaves nothing behind.
   ENGAGE_ASSIGN_OR_RETURN(run->config, Config::Load(home_.config()));
   ENGAGE_ASSIGN_OR_RETURN(run->tasks,
-                          MakeTasks(home_, run->config, request.state_machine, request.role,
+                          MakeTasks(home_, reads_, run->config, request.state_machine, request.role,
                                     request.mock_path, request.mock_case));
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -227,8 +228,8 @@ Result<flow::ExecutionRecord> ExecutionRunner::StartRedrive(const RedriveRequest
       !request.mock_case.empty() ? request.mock_case : (reuse ? rec.mock_case : "");
   ENGAGE_RETURN_IF_ERROR(flow::ExecutionStore::CheckRedrivable(rec));
   ENGAGE_ASSIGN_OR_RETURN(run->config, Config::Load(home_.config()));
-  ENGAGE_ASSIGN_OR_RETURN(
-      run->tasks, MakeTasks(home_, run->config, rec.state_machine, nullptr, mock_file, test_case));
+  ENGAGE_ASSIGN_OR_RETURN(run->tasks, MakeTasks(home_, reads_, run->config, rec.state_machine,
+                                                nullptr, mock_file, test_case));
   if (reuse) {
     ENGAGE_ASSIGN_OR_RETURN(auto counts, store->TaskInvocations(rec.id));
     run->tasks->SetInvocationCounts(std::move(counts));

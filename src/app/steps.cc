@@ -30,18 +30,29 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// What a step works with: its own lake handle (a writer for the steps that write), the query
+// engine (the process's shared one when there is one), and the model registry.
 struct Opened {
   std::unique_ptr<lake::Lake> lake;
-  std::unique_ptr<sql::QueryEngine> engine;
+  std::shared_ptr<ReadSide> reads;               // keeps the shared engine alive
+  std::unique_ptr<sql::QueryEngine> own_engine;  // without a shared one
+  sql::QueryEngine* engine = nullptr;
   std::unique_ptr<ml::ModelRegistry> registry;
 };
 
-Result<Opened> OpenAll(const HomePaths& home, bool writer) {
+Result<Opened> OpenAll(const HomePaths& home, const std::shared_ptr<ReadSides>& reads,
+                       bool writer) {
   Opened o;
   lake::LakeOptions opts;
   opts.writer = writer;
   ENGAGE_ASSIGN_OR_RETURN(o.lake, lake::Lake::Open(home, opts));
-  ENGAGE_ASSIGN_OR_RETURN(o.engine, sql::QueryEngine::Open(*o.lake));
+  if (reads != nullptr) {
+    ENGAGE_ASSIGN_OR_RETURN(o.reads, reads->Current());
+    o.engine = &o.reads->query();
+  } else {
+    ENGAGE_ASSIGN_OR_RETURN(o.own_engine, sql::QueryEngine::Open(*o.lake));
+    o.engine = o.own_engine.get();
+  }
   ENGAGE_ASSIGN_OR_RETURN(o.registry, ml::ModelRegistry::Open(home, SystemClock::Default()));
   return o;
 }
@@ -76,11 +87,12 @@ Result<std::vector<std::string>> PublishedModels(const Json& p) {
   return out;
 }
 
-void RegisterMlSteps(flow::TaskRegistry& tasks, const HomePaths& home) {
+void RegisterMlSteps(flow::TaskRegistry& tasks, const HomePaths& home,
+                     const std::shared_ptr<ReadSides>& reads) {
   tasks.RegisterStep(
       "quality",
-      [home](const Json&) -> Result<Json> {
-        ENGAGE_ASSIGN_OR_RETURN(Opened o, OpenAll(home, false));
+      [home, reads](const Json&) -> Result<Json> {
+        ENGAGE_ASSIGN_OR_RETURN(Opened o, OpenAll(home, reads, false));
         ENGAGE_ASSIGN_OR_RETURN(Json report, RunQualityChecks(*o.lake, *o.engine));
         if (!report["passed"].get<bool>()) {
           std::string failed;
@@ -96,8 +108,8 @@ void RegisterMlSteps(flow::TaskRegistry& tasks, const HomePaths& home) {
       "Data-quality checks on the events ([engagement]); fails on blocking problems");
   tasks.RegisterStep(
       "features",
-      [home](const Json&) -> Result<Json> {
-        ENGAGE_ASSIGN_OR_RETURN(Opened o, OpenAll(home, false));
+      [home, reads](const Json&) -> Result<Json> {
+        ENGAGE_ASSIGN_OR_RETURN(Opened o, OpenAll(home, reads, false));
         features::FeatureBuilder builder(*o.engine, o.lake->config().engagement);
         ENGAGE_ASSIGN_OR_RETURN(auto cutoffs, builder.TrainingCutoffs());
         ENGAGE_ASSIGN_OR_RETURN(features::FeatureFrame f, builder.Build(cutoffs));
@@ -111,8 +123,8 @@ void RegisterMlSteps(flow::TaskRegistry& tasks, const HomePaths& home) {
       "Builds the point-in-time training features and reports their shape");
   tasks.RegisterStep(
       "train",
-      [home](const Json& p) -> Result<Json> {
-        ENGAGE_ASSIGN_OR_RETURN(Opened o, OpenAll(home, false));
+      [home, reads](const Json& p) -> Result<Json> {
+        ENGAGE_ASSIGN_OR_RETURN(Opened o, OpenAll(home, reads, false));
         ml::EngagementTrainer trainer(*o.engine, *o.registry, o.lake->config().engagement);
         ml::EngagementTrainOptions options;
         options.model_name = StringParam(p, "model", "engagement");
@@ -128,8 +140,8 @@ void RegisterMlSteps(flow::TaskRegistry& tasks, const HomePaths& home) {
       ModelOf("model", "engagement"));
   tasks.RegisterStep(
       "evaluate",
-      [home](const Json& p) -> Result<Json> {
-        ENGAGE_ASSIGN_OR_RETURN(Opened o, OpenAll(home, false));
+      [home, reads](const Json& p) -> Result<Json> {
+        ENGAGE_ASSIGN_OR_RETURN(Opened o, OpenAll(home, reads, false));
         std::string name = StringParam(p, "model", "engagement");
         if (!p.contains("version") || !p["version"].is_number_integer()) {
           return InvalidArgumentError("engage:evaluate needs {\"model\", \"version\": n}");
@@ -161,8 +173,8 @@ void RegisterMlSteps(flow::TaskRegistry& tasks, const HomePaths& home) {
       ModelOf("model", "engagement"));
   tasks.RegisterStep(
       "promote",
-      [home](const Json& p) -> Result<Json> {
-        ENGAGE_ASSIGN_OR_RETURN(Opened o, OpenAll(home, false));
+      [home, reads](const Json& p) -> Result<Json> {
+        ENGAGE_ASSIGN_OR_RETURN(Opened o, OpenAll(home, reads, false));
         std::string name = StringParam(p, "model", "engagement");
         if (!p.contains("version") || !p["version"].is_number_integer()) {
           return InvalidArgumentError("engage:promote needs {\"model\", \"version\": n}");
@@ -183,8 +195,8 @@ void RegisterMlSteps(flow::TaskRegistry& tasks, const HomePaths& home) {
       ModelOf("model", "engagement"));
   tasks.RegisterStep(
       "score",
-      [home](const Json& p) -> Result<Json> {
-        ENGAGE_ASSIGN_OR_RETURN(Opened o, OpenAll(home, true));
+      [home, reads](const Json& p) -> Result<Json> {
+        ENGAGE_ASSIGN_OR_RETURN(Opened o, OpenAll(home, reads, true));
         ml::ScoreOptions options;
         options.model = StringParam(p, "model", "engagement@champion");
         ENGAGE_ASSIGN_OR_RETURN(ml::ScoreReport r,
@@ -195,8 +207,8 @@ void RegisterMlSteps(flow::TaskRegistry& tasks, const HomePaths& home) {
       ModelOf("model", "engagement@champion"));
   tasks.RegisterStep(
       "publish",
-      [home](const Json& p) -> Result<Json> {
-        ENGAGE_ASSIGN_OR_RETURN(Opened o, OpenAll(home, false));
+      [home, reads](const Json& p) -> Result<Json> {
+        ENGAGE_ASSIGN_OR_RETURN(Opened o, OpenAll(home, reads, false));
         std::vector<std::string> refs;
         if (p.contains("models") && p["models"].is_array()) {
           for (const auto& m : p["models"]) {
@@ -222,8 +234,8 @@ void RegisterMlSteps(flow::TaskRegistry& tasks, const HomePaths& home) {
       PublishedModels);
   tasks.RegisterStep(
       "cost-summary",
-      [home](const Json& p) -> Result<Json> {
-        ENGAGE_ASSIGN_OR_RETURN(Opened o, OpenAll(home, false));
+      [home, reads](const Json& p) -> Result<Json> {
+        ENGAGE_ASSIGN_OR_RETURN(Opened o, OpenAll(home, reads, false));
         std::string since = StringParam(p, "since", "");
         ENGAGE_ASSIGN_OR_RETURN(
             SqliteStmt st,
@@ -338,24 +350,23 @@ std::vector<std::string> ResolveInputDirs(const FlowConfig& flow, const HomePath
 }
 
 void RegisterEngageSteps(flow::TaskRegistry& tasks, const HomePaths& home,
-                         const StepConfinement& confinement) {
+                         const StepConfinement& confinement,
+                         const std::shared_ptr<ReadSides>& reads) {
   flow::TaskRegistry* registry = &tasks;
   tasks.RegisterStep(
       "query",
-      [home, registry](const Json& p) -> Result<Json> {
+      [home, reads, registry](const Json& p) -> Result<Json> {
         if (!p.is_object() || !p.contains("sql") || !p["sql"].is_string()) {
           return InvalidArgumentError("engage:query needs Parameters {\"sql\": \"SELECT ...\"}");
         }
-        lake::LakeOptions opts;
-        opts.writer = false;
-        ENGAGE_ASSIGN_OR_RETURN(auto l, lake::Lake::Open(home, opts));
-        ENGAGE_ASSIGN_OR_RETURN(auto qe, sql::QueryEngine::Open(*l));
+        ENGAGE_ASSIGN_OR_RETURN(Opened o, OpenAll(home, reads, false));
         sql::QueryRequest req;
         req.sql = p["sql"].get<std::string>();
         req.source = "flow";
         // A step's query is bounded like the CLI's (the Task's TimeoutSeconds bounds the step).
         req.timeout_ms =
-            l->config().query.timeout_seconds.value_or(sql::kDefaultCliQueryTimeoutSeconds) * 1000;
+            o.lake->config().query.timeout_seconds.value_or(sql::kDefaultCliQueryTimeoutSeconds) *
+            1000;
         if (p.contains("max_scan_bytes") && p["max_scan_bytes"].is_number_integer()) {
           req.max_scan_bytes = p["max_scan_bytes"].get<int64_t>();
         }
@@ -369,7 +380,7 @@ void RegisterEngageSteps(flow::TaskRegistry& tasks, const HomePaths& home,
             return Status::Ok();
           };
         }
-        ENGAGE_ASSIGN_OR_RETURN(auto r, qe->Run(req));
+        ENGAGE_ASSIGN_OR_RETURN(auto r, o.engine->Run(req));
         return r.ToJson();
       },
       "Runs read-only SQL over the lake: {\"sql\": \"SELECT ...\", \"max_scan_bytes\": n}",
@@ -423,7 +434,7 @@ void RegisterEngageSteps(flow::TaskRegistry& tasks, const HomePaths& home,
         }
         return std::vector<std::string>{"table/" + p["table"].get<std::string>()};
       });
-  RegisterMlSteps(tasks, home);
+  RegisterMlSteps(tasks, home, reads);
 }
 
 }  // namespace engage::app

@@ -254,7 +254,7 @@ Result<EngagementTrainResult> EngagementTrainer::Train(const EngagementTrainOpti
   std::set<std::string> ingests;
   for (const std::string& table : {config_.events_table, config_.customers_table}) {
     if (table.empty()) continue;
-    auto files = engine_.lake().catalog().Files(table);
+    auto files = engine_.CatalogFiles(table);
     if (!files.ok()) continue;
     for (const auto& f : *files) ingests.insert(f.ingest_id);
   }

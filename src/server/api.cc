@@ -443,13 +443,9 @@ Result<std::shared_ptr<const Api::Impl::CurrentFeatures>> Api::Impl::Current(boo
   if (current && current->btyd == btyd && now - current->checked_micros < 60'000'000) {
     return current;
   }
-  lake::LakeOptions lo;
-  lo.writer = false;
-  lo.clock = clock;
-  ENGAGE_ASSIGN_OR_RETURN(auto lake, lake::Lake::Open(home, lo));
-  ENGAGE_ASSIGN_OR_RETURN(auto engine, sql::QueryEngine::Open(*lake, options.query_threads));
-  const EngagementConfig& config = lake->config().engagement;
-  features::FeatureBuilder builder(*engine, config);
+  ENGAGE_ASSIGN_OR_RETURN(std::shared_ptr<app::ReadSide> reads, app->reads().Current());
+  const EngagementConfig& config = reads->config().engagement;
+  features::FeatureBuilder builder(reads->query(), config);
   ENGAGE_ASSIGN_OR_RETURN(std::string cutoff, builder.DataEnd());
   if (current && current->btyd == btyd && current->cutoff == cutoff) {
     auto refreshed = std::make_shared<CurrentFeatures>(*current);
@@ -463,7 +459,7 @@ Result<std::shared_ptr<const Api::Impl::CurrentFeatures>> Api::Impl::Current(boo
   fresh->checked_micros = now;
   {
     std::lock_guard<std::mutex> reg(registry_mu);
-    ml::EngagementTrainer trainer(*engine, *registry, config);
+    ml::EngagementTrainer trainer(reads->query(), *registry, config);
     ENGAGE_ASSIGN_OR_RETURN(features::FeatureFrame frame, trainer.BuildFeatures({cutoff}, btyd));
     fresh->frame = std::make_shared<const features::FeatureFrame>(std::move(frame));
   }
@@ -549,14 +545,11 @@ Status Api::Impl::Score(Call& c) {
     reasons.push_back(
         Json{{"feature", r.feature}, {"contribution", std::round(r.contribution * 1e4) / 1e4}});
   }
-  lake::LakeOptions lo;
-  lo.writer = false;
-  lo.clock = clock;
-  ENGAGE_ASSIGN_OR_RETURN(auto lake, lake::Lake::Open(home, lo));
+  ENGAGE_ASSIGN_OR_RETURN(std::shared_ptr<app::ReadSide> reads, app->reads().Current());
   JsonBody(c.res, Json{{"model", mv.name},
                        {"model_version", mv.version},
                        {"score", score[0]},
-                       {"segment", ml::Segment(lake->config().engagement, score[0])},
+                       {"segment", ml::Segment(reads->config().engagement, score[0])},
                        {"reasons", std::move(reasons)},
                        {"features", std::move(source)}});
   return Status::Ok();
@@ -865,19 +858,15 @@ Status Api::Impl::Query(Call& c) {
     }
     return Status::Ok();
   };
-  lake::LakeOptions lo;
-  lo.writer = false;
-  lo.clock = clock;
-  ENGAGE_ASSIGN_OR_RETURN(auto lake, lake::Lake::Open(home, lo));
+  ENGAGE_ASSIGN_OR_RETURN(std::shared_ptr<app::ReadSide> reads, app->reads().Current());
   int64_t timeout_seconds =
-      lake->config().query.timeout_seconds.value_or(sql::kDefaultServerQueryTimeoutSeconds);
+      reads->config().query.timeout_seconds.value_or(sql::kDefaultServerQueryTimeoutSeconds);
   if (asked_seconds > 0 && (timeout_seconds == 0 || asked_seconds < timeout_seconds)) {
     timeout_seconds = asked_seconds;
   }
   q.timeout_ms = timeout_seconds * 1000;
-  ENGAGE_ASSIGN_OR_RETURN(auto engine, sql::QueryEngine::Open(*lake, options.query_threads));
   c.audit_success = true;
-  auto r = engine->Run(q);
+  auto r = reads->query().Run(q);
   if (!r.ok()) {
     // A query over the scan cutoff is the caller's to fix, not a rate limit.
     if (r.status().code() == StatusCode::kResourceExhausted) {
@@ -947,11 +936,8 @@ Status Api::Impl::Promote(Call& c) {
   if (!body.contains("version") || !body["version"].is_number_integer()) {
     return InvalidArgumentError("version must be an integer");
   }
-  lake::LakeOptions lo;
-  lo.writer = false;
-  lo.clock = clock;
-  ENGAGE_ASSIGN_OR_RETURN(auto lake, lake::Lake::Open(home, lo));
-  const ModelsConfig& mc = lake->config().models;
+  ENGAGE_ASSIGN_OR_RETURN(std::shared_ptr<app::ReadSide> reads, app->reads().Current());
+  const ModelsConfig& mc = reads->config().models;
   ml::PromotionGate gate;
   gate.metric = mc.promotion_metric;
   gate.min_value = mc.min_quality;

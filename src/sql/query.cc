@@ -695,6 +695,11 @@ Result<std::unique_ptr<QueryEngine>> QueryEngine::Open(lake::Lake& lake, int thr
   return qe;
 }
 
+Result<std::vector<lake::LakeFile>> QueryEngine::CatalogFiles(const std::string& table) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return catalog_.Files(table);
+}
+
 int64_t QueryEngine::ViewBuildsForTesting() {
   std::lock_guard lock(mu_);
   return view_builds_;

@@ -4,16 +4,17 @@
 //   ENGAGE_ASSIGN_OR_RETURN(auto trained, app->TrainEngagement({.model_name = "engagement"}));
 //   ENGAGE_ASSIGN_OR_RETURN(auto rec, app->executions().Start(std::move(request)));
 //
-// App owns the lake (read side), one long-lived query engine, the model registry and the
-// execution runner (whose executions run Engage's steps: see steps.h). The use cases that tie
-// components together live here: training and registering the engagement model, publishing
+// App owns a lake handle, the process's one long-lived query engine (ReadSides: shared with the
+// execution runner's steps and the server's requests), the model registry and the execution
+// runner (whose executions run Engage's steps: see steps.h). The use cases that tie components
+// together live here: training and registering the engagement model, publishing
 // predictions, the data-quality checks, the shipped pipelines and starting executions. The CLI
 // parses arguments and prints; the server parses HTTP and renders; both call App.
 //
 // Writers (ingest, scoring, compaction) take the lake's writer lock for their run only:
 // OpenWriter() gives a writer handle for that.
 //
-// Thread-safety: executions() may be used from any thread. The rest (lake(), query(),
+// Thread-safety: executions() and reads() may be used from any thread. The rest (lake(),
 // registry() and the use cases) from one thread at a time, the one that opened the App.
 #pragma once
 
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "engage/app/executions.h"
+#include "engage/app/read_side.h"
 #include "engage/core/clock.h"
 #include "engage/core/config.h"
 #include "engage/core/home.h"
@@ -61,8 +63,10 @@ class App {
   const HomePaths& home() const { return home_; }
   const Config& config() const { return lake_->config(); }
   const Clock& clock() const { return *clock_; }
+  // A lake handle for the opening thread (catalog, config, paths).
   lake::Lake& lake() { return *lake_; }
-  sql::QueryEngine& query() { return *query_; }
+  // The process's query engine and config, shared by every thread (see read_side.h).
+  ReadSides& reads() { return *reads_; }
   ml::ModelRegistry& registry() { return *registry_; }
   ExecutionRunner& executions() { return *runner_; }
 
@@ -92,7 +96,7 @@ class App {
   HomePaths home_;
   const Clock* clock_ = nullptr;
   std::unique_ptr<lake::Lake> lake_;
-  std::unique_ptr<sql::QueryEngine> query_;
+  std::shared_ptr<ReadSides> reads_;
   std::unique_ptr<ml::ModelRegistry> registry_;
   std::unique_ptr<ExecutionRunner> runner_;
 };

@@ -29,6 +29,7 @@
 #include <string>
 #include <thread>
 
+#include "engage/app/read_side.h"
 #include "engage/core/home.h"
 #include "engage/core/json.h"
 #include "engage/core/status.h"
@@ -79,7 +80,9 @@ struct ExecutionOutcome {
 
 class ExecutionRunner {
  public:
-  explicit ExecutionRunner(HomePaths home);
+  // `reads` (optional): the process's query engine, for the steps' queries; without it each step
+  // opens its own.
+  explicit ExecutionRunner(HomePaths home, std::shared_ptr<ReadSides> reads = nullptr);
   // Aborts whatever still runs and joins every thread.
   ~ExecutionRunner();
   ExecutionRunner(const ExecutionRunner&) = delete;
@@ -131,6 +134,7 @@ class ExecutionRunner {
   void ReapLocked();
 
   HomePaths home_;
+  std::shared_ptr<ReadSides> reads_;
   mutable std::mutex mu_;
   std::condition_variable changed_;
   std::map<std::string, std::shared_ptr<Run>> runs_;  // by execution id

@@ -5,13 +5,15 @@
 //   RegisterEngageSteps(tasks, home, {});          // the trusted local user
 //
 // Each step opens what it needs from the home when it runs, so a definition that uses none of
-// them runs without a lake. With an authorizer on the registry (a role), engage:query checks
-// each table the query reads and engage:ingest its target table.
+// them runs without a lake; queries go through the shared engine when one is given. With an
+// authorizer on the registry (a role), engage:query checks each table the query reads and
+// engage:ingest its target table.
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "engage/app/read_side.h"
 #include "engage/core/config.h"
 #include "engage/core/home.h"
 #include "engage/flow/engine.h"
@@ -30,8 +32,11 @@ struct StepConfinement {
 // [flow] input_dirs resolved: relative ones against the home, symlinks followed.
 std::vector<std::string> ResolveInputDirs(const FlowConfig& flow, const HomePaths& home);
 
+// `reads` (optional): the process's query engine, which the steps then query through instead of
+// opening one each (see read_side.h).
 void RegisterEngageSteps(flow::TaskRegistry& tasks, const HomePaths& home,
-                         const StepConfinement& confinement);
+                         const StepConfinement& confinement,
+                         const std::shared_ptr<ReadSides>& reads = nullptr);
 
 // The local stand-in for Amazon S3 that a distributed Map's ItemReader and ResultWriter use:
 // buckets from [flow.buckets] in engage.toml (relative paths resolve against the home), plus

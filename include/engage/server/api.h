@@ -35,7 +35,6 @@ namespace engage::server {
 
 struct ApiOptions {
   serve::RateLimitOptions rate{.rate_per_second = 1000, .burst = 2000};
-  int query_threads = 1;            // DuckDB threads for one POST /v1/query
   int max_batch_ids = 1000;         // POST /v1/predictions:batchGet
   int64_t max_result_rows = 10000;  // rows POST /v1/query returns
 };

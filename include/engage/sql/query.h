@@ -125,7 +125,12 @@ class QueryEngine {
   // errors.
   Result<lake::DuckResult> RunTrusted(const std::string& sql, const std::string& source);
 
+  // The lake whose config, clock and paths the engine uses. Not its catalog from other threads:
+  // a Lake's catalog connection belongs to one thread (use CatalogFiles).
   lake::Lake& lake() { return lake_; }
+
+  // A table's catalogued files, read on the engine's own catalog connection (thread-safe).
+  Result<std::vector<lake::LakeFile>> CatalogFiles(const std::string& table);
 
   // How many times the engine has built its views over the catalogued files: once when it opens,
   // then once per change of the catalog's generation seen before a query.
