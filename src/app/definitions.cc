@@ -1,9 +1,13 @@
 #include "engage/app/definitions.h"
 
+#include <fmt/format.h>
+
 #include <filesystem>
 
+#include "engage/core/clock.h"
 #include "engage/core/fs.h"
 #include "engage/core/json.h"
+#include "engage/serve/machines.h"
 
 namespace engage::app {
 
@@ -28,6 +32,50 @@ Result<DefinitionFile> CheckDefinitionFile(const std::string& path, int64_t now_
     d.problems.push_back(flow::Diagnostic{"", "", "not a valid state machine"});
   }
   return d;
+}
+
+Status InvalidDefinition(std::string message) {
+  return Status(StatusCode::kUnknown, std::move(message));
+}
+
+std::string ProblemSummary(const std::string& path, const std::vector<flow::Diagnostic>& problems) {
+  return fmt::format("'{}' is not a valid state machine ({} problem{})", path, problems.size(),
+                     problems.size() == 1 ? "" : "s");
+}
+
+Result<DefinitionFile> LoadDefinitionFile(const std::string& path, int64_t now_micros) {
+  ENGAGE_ASSIGN_OR_RETURN(DefinitionFile d, CheckDefinitionFile(path, now_micros));
+  if (d.machine != nullptr) return d;
+  std::string msg = ProblemSummary(path, d.problems) + ":";
+  for (const flow::Diagnostic& p : d.problems) msg += "\n  " + p.ToString();
+  return InvalidDefinition(msg + fmt::format("\n(see `engage flow validate {}`)", path));
+}
+
+Result<flow::RegisteredStateMachine> RegisterMachineFiles(const HomePaths& home,
+                                                          const std::string& name,
+                                                          const std::string& definition_path,
+                                                          const std::string& role_path) {
+  ENGAGE_RETURN_IF_ERROR(flow::ValidateStateMachineName(name));
+  const Clock& clock = SystemClock::Default();
+  ENGAGE_ASSIGN_OR_RETURN(DefinitionFile def,
+                          LoadDefinitionFile(definition_path, clock.NowMicros()));
+  ENGAGE_ASSIGN_OR_RETURN(std::string role_text, ReadTextArgument(role_path, "role policy"));
+  auto role = ParseJson(role_text, role_path);
+  if (!role.ok()) return InvalidDefinition(role.status().message());
+  ENGAGE_ASSIGN_OR_RETURN(Json definition, ParseJson(def.text, definition_path));
+  std::error_code ec;
+  if (!std::filesystem::exists(home.config(), ec)) {
+    return FailedPreconditionError(
+        fmt::format("no Engage home at '{}': run `engage init` first or pass --home", home.root));
+  }
+  ENGAGE_ASSIGN_OR_RETURN(auto machines, flow::StateMachineRegistry::Open(home.meta_db(), clock));
+  auto m = serve::RegisterStateMachine(*machines, name, definition, *role, "cli");
+  // A bad definition or role is not a usage error: exit 1, as flow validate.
+  if (!m.ok() && m.status().code() == StatusCode::kInvalidArgument &&
+      name != serve::kEngagementMachine) {
+    return InvalidDefinition(m.status().message());
+  }
+  return m;
 }
 
 std::string MachineNameFromPath(const std::string& path) {

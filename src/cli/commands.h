@@ -10,6 +10,7 @@
 
 #include "engage/core/json.h"
 #include "engage/core/status.h"
+#include "engage/core/text.h"
 #include "engage/lake/lake.h"
 #include "engage/ml/xgb.h"
 
@@ -24,10 +25,23 @@ struct GlobalOptions {
   bool verbose = false;
 };
 
-// Shared output helpers: indented JSON, and rows as an aligned text table.
+// Shared output helpers: indented JSON, and rows as an aligned text table (FormatTable).
 void PrintJson(const Json& j);
 void PrintTable(const std::vector<std::string>& header,
                 const std::vector<std::vector<std::string>>& rows);
+// `j` as JSON when `json`, else `text()`.
+void Emit(bool json, const Json& j, const std::function<void()>& text);
+
+// Registration helpers. A command's options live in a struct kept for the whole program
+// (commands are registered once, in main); OnRun makes `run` the action when `cmd` is chosen.
+void KeepAlive(std::shared_ptr<void> p);
+template <class T>
+T& Keep() {
+  auto p = std::make_shared<T>();
+  KeepAlive(p);
+  return *p;
+}
+void OnRun(CLI::App* cmd, std::function<Status()>* action, std::function<Status()> run);
 
 // Opens the home's lake; `writer` takes the writer lock and runs recovery (reporting it).
 Result<std::unique_ptr<lake::Lake>> OpenLake(const GlobalOptions& g, bool writer);

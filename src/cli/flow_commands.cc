@@ -1,77 +1,34 @@
 // `engage flow ...`: validate, run, list, describe, history, redrive, graph and the conformance
 // runners. Argument parsing and printing only; the engine and store live in engage::flow.
 #include <fmt/format.h>
-#include <glob.h>
-#include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <cerrno>
-#include <chrono>
+#include <atomic>
 #include <csignal>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iostream>
-#include <map>
-#include <mutex>
-#include <set>
-#include <sstream>
 #include <thread>
 
 #include "cli/commands.h"
 #include "engage/app/definitions.h"
 #include "engage/app/executions.h"
 #include "engage/app/pipelines.h"
-#include "engage/core/config.h"
-#include "engage/core/fs.h"
+#include "engage/app/timeline.h"
 #include "engage/core/home.h"
-#include "engage/core/ids.h"
+#include "engage/core/text.h"
 #include "engage/flow/conformance.h"
-#include "engage/flow/definition.h"
-#include "engage/flow/engine.h"
 #include "engage/flow/graph.h"
 #include "engage/flow/registry.h"
 #include "engage/flow/store.h"
-#include "engage/flow/tasks.h"
 #include "engage/jsonata/conformance.h"
-#include "engage/lake/ingest.h"
-#include "engage/lake/lake.h"
-#include "engage/serve/machines.h"
-#include "engage/sql/query.h"
 
 namespace engage::cli {
 namespace {
 
 namespace fs = std::filesystem;
 
-// An invalid definition exits with 1 (as `flow validate` does), not with the usage-error code.
-Status InvalidDefinition(std::string message) {
-  return Status(StatusCode::kUnknown, std::move(message));
-}
-
-using CheckedDefinition = app::DefinitionFile;
-
-Result<CheckedDefinition> CheckDefinition(const std::string& path) {
-  return app::CheckDefinitionFile(path, SystemClock::Default().NowMicros());
-}
-
-std::string ProblemSummary(const std::string& path, const std::vector<flow::Diagnostic>& problems) {
-  return fmt::format("'{}' is not a valid state machine ({} problem{})", path, problems.size(),
-                     problems.size() == 1 ? "" : "s");
-}
-
-// A valid definition, or an error listing every problem (exit 1).
-Result<CheckedDefinition> LoadMachine(const std::string& path) {
-  ENGAGE_ASSIGN_OR_RETURN(CheckedDefinition d, CheckDefinition(path));
-  if (d.machine == nullptr) {
-    std::string msg = ProblemSummary(path, d.problems) + ":";
-    for (const flow::Diagnostic& p : d.problems) msg += "\n  " + p.ToString();
-    msg += fmt::format("\n(see `engage flow validate {}`)", path);
-    return InvalidDefinition(std::move(msg));
-  }
-  return d;
+Result<app::DefinitionFile> LoadMachine(const std::string& path) {
+  return app::LoadDefinitionFile(path, SystemClock::Default().NowMicros());
 }
 
 // Opens the execution store of the home and fails executions whose process died (saying so).
@@ -87,16 +44,6 @@ Result<std::unique_ptr<flow::ExecutionStore>> OpenStore(const GlobalOptions& g) 
   }
   return store;
 }
-
-struct RunOptions {
-  std::string definition;
-  std::string input = "";
-  std::string name;
-  bool json = false;
-  std::string mock;
-  std::string mock_case;
-  std::string type = "STANDARD";
-};
 
 void PrintResult(const flow::ExecutionResult& r, const flow::ExecutionRecord& rec, bool json) {
   if (json) {
@@ -117,97 +64,12 @@ void PrintResult(const flow::ExecutionResult& r, const flow::ExecutionRecord& re
   }
 }
 
-// The top-level states of an execution as they run: printed as they start and end when stderr
-// is a terminal, and summarized in a table at the end (`engage run pipeline`).
-class StateTimeline {
- public:
-  StateTimeline(const flow::StateMachine& machine, bool live) : live_(live) {
-    for (const auto& [name, state] : machine.states) top_level_.insert(name);
-  }
-
-  void OnEvent(const flow::Event& e) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto ends_with = [&e](std::string_view suffix) {
-      return e.type.size() > suffix.size() &&
-             e.type.compare(e.type.size() - suffix.size(), suffix.size(), suffix) == 0;
-    };
-    std::string name = e.details.is_object() ? e.details.value("name", "") : "";
-    if (ends_with("StateEntered") && top_level_.count(name) > 0 && current_ < 0) {
-      rows_.push_back(Row{name, e.timestamp_micros, 0, "running"});
-      current_ = static_cast<int64_t>(rows_.size()) - 1;
-      if (live_) std::fprintf(stderr, "  %-24s ...\n", name.c_str());
-    } else if (e.type == "TaskSucceeded" && current_ >= 0) {
-      rows_[current_].result = Brief(e.details.value("output", ""));
-    } else if (ends_with("StateExited") && current_ >= 0 && rows_[current_].state == name) {
-      Row& r = rows_[current_];
-      r.end = e.timestamp_micros;
-      if (r.result == "running") r.result = "ok";
-      if (live_) {
-        std::fprintf(stderr, "  %-24s %7.1f s  %s\n", name.c_str(), (r.end - r.start) / 1e6,
-                     r.result.c_str());
-      }
-      current_ = -1;
-    } else if ((e.type == "ExecutionFailed" || e.type == "ExecutionAborted" ||
-                e.type == "ExecutionTimedOut") &&
-               current_ >= 0) {
-      Row& r = rows_[current_];
-      r.end = e.timestamp_micros;
-      std::string error = e.details.is_object() ? e.details.value("error", "") : "";
-      r.result = (e.type == "ExecutionFailed" ? "FAILED" : e.type.substr(9)) +
-                 (error.empty() ? "" : ": " + error);
-      if (live_) {
-        std::fprintf(stderr, "  %-24s %7.1f s  %s\n", r.state.c_str(), (r.end - r.start) / 1e6,
-                     r.result.c_str());
-      }
-      current_ = -1;
-    }
-  }
-
-  void PrintSummary() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::vector<std::vector<std::string>> rows;
-    for (const Row& r : rows_) {
-      rows.push_back(
-          {r.state, r.end > 0 ? fmt::format("{:.1f}", (r.end - r.start) / 1e6) : "", r.result});
-    }
-    PrintTable({"state", "seconds", "result"}, rows);
-  }
-
- private:
-  struct Row {
-    std::string state;
-    int64_t start = 0, end = 0;
-    std::string result;
-  };
-  // A task's result in a line: its scalar fields as key=value, cut to 60 characters.
-  static std::string Brief(const std::string& output_json) {
-    Json j = Json::parse(output_json, nullptr, false);
-    std::string s;
-    if (j.is_object()) {
-      for (auto it = j.begin(); it != j.end(); ++it) {
-        if (it->is_structured() || it->is_null()) continue;
-        std::string v = it->is_number_float()
-                            ? fmt::format("{:.4g}", it->get<double>())
-                            : (it->is_string() ? it->get<std::string>() : it->dump());
-        s += (s.empty() ? "" : " ") + it.key() + "=" + v;
-      }
-    }
-    if (s.empty()) s = "ok";
-    return s.size() > 60 ? s.substr(0, 57) + "..." : s;
-  }
-  mutable std::mutex mu_;
-  bool live_;
-  std::set<std::string> top_level_;
-  std::vector<Row> rows_;
-  int64_t current_ = -1;
-};
-
 // Runs an execution started on `runner` to its end in the foreground: a Ctrl-C or SIGTERM stops
 // it cleanly (ABORTED) instead of killing the process mid-state. Prints the result.
 // With a `timeline`, prints its summary table instead of the full output (unless `json`).
 Status RunInForeground(app::ExecutionRunner& runner,
                        const std::function<Result<flow::ExecutionRecord>()>& start, bool json,
-                       const StateTimeline* timeline = nullptr) {
+                       const app::StateTimeline* timeline = nullptr) {
   // Signals go to a thread that waits for them and stops the run; every other thread, the
   // runner's included (so blocked before it starts them), blocks them.
   sigset_t signals, previous;
@@ -237,7 +99,7 @@ Status RunInForeground(app::ExecutionRunner& runner,
     const flow::ExecutionRecord& rec = outcome->record;
     std::printf("execution %s (%s): %s\n", rec.name.c_str(), rec.id.c_str(),
                 flow::ExecutionStatusName(outcome->result.status));
-    timeline->PrintSummary();
+    std::fputs(timeline->Table().c_str(), stdout);
     if (outcome->result.error) std::printf("error: %s\n", outcome->result.error->c_str());
     if (outcome->result.cause) std::printf("cause: %s\n", outcome->result.cause->c_str());
     std::printf("full output: engage flow describe %s   history: engage flow history %s\n",
@@ -253,55 +115,54 @@ Status RunInForeground(app::ExecutionRunner& runner,
   return Status::Ok();
 }
 
-}  // namespace
-
-namespace {
-
 void AddValidate(CLI::App& flow, std::function<Status()>* action) {
   auto* cmd = flow.add_subcommand(
       "validate",
       "Check an ASL definition; every problem with its state and field; exit 1 if invalid");
-  auto path = std::make_shared<std::string>();
-  auto json = std::make_shared<bool>(false);
-  cmd->add_option("definition", *path, "State machine definition (JSON)")->required();
-  cmd->add_flag("--json", *json, "Print {\"valid\": bool, \"problems\": [...]}");
-  cmd->callback([action, path, json] {
-    *action = [path, json]() -> Status {
-      ENGAGE_ASSIGN_OR_RETURN(CheckedDefinition d, CheckDefinition(*path));
-      const std::vector<flow::Diagnostic>& problems = d.problems;
-      const auto& sm = d.machine;
-      if (*json) {
-        Json arr = Json::array();
-        for (const auto& p : problems) {
-          arr.push_back(Json{{"state", p.state}, {"path", p.pointer}, {"message", p.message}});
-        }
-        PrintJson(Json{{"valid", sm != nullptr}, {"problems", arr}});
-      } else if (sm != nullptr) {
-        std::printf("%s: valid (%zu states)\n", path->c_str(), sm->states.size());
-      } else {
-        for (const auto& p : problems) std::printf("%s: %s\n", path->c_str(), p.ToString().c_str());
-      }
-      if (sm == nullptr) return InvalidDefinition(ProblemSummary(*path, problems));
-      return Status::Ok();
-    };
+  struct O {
+    std::string path;
+    bool json = false;
+  };
+  auto& o = Keep<O>();
+  cmd->add_option("definition", o.path, "State machine definition (JSON)")->required();
+  cmd->add_flag("--json", o.json, "Print {\"valid\": bool, \"problems\": [...]}");
+  OnRun(cmd, action, [&o]() -> Status {
+    ENGAGE_ASSIGN_OR_RETURN(auto d,
+                            app::CheckDefinitionFile(o.path, SystemClock::Default().NowMicros()));
+    Json problems = Json::array();
+    for (const auto& p : d.problems) {
+      problems.push_back(Json{{"state", p.state}, {"path", p.pointer}, {"message", p.message}});
+    }
+    Emit(o.json, {{"valid", d.machine != nullptr}, {"problems", problems}}, [&] {
+      if (d.machine != nullptr)
+        std::printf("%s: valid (%zu states)\n", o.path.c_str(), d.machine->states.size());
+      for (const auto& p : d.problems)
+        std::printf("%s: %s\n", o.path.c_str(), p.ToString().c_str());
+    });
+    return d.machine ? Status::Ok()
+                     : app::InvalidDefinition(app::ProblemSummary(o.path, d.problems));
   });
 }
 
 void AddRun(CLI::App& flow, GlobalOptions& g, std::function<Status()>* action) {
   auto* cmd = flow.add_subcommand(
       "run", "Run a definition to a terminal state; the execution and its history go to meta.db");
-  auto o = std::make_shared<RunOptions>();
-  cmd->add_option("definition", o->definition, "State machine definition (JSON)")->required();
-  cmd->add_option("--input", o->input, "Execution input: a JSON file, or - for stdin (default {})");
-  cmd->add_option("--name", o->name, "Execution name, unique per state machine (default: the id)");
-  cmd->add_flag("--json", o->json,
+  struct O {
+    std::string definition, input, name, mock, mock_case, type = "STANDARD";
+    bool json = false;
+  };
+  auto& o = Keep<O>();
+  cmd->add_option("definition", o.definition, "State machine definition (JSON)")->required();
+  cmd->add_option("--input", o.input, "Execution input: a JSON file, or - for stdin (default {})");
+  cmd->add_option("--name", o.name, "Execution name, unique per state machine (default: the id)");
+  cmd->add_flag("--json", o.json,
                 "Print {\"status\", \"output\"} or {\"status\", \"error\", \"cause\"}");
-  auto* mock = cmd->add_option("--mock", o->mock,
+  auto* mock = cmd->add_option("--mock", o.mock,
                                "Mock Task results per state (Step Functions Local mock config, or "
                                "{\"States\": {...}}) for deterministic tests");
-  cmd->add_option("--mock-case", o->mock_case, "Test case in a Step Functions Local mock config")
+  cmd->add_option("--mock-case", o.mock_case, "Test case in a Step Functions Local mock config")
       ->needs(mock);
-  cmd->add_option("--type", o->type,
+  cmd->add_option("--type", o.type,
                   "STANDARD or EXPRESS: an Express workflow execution (5-minute limit, no "
                   "redrive, no .sync/.waitForTaskToken)")
       ->check(CLI::IsMember({"STANDARD", "EXPRESS"}))
@@ -310,222 +171,175 @@ void AddRun(CLI::App& flow, GlobalOptions& g, std::function<Status()>* action) {
       "Exit status: 0 when the execution SUCCEEDED, 1 when it FAILED, TIMED_OUT or was ABORTED "
       "(or the definition is invalid), 2 when an EXPRESS run's definition uses what Express "
       "workflows do not support, 4 when --name is taken.");
-  cmd->callback([&g, action, o] {
-    *action = [&g, o]() -> Status {
-      ENGAGE_ASSIGN_OR_RETURN(CheckedDefinition def, LoadMachine(o->definition));
-      if (o->type == "EXPRESS") ENGAGE_RETURN_IF_ERROR(flow::CheckExpressDefinition(*def.machine));
-      Json input = Json::object();
-      if (!o->input.empty()) {
-        ENGAGE_ASSIGN_OR_RETURN(std::string text, ReadTextArgument(o->input, "input file"));
-        ENGAGE_ASSIGN_OR_RETURN(input,
-                                ParseJson(text, o->input == "-" ? "stdin (--input -)" : o->input));
-      }
-      ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));  // fails clearly without a home
-      app::ExecutionRunner runner(ResolveHome(g.home));
-      app::ExecutionRequest req;
-      req.state_machine = app::MachineNameFromPath(o->definition);
-      req.machine = def.machine;
-      req.definition = def.text;
-      std::error_code ec;
-      req.definition_path = fs::absolute(o->definition, ec).string();
-      req.name = o->name;
-      req.input = input;
-      req.mock_case = o->mock_case;
-      if (!o->mock.empty()) req.mock_path = fs::absolute(o->mock, ec).string();
-      req.express = o->type == "EXPRESS";
-      return RunInForeground(
-          runner, [&] { return runner.Start(std::move(req)); }, o->json);
-    };
+  OnRun(cmd, action, [&g, &o]() -> Status {
+    ENGAGE_ASSIGN_OR_RETURN(app::DefinitionFile def, LoadMachine(o.definition));
+    if (o.type == "EXPRESS") ENGAGE_RETURN_IF_ERROR(flow::CheckExpressDefinition(*def.machine));
+    app::ExecutionRequest req;
+    req.input = Json::object();
+    if (!o.input.empty()) {
+      ENGAGE_ASSIGN_OR_RETURN(std::string text, ReadTextArgument(o.input, "input file"));
+      ENGAGE_ASSIGN_OR_RETURN(req.input,
+                              ParseJson(text, o.input == "-" ? "stdin (--input -)" : o.input));
+    }
+    ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));  // fails clearly without a home
+    app::ExecutionRunner runner(ResolveHome(g.home));
+    req.state_machine = app::MachineNameFromPath(o.definition);
+    req.machine = def.machine;
+    req.definition = def.text;
+    std::error_code ec;
+    req.definition_path = fs::absolute(o.definition, ec).string();
+    req.name = o.name;
+    req.mock_case = o.mock_case;
+    if (!o.mock.empty()) req.mock_path = fs::absolute(o.mock, ec).string();
+    req.express = o.type == "EXPRESS";
+    return RunInForeground(
+        runner, [&] { return runner.Start(std::move(req)); }, o.json);
   });
 }
 
 void AddRedrive(CLI::App& flow, GlobalOptions& g, std::function<Status()>* action) {
   auto* cmd = flow.add_subcommand(
       "redrive", "Resume a FAILED/TIMED_OUT/ABORTED execution from the state that failed");
-  auto id = std::make_shared<std::string>();
-  auto json = std::make_shared<bool>(false);
-  auto mock = std::make_shared<std::string>();
-  auto mock_case = std::make_shared<std::string>();
-  cmd->add_option("execution", *id, "Execution id or name")->required();
-  cmd->add_flag("--json", *json, "Print the result as JSON");
-  cmd->add_option("--mock", *mock,
+  struct O {
+    app::RedriveRequest req;
+    bool json = false;
+  };
+  auto& o = Keep<O>();
+  cmd->add_option("execution", o.req.execution, "Execution id or name")->required();
+  cmd->add_flag("--json", o.json, "Print the result as JSON");
+  cmd->add_option("--mock", o.req.mock_path,
                   "Mock Task results (as for flow run); default: the mocks the execution ran "
                   "with, continuing their invocation numbering");
-  cmd->add_option("--mock-case", *mock_case, "Test case in a Step Functions Local mock config");
+  cmd->add_option("--mock-case", o.req.mock_case,
+                  "Test case in a Step Functions Local mock config");
   cmd->footer(
       "The execution resumes at the top-level state that failed (or was running when the "
       "process died), with the input and variables it had then; earlier states do not run "
       "again. Exit status as for flow run; 7 when the execution cannot be redriven.");
-  cmd->callback([&g, action, id, json, mock, mock_case] {
-    *action = [&g, id, json, mock, mock_case]() -> Status {
-      ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));  // fails clearly without a home
-      app::ExecutionRunner runner(ResolveHome(g.home));
-      app::RedriveRequest req;
-      req.execution = *id;
-      req.mock_path = *mock;
-      req.mock_case = *mock_case;
-      auto start = [&]() -> Result<flow::ExecutionRecord> {
-        flow::RedrivePoint point;
-        ENGAGE_ASSIGN_OR_RETURN(flow::ExecutionRecord rec, runner.StartRedrive(req, &point));
-        if (!*json) {
-          std::printf("redriving %s from state '%s' (redrive #%lld)\n", rec.name.c_str(),
-                      point.state.c_str(), static_cast<long long>(point.redrive_count));
-          std::fflush(stdout);
-        }
-        return rec;
-      };
-      return RunInForeground(runner, start, *json);
+  OnRun(cmd, action, [&g, &o]() -> Status {
+    ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));  // fails clearly without a home
+    app::ExecutionRunner runner(ResolveHome(g.home));
+    auto start = [&]() -> Result<flow::ExecutionRecord> {
+      flow::RedrivePoint point;
+      ENGAGE_ASSIGN_OR_RETURN(flow::ExecutionRecord rec, runner.StartRedrive(o.req, &point));
+      if (!o.json) {
+        std::printf("redriving %s from state '%s' (redrive #%lld)\n", rec.name.c_str(),
+                    point.state.c_str(), static_cast<long long>(point.redrive_count));
+        std::fflush(stdout);
+      }
+      return rec;
     };
+    return RunInForeground(runner, start, o.json);
   });
 }
 
 void AddStop(CLI::App& flow, GlobalOptions& g, std::function<Status()>* action) {
   auto* cmd = flow.add_subcommand(
       "stop", "Stop a running execution (as StopExecution): it ends ABORTED, wherever it runs");
-  auto id = std::make_shared<std::string>();
-  auto wait = std::make_shared<double>(30);
-  auto json = std::make_shared<bool>(false);
-  cmd->add_option("execution", *id, "Execution id or name")->required();
-  cmd->add_option("--wait", *wait, "Seconds to wait for it to stop (default 30; 0: do not wait)")
+  struct O {
+    std::string id;
+    double wait = 30;
+    bool json = false;
+  };
+  auto& o = Keep<O>();
+  cmd->add_option("execution", o.id, "Execution id or name")->required();
+  cmd->add_option("--wait", o.wait, "Seconds to wait for it to stop (default 30; 0: do not wait)")
       ->check(CLI::Range(0.0, 3600.0));
-  cmd->add_flag("--json", *json, "Print the execution as JSON (as DescribeExecution)");
+  cmd->add_flag("--json", o.json, "Print the execution as JSON (as DescribeExecution)");
   cmd->footer(
       "The execution may run in this shell's `engage flow run`, another terminal or `engage "
       "serve`: its process stops it at the state it is in (ExecutionAborted in its history). "
       "Exit 7 when it is not running, 3 when there is no such execution, 1 when it did not "
       "stop within --wait.");
-  cmd->callback([&g, action, id, wait, json] {
-    *action = [&g, id, wait, json]() -> Status {
-      ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));  // fails clearly without a home
-      app::ExecutionRunner runner(ResolveHome(g.home));
-      ENGAGE_RETURN_IF_ERROR(runner.Stop(*id));
-      ENGAGE_ASSIGN_OR_RETURN(flow::ExecutionRecord r,
-                              runner.AwaitEnd(*id, static_cast<int64_t>(*wait * 1000)));
-      if (*json) {
-        PrintJson(r.ToJson());
-      } else if (r.status == "RUNNING") {
-        std::printf("stop requested for %s (%s); still running\n", r.name.c_str(), r.id.c_str());
-      } else {
-        std::printf("execution %s (%s): %s\n", r.name.c_str(), r.id.c_str(), r.status.c_str());
-      }
-      if (r.status == "RUNNING" && *wait > 0) {
-        return Status(StatusCode::kAborted,
-                      fmt::format("execution '{}' did not stop within {} s (its process stops it "
-                                  "at the next state boundary or wait)",
-                                  r.name, *wait));
-      }
-      return Status::Ok();
-    };
+  OnRun(cmd, action, [&g, &o]() -> Status {
+    ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));  // fails clearly without a home
+    app::ExecutionRunner runner(ResolveHome(g.home));
+    ENGAGE_RETURN_IF_ERROR(runner.Stop(o.id));
+    ENGAGE_ASSIGN_OR_RETURN(auto r, runner.AwaitEnd(o.id, static_cast<int64_t>(o.wait * 1000)));
+    const bool running = r.status == "RUNNING";
+    Emit(o.json, r.ToJson(), [&r, running] {
+      std::printf(
+          running ? "stop requested for %s (%s); still running\n" : "execution %s (%s): %s\n",
+          r.name.c_str(), r.id.c_str(), r.status.c_str());
+    });
+    if (!running || o.wait <= 0) return Status::Ok();
+    return Status(StatusCode::kAborted,
+                  fmt::format("execution '{}' did not stop within {} s (its process stops it "
+                              "at the next state boundary or wait)",
+                              r.name, o.wait));
   });
 }
 
-std::string Micros(int64_t us) { return FormatIsoUtc(us); }
-
-void AddList(CLI::App& flow, GlobalOptions& g, std::function<Status()>* action) {
-  auto* cmd = flow.add_subcommand("list", "List executions, newest first");
-  auto status = std::make_shared<std::string>();
-  auto limit = std::make_shared<int64_t>(50);
-  auto json = std::make_shared<bool>(false);
-  cmd->add_option("--status", *status, "Only RUNNING, SUCCEEDED, FAILED, TIMED_OUT or ABORTED")
+// `engage flow list|describe|history|machines`: reads of the home's executions and machines.
+void AddReads(CLI::App& flow, GlobalOptions& g, std::function<Status()>* action) {
+  struct O {
+    std::string status, id;
+    int64_t limit = 50;
+    bool json = false;
+  };
+  auto& o = Keep<O>();
+  auto* list = flow.add_subcommand("list", "List executions, newest first");
+  list->add_option("--status", o.status, "Only RUNNING, SUCCEEDED, FAILED, TIMED_OUT or ABORTED")
       ->check(CLI::IsMember({"RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}));
-  cmd->add_option("--limit", *limit, "At most this many (default 50)")->check(CLI::PositiveNumber);
-  cmd->add_flag("--json", *json, "Print a JSON array");
-  cmd->callback([&g, action, status, limit, json] {
-    *action = [&g, status, limit, json]() -> Status {
-      ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));
-      ENGAGE_ASSIGN_OR_RETURN(auto list, store->List(*limit, *status));
-      if (*json) {
-        Json arr = Json::array();
-        for (const auto& r : list) {
-          Json j = r.ToJson();
-          j.erase("input");
-          j.erase("output");
-          arr.push_back(std::move(j));
-        }
-        PrintJson(arr);
-        return Status::Ok();
-      }
-      std::vector<std::vector<std::string>> rows;
-      for (const auto& r : list) {
-        std::string dur =
-            r.stop_micros ? fmt::format("{:.3f}s", (*r.stop_micros - r.start_micros) / 1e6) : "";
-        rows.push_back({r.id, r.name, r.state_machine, r.status, Micros(r.start_micros), dur,
-                        r.error.value_or("")});
-      }
-      PrintTable({"id", "name", "state machine", "status", "started", "duration", "error"}, rows);
-      return Status::Ok();
-    };
+  list->add_option("--limit", o.limit, "At most this many (default 50)")
+      ->check(CLI::PositiveNumber);
+  list->add_flag("--json", o.json, "Print a JSON array");
+  OnRun(list, action, [&g, &o]() -> Status {
+    ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));
+    ENGAGE_ASSIGN_OR_RETURN(auto executions, store->List(o.limit, o.status));
+    Json arr = Json::array();
+    for (const auto& r : executions) {
+      arr.push_back(r.ToJson());
+      arr.back().erase("input");
+      arr.back().erase("output");
+    }
+    Emit(o.json, arr, [&] { std::fputs(flow::ExecutionsTable(executions).c_str(), stdout); });
+    return Status::Ok();
   });
-}
-
-void AddDescribe(CLI::App& flow, GlobalOptions& g, std::function<Status()>* action) {
-  auto* cmd = flow.add_subcommand("describe", "Show one execution: status, input, output, error");
-  auto id = std::make_shared<std::string>();
-  auto json = std::make_shared<bool>(false);
-  cmd->add_option("execution", *id, "Execution id or name")->required();
-  cmd->add_flag("--json", *json, "Print as JSON (like DescribeExecution)");
-  cmd->callback([&g, action, id, json] {
-    *action = [&g, id, json]() -> Status {
-      ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));
-      ENGAGE_ASSIGN_OR_RETURN(flow::ExecutionRecord r, store->Get(*id));
-      if (*json) {
-        PrintJson(r.ToJson());
-        return Status::Ok();
-      }
-      std::printf("execution:     %s\nname:          %s\nstate machine: %s\nstatus:        %s\n",
-                  r.id.c_str(), r.name.c_str(), r.state_machine.c_str(), r.status.c_str());
-      std::printf("started:       %s\n", Micros(r.start_micros).c_str());
-      if (r.stop_micros) std::printf("stopped:       %s\n", Micros(*r.stop_micros).c_str());
-      if (r.redrive_count > 0) {
-        std::printf("redrives:      %lld\n", static_cast<long long>(r.redrive_count));
-      }
-      if (!r.definition_path.empty()) {
-        std::printf("definition:    %s\n", r.definition_path.c_str());
-      }
-      std::printf("input:         %s\n", DumpJson(r.input).c_str());
-      if (r.output) std::printf("output:        %s\n", DumpJson(*r.output).c_str());
-      if (r.error) std::printf("error:         %s\n", r.error->c_str());
-      if (r.cause) std::printf("cause:         %s\n", r.cause->c_str());
-      return Status::Ok();
-    };
+  auto* describe =
+      flow.add_subcommand("describe", "Show one execution: status, input, output, error");
+  describe->add_option("execution", o.id, "Execution id or name")->required();
+  describe->add_flag("--json", o.json, "Print as JSON (like DescribeExecution)");
+  OnRun(describe, action, [&g, &o]() -> Status {
+    ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));
+    ENGAGE_ASSIGN_OR_RETURN(flow::ExecutionRecord r, store->Get(o.id));
+    Emit(o.json, r.ToJson(), [&r] { std::fputs(r.ToText().c_str(), stdout); });
+    return Status::Ok();
   });
-}
-
-void AddHistory(CLI::App& flow, GlobalOptions& g, std::function<Status()>* action) {
-  auto* cmd = flow.add_subcommand("history", "Show an execution's events (AWS event types)");
-  auto id = std::make_shared<std::string>();
-  auto json = std::make_shared<bool>(false);
-  cmd->add_option("execution", *id, "Execution id or name")->required();
-  cmd->add_flag("--json", *json, "Print {\"events\": [...]} like GetExecutionHistory");
-  cmd->callback([&g, action, id, json] {
-    *action = [&g, id, json]() -> Status {
-      ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));
-      ENGAGE_ASSIGN_OR_RETURN(flow::ExecutionRecord r, store->Get(*id));
-      ENGAGE_ASSIGN_OR_RETURN(auto events, store->History(r.id));
-      if (*json) {
-        Json arr = Json::array();
-        for (const auto& e : events) arr.push_back(e.ToJson());
-        PrintJson(Json{{"events", arr}});
-        return Status::Ok();
-      }
-      std::vector<std::vector<std::string>> rows;
-      for (const auto& e : events) {
-        std::string detail;
-        if (e.details.is_object()) {
-          if (e.details.contains("name")) detail = e.details["name"].get<std::string>();
-          if (e.details.contains("error")) {
-            detail += (detail.empty() ? "" : " ") + e.details["error"].get<std::string>();
-          }
-          if (e.details.contains("index")) {
-            detail += fmt::format(" #{}", e.details["index"].dump());
-          }
-        }
-        rows.push_back({std::to_string(e.id), std::to_string(e.previous_event_id),
-                        Micros(e.timestamp_micros), e.type, detail});
-      }
-      PrintTable({"id", "prev", "time", "type", "detail"}, rows);
-      return Status::Ok();
-    };
+  auto* history = flow.add_subcommand("history", "Show an execution's events (AWS event types)");
+  history->add_option("execution", o.id, "Execution id or name")->required();
+  history->add_flag("--json", o.json, "Print {\"events\": [...]} like GetExecutionHistory");
+  OnRun(history, action, [&g, &o]() -> Status {
+    ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));
+    ENGAGE_ASSIGN_OR_RETURN(flow::ExecutionRecord r, store->Get(o.id));
+    ENGAGE_ASSIGN_OR_RETURN(auto events, store->History(r.id));
+    Json arr = Json::array();
+    for (const auto& e : events) arr.push_back(e.ToJson());
+    Emit(o.json, {{"events", arr}},
+         [&] { std::fputs(flow::HistoryTable(events).c_str(), stdout); });
+    return Status::Ok();
+  });
+  auto* machines = flow.add_subcommand("machines", "List the registered state machines");
+  machines->add_flag("--json", o.json,
+                     "Print {\"state_machines\": [...]} with each definition and role, as GET "
+                     "/v1/state-machines/{name}");
+  OnRun(machines, action, [&g, &o]() -> Status {
+    ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));  // fails clearly without a home
+    ENGAGE_ASSIGN_OR_RETURN(
+        auto registry,
+        flow::StateMachineRegistry::Open(ResolveHome(g.home).meta_db(), SystemClock::Default()));
+    ENGAGE_ASSIGN_OR_RETURN(auto registered, registry->List());
+    Json arr = Json::array();
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& m : registered) {
+      arr.push_back(m.ToJson(true));
+      rows.push_back(
+          {m.name, std::to_string(m.version), m.registered_by, FormatIsoUtc(m.updated_micros)});
+    }
+    Emit(o.json, {{"state_machines", std::move(arr)}}, [&rows] {
+      PrintTable({"name", "version", "registered by", "updated"}, rows);
+    });
+    return Status::Ok();
   });
 }
 
@@ -534,198 +348,99 @@ void AddRegister(CLI::App& flow, GlobalOptions& g, std::function<Status()>* acti
       "register",
       "Register a state machine under a name, with the role policy bounding its steps (what "
       "executions started over HTTP may run)");
-  auto name = std::make_shared<std::string>();
-  auto path = std::make_shared<std::string>();
-  auto role = std::make_shared<std::string>();
-  auto json = std::make_shared<bool>(false);
-  cmd->add_option("name", *name, "State machine name: 1-80 characters of A-Z a-z 0-9 _ -")
+  struct O {
+    std::string name, path, role;
+    bool json = false;
+  };
+  auto& o = Keep<O>();
+  cmd->add_option("name", o.name, "State machine name: 1-80 characters of A-Z a-z 0-9 _ -")
       ->required();
-  cmd->add_option("definition", *path, "State machine definition (JSON)")->required();
-  cmd->add_option("--role", *role,
+  cmd->add_option("definition", o.path, "State machine definition (JSON)")->required();
+  cmd->add_option("--role", o.role,
                   "Role policy (JSON): which engage:<step> actions its Tasks may run on which "
                   "table/, model/, function/, task-definition/ and bucket/ resources")
       ->required();
-  cmd->add_flag("--json", *json, "Print the registered machine as JSON");
+  cmd->add_flag("--json", o.json, "Print the registered machine as JSON");
   cmd->footer(
       "Registering a name again replaces its definition and role (its version goes up). "
       "Executions start with POST /v1/executions {\"state_machine\": NAME}. Exit 2 for a bad "
       "name, 1 for an invalid definition or role.");
-  cmd->callback([&g, action, name, path, role, json] {
-    *action = [&g, name, path, role, json]() -> Status {
-      if (Status s = flow::ValidateStateMachineName(*name); !s.ok()) return s;  // exit 2
-      ENGAGE_ASSIGN_OR_RETURN(CheckedDefinition def, LoadMachine(*path));
-      ENGAGE_ASSIGN_OR_RETURN(std::string role_text, ReadTextArgument(*role, "role policy"));
-      auto role_json = ParseJson(role_text, *role);
-      if (!role_json.ok()) return InvalidDefinition(role_json.status().message());
-      ENGAGE_ASSIGN_OR_RETURN(Json definition, ParseJson(def.text, *path));
-      ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));  // fails clearly without a home
-      ENGAGE_ASSIGN_OR_RETURN(
-          auto machines,
-          flow::StateMachineRegistry::Open(ResolveHome(g.home).meta_db(), SystemClock::Default()));
-      auto m = serve::RegisterStateMachine(*machines, *name, definition, *role_json, "cli");
-      if (!m.ok()) {
-        // A bad definition or role is not a usage error: exit 1, as flow validate.
-        if (m.status().code() == StatusCode::kInvalidArgument &&
-            flow::ValidateStateMachineName(*name).ok() && *name != serve::kEngagementMachine) {
-          return InvalidDefinition(m.status().message());
-        }
-        return m.status();
-      }
-      if (*json) {
-        PrintJson(m->ToJson(false));
-        return Status::Ok();
-      }
-      std::printf("registered state machine %s (version %lld)\n", m->name.c_str(),
-                  static_cast<long long>(m->version));
-      return Status::Ok();
-    };
-  });
-}
-
-void AddMachines(CLI::App& flow, GlobalOptions& g, std::function<Status()>* action) {
-  auto* cmd = flow.add_subcommand("machines", "List the registered state machines");
-  auto json = std::make_shared<bool>(false);
-  cmd->add_flag("--json", *json,
-                "Print {\"state_machines\": [...]} with each definition and role, as GET "
-                "/v1/state-machines/{name}");
-  cmd->callback([&g, action, json] {
-    *action = [&g, json]() -> Status {
-      ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));  // fails clearly without a home
-      ENGAGE_ASSIGN_OR_RETURN(
-          auto machines,
-          flow::StateMachineRegistry::Open(ResolveHome(g.home).meta_db(), SystemClock::Default()));
-      ENGAGE_ASSIGN_OR_RETURN(auto list, machines->List());
-      if (*json) {
-        Json arr = Json::array();
-        for (const auto& m : list) arr.push_back(m.ToJson(true));
-        PrintJson(Json{{"state_machines", std::move(arr)}});
-        return Status::Ok();
-      }
-      std::vector<std::vector<std::string>> rows;
-      for (const auto& m : list) {
-        rows.push_back(
-            {m.name, std::to_string(m.version), m.registered_by, FormatIsoUtc(m.updated_micros)});
-      }
-      PrintTable({"name", "version", "registered by", "updated"}, rows);
-      return Status::Ok();
-    };
+  OnRun(cmd, action, [&g, &o]() -> Status {
+    ENGAGE_ASSIGN_OR_RETURN(auto m,
+                            app::RegisterMachineFiles(ResolveHome(g.home), o.name, o.path, o.role));
+    Emit(o.json, m.ToJson(false), [&m] {
+      std::printf("registered state machine %s (version %lld)\n", m.name.c_str(),
+                  static_cast<long long>(m.version));
+    });
+    return Status::Ok();
   });
 }
 
 void AddGraph(CLI::App& flow, std::function<Status()>* action) {
   auto* cmd = flow.add_subcommand("graph", "Draw a definition as a Mermaid or Graphviz DOT graph");
-  auto path = std::make_shared<std::string>();
-  auto format = std::make_shared<std::string>("mermaid");
-  cmd->add_option("definition", *path, "State machine definition (JSON)")->required();
-  cmd->add_option("--format", *format, "mermaid (default) or dot")
+  struct O {
+    std::string path, format = "mermaid";
+  };
+  auto& o = Keep<O>();
+  cmd->add_option("definition", o.path, "State machine definition (JSON)")->required();
+  cmd->add_option("--format", o.format, "mermaid (default) or dot")
       ->check(CLI::IsMember({"mermaid", "dot"}));
-  cmd->callback([action, path, format] {
-    *action = [path, format]() -> Status {
-      ENGAGE_ASSIGN_OR_RETURN(CheckedDefinition d, LoadMachine(*path));
-      std::printf("%s",
-                  flow::RenderGraph(*d.machine, *format == "dot" ? flow::GraphFormat::kDot
-                                                                 : flow::GraphFormat::kMermaid)
-                      .c_str());
-      return Status::Ok();
-    };
+  OnRun(cmd, action, [&o]() -> Status {
+    ENGAGE_ASSIGN_OR_RETURN(app::DefinitionFile d, LoadMachine(o.path));
+    auto format = o.format == "dot" ? flow::GraphFormat::kDot : flow::GraphFormat::kMermaid;
+    std::fputs(flow::RenderGraph(*d.machine, format).c_str(), stdout);
+    return Status::Ok();
   });
+}
+
+// A conformance report ({"overall", `groups`: {name: {passed, total, rate}}, "failures"}) as a
+// table of pass rates and the failures' first differences.
+void PrintConformance(const Json& report, const char* groups, const char* label) {
+  std::vector<std::vector<std::string>> rows;
+  auto row = [&rows](const std::string& name, const Json& c) {
+    rows.push_back({name, std::to_string(c["passed"].get<int64_t>()),
+                    std::to_string(c["total"].get<int64_t>()),
+                    fmt::format("{:.1f}%", 100 * c["rate"].get<double>())});
+  };
+  for (auto it = report[groups].begin(); it != report[groups].end(); ++it) row(it.key(), *it);
+  row("overall", report["overall"]);
+  PrintTable({label, "passed", "total", "rate"}, rows);
+  if (!report["failures"].empty()) std::printf("\nfailures (first difference):\n");
+  for (const Json& f : report["failures"]) {
+    std::printf("  %s%s\n    %s\n", f.value("case", f.value("id", "")).c_str(),
+                f.value("cause_only", false) ? " [cause text only]" : "",
+                f["detail"].get<std::string>().c_str());
+  }
 }
 
 void AddConformance(CLI::App& flow, std::function<Status()>* action) {
-  auto* cmd = flow.add_subcommand(
+  struct O {
+    std::string path;
+    bool json = false;
+  };
+  auto& o = Keep<O>();
+  auto* asl = flow.add_subcommand(
       "conformance", "Run the ASL conformance corpus (cases recorded on AWS) and print pass rates");
-  auto dir = std::make_shared<std::string>();
-  auto json = std::make_shared<bool>(false);
-  cmd->add_option("dir", *dir, "Corpus directory (holding cases/ or case folders)")->required();
-  cmd->add_flag("--json", *json, "Print the full report as JSON");
-  cmd->callback([action, dir, json] {
-    *action = [dir, json]() -> Status {
-      ENGAGE_ASSIGN_OR_RETURN(auto results, flow::RunAslCorpus(*dir));
-      Json report = flow::AslReportToJson(results);
-      if (*json) {
-        PrintJson(report);
-        return Status::Ok();
-      }
-      std::vector<std::vector<std::string>> rows;
-      for (auto it = report["categories"].begin(); it != report["categories"].end(); ++it) {
-        rows.push_back({it.key(), std::to_string((*it)["passed"].get<int64_t>()),
-                        std::to_string((*it)["total"].get<int64_t>()),
-                        fmt::format("{:.1f}%", 100 * (*it)["rate"].get<double>())});
-      }
-      const Json& o = report["overall"];
-      rows.push_back({"overall", std::to_string(o["passed"].get<int64_t>()),
-                      std::to_string(o["total"].get<int64_t>()),
-                      fmt::format("{:.1f}%", 100 * o["rate"].get<double>())});
-      PrintTable({"category", "passed", "total", "rate"}, rows);
-      if (!report["failures"].empty()) std::printf("\nfailures (first difference):\n");
-      for (const Json& f : report["failures"]) {
-        std::printf("  %s%s\n    %s\n", f["case"].get<std::string>().c_str(),
-                    f["cause_only"].get<bool>() ? " [cause text only]" : "",
-                    f["detail"].get<std::string>().c_str());
-      }
-      return Status::Ok();
-    };
+  asl->add_option("dir", o.path, "Corpus directory (holding cases/ or case folders)")->required();
+  asl->add_flag("--json", o.json, "Print the full report as JSON");
+  OnRun(asl, action, [&o]() -> Status {
+    ENGAGE_ASSIGN_OR_RETURN(auto results, flow::RunAslCorpus(o.path));
+    Json report = flow::AslReportToJson(results);
+    Emit(o.json, report, [&report] { PrintConformance(report, "categories", "category"); });
+    return Status::Ok();
   });
-}
-
-void AddJsonataConformance(CLI::App& flow, std::function<Status()>* action) {
-  auto* cmd = flow.add_subcommand(
+  auto* jsonata = flow.add_subcommand(
       "jsonata-conformance",
       "Run the JSONata reference test cases (cases.jsonl) and print pass rates");
-  auto file = std::make_shared<std::string>();
-  auto json = std::make_shared<bool>(false);
-  cmd->add_option("file", *file, "cases.jsonl")->required();
-  cmd->add_flag("--json", *json, "Print the full report as JSON");
-  cmd->callback([action, file, json] {
-    *action = [file, json]() -> Status {
-      ENGAGE_ASSIGN_OR_RETURN(auto results, jsonata::RunJsonataCorpus(*file));
-      std::map<std::string, std::pair<int64_t, int64_t>> per;
-      int64_t passed = 0;
-      Json failures = Json::array();
-      for (const auto& r : results) {
-        auto& [p, t] = per[r.group];
-        ++t;
-        if (r.passed) {
-          ++p;
-          ++passed;
-        } else {
-          failures.push_back(Json{{"id", r.id}, {"group", r.group}, {"detail", r.detail}});
-        }
-      }
-      double total = static_cast<double>(results.size());
-      if (*json) {
-        Json groups = Json::object();
-        for (const auto& [name, pt] : per) {
-          groups[name] = Json{{"passed", pt.first},
-                              {"total", pt.second},
-                              {"rate", static_cast<double>(pt.first) / pt.second}};
-        }
-        PrintJson(Json{{"overall", Json{{"passed", passed},
-                                        {"total", results.size()},
-                                        {"rate", total > 0 ? passed / total : 0.0}}},
-                       {"groups", groups},
-                       {"failures", failures}});
-        return Status::Ok();
-      }
-      std::vector<std::vector<std::string>> rows;
-      for (const auto& [name, pt] : per) {
-        rows.push_back({name, std::to_string(pt.first), std::to_string(pt.second),
-                        fmt::format("{:.1f}%", 100.0 * pt.first / pt.second)});
-      }
-      rows.push_back({"overall", std::to_string(passed), std::to_string(results.size()),
-                      fmt::format("{:.1f}%", total > 0 ? 100.0 * passed / total : 0.0)});
-      PrintTable({"group", "passed", "total", "rate"}, rows);
-      if (!failures.empty()) std::printf("\nfailures (first difference):\n");
-      for (const Json& f : failures) {
-        std::printf("  %s\n    %s\n", f["id"].get<std::string>().c_str(),
-                    f["detail"].get<std::string>().c_str());
-      }
-      return Status::Ok();
-    };
+  jsonata->add_option("file", o.path, "cases.jsonl")->required();
+  jsonata->add_flag("--json", o.json, "Print the full report as JSON");
+  OnRun(jsonata, action, [&o]() -> Status {
+    ENGAGE_ASSIGN_OR_RETURN(auto results, jsonata::RunJsonataCorpus(o.path));
+    Json report = jsonata::JsonataReportToJson(results);
+    Emit(o.json, report, [&report] { PrintConformance(report, "groups", "group"); });
+    return Status::Ok();
   });
 }
-
-}  // namespace
 
 // `engage run pipeline`: the shipped engagement pipeline (pipelines/engagement.asl.json,
 // compiled in) or another definition, with its input built from the flags.
@@ -736,60 +451,62 @@ void AddRunPipeline(CLI::App& app, GlobalOptions& g, std::function<Status()>* ac
       "pipeline",
       "The engagement pipeline: ingest, data quality, features, train, evaluate, promote if "
       "better, score, publish, cost summary");
-  auto definition = std::make_shared<std::string>();
-  auto ingest = std::make_shared<std::vector<std::string>>();
-  auto model = std::make_shared<std::string>("engagement");
-  auto name = std::make_shared<std::string>();
-  auto json = std::make_shared<bool>(false);
-  auto print = std::make_shared<bool>(false);
-  cmd->add_option("--ingest", *ingest,
+  struct O {
+    std::string definition, model = "engagement", name;
+    std::vector<std::string> ingest;
+    bool json = false, print = false;
+  };
+  auto& o = Keep<O>();
+  cmd->add_option("--ingest", o.ingest,
                   "TABLE=FILE_OR_GLOB to ingest first (repeatable), e.g. events='data/events/*'");
-  cmd->add_option("--model", *model, "Model name to train and promote")->default_str("engagement");
-  cmd->add_option("--definition", *definition,
+  cmd->add_option("--model", o.model, "Model name to train and promote")->default_str("engagement");
+  cmd->add_option("--definition", o.definition,
                   "Run this ASL file instead of the shipped pipelines/engagement.asl.json");
-  cmd->add_option("--name", *name, "Execution name (default: the id)");
-  cmd->add_flag("--json", *json, "Print {\"status\", \"output\"} as JSON");
-  cmd->add_flag("--print-definition", *print, "Print the shipped pipeline definition and stop");
+  cmd->add_option("--name", o.name, "Execution name (default: the id)");
+  cmd->add_flag("--json", o.json, "Print {\"status\", \"output\"} as JSON");
+  cmd->add_flag("--print-definition", o.print, "Print the shipped pipeline definition and stop");
   cmd->footer(
       "The execution is recorded like `engage flow run`: see `engage flow history`, and "
       "`engage flow redrive` resumes a failed run at the failed step.");
-  cmd->callback([&g, action, definition, ingest, model, name, json, print] {
-    *action = [&g, definition, ingest, model, name, json, print]() -> Status {
-      if (*print) {
-        std::printf("%s\n", app::EngagementPipelineDefinition());
-        return Status::Ok();
-      }
-      ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));  // fails clearly without a home
-      app::ExecutionRequest req;
-      if (definition->empty()) {
-        // The compiled-in definition, run parsed: no file is written for it.
-        ENGAGE_ASSIGN_OR_RETURN(req.machine, app::EngagementPipeline());
-        req.state_machine = app::kEngagementPipelineName;
-        req.definition = app::EngagementPipelineDefinition();
-      } else {
-        ENGAGE_ASSIGN_OR_RETURN(CheckedDefinition def, LoadMachine(*definition));
-        req.machine = def.machine;
-        req.state_machine = app::MachineNameFromPath(*definition);
-        req.definition = def.text;
-        std::error_code ec;
-        req.definition_path = fs::absolute(*definition, ec).string();
-      }
-      ENGAGE_ASSIGN_OR_RETURN(req.input, app::EngagementPipelineInput(*model, *ingest));
-      req.name = *name;
-      StateTimeline timeline(*req.machine, !*json && ::isatty(STDERR_FILENO) == 1);
-      req.on_event = [&timeline](const flow::Event& e) { timeline.OnEvent(e); };
-      app::ExecutionRunner runner(ResolveHome(g.home));
-      auto start = [&]() -> Result<flow::ExecutionRecord> {
-        ENGAGE_ASSIGN_OR_RETURN(flow::ExecutionRecord rec, runner.Start(std::move(req)));
-        if (!*json && ::isatty(STDERR_FILENO) == 1) {
-          std::fprintf(stderr, "execution %s (%s) started\n", rec.name.c_str(), rec.id.c_str());
-        }
-        return rec;
-      };
-      return RunInForeground(runner, start, *json, &timeline);
+  OnRun(cmd, action, [&g, &o]() -> Status {
+    if (o.print) {
+      std::printf("%s\n", app::EngagementPipelineDefinition());
+      return Status::Ok();
+    }
+    ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));  // fails clearly without a home
+    app::ExecutionRequest req;
+    if (o.definition.empty()) {
+      // The compiled-in definition, run parsed: no file is written for it.
+      ENGAGE_ASSIGN_OR_RETURN(req.machine, app::EngagementPipeline());
+      req.state_machine = app::kEngagementPipelineName;
+      req.definition = app::EngagementPipelineDefinition();
+    } else {
+      ENGAGE_ASSIGN_OR_RETURN(app::DefinitionFile def, LoadMachine(o.definition));
+      req.machine = def.machine;
+      req.state_machine = app::MachineNameFromPath(o.definition);
+      req.definition = def.text;
+      std::error_code ec;
+      req.definition_path = fs::absolute(o.definition, ec).string();
+    }
+    ENGAGE_ASSIGN_OR_RETURN(req.input, app::EngagementPipelineInput(o.model, o.ingest));
+    req.name = o.name;
+    const bool live = !o.json && ::isatty(STDERR_FILENO) == 1;
+    app::StateTimeline timeline(*req.machine, [live](const std::string& line) {
+      if (live) std::fputs(line.c_str(), stderr);
+    });
+    req.on_event = [&timeline](const flow::Event& e) { timeline.OnEvent(e); };
+    app::ExecutionRunner runner(ResolveHome(g.home));
+    auto start = [&]() -> Result<flow::ExecutionRecord> {
+      ENGAGE_ASSIGN_OR_RETURN(flow::ExecutionRecord rec, runner.Start(std::move(req)));
+      if (live)
+        std::fprintf(stderr, "execution %s (%s) started\n", rec.name.c_str(), rec.id.c_str());
+      return rec;
     };
+    return RunInForeground(runner, start, o.json, &timeline);
   });
 }
+
+}  // namespace
 
 void RegisterFlowCommands(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
   AddRunPipeline(app, g, action);
@@ -798,16 +515,12 @@ void RegisterFlowCommands(CLI::App& app, GlobalOptions& g, std::function<Status(
   flow->require_subcommand(1);
   AddValidate(*flow, action);
   AddRun(*flow, g, action);
-  AddList(*flow, g, action);
-  AddDescribe(*flow, g, action);
-  AddHistory(*flow, g, action);
+  AddReads(*flow, g, action);
   AddRedrive(*flow, g, action);
   AddStop(*flow, g, action);
   AddRegister(*flow, g, action);
-  AddMachines(*flow, g, action);
   AddGraph(*flow, action);
   AddConformance(*flow, action);
-  AddJsonataConformance(*flow, action);
 }
 
 }  // namespace engage::cli

@@ -5,6 +5,7 @@
 #include <cctype>
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <utility>
 
@@ -177,6 +178,27 @@ Result<std::vector<JsonataCaseResult>> RunJsonataCorpus(const std::string& path)
     results.push_back(RunJsonataCase(c));
   }
   return results;
+}
+
+Json JsonataReportToJson(const std::vector<JsonataCaseResult>& results) {
+  std::map<std::string, std::pair<int64_t, int64_t>> per;  // group -> passed, total
+  int64_t passed = 0;
+  Json failures = Json::array();
+  for (const auto& r : results) {
+    auto& [p, t] = per[r.group];
+    ++t;
+    p += r.passed ? 1 : 0;
+    passed += r.passed ? 1 : 0;
+    if (!r.passed) failures.push_back(Json{{"id", r.id}, {"group", r.group}, {"detail", r.detail}});
+  }
+  auto counts = [](int64_t p, int64_t t) {
+    return Json{{"passed", p}, {"total", t}, {"rate", t > 0 ? static_cast<double>(p) / t : 0.0}};
+  };
+  Json groups = Json::object();
+  for (const auto& [name, pt] : per) groups[name] = counts(pt.first, pt.second);
+  return Json{{"overall", counts(passed, static_cast<int64_t>(results.size()))},
+              {"groups", std::move(groups)},
+              {"failures", std::move(failures)}};
 }
 
 }  // namespace engage::jsonata

@@ -142,6 +142,24 @@ constexpr const char* kIngestColumns =
 
 }  // namespace
 
+Json PartitionStats::ToJson() const {
+  return Json{{"dt", dt}, {"files", files}, {"rows", rows}, {"bytes", bytes}};
+}
+
+Json QueryRecord::ToJson() const {
+  return Json{{"at", at},
+              {"sql", sql},
+              {"status", status},
+              {"error", error},
+              {"bytes_scanned", bytes_scanned},
+              {"estimated_bytes", estimated_bytes},
+              {"partitions_scanned", partitions_scanned},
+              {"rows", rows},
+              {"elapsed_ms", elapsed_ms},
+              {"cost_usd", cost_usd},
+              {"source", source}};
+}
+
 Json IngestRecord::ToJson() const {
   Json j;
   j["ingest_id"] = id;

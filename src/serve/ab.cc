@@ -10,6 +10,7 @@
 #include <set>
 
 #include "engage/core/ids.h"
+#include "engage/core/text.h"
 #include "engage/lake/duck.h"
 #include "engage/sql/query.h"
 
@@ -430,6 +431,25 @@ Result<AbReport> ReportAb(sql::QueryEngine& engine, const HomePaths& home,
     }
   }
   return report;
+}
+
+std::string AbReport::ToText() const {
+  std::string out =
+      fmt::format("A/B readout of {}: engaged within {} days of first exposure (labels until {})\n",
+                  model, horizon_days, labels_until);
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& o : arms) {
+    rows.push_back(
+        {o.arm, std::to_string(o.version), std::to_string(o.exposed), std::to_string(o.labelled),
+         std::to_string(o.engaged),
+         fmt::format("{:.2f}% [{:.2f}, {:.2f}]", 100 * o.rate, 100 * o.ci_low, 100 * o.ci_high),
+         &o == &arms.front() ? "control"
+                             : fmt::format("{:+.2f} pts [{:+.2f}, {:+.2f}]", 100 * o.diff,
+                                           100 * o.diff_ci_low, 100 * o.diff_ci_high)});
+  }
+  return out + FormatTable({"arm", "version", "exposed", "labelled", "engaged", "rate (95% CI)",
+                            "vs control (95% CI)"},
+                           rows);
 }
 
 }  // namespace engage::serve

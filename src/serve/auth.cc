@@ -1,6 +1,7 @@
 #include "engage/serve/auth.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -14,6 +15,7 @@
 #include <set>
 
 #include "engage/core/ids.h"
+#include "engage/core/text.h"
 
 namespace engage::serve {
 namespace {
@@ -1002,6 +1004,47 @@ RateDecision RateLimiter::Take(std::string_view key_id, int64_t now_micros, doub
     return {};
   }
   return {false, (cost - b.tokens) / options_.rate_per_second};
+}
+
+namespace {
+
+// "Allow predictions:Get,predictions:BatchGet on model/*; Deny ..."
+std::string PolicySummary(const Policy* policy) {
+  if (policy == nullptr) return "(invalid policy)";
+  std::string out;
+  for (const auto& s : policy->statements()) {
+    if (!out.empty()) out += "; ";
+    out += fmt::format("{} {} on {}", s.effect == Effect::kAllow ? "Allow" : "Deny",
+                       fmt::join(s.actions, ","), fmt::join(s.resources, ","));
+  }
+  return out;
+}
+
+std::string TimeOrDash(const std::optional<int64_t>& micros) {
+  return micros ? FormatIsoUtc(*micros) : "-";
+}
+
+}  // namespace
+
+std::string KeysTable(const std::vector<ApiKey>& keys) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& k : keys) {
+    rows.push_back({k.id, k.name, k.revoked() ? "revoked" : "active",
+                    FormatIsoUtc(k.created_micros), TimeOrDash(k.last_used_micros),
+                    TimeOrDash(k.revoked_micros), PolicySummary(k.policy.get())});
+  }
+  return FormatTable({"id", "name", "status", "created_at", "last_used_at", "revoked_at", "policy"},
+                     rows);
+}
+
+std::string AuditTable(const std::vector<AuditRecord>& records) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& r : records) {
+    rows.push_back({FormatIsoUtc(r.at_micros), r.key_id.empty() ? "-" : r.key_id,
+                    r.allowed ? "allow" : "deny", std::to_string(r.http_status), r.action,
+                    r.resource, r.remote_address.empty() ? "-" : r.remote_address});
+  }
+  return FormatTable({"at", "key", "decision", "http", "action", "resource", "remote"}, rows);
 }
 
 }  // namespace engage::serve

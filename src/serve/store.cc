@@ -20,6 +20,7 @@
 #include "engage/core/fs.h"
 #include "engage/core/ids.h"
 #include "engage/core/log.h"
+#include "engage/core/text.h"
 #include "engage/lake/duck.h"
 
 namespace engage::serve {
@@ -752,6 +753,19 @@ Result<PublishReport> Publish(lake::Lake& lake, const PublishOptions& options, c
   report.bytes_per_customer =
       records > 0 ? static_cast<double>(info.bytes) / static_cast<double>(records) : 0;
   return report;
+}
+
+std::string PublishReport::ToText() const {
+  const auto& s = snapshot;
+  std::string out =
+      fmt::format("published snapshot {} of {} in {:.2f} s: {:.1f} MB, {:.1f} bytes per customer\n",
+                  s.id, s.model, seconds, static_cast<double>(s.bytes) / 1e6, bytes_per_customer);
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& v : s.versions) {
+    rows.push_back({std::to_string(v.version), v.version == s.default_version ? "yes" : "",
+                    std::to_string(v.customers), v.scored_at, v.cutoff});
+  }
+  return out + FormatTable({"version", "default", "customers", "scored_at", "cutoff"}, rows);
 }
 
 }  // namespace engage::serve

@@ -60,7 +60,14 @@ struct ExecutionRecord {
 
   // {"executionId", "name", "stateMachine", "status", "startDate", ...} as DescribeExecution.
   Json ToJson() const;
+  // For people: one "field: value" line per field that is set.
+  std::string ToText() const;
 };
+
+// Executions as a table: id, name, state machine, status, started, duration, error.
+std::string ExecutionsTable(const std::vector<ExecutionRecord>& executions);
+// An execution's events as a table: id, previous id, time, type, state name / error / index.
+std::string HistoryTable(const std::vector<Event>& events);
 
 struct CreateExecutionRequest {
   std::string name;  // empty: generated

@@ -37,6 +37,10 @@ JsonataCaseResult RunJsonataCase(const Json& test_case);
 // line) if a line is not valid JSON. Case failures are results, not errors.
 Result<std::vector<JsonataCaseResult>> RunJsonataCorpus(const std::string& cases_jsonl_path);
 
+// {"overall": {"passed", "total", "rate"}, "groups": {name: {...}}, "failures": [{"id", "group",
+// "detail"}]}
+Json JsonataReportToJson(const std::vector<JsonataCaseResult>& results);
+
 // Structural equality as the corpus defines it (numbers by value, object keys unordered);
 // with `unordered`, top-level arrays compare as multisets. On mismatch `*diff` names the first
 // difference (a JSON-pointer-like path).

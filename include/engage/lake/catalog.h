@@ -61,6 +61,7 @@ struct PartitionStats {
   int64_t files = 0;
   int64_t rows = 0;
   int64_t bytes = 0;
+  Json ToJson() const;  // {"dt", "files", "rows", "bytes"}
 };
 
 // Every catalogued file, as of one generation of the file set.
@@ -81,6 +82,7 @@ struct QueryRecord {
   double elapsed_ms = 0;
   double cost_usd = 0;
   std::string source;  // "cli", "http", ...
+  Json ToJson() const;  // every field, under its own name
 };
 
 class Catalog {

@@ -129,6 +129,7 @@ struct AbReport {
   std::string labels_until;      // the last event time: horizons ending later are still pending
   std::vector<ArmOutcome> arms;  // the first is the control
   Json ToJson() const;
+  std::string ToText() const;  // a heading and a table of the arms with 95% CIs
 };
 
 // Compares the arms of `model`'s exposures on the events table of `config` (qualifying types,

@@ -369,6 +369,11 @@ struct AuditRecord {
   Json ToJson() const;
 };
 
+// Keys as a table (id, name, status, dates, a one-line policy summary); never their tokens.
+std::string KeysTable(const std::vector<ApiKey>& keys);
+// Audit records as a table: at, key, decision, http status, action, resource, remote address.
+std::string AuditTable(const std::vector<AuditRecord>& records);
+
 struct AuditLogOptions {
   // The background thread writes buffered records at least this often.
   int64_t flush_interval_ms = 200;

@@ -138,6 +138,7 @@ struct PublishReport {
   int64_t removed_snapshots = 0;
   int64_t removed_staging = 0;  // `*.tmp` directories a killed publish had left
   Json ToJson() const;
+  std::string ToText() const;  // a summary line and a table of the published versions
 };
 
 // Builds a snapshot from the lake's predictions table and makes it current. Publishes are

@@ -1,0 +1,51 @@
+#include "engage/core/text.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace engage {
+
+std::string FormatTable(const std::vector<std::string>& header,
+                        const std::vector<std::vector<std::string>>& rows) {
+  const size_t n = header.size();
+  auto cell = [n](const std::vector<std::string>& r, size_t c) {
+    std::string s = c < r.size() ? r[c] : "";
+    return c + 1 < n && s.size() > 60 ? s.substr(0, 57) + "..." : s;
+  };
+  std::vector<size_t> w(n);
+  for (size_t c = 0; c < n; ++c) w[c] = header[c].size();
+  for (const auto& r : rows) {
+    for (size_t c = 0; c < n; ++c) w[c] = std::max(w[c], cell(r, c).size());
+  }
+  std::string out;
+  auto line = [&](const std::vector<std::string>& r) {
+    std::string l;
+    for (size_t c = 0; c < n; ++c) {
+      l += c + 1 < n ? fmt::format("{:<{}}  ", cell(r, c), w[c]) : cell(r, c);
+    }
+    while (!l.empty() && l.back() == ' ') l.pop_back();
+    out += l + "\n";
+  };
+  line(header);
+  std::vector<std::string> rule;
+  for (size_t x : w) rule.push_back(std::string(x, '-'));
+  line(rule);
+  for (const auto& r : rows) line(r);
+  return out;
+}
+
+std::string HumanBytes(int64_t bytes) {
+  static const char* const kUnits[] = {"B", "KB", "MB", "GB", "TB", "PB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  for (; v >= 1000 && u < 5; ++u) v /= 1000;
+  return u == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", v, kUnits[u]);
+}
+
+std::string Usd(double v) {
+  if (v == 0) return "$0";
+  return v < 0.01 ? fmt::format("${:.6f}", v) : fmt::format("${:.4f}", v);
+}
+
+}  // namespace engage
