@@ -4,8 +4,9 @@ BUILD_DIR := build/$(PRESET)
 JOBS ?= $(shell nproc)
 DEMO_CUSTOMERS ?= 100000
 CTEST_ARGS ?= -L fast
+PREFIX ?= /usr/local
 
-.PHONY: deps configure build test demo bench format format-check clean
+.PHONY: deps configure build test demo install bench format format-check clean
 
 deps:
 	@scripts/install-deps
@@ -22,6 +23,11 @@ test: build
 
 demo: build
 	@DEMO_CUSTOMERS=$(DEMO_CUSTOMERS) ENGAGE=$(BUILD_DIR)/engage scripts/demo
+
+# PREFIX/bin/engage and its libduckdb.so in PREFIX/lib/engage, found relative to the binary
+# ($ORIGIN), so the prefix can be moved or copied. DESTDIR=/staging is honoured (packaging).
+install: build
+	@cmake --install $(BUILD_DIR) --prefix "$(PREFIX)"
 
 bench:
 	@scripts/install-deps --bench

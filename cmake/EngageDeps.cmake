@@ -32,9 +32,23 @@ add_library(duckdb::duckdb SHARED IMPORTED)
 set_target_properties(duckdb::duckdb PROPERTIES
   IMPORTED_LOCATION "${DUCKDB_LIBRARY}"
   INTERFACE_INCLUDE_DIRECTORIES "${DUCKDB_INCLUDE_DIR}")
-# The binary finds libduckdb.so next to where it was built from, wherever it is run.
-set(CMAKE_BUILD_RPATH "${DUCKDB_ROOT}/lib")
-set(CMAKE_INSTALL_RPATH "${DUCKDB_ROOT}/lib")
+# The build-tree binary finds libduckdb.so where it was built from, wherever it is run. The
+# installed one finds the copy installed beside it, relative to its own location (RUNPATH
+# $ORIGIN/../lib/engage, set by cmake/EngageInstall.cmake), so a prefix can be moved.
+set(ENGAGE_INSTALL_LIBDIR "lib/engage")  # under the prefix; private to Engage
+set(ENGAGE_INSTALL_RUNPATH "$ORIGIN/../${ENGAGE_INSTALL_LIBDIR}")
+# The install step rewrites the RUNPATH in place, which needs the build one to be at least as
+# long: a short DUCKDB_ROOT is padded with "/." (the same directory), not with CMake's ':'
+# (an empty entry: the current directory).
+set(ENGAGE_BUILD_RUNPATH "${DUCKDB_ROOT}/lib")
+string(LENGTH "${ENGAGE_INSTALL_RUNPATH}" engage_install_runpath_length)
+string(LENGTH "${ENGAGE_BUILD_RUNPATH}" engage_build_runpath_length)
+while(engage_build_runpath_length LESS engage_install_runpath_length)
+  string(APPEND ENGAGE_BUILD_RUNPATH "/.")
+  math(EXPR engage_build_runpath_length "${engage_build_runpath_length} + 2")
+endwhile()
+set(CMAKE_BUILD_RPATH "${ENGAGE_BUILD_RUNPATH}")
+set(CMAKE_INSTALL_RPATH "${ENGAGE_BUILD_RUNPATH}")
 
 # The server: Boost.Asio/Beast (header-only from libboost-dev) and LMDB (liblmdb-dev).
 find_package(Boost 1.74 REQUIRED)

@@ -1,24 +1,30 @@
 #!/usr/bin/env bash
-# examples/cdnow/run.sh <data-dir>: fits BG/NBD and Gamma-Gamma on the CDNOW sample as a user
-# would, in a fresh Engage home, and prints as its last line
+# examples/cdnow/run.sh DATA: fits BG/NBD and Gamma-Gamma on the CDNOW sample as a user would,
+# in a fresh Engage home, and prints as its last line
 #   {"bgnbd": {"r", "alpha", "a", "b", "log_likelihood"},
 #    "gamma_gamma": {"p", "q", "gamma", "log_likelihood"}}
-# <data-dir> holds CDNOW_sample.txt (e.g. ../shared/data/cdnow). ENGAGE (default: the build's
-# binary) and ENGAGE_HOME (default: a new temporary directory, removed afterwards) may be set.
+# DATA is the cdnow data folder as on disk (e.g. ../shared/data/cdnow from the repository root),
+# its parent (../shared/data) or CDNOW_sample.txt itself; it works from any current directory.
+# ENGAGE (default: the checkout's build/default/engage, else engage on PATH) and ENGAGE_HOME
+# (default: a new temporary directory, removed afterwards) may be set.
 set -euo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-data="${1:?usage: run.sh <data-dir with CDNOW_sample.txt>}"
-[ -f "$data/CDNOW_sample.txt" ] || { echo "run.sh: $data/CDNOW_sample.txt not found" >&2; exit 2; }
-engage="${ENGAGE:-$here/../../build/default/engage}"
-if [ -z "${ENGAGE_HOME:-}" ]; then
-  ENGAGE_HOME="$(mktemp -d)"
-  trap 'rm -rf "$ENGAGE_HOME"' EXIT
-fi
-export ENGAGE_HOME
+here="$(CDPATH='' cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
+example_name="examples/cdnow/run.sh"
+# shellcheck source-path=SCRIPTDIR source=../common.sh
+. "$here/../common.sh"
+case "${1:-}" in
+  -h | --help) sed -n '2,9s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+esac
+[ $# -eq 1 ] || example_die "usage: $example_name DATA (e.g. ../shared/data/cdnow)"
+file="$(example_data_file "$1" cdnow CDNOW_sample.txt)"
+engage="$(example_engage)"
+example_require jq
+example_home
 
 "$engage" init --force >/dev/null
 cp "$here/engage.toml" "$ENGAGE_HOME/engage.toml"
-"$engage" ingest cdnow "$data/CDNOW_sample.txt" >&2
+input="$(example_ingest_path "$file")"
+"$engage" ingest cdnow "$input" >&2
 # Calibration: the first 39 weeks (1997-01-01 .. 1997-09-30), time in weeks, one transaction
 # per customer-day, as in Fader, Hardie & Lee (2005).
 "$engage" btyd fit cdnow --calibration-end 1997-09-30 >&2
