@@ -44,17 +44,6 @@ void OnRun(CLI::App* cmd, std::function<Status()>* action, std::function<Status(
   cmd->callback([action, run = std::move(run)] { *action = run; });
 }
 
-namespace {
-
-std::string CellText(const Json& v) {
-  if (v.is_null()) return "NULL";
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_number_float()) return fmt::format("{}", v.get<double>());
-  return DumpJson(v);
-}
-
-}  // namespace
-
 Result<std::unique_ptr<lake::Lake>> OpenLake(const GlobalOptions& g, bool writer) {
   lake::LakeOptions opts;
   opts.writer = writer;
@@ -130,18 +119,7 @@ void AddGen(CLI::App& app, GlobalOptions&, std::function<Status()>* action) {
     Progress progress("generating", o.gen.customers, "customers");
     ENGAGE_ASSIGN_OR_RETURN(auto r, gen::Generate(o.gen, [&](int64_t n) { progress.Set(n); }));
     progress.Finish();
-    Emit(o.json, r.ToJson(), [&r] {
-      std::printf(
-          "generated %ld customers, %ld events (%ld purchases) for %s .. %s in %.1f s "
-          "(%.2fM events/s)\n  output: %s (%ld files, %s)\n  alive at end: %ld, mean true "
-          "P(purchase in next 30 days): %.3f, oracle AUC: %.3f (knows the hidden state), best "
-          "AUC from the events: %.3f\n",
-          static_cast<long>(r.customers), static_cast<long>(r.events),
-          static_cast<long>(r.purchases), r.first_day.c_str(), r.last_day.c_str(), r.elapsed_s,
-          r.elapsed_s > 0 ? static_cast<double>(r.events) / r.elapsed_s / 1e6 : 0.0,
-          r.out_dir.c_str(), static_cast<long>(r.files), HumanBytes(r.bytes).c_str(),
-          static_cast<long>(r.alive_at_end), r.mean_p_engage, r.oracle_auc, r.bayes_auc);
-    });
+    Emit(o.json, r.ToJson(), [&r] { std::fputs(r.ToText().c_str(), stdout); });
     return Status::Ok();
   });
 }
@@ -171,28 +149,7 @@ void AddIngest(CLI::App& app, GlobalOptions& g, std::function<Status()>* action)
     });
     if (tty) std::fprintf(stderr, "\r\033[K");
     ENGAGE_RETURN_IF_ERROR(report.status());
-    Emit(o.json, report->ToJson(), [&] {
-      const auto& r = report->record;
-      if (report->no_op) {
-        std::printf("no-op: all %zu source file(s) were already ingested into '%s'\n",
-                    report->skipped.size(), o.req.table.c_str());
-      } else {
-        std::printf(
-            "ingest %s into '%s': read %ld rows, accepted %ld, rejected %ld; wrote %ld file(s), "
-            "%s in %zu partition(s) in %.0f ms\n",
-            r.id.c_str(), r.table.c_str(), static_cast<long>(r.rows_read),
-            static_cast<long>(r.rows_accepted), static_cast<long>(r.rows_rejected),
-            static_cast<long>(r.files_written), HumanBytes(r.bytes_written).c_str(),
-            r.partitions.size(), r.duration_ms);
-      }
-      for (const auto& f : report->skipped) {
-        std::printf(report->no_op ? "  %s (ingest %s)\n" : "  skipped %s: already ingested by %s\n",
-                    f.path.c_str(), f.previous_ingest_id.c_str());
-      }
-      if (!report->quarantine_file.empty()) {
-        std::printf("  rejected rows and reasons: %s\n", report->quarantine_file.c_str());
-      }
-    });
+    Emit(o.json, report->ToJson(), [&] { std::fputs(report->ToText().c_str(), stdout); });
     return Status::Ok();
   });
 }
@@ -255,73 +212,22 @@ void AddQuery(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) 
       PrintJson(r.ToJson());
       return Status::Ok();
     }
-    std::string summary =
-        r.dry_run
-            ? fmt::format(
-                  "dry run: would scan about {} ({} bytes) in {} partition(s); estimated "
-                  "cost {}",
-                  HumanBytes(r.estimated_bytes), r.estimated_bytes, r.partitions_scanned,
-                  Usd(r.estimated_cost_usd))
-            : fmt::format(
-                  "{} row(s){} | scanned {} (estimate {}) in {} partition(s) | cost {} | {:.1f} ms",
-                  r.row_count, r.truncated ? " (truncated at [query] max_result_rows)" : "",
-                  HumanBytes(r.bytes_scanned), HumanBytes(r.estimated_bytes), r.partitions_scanned,
-                  Usd(r.cost_usd), r.elapsed_ms);
     if (o.csv) {
       std::fputs(r.ToCsv().c_str(), stdout);
-      std::fprintf(stderr, "%s\n", summary.c_str());
+      std::fprintf(stderr, "%s\n", r.Summary().c_str());
       return Status::Ok();
     }
+    // Like DuckDB's shell: a terminal shows the first rows and how many more there are.
     if (!r.dry_run) {
-      // Like DuckDB's shell: a terminal shows the first rows and how many more there are.
-      const int64_t shown_max = o.max_rows >= 0 ? o.max_rows : (::isatty(STDOUT_FILENO) ? 40 : 0);
-      const int64_t total = static_cast<int64_t>(r.rows.size());
-      const int64_t shown = shown_max > 0 ? std::min(shown_max, total) : total;
-      std::vector<std::vector<std::string>> rows;
-      for (int64_t i = 0; i < shown; ++i) {
-        rows.emplace_back();
-        for (const auto& v : r.rows[static_cast<size_t>(i)]) rows.back().push_back(CellText(v));
-      }
-      PrintTable(r.columns, rows);
-      if (shown < total) {
-        std::printf(
-            "... %ld more rows (--max-rows 0 shows them all; --csv or --json prints "
-            "every row)\n",
-            static_cast<long>(total - shown));
-      }
+      std::fputs(r.Table(o.max_rows >= 0 ? o.max_rows : (::isatty(STDOUT_FILENO) ? 40 : 0)).c_str(),
+                 stdout);
     }
-    std::printf("%s\n", summary.c_str());
+    std::printf("%s\n", r.Summary().c_str());
     return Status::Ok();
   });
 }
 
 // --- tables -----------------------------------------------------------------------------------
-void PrintOneTable(const lake::TableInfo& info, const std::vector<lake::PartitionStats>& parts) {
-  std::vector<std::vector<std::string>> rows;
-  for (const auto& c : info.spec->columns) {
-    std::string rules;
-    if (c.min) rules += fmt::format("min {} ", *c.min);
-    if (c.max) rules += fmt::format("max {} ", *c.max);
-    if (!c.allowed.empty()) rules += fmt::format("{} allowed values ", c.allowed.size());
-    rows.push_back({c.name, std::string(ColumnTypeName(c.type)), c.required ? "yes" : "",
-                    c.expr.empty() ? c.source : "expr: " + c.expr, rules});
-  }
-  const std::string& tc = info.spec->time_column;
-  rows.push_back({"dt", "date", "yes",
-                  tc.empty() ? "partition (load date)" : "partition (date of " + tc + ")", ""});
-  std::printf("table %s: %ld partition(s), %ld file(s), %ld rows, %s\n\n", info.spec->name.c_str(),
-              static_cast<long>(info.partitions), static_cast<long>(info.files),
-              static_cast<long>(info.rows), HumanBytes(info.bytes).c_str());
-  PrintTable({"column", "type", "required", "source", "rules"}, rows);
-  if (parts.empty()) return;
-  std::printf("\n");
-  rows.clear();
-  for (const auto& p : parts) {
-    rows.push_back({p.dt, std::to_string(p.files), std::to_string(p.rows), HumanBytes(p.bytes)});
-  }
-  PrintTable({"dt", "files", "rows", "bytes"}, rows);
-}
-
 void AddTables(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
   auto* cmd = app.add_subcommand("tables", "List tables: schema, partitions, rows, bytes");
   struct O {
@@ -339,24 +245,13 @@ void AddTables(CLI::App& app, GlobalOptions& g, std::function<Status()>* action)
       Json j = info.ToJson();
       j["partition_list"] = Json::array();
       for (const auto& p : parts) j["partition_list"].push_back(p.ToJson());
-      Emit(o.json, j, [&] { PrintOneTable(info, parts); });
+      Emit(o.json, j, [&] { std::fputs(lake::DescribeTable(info, parts).c_str(), stdout); });
       return Status::Ok();
     }
     ENGAGE_ASSIGN_OR_RETURN(auto tables, l->Tables());
     Json arr = Json::array();
-    std::vector<std::vector<std::string>> rows;
-    for (const auto& t : tables) {
-      arr.push_back(t.ToJson());
-      rows.push_back(
-          {t.spec->name, std::to_string(t.spec->columns.size() + 1), std::to_string(t.partitions),
-           std::to_string(t.files), std::to_string(t.rows), HumanBytes(t.bytes),
-           t.min_dt.empty() ? "-" : t.min_dt + " .. " + t.max_dt,
-           t.spec->retention_days ? std::to_string(t.spec->retention_days) + "d" : "forever"});
-    }
-    Emit(o.json, {{"tables", arr}}, [&rows] {
-      PrintTable({"table", "columns", "partitions", "files", "rows", "bytes", "dates", "retention"},
-                 rows);
-    });
+    for (const auto& t : tables) arr.push_back(t.ToJson());
+    Emit(o.json, {{"tables", arr}}, [&] { std::fputs(lake::TablesTable(tables).c_str(), stdout); });
     return Status::Ok();
   });
 }
@@ -378,16 +273,7 @@ void AddRetention(CLI::App& app, GlobalOptions& g, std::function<Status()>* acti
   OnRun(apply, action, [&g, &o]() -> Status {
     ENGAGE_ASSIGN_OR_RETURN(auto l, OpenLake(g, /*writer=*/true));
     ENGAGE_ASSIGN_OR_RETURN(auto r, lake::ApplyRetention(*l, o.table, o.dry));
-    Emit(o.json, r.ToJson(), [&] {
-      int64_t rows = 0, bytes = 0;
-      for (const auto& d : r.dropped) {
-        rows += d.rows;
-        bytes += d.bytes;
-      }
-      std::printf("%s %zu partition(s), %ld rows, %s (today %s)\n",
-                  o.dry ? "would drop" : "dropped", r.dropped.size(), static_cast<long>(rows),
-                  HumanBytes(bytes).c_str(), r.today.c_str());
-    });
+    Emit(o.json, r.ToJson(), [&r] { std::fputs(r.ToText().c_str(), stdout); });
     return Status::Ok();
   });
 }
@@ -408,13 +294,7 @@ void AddCompact(CLI::App& app, GlobalOptions& g, std::function<Status()>* action
     if (o.min_files < 2) return InvalidArgumentError("--min-files must be at least 2");
     ENGAGE_ASSIGN_OR_RETURN(auto l, OpenLake(g, /*writer=*/true));
     ENGAGE_ASSIGN_OR_RETURN(auto r, lake::Compact(*l, o.table, o.min_files));
-    Emit(o.json, r.ToJson(), [&] {
-      std::printf("compacted %ld partition(s) of '%s': %ld files -> %ld, %ld rows, %s -> %s\n",
-                  static_cast<long>(r.partitions_compacted), o.table.c_str(),
-                  static_cast<long>(r.files_before), static_cast<long>(r.files_after),
-                  static_cast<long>(r.rows), HumanBytes(r.bytes_before).c_str(),
-                  HumanBytes(r.bytes_after).c_str());
-    });
+    Emit(o.json, r.ToJson(), [&r] { std::fputs(r.ToText().c_str(), stdout); });
     return Status::Ok();
   });
 }
@@ -433,17 +313,12 @@ void AddHistory(CLI::App& app, GlobalOptions& g, std::function<Status()>* action
     ENGAGE_ASSIGN_OR_RETURN(auto h, l->catalog().QueryHistory(o.limit));
     double total = 0;
     Json arr = Json::array();
-    std::vector<std::vector<std::string>> rows;
     for (const auto& q : h) {
       total += q.cost_usd;
       arr.push_back(q.ToJson());
-      rows.push_back({q.at, q.status, HumanBytes(q.bytes_scanned), Usd(q.cost_usd),
-                      fmt::format("{:.0f}", q.elapsed_ms), q.sql});
     }
-    Emit(o.json, {{"queries", arr}, {"total_cost_usd", total}}, [&] {
-      PrintTable({"at", "status", "scanned", "cost", "ms", "sql"}, rows);
-      std::printf("total cost of these queries: %s\n", Usd(total).c_str());
-    });
+    Emit(o.json, {{"queries", arr}, {"total_cost_usd", total}},
+         [&h] { std::fputs(lake::QueryHistoryTable(h).c_str(), stdout); });
     return Status::Ok();
   });
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engage/core/clock.h"
+#include "engage/core/text.h"
 #include "engage/lake/duck.h"
 
 namespace engage::gen {
@@ -574,6 +575,17 @@ Result<GenReport> Generate(const GenOptions& opts, const std::function<void(int6
   }
   report.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return report;
+}
+
+std::string GenReport::ToText() const {
+  return fmt::format(
+      "generated {} customers, {} events ({} purchases) for {} .. {} in {:.1f} s ({:.2f}M "
+      "events/s)\n  output: {} ({} files, {})\n  alive at end: {}, mean true P(purchase in next "
+      "30 days): {:.3f}, oracle AUC: {:.3f} (knows the hidden state), best AUC from the events: "
+      "{:.3f}\n",
+      customers, events, purchases, first_day, last_day, elapsed_s,
+      elapsed_s > 0 ? static_cast<double>(events) / elapsed_s / 1e6 : 0.0, out_dir, files,
+      HumanBytes(bytes), alive_at_end, mean_p_engage, oracle_auc, bayes_auc);
 }
 
 }  // namespace engage::gen

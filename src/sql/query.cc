@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "engage/core/log.h"
+#include "engage/core/text.h"
 
 namespace engage::sql {
 namespace {
@@ -1207,6 +1208,40 @@ Result<DuckResult> QueryEngine::RunTrusted(const std::string& sql, const std::st
   meter.elapsed_ms = static_cast<double>(clock.MonotonicMicros() - t0) / 1000.0;
   Record(req, "ok", "", &meter);
   return r;
+}
+
+std::string QueryResult::Summary() const {
+  if (dry_run) {
+    return fmt::format(
+        "dry run: would scan about {} ({} bytes) in {} partition(s); estimated cost {}",
+        HumanBytes(estimated_bytes), estimated_bytes, partitions_scanned, Usd(estimated_cost_usd));
+  }
+  return fmt::format(
+      "{} row(s){} | scanned {} (estimate {}) in {} partition(s) | cost {} | {:.1f} ms", row_count,
+      truncated ? " (truncated at [query] max_result_rows)" : "", HumanBytes(bytes_scanned),
+      HumanBytes(estimated_bytes), partitions_scanned, Usd(cost_usd), elapsed_ms);
+}
+
+std::string QueryResult::Table(int64_t max_rows) const {
+  const int64_t total = static_cast<int64_t>(rows.size());
+  const int64_t shown = max_rows > 0 ? std::min(max_rows, total) : total;
+  std::vector<std::vector<std::string>> cells;
+  for (int64_t i = 0; i < shown; ++i) {
+    cells.emplace_back();
+    for (const Json& v : rows[static_cast<size_t>(i)]) {
+      cells.back().push_back(v.is_null()           ? "NULL"
+                             : v.is_string()       ? v.get<std::string>()
+                             : v.is_number_float() ? fmt::format("{}", v.get<double>())
+                                                   : DumpJson(v));
+    }
+  }
+  std::string out = FormatTable(columns, cells);
+  if (shown < total) {
+    out += fmt::format(
+        "... {} more rows (--max-rows 0 shows them all; --csv or --json prints every row)\n",
+        total - shown);
+  }
+  return out;
 }
 
 }  // namespace engage::sql

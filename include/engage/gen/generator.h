@@ -71,6 +71,7 @@ struct GenReport {
   std::string last_day;
 
   Json ToJson() const;
+  std::string ToText() const;  // what was generated, where, and the AUCs to beat
 };
 
 // Writes the data set described above. `progress(customers_done)` is called after each batch.

@@ -81,9 +81,12 @@ struct QueryRecord {
   int64_t rows = 0;
   double elapsed_ms = 0;
   double cost_usd = 0;
-  std::string source;  // "cli", "http", ...
+  std::string source;   // "cli", "http", ...
   Json ToJson() const;  // every field, under its own name
 };
+
+// Query records as a table (at, status, scanned, cost, ms, sql) and their total cost.
+std::string QueryHistoryTable(const std::vector<QueryRecord>& records);
 
 class Catalog {
  public:

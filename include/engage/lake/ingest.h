@@ -53,6 +53,7 @@ struct IngestReport {
   std::string quarantine_file;  // absolute path, empty if no row was rejected
 
   Json ToJson() const;
+  std::string ToText() const;  // what was read, accepted, rejected and written; what was skipped
 };
 
 // Runs one ingest on a lake opened as writer. `stage` (optional) is told what is happening.

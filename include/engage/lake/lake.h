@@ -46,6 +46,11 @@ struct TableInfo {
   Json ToJson() const;
 };
 
+// Tables as a table: name, columns, partitions, files, rows, bytes, dates, retention.
+std::string TablesTable(const std::vector<TableInfo>& tables);
+// One table for people: its totals, its columns with types and rules, and its partitions.
+std::string DescribeTable(const TableInfo& table, const std::vector<PartitionStats>& partitions);
+
 struct RecoveryReport {
   int64_t staging_dirs_removed = 0;
   int64_t orphan_files_removed = 0;

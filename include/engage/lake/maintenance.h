@@ -24,6 +24,7 @@ struct RetentionReport {
   std::vector<Dropped> dropped;
   bool dry_run = false;
   Json ToJson() const;
+  std::string ToText() const;  // "dropped 3 partition(s), 120 rows, 4.1 KB (today ...)"
 };
 
 // Drops every partition whose date is older than today - retention_days (tables with
@@ -39,6 +40,7 @@ struct CompactionReport {
   int64_t bytes_before = 0;
   int64_t bytes_after = 0;
   Json ToJson() const;
+  std::string ToText() const;
 };
 
 // Merges the files of each partition of `table` holding at least `min_files` files into one

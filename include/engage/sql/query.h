@@ -102,6 +102,11 @@ struct QueryResult {
   // fields holding a comma, a double quote, CR or LF are quoted, quotes doubled (RFC 4180).
   // NULL is an empty field; lists and structs are their JSON text.
   std::string ToCsv() const;
+  // The cost report in a line: rows, bytes scanned against the estimate, partitions, cost, time
+  // (a dry run's: the estimate).
+  std::string Summary() const;
+  // The first `max_rows` rows (0: all) as an aligned table, then how many more there are.
+  std::string Table(int64_t max_rows) const;
 };
 
 class QueryEngine {
