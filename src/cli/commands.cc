@@ -197,7 +197,7 @@ void AddQuery(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) 
       if (path != "-" && !std::filesystem::exists(path)) {
         return NotFoundError(fmt::format("no SQL file '{}'", path));
       }
-      ENGAGE_ASSIGN_OR_RETURN(o.req.sql, ReadTextArgument(path, "SQL file"));
+      ENGAGE_ASSIGN_OR_RETURN(o.req.sql, ReadTextArgument(path, "SQL file", 16 << 20));
     }
     if (o.max_scan >= 0) o.req.max_scan_bytes = o.max_scan;
     ENGAGE_ASSIGN_OR_RETURN(auto application, OpenApp(g));

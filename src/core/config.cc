@@ -519,6 +519,11 @@ Result<Config> Config::Parse(std::string_view text, std::string_view origin) {
     cfg.prices.scan_usd_per_tb = Get<double>(*p, "scan_usd_per_tb").value_or(5.0);
     cfg.prices.min_bytes_per_query =
         Get<int64_t>(*p, "min_bytes_per_query").value_or(cfg.prices.min_bytes_per_query);
+    if (!(cfg.prices.scan_usd_per_tb >= 0) || cfg.prices.min_bytes_per_query < 0) {
+      return InvalidArgumentError(fmt::format(
+          "{} [prices] scan_usd_per_tb and min_bytes_per_query must not be negative, got {} and {}",
+          o, cfg.prices.scan_usd_per_tb, cfg.prices.min_bytes_per_query));
+    }
   }
   if (const toml::table* q = root["query"].as_table()) {
     ENGAGE_RETURN_IF_ERROR(
@@ -526,6 +531,15 @@ Result<Config> Config::Parse(std::string_view text, std::string_view origin) {
                   o + " [query]"));
     cfg.query.max_scan_bytes = Get<int64_t>(*q, "max_scan_bytes").value_or(0);
     cfg.query.max_result_rows = Get<int64_t>(*q, "max_result_rows").value_or(100000);
+    if (cfg.query.max_scan_bytes < 0) {
+      return InvalidArgumentError(
+          fmt::format("{} [query] max_scan_bytes must be 0 (no cutoff) or more, got {}", o,
+                      cfg.query.max_scan_bytes));
+    }
+    if (cfg.query.max_result_rows < 1) {
+      return InvalidArgumentError(fmt::format(
+          "{} [query] max_result_rows must be at least 1, got {}", o, cfg.query.max_result_rows));
+    }
     cfg.query.timeout_seconds = Get<int64_t>(*q, "timeout_seconds");
     if (cfg.query.timeout_seconds &&
         (*cfg.query.timeout_seconds < 0 || *cfg.query.timeout_seconds > 31'536'000)) {

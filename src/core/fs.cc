@@ -152,23 +152,31 @@ std::shared_ptr<FileSystem> PosixFileSystem::Default() {
   return fs;
 }
 
-Result<std::string> ReadTextArgument(const std::string& path, const std::string& what) {
-  if (path == "-") {
-    std::ostringstream ss;
-    ss << std::cin.rdbuf();
-    return ss.str();
-  }
+Result<std::string> ReadTextArgument(const std::string& path, const std::string& what,
+                                     int64_t max_bytes) {
   std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) {
+  if (path != "-" && std::filesystem::is_directory(path, ec)) {
     return InvalidArgumentError(fmt::format("{} '{}' is a directory", what, path));
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return NotFoundError(fmt::format("cannot read {} '{}': {}", what, path, std::strerror(errno)));
+  std::ifstream file;
+  if (path != "-") {
+    file.open(path, std::ios::binary);
+    if (!file) {
+      return NotFoundError(
+          fmt::format("cannot read {} '{}': {}", what, path, std::strerror(errno)));
+    }
   }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  std::istream& in = path == "-" ? std::cin : file;
+  std::string text;
+  char buf[1 << 16];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    text.append(buf, static_cast<size_t>(in.gcount()));
+    if (static_cast<int64_t>(text.size()) > max_bytes) {
+      return InvalidArgumentError(fmt::format("{} '{}' is larger than {} bytes", what,
+                                              path == "-" ? "(stdin)" : path, max_bytes));
+    }
+  }
+  return text;
 }
 
 }  // namespace engage

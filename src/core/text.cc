@@ -6,11 +6,36 @@
 
 namespace engage {
 
+namespace {
+
+// `s` with control characters shown as escapes (\n, \t, \x1b...): a cell is one line, and text
+// from the data cannot move the terminal's cursor or change its colours.
+std::string Printable(const std::string& s) {
+  auto control = [](unsigned char c) { return c < 0x20 || c == 0x7f; };
+  if (std::none_of(s.begin(), s.end(), [&](char c) { return control(c); })) return s;
+  std::string out;
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    if (!control(c)) {
+      out += ch;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else {
+      out += fmt::format("\\x{:02x}", c);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string FormatTable(const std::vector<std::string>& header,
                         const std::vector<std::vector<std::string>>& rows) {
   const size_t n = header.size();
   auto cell = [n](const std::vector<std::string>& r, size_t c) {
-    std::string s = c < r.size() ? r[c] : "";
+    std::string s = c < r.size() ? Printable(r[c]) : "";
     return c + 1 < n && s.size() > 60 ? s.substr(0, 57) + "..." : s;
   };
   std::vector<size_t> w(n);

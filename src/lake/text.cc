@@ -90,8 +90,17 @@ std::string QueryHistoryTable(const std::vector<QueryRecord>& records) {
   double total = 0;
   for (const auto& q : records) {
     total += q.cost_usd;
+    // The SQL in one line, cut: `engage history --json` has it whole.
+    std::string sql;
+    for (char c : q.sql) {
+      bool blank = c == ' ' || c == '\n' || c == '\r' || c == '\t';
+      if (!blank || (!sql.empty() && sql.back() != ' ')) sql += blank ? ' ' : c;
+      if (sql.size() > 200) break;
+    }
+    while (!sql.empty() && sql.back() == ' ') sql.pop_back();
+    if (sql.size() > 200) sql = sql.substr(0, 197) + "...";
     rows.push_back({q.at, q.status, HumanBytes(q.bytes_scanned), Usd(q.cost_usd),
-                    fmt::format("{:.0f}", q.elapsed_ms), q.sql});
+                    fmt::format("{:.0f}", q.elapsed_ms), sql});
   }
   return FormatTable({"at", "status", "scanned", "cost", "ms", "sql"}, rows) +
          "total cost of these queries: " + Usd(total) + "\n";

@@ -912,7 +912,7 @@ Status Api::Impl::GetModel(Call& c) {
   Json out = Json::array();
   for (const auto& v : versions) {
     Json j = v.ToJson();
-    j.erase("dir");
+    j.erase("path");  // no server paths over HTTP
     out.push_back(std::move(j));
   }
   JsonBody(c.res, Json{{"name", c.params[0]}, {"versions", std::move(out)}});

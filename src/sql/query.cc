@@ -1009,6 +1009,12 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
     Extracted ex;
     idx_t n = duckdb_extract_statements(conn_.raw(), sql.c_str(), ex.out());
     if (n == 0) {
+      // Some writes fail while parsing (IMPORT DATABASE reads files then): still writes.
+      if (StatementKind(sql) != "not a SELECT statement") {
+        return fail(PermissionDeniedError(
+            fmt::format("only read-only queries are allowed (SELECT or EXPLAIN); this is {}",
+                        StatementKind(sql))));
+      }
       const char* err = duckdb_extract_statements_error(ex.get());
       return fail(InvalidArgumentError(err ? err : "cannot parse the query"));
     }

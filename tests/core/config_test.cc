@@ -593,6 +593,20 @@ TEST(ConfigTest, QueryTimeoutAndMemoryLimitAreRead) {
   }
 }
 
+TEST(ConfigTest, NegativeLimitsAndPricesAreRefused) {
+  for (const char* bad :
+       {"[query]\nmax_result_rows = -7\n", "[query]\nmax_result_rows = 0\n",
+        "[query]\nmax_scan_bytes = -1\n", "[prices]\nscan_usd_per_tb = -5.0\n",
+        "[prices]\nmin_bytes_per_query = -1\n", "[prices]\nscan_usd_per_tb = nan\n"}) {
+    auto r = Config::Parse(bad, "t.toml");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(r.status().message().find("t.toml"), std::string::npos) << r.status().message();
+  }
+  auto ok = Config::Parse("[query]\nmax_result_rows = 1\nmax_scan_bytes = 0\n", "t.toml");
+  EXPECT_TRUE(ok.ok()) << ok.status().ToString();
+}
+
 TEST(ConfigTest, FlowInputDirsAreRead) {
   auto c = ParseWith("\n[flow]\ninput_dirs = [\"/srv/incoming\", \"data\"]\n");
   ASSERT_TRUE(c.ok()) << c.status().ToString();

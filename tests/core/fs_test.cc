@@ -595,5 +595,23 @@ TEST_F(SqliteTest, MovedStatementStaysUsable) {
   EXPECT_EQ(assigned.Int(0), 42);
 }
 
+TEST(ReadTextArgumentTest, ReadsAFileWholeAndRefusesOneLargerThanTheBound) {
+  TempDir dir;
+  std::string path = dir.WriteFile("a.sql", "SELECT 1");
+  auto text = ReadTextArgument(path, "SQL file");
+  ASSERT_TRUE(text.ok()) << text.status().ToString();
+  EXPECT_EQ(*text, "SELECT 1");
+  auto capped = ReadTextArgument(path, "SQL file", 4);
+  ASSERT_FALSE(capped.ok());
+  EXPECT_EQ(capped.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(capped.status().message().find("larger than 4 bytes"), std::string::npos);
+  // An endless source stops at the bound instead of exhausting memory.
+  auto zero = ReadTextArgument("/dev/zero", "SQL file", 1 << 20);
+  EXPECT_EQ(zero.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReadTextArgument(dir.path(), "SQL file").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReadTextArgument(dir.path() + "/none.sql", "SQL file").status().code(),
+            StatusCode::kNotFound);
+}
+
 }  // namespace
 }  // namespace engage::testing

@@ -352,6 +352,15 @@ TEST_F(ApiTest, MetricsCountRequestsPerRoute) {
   EXPECT_NE(m.body.find("engage_http_request_duration_seconds_bucket"), std::string::npos);
 }
 
+TEST_F(ApiTest, ModelVersionsCarryNoServerPaths) {
+  StartServer();
+  auto r = Call({"GET", "", "/v1/models/engagement/versions"}, admin_);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body.find(home_.root), std::string::npos) << r.body;
+  EXPECT_EQ(r.body.find("\"path\""), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("\"version\":1"), std::string::npos) << r.body;
+}
+
 TEST_F(ApiTest, DeniedRequestsAndWritesAreAudited) {
   StartServer();
   Call({"GET", "", "/v1/customers/1/prediction"}, other_);

@@ -201,6 +201,7 @@ TEST_F(QueryTest, WritesAndConfigChangesAreRefusedAsNotReadOnly) {
                         "BEGIN",
                         "USE memory",
                         "EXPORT DATABASE '/tmp/x'",
+                        "IMPORT DATABASE '/tmp/engage-no-such-export'",
                         "WITH x AS (SELECT 1) DELETE FROM events",
                         "EXPLAIN DELETE FROM events",
                         "EXPLAIN ANALYZE INSERT INTO events SELECT * FROM events",

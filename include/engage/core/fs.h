@@ -75,7 +75,9 @@ std::string JoinPath(const std::string& a, const std::string& b);
 
 // The whole of a text file given on a command line ("-": standard input); `what` names it in
 // errors ("input file", "role policy"): kNotFound when it cannot be read, kInvalidArgument for
-// a directory.
-Result<std::string> ReadTextArgument(const std::string& path, const std::string& what);
+// a directory or a text larger than `max_bytes` (a bound, so that /dev/zero cannot exhaust
+// memory).
+Result<std::string> ReadTextArgument(const std::string& path, const std::string& what,
+                                     int64_t max_bytes = 64 << 20);
 
 }  // namespace engage
