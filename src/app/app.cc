@@ -221,13 +221,15 @@ Result<TableTraining> App::TrainTable(const ml::TableTrainRequest& request,
                                       const std::string& model_name,
                                       const ml::ProgressFn& progress) {
   TableTraining out;
-  ENGAGE_ASSIGN_OR_RETURN(std::string fingerprint, ml::TableTrainFingerprint(*lake_, request));
+  ENGAGE_ASSIGN_OR_RETURN(std::shared_ptr<ReadSide> reads, reads_->Current());
+  sql::QueryEngine& engine = reads->query();
+  ENGAGE_ASSIGN_OR_RETURN(std::string fingerprint, ml::TableTrainFingerprint(engine, request));
   ENGAGE_ASSIGN_OR_RETURN(auto same, registry_->FindIdentical(model_name, "table", fingerprint));
   if (!same) {
-    ENGAGE_ASSIGN_OR_RETURN(ml::TableTrainResult r, ml::TrainOnTable(*query_, request, progress));
+    ENGAGE_ASSIGN_OR_RETURN(ml::TableTrainResult r, ml::TrainOnTable(engine, request, progress));
     ENGAGE_ASSIGN_OR_RETURN(std::string model_json, r.model.ToJsonText());
     std::vector<ml::LineageRef> lineage = {{"table", request.table}};
-    auto files = lake_->catalog().Files(request.table);
+    auto files = engine.CatalogFiles(request.table);
     std::set<std::string> ingests;
     if (files.ok()) {
       for (const auto& f : *files) ingests.insert(f.ingest_id);
@@ -248,8 +250,8 @@ Result<TableTraining> App::TrainTable(const ml::TableTrainRequest& request,
     out.version = std::move(*same);
     out.existing = true;
   }
-  ENGAGE_ASSIGN_OR_RETURN(ChampionOutcome c,
-                          ApplyFirstChampionRule(*registry_, config(), out.version, out.existing));
+  ENGAGE_ASSIGN_OR_RETURN(ChampionOutcome c, ApplyFirstChampionRule(*registry_, reads->config(),
+                                                                    out.version, out.existing));
   out.became_champion = c.became_champion;
   out.champion_note = std::move(c.note);
   return out;

@@ -101,8 +101,8 @@ Json TrainingSettings(const EngagementConfig& c) {
 }  // namespace
 
 Result<std::string> EngagementTrainer::TrainingFingerprint(const EngagementTrainOptions& o) {
-  ENGAGE_ASSIGN_OR_RETURN(Json data, LakeTablesIdentity(engine_.lake(), {config_.events_table,
-                                                                         config_.customers_table}));
+  ENGAGE_ASSIGN_OR_RETURN(
+      Json data, LakeTablesIdentity(engine_, {config_.events_table, config_.customers_table}));
   Json params = o.params.ToJson();
   params.erase("nthread");  // threads change the time, not the model
   return Fingerprint(Json{{"kind", "engagement"},

@@ -79,7 +79,10 @@ std::string Fields(const Json& card, const char* section) {
   std::string out;
   if (!card.is_object() || !card.contains(section) || !card[section].is_object()) return "-";
   for (const auto& [k, v] : card[section].items()) {
-    if (v.is_null() || v.is_object() || (v.is_string() && v.get<std::string>().empty())) continue;
+    if (v.is_null() || v.is_object() || (v.is_string() && v.get<std::string>().empty()) ||
+        (v.is_array() && v.empty())) {
+      continue;
+    }
     out += fmt::format("{}{} {}", out.empty() ? "" : ", ", k, Compact(v));
   }
   return out.empty() ? "-" : out;
@@ -122,17 +125,17 @@ std::string Fingerprint(const Json& identity) {
   return Sha256Hex(text);
 }
 
-Result<Json> LakeTablesIdentity(lake::Lake& lake, const std::vector<std::string>& tables) {
+Result<Json> LakeTablesIdentity(sql::QueryEngine& engine, const std::vector<std::string>& tables) {
   Json out = Json::object();
   for (const std::string& table : tables) {
     if (table.empty()) continue;
     Json t = Json::object();
     Json files = Json::array();
-    ENGAGE_ASSIGN_OR_RETURN(auto listed, lake.catalog().Files(table));
+    ENGAGE_ASSIGN_OR_RETURN(auto listed, engine.CatalogFiles(table));
     for (const auto& f : listed) files.push_back(Json::array({f.path, f.rows, f.bytes}));
     t["files"] = std::move(files);
     Json columns = Json::array();
-    if (auto spec = lake.config().Table(table); spec.ok()) {
+    if (auto spec = engine.lake().config().Table(table); spec.ok()) {
       for (const auto& c : (*spec)->columns) {
         columns.push_back(Json::array({c.name, std::string(ColumnTypeName(c.type)), c.allowed}));
       }
@@ -609,6 +612,7 @@ std::string DiffToText(const Json& d) {
   std::string metrics;
   if (d.contains("metrics") && d["metrics"].is_object()) {
     for (const auto& [k, m] : d["metrics"].items()) {
+      if (m.value("a", Json()) == m.value("b", Json())) continue;  // unchanged
       metrics += fmt::format("{}{} {} -> {}", metrics.empty() ? "" : ", ", k, Compact(m["a"]),
                              Compact(m["b"]));
       if (m.contains("change") && m["change"].is_number()) {

@@ -580,8 +580,8 @@ Json TableTrainResult::ToJson(int top) const {
               {"elapsed_s", elapsed_s}};
 }
 
-Result<std::string> TableTrainFingerprint(lake::Lake& lake, const TableTrainRequest& req) {
-  ENGAGE_ASSIGN_OR_RETURN(Json data, LakeTablesIdentity(lake, {req.table}));
+Result<std::string> TableTrainFingerprint(sql::QueryEngine& engine, const TableTrainRequest& req) {
+  ENGAGE_ASSIGN_OR_RETURN(Json data, LakeTablesIdentity(engine, {req.table}));
   Json params = req.params.ToJson();
   params.erase("nthread");  // threads change the time, not the model
   return Fingerprint(Json{{"kind", "table"},

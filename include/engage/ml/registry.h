@@ -28,7 +28,7 @@
 #include "engage/core/json.h"
 #include "engage/core/sqlite.h"
 #include "engage/core/status.h"
-#include "engage/lake/lake.h"
+#include "engage/sql/query.h"
 
 namespace engage::ml {
 
@@ -67,8 +67,9 @@ std::string Fingerprint(const Json& identity);
 
 // What a training reads of the lake's `tables`, for its fingerprint: per table its catalogued files
 // (path, rows, bytes: files are never rewritten in place, so new data or a compaction changes
-// them) and its configured columns (name, type, allowed values). Errors from the catalog.
-Result<Json> LakeTablesIdentity(lake::Lake& lake, const std::vector<std::string>& tables);
+// them), read on the engine's own catalog connection, and its configured columns (name, type,
+// allowed values). Errors from the catalog.
+Result<Json> LakeTablesIdentity(sql::QueryEngine& engine, const std::vector<std::string>& tables);
 
 // ModelRegistry::Diff as a few lines for people.
 std::string DiffToText(const Json& diff);

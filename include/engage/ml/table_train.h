@@ -49,7 +49,6 @@
 #include "engage/core/json.h"
 #include "engage/core/status.h"
 #include "engage/lake/duck.h"
-#include "engage/lake/lake.h"
 #include "engage/ml/metrics.h"
 #include "engage/ml/xgb.h"
 #include "engage/sql/query.h"
@@ -157,7 +156,7 @@ struct TableTrainResult {
 // The fingerprint of training `req` on the lake now (ml::Fingerprint of the table's files and
 // columns, the request and the parameters but not their thread count): two trainings with the
 // same fingerprint make the same model. Errors from the catalog.
-Result<std::string> TableTrainFingerprint(lake::Lake& lake, const TableTrainRequest& req);
+Result<std::string> TableTrainFingerprint(sql::QueryEngine& engine, const TableTrainRequest& req);
 
 // The model card of a table training for the registry: kind "table", the fingerprint, params,
 // features, the data (table, label, id, excluded columns, split fractions, seed, rows), metrics
