@@ -366,6 +366,19 @@ TEST_F(QueryTest, PredictionsWithTextCustomerIdsStayReadable) {
           "USING (customer_id)");
   ASSERT_OK(joined);
   EXPECT_EQ(joined->rows[0][0], 1);
+  // Compaction merges an old (text id) and a new (BIGINT id) file of one partition.
+  ASSERT_OK(IngestFiles(
+      "predictions",
+      {dir_.WriteFile("same_day.csv", std::string(kPredictionsHeader) +
+                                          "4,2024-05-01 11:00:00,2024-05-01,0.4,medium,,,,,"
+                                          "engagement,1\n")}));
+  {
+    auto writer = Open(true);
+    ASSERT_OK(lake::Compact(*writer, "predictions"));
+  }
+  auto compacted = Run("SELECT customer_id, model_version FROM predictions_latest ORDER BY 1");
+  ASSERT_OK(compacted);
+  EXPECT_EQ(compacted->rows, Json::parse("[[1,2],[2,2],[3,1],[4,1]]"));
 }
 
 TEST_F(QueryTest, FilesOutsideTheLakeCannotBeRead) {
