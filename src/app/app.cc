@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 
@@ -48,36 +50,210 @@ Result<std::unique_ptr<lake::Lake>> App::OpenWriter() {
   return lake::Lake::Open(home_, options);
 }
 
-Result<EngagementTraining> TrainEngagementModel(sql::QueryEngine& engine,
-                                                ml::ModelRegistry& registry, const Config& config,
-                                                const ml::EngagementTrainOptions& options) {
-  ml::EngagementTrainer trainer(engine, registry, config.engagement);
-  EngagementTraining out;
-  ENGAGE_ASSIGN_OR_RETURN(out.trained, trainer.Train(options));
-  const ml::ModelVersion& v = out.trained.version;
+namespace {
+
+struct ChampionOutcome {
+  bool became_champion = false;
+  std::string note;
+};
+
+// The first version of a model that passes the quality bar becomes its champion, through the
+// gate (so the alias history records it like any promotion); later ones are promoted by hand or
+// by the pipeline. A version found identical to this training is not gated again.
+Result<ChampionOutcome> ApplyFirstChampionRule(ml::ModelRegistry& registry, const Config& config,
+                                               const ml::ModelVersion& v, bool existing) {
+  ChampionOutcome out;
   auto champion = registry.Resolve(v.name + "@champion");
+  if (!champion.ok() && champion.status().code() != StatusCode::kNotFound) {
+    return champion.status();
+  }
+  if (champion.ok() && champion->version == v.version) {
+    out.note = fmt::format("{}@{} is {}@champion", v.name, v.version, v.name);
+    return out;
+  }
   if (champion.ok()) {
-    out.champion_note = fmt::format(
+    out.note = fmt::format(
         "{}@champion stays version {}: compare with `engage models diff {} {} {}` and promote "
         "with `engage models promote {} {}`",
         v.name, champion->version, v.name, champion->version, v.version, v.name, v.version);
     return out;
   }
-  if (champion.status().code() != StatusCode::kNotFound) return champion.status();
-  // The first version that passes the quality bar becomes champion, through the gate (so the
-  // alias history records it like any promotion).
+  if (existing) {
+    out.note = fmt::format("'{}' has no champion: promote with `engage models promote {} {}`",
+                           v.name, v.name, v.version);
+    return out;
+  }
   ml::PromotionGate gate;
   gate.metric = config.models.promotion_metric;
   gate.min_value = config.models.min_quality;
   gate.min_improvement = 0;
   ENGAGE_ASSIGN_OR_RETURN(ml::PromotionDecision d, registry.Promote(v.name, v.version, gate));
   out.became_champion = d.promoted;
-  out.champion_note =
-      d.promoted ? fmt::format(
+  out.note = d.promoted
+                 ? fmt::format(
                        "{}@{} is the first version of '{}' that passes the quality bar: "
                        "it is now {}@champion",
                        v.name, v.version, v.name, v.name)
                  : fmt::format("{}@{} did not become champion: {}", v.name, v.version, d.reason);
+  return out;
+}
+
+}  // namespace
+
+Result<EngagementTraining> TrainEngagementModel(sql::QueryEngine& engine,
+                                                ml::ModelRegistry& registry, const Config& config,
+                                                const ml::EngagementTrainOptions& options) {
+  ml::EngagementTrainer trainer(engine, registry, config.engagement);
+  EngagementTraining out;
+  ENGAGE_ASSIGN_OR_RETURN(out.trained, trainer.Train(options));
+  ENGAGE_ASSIGN_OR_RETURN(
+      ChampionOutcome c,
+      ApplyFirstChampionRule(registry, config, out.trained.version, out.trained.existing));
+  out.became_champion = c.became_champion;
+  out.champion_note = std::move(c.note);
+  return out;
+}
+
+Json TableTraining::ToJson() const {
+  Json j = Json::object();
+  if (trained) {
+    j = trained->ToJson();
+  } else {
+    // An identical version: what its card recorded, under the keys of TableTrainResult::ToJson.
+    const Json& c = version.card;
+    auto section = [&c](const char* name) {
+      return c.contains(name) && c[name].is_object() ? c[name] : Json::object();
+    };
+    Json data = section("data"), training = section("training"), metrics = section("metrics");
+    for (const char* k : {"table", "label", "id", "rows", "rows_unlabelled"}) {
+      j[k] = data.value(k, Json());
+    }
+    for (const char* k : {"rows_train", "rows_valid", "rows_test", "rounds", "best_iteration"}) {
+      j[k] = training.value(k, Json());
+    }
+    for (const char* k : {"auc", "pr_auc", "log_loss", "brier", "base_rate"}) {
+      auto m = version.Metric(k);
+      j[k] = m ? Json(*m) : Json();
+    }
+    for (const char* k : {"params", "top_features", "encoding"}) j[k] = c.value(k, Json());
+    j["features"] = c.contains("features") ? Json(c["features"].size()) : Json();
+    j["test"] = metrics.value("report", Json());
+  }
+  j["model"] = version.name;
+  j["version"] = version.version;
+  j["existing"] = existing;
+  j["fingerprint"] = version.fingerprint();
+  j["became_champion"] = became_champion;
+  j["champion_note"] = champion_note;
+  return j;
+}
+
+namespace {
+
+std::string Num(double v) { return std::isnan(v) ? std::string("-") : fmt::format("{:.4f}", v); }
+
+// The version found identical to a training, and the champion.
+std::string ExistingText(const ml::ModelVersion& v, const std::string& champion_note) {
+  return fmt::format("identical to version {} ({}@{}); nothing new registered\n\n{}\n{}\n",
+                     v.version, v.name, v.version, v.ToText(), champion_note);
+}
+
+}  // namespace
+
+std::string EngagementTraining::ToText() const {
+  const ml::EngagementTrainResult& r = trained;
+  if (r.existing) return ExistingText(r.version, champion_note);
+  const Json& data = r.version.card.value("data", Json::object());
+  return fmt::format(
+      "registered {}@{}: {} training rows, {} validation rows (cutoff {})\n"
+      "  validation AUC {} (recency-only baseline {}), PR-AUC {}, log-loss {}, Brier {}\n"
+      "  {} rounds, best iteration {}, {:.1f} s\n  {}\n",
+      r.version.name, r.version.version, r.rows_train, r.rows_valid,
+      data.value("validation_cutoff", std::string("-")), Num(r.valid.roc_auc), Num(r.baseline_auc),
+      Num(r.valid.pr_auc), Num(r.valid.log_loss), Num(r.valid.brier), r.summary.rounds_run,
+      r.summary.best_iteration, r.seconds, champion_note);
+}
+
+std::string TableTraining::ToText() const {
+  if (!trained) return ExistingText(version, champion_note);
+  const ml::TableTrainResult& r = *trained;
+  const ml::TrainSummary& s = r.summary();
+  std::string out =
+      fmt::format("table '{}', label '{}'{}: {} rows", r.table, r.label_column,
+                  r.id_column.empty() ? "" : fmt::format(", id '{}'", r.id_column), r.rows);
+  if (r.rows_unlabelled > 0)
+    out += fmt::format(" ({} without a label, left out)", r.rows_unlabelled);
+  out += fmt::format("\nsplit: {} train, {} validation, {} test; {} features from {} columns",
+                     r.rows_train, r.rows_valid, r.rows_test, r.feature_names().size(),
+                     r.encoding.columns.size());
+  for (size_t i = 0; i < r.encoding.skipped.size(); ++i) {
+    const auto& [col, why] = r.encoding.skipped[i];
+    out += fmt::format("{}{} ({})", i == 0 ? "; skipped " : ", ", col, why);
+  }
+  out += fmt::format("\nboosting: {} rounds, best iteration {}", s.rounds_run, s.best_iteration);
+  if (!s.metric.empty()) {
+    out += fmt::format(" (validation {} {}){}", s.metric, Num(s.best_score),
+                       s.stopped_early ? ", stopped early" : "");
+  }
+  const ml::EvalReport& t = r.test;
+  out += fmt::format(
+      "\n\ntest split: {} rows, {:.1f}% positive\n"
+      "  ROC-AUC {}   PR-AUC {}   log-loss {}   Brier {}\n",
+      t.count, 100 * t.base_rate, Num(t.roc_auc), Num(t.pr_auc), Num(t.log_loss), Num(t.brier));
+  for (const auto& note : t.notes) out += fmt::format("  note: {}\n", note);
+  if (!r.importance.empty()) {
+    out += "\ntop features (mean |SHAP| on the test split, log-odds):\n";
+    size_t width = 7;
+    for (size_t i = 0; i < r.importance.size() && i < 10; ++i) {
+      width = std::max(width, r.importance[i].feature.size());
+    }
+    out += fmt::format("{:<3} {:<{}} {}\n", "#", "feature", width, "mean |SHAP|");
+    for (size_t i = 0; i < r.importance.size() && i < 10; ++i) {
+      out += fmt::format("{:<3} {:<{}} {}\n", i + 1, r.importance[i].feature, width,
+                         Num(r.importance[i].mean_abs_shap));
+    }
+  }
+  return out + fmt::format("\nregistered {}@{}, trained in {:.1f} s\n  {}\n", version.name,
+                           version.version, r.elapsed_s, champion_note);
+}
+
+Result<TableTraining> App::TrainTable(const ml::TableTrainRequest& request,
+                                      const std::string& model_name,
+                                      const ml::ProgressFn& progress) {
+  TableTraining out;
+  ENGAGE_ASSIGN_OR_RETURN(std::shared_ptr<ReadSide> reads, reads_->Current());
+  sql::QueryEngine& engine = reads->query();
+  ENGAGE_ASSIGN_OR_RETURN(std::string fingerprint, ml::TableTrainFingerprint(engine, request));
+  ENGAGE_ASSIGN_OR_RETURN(auto same, registry_->FindIdentical(model_name, "table", fingerprint));
+  if (!same) {
+    ENGAGE_ASSIGN_OR_RETURN(ml::TableTrainResult r, ml::TrainOnTable(engine, request, progress));
+    ENGAGE_ASSIGN_OR_RETURN(std::string model_json, r.model.ToJsonText());
+    std::vector<ml::LineageRef> lineage = {{"table", request.table}};
+    auto files = engine.CatalogFiles(request.table);
+    std::set<std::string> ingests;
+    if (files.ok()) {
+      for (const auto& f : *files) ingests.insert(f.ingest_id);
+    }
+    for (const auto& id : ingests) lineage.push_back({"ingest", id});
+    auto registered = registry_->Register(model_name, model_json,
+                                          ml::TableTrainCard(request, r, fingerprint), lineage);
+    if (registered.ok()) {
+      out.version = std::move(*registered);
+      out.trained.emplace(std::move(r));
+    } else if (registered.status().code() != StatusCode::kAlreadyExists) {
+      return registered.status();
+    }
+  }
+  if (!out.trained) {  // identical to a registered version (found before or while registering)
+    ENGAGE_ASSIGN_OR_RETURN(same, registry_->FindIdentical(model_name, "table", fingerprint));
+    if (!same) return InternalError("the identical model version went away");
+    out.version = std::move(*same);
+    out.existing = true;
+  }
+  ENGAGE_ASSIGN_OR_RETURN(ChampionOutcome c, ApplyFirstChampionRule(*registry_, reads->config(),
+                                                                    out.version, out.existing));
+  out.became_champion = c.became_champion;
+  out.champion_note = std::move(c.note);
   return out;
 }
 

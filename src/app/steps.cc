@@ -129,14 +129,16 @@ void RegisterMlSteps(flow::TaskRegistry& tasks, const HomePaths& home,
         ml::EngagementTrainOptions options;
         options.model_name = StringParam(p, "model", "engagement");
         ENGAGE_ASSIGN_OR_RETURN(ml::EngagementTrainResult r, trainer.Train(options));
-        Json j = r.ToJson();
+        Json j = r.ToJson();  // "existing": an identical version was found, nothing trained
         j.erase("valid");
-        j["auc"] = r.valid.roc_auc;
-        j["pr_auc"] = r.valid.pr_auc;
-        j["log_loss"] = r.valid.log_loss;
+        for (const char* k : {"auc", "pr_auc", "log_loss"}) {
+          auto m = r.version.Metric(k);
+          j[k] = m ? Json(*m) : Json();
+        }
         return j;
       },
-      "Trains and registers the engagement model: {\"model\": \"engagement\"}",
+      "Trains and registers the engagement model, or finds the version already trained on the "
+      "same data and parameters (\"existing\": true): {\"model\": \"engagement\"}",
       ModelOf("model", "engagement"));
   tasks.RegisterStep(
       "evaluate",

@@ -63,43 +63,12 @@ Result<std::vector<ml::CustomerSummary>> Summaries(const GlobalOptions& g, BtydA
   return customers;
 }
 
-struct Fits {
-  ml::BgNbdFit bgnbd;
-  std::optional<ml::GammaGammaFit> gamma_gamma;  // none without amounts or repeat spend
-  std::string gamma_gamma_skipped;
-};
-
-Result<Fits> FitBoth(const std::vector<ml::CustomerSummary>& customers, bool with_amounts) {
-  Fits f;
-  ENGAGE_ASSIGN_OR_RETURN(f.bgnbd, ml::FitBgNbd(customers));
-  if (!with_amounts) {
-    f.gamma_gamma_skipped = "no amount column";
-    return f;
-  }
-  auto gg = ml::FitGammaGamma(customers);
-  if (gg.ok()) {
-    f.gamma_gamma = *gg;
-  } else if (gg.status().code() == StatusCode::kInvalidArgument) {
-    f.gamma_gamma_skipped = gg.status().message();
-  } else {
-    return gg.status();
-  }
-  return f;
-}
-
-Json FitsJson(const Fits& f, const BtydArgs& a, int64_t customers) {
-  Json j = Json::object();
+Json FitsJson(const ml::BtydFits& f, const BtydArgs& a, size_t customers) {
+  Json j = f.ToJson();
   j["table"] = a.summary.table;
   j["calibration_end"] = a.summary.calibration_end;
   j["time_unit"] = a.time_unit;
-  j["customers"] = customers;
-  j["bgnbd"] = f.bgnbd.ToJson();
-  if (f.gamma_gamma) {
-    j["gamma_gamma"] = f.gamma_gamma->ToJson();
-  } else {
-    j["gamma_gamma"] = nullptr;
-    j["gamma_gamma_skipped"] = f.gamma_gamma_skipped;
-  }
+  j["customers"] = static_cast<int64_t>(customers);
   return j;
 }
 
@@ -111,41 +80,18 @@ void AddFit(CLI::App& parent, GlobalOptions& g, std::function<Status()>* action)
   cmd->callback([&g, action, a] {
     *action = [&g, a]() -> Status {
       ENGAGE_ASSIGN_OR_RETURN(auto customers, Summaries(g, *a));
-      ENGAGE_ASSIGN_OR_RETURN(Fits f, FitBoth(customers, !a->summary.amount_column.empty()));
+      ENGAGE_ASSIGN_OR_RETURN(auto f, ml::FitBtyd(customers, !a->summary.amount_column.empty()));
       if (a->json) {
-        PrintJson(FitsJson(f, *a, static_cast<int64_t>(customers.size())));
+        PrintJson(FitsJson(f, *a, customers.size()));
         return Status::Ok();
       }
-      const auto& b = f.bgnbd;
-      std::printf("%zu customers, calibration to %s, time in %ss\n\n", customers.size(),
+      std::printf("%zu customers, calibration to %s, time in %ss\n\n%s", customers.size(),
                   a->summary.calibration_end.empty() ? "the last event"
                                                      : a->summary.calibration_end.c_str(),
-                  a->time_unit.c_str());
-      std::printf("BG/NBD       r = %.4f  alpha = %.4f  a = %.4f  b = %.4f\n", b.params.r,
-                  b.params.alpha, b.params.a, b.params.b);
-      std::printf("             log-likelihood %.4f over %ld customers\n", b.report.log_likelihood,
-                  static_cast<long>(b.report.customers));
-      if (f.gamma_gamma) {
-        const auto& gg = *f.gamma_gamma;
-        std::printf("Gamma-Gamma  p = %.4f  q = %.4f  gamma = %.4f\n", gg.params.p, gg.params.q,
-                    gg.params.gamma);
-        std::printf("             log-likelihood %.4f over %ld repeat customers (%ld left out)\n",
-                    gg.report.log_likelihood, static_cast<long>(gg.report.customers),
-                    static_cast<long>(gg.report.excluded));
-      } else {
-        std::printf("Gamma-Gamma  not fitted: %s\n", f.gamma_gamma_skipped.c_str());
-      }
+                  a->time_unit.c_str(), f.ToText().c_str());
       return Status::Ok();
     };
   });
-}
-
-// Per-customer outputs as CSV (customer ids are quoted when needed).
-std::string CsvField(const std::string& s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-  std::string q = "\"";
-  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return q + "\"";
 }
 
 void AddPredict(CLI::App& parent, GlobalOptions& g, std::function<Status()>* action) {
@@ -173,55 +119,22 @@ void AddPredict(CLI::App& parent, GlobalOptions& g, std::function<Status()>* act
     *action = [&g, a, horizon, out, limit, clv]() -> Status {
       if (*horizon < 0) return InvalidArgumentError("--horizon must not be negative");
       ENGAGE_ASSIGN_OR_RETURN(auto customers, Summaries(g, *a));
-      ENGAGE_ASSIGN_OR_RETURN(Fits f, FitBoth(customers, !a->summary.amount_column.empty()));
-      double days = a->summary.days_per_unit;
-      double h = *horizon > 0 ? *horizon : (days == 1 ? 30 : 4);
-      clv->period_length = 30.0 / days;
-      std::string csv =
-          "customer_id,x,t_x,T,monetary,p_alive,expected_transactions,expected_spend,clv\n";
-      Json rows = Json::array();
-      int64_t shown = 0;
-      for (const auto& c : customers) {
-        double alive = ml::ProbabilityAlive(f.bgnbd.params, c);
-        double expected = ml::ExpectedTransactions(f.bgnbd.params, c, h);
-        std::optional<double> spend, value;
-        if (f.gamma_gamma) {
-          spend = ml::ExpectedSpend(f.gamma_gamma->params, c);
-          value = ml::CustomerLifetimeValue(f.bgnbd.params, f.gamma_gamma->params, c, *clv);
-        }
-        auto opt = [](const std::optional<double>& v) {
-          return v ? fmt::format("{:.6g}", *v) : std::string();
-        };
-        csv +=
-            fmt::format("{},{},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{},{}\n", CsvField(c.customer_id),
-                        c.x, c.t_x, c.T, c.monetary, alive, expected, opt(spend), opt(value));
-        if (out->empty() && (*limit == 0 || shown < *limit)) {
-          ++shown;
-          Json r = Json::object();
-          r["customer_id"] = c.customer_id;
-          r["x"] = c.x;
-          r["t_x"] = c.t_x;
-          r["T"] = c.T;
-          r["monetary"] = c.monetary;
-          r["p_alive"] = alive;
-          r["expected_transactions"] = expected;
-          r["expected_spend"] = spend ? Json(*spend) : Json();
-          r["clv"] = value ? Json(*value) : Json();
-          rows.push_back(std::move(r));
-        }
-      }
+      ENGAGE_ASSIGN_OR_RETURN(auto f, ml::FitBtyd(customers, !a->summary.amount_column.empty()));
+      double h = *horizon > 0 ? *horizon : (a->summary.days_per_unit == 1 ? 30 : 4);
+      clv->period_length = 30.0 / a->summary.days_per_unit;
+      auto predictions = ml::PredictBtyd(f, customers, h, *clv);
+      size_t shown = out->empty() && *limit > 0 ? std::min<size_t>(*limit, predictions.size())
+                                                : (out->empty() ? predictions.size() : 0);
       if (!out->empty()) {
-        PosixFileSystem fs;
-        ENGAGE_RETURN_IF_ERROR(fs.WriteFileAtomic(*out, csv));
+        ENGAGE_RETURN_IF_ERROR(
+            PosixFileSystem().WriteFileAtomic(*out, ml::BtydPredictionsCsv(predictions)));
       }
       if (a->json) {
-        Json j = FitsJson(f, *a, static_cast<int64_t>(customers.size()));
+        Json j = FitsJson(f, *a, customers.size());
         j["horizon"] = h;
-        if (!out->empty()) {
-          j["out"] = *out;
-        } else {
-          j["predictions"] = std::move(rows);
-        }
+        if (!out->empty()) j["out"] = *out;
+        if (out->empty()) j["predictions"] = Json::array();
+        for (size_t i = 0; i < shown; ++i) j["predictions"].push_back(predictions[i].ToJson());
         PrintJson(j);
         return Status::Ok();
       }
@@ -233,37 +146,22 @@ void AddPredict(CLI::App& parent, GlobalOptions& g, std::function<Status()>* act
         return Status::Ok();
       }
       std::vector<std::vector<std::string>> table;
-      for (const Json& r : rows) {
-        auto num = [](const Json& v) {
-          return v.is_null() ? std::string("-") : fmt::format("{:.4f}", v.get<double>());
-        };
-        table.push_back({r["customer_id"].get<std::string>(),
-                         fmt::format("{}", r["x"].get<double>()), num(r["p_alive"]),
-                         num(r["expected_transactions"]), num(r["expected_spend"]), num(r["clv"])});
+      auto num = [](const std::optional<double>& v) {
+        return v ? fmt::format("{:.4f}", *v) : std::string("-");
+      };
+      for (size_t i = 0; i < shown; ++i) {
+        const auto& p = predictions[i];
+        table.push_back({p.customer->customer_id, fmt::format("{}", p.customer->x), num(p.p_alive),
+                         num(p.expected_transactions), num(p.expected_spend), num(p.clv)});
       }
       PrintTable({"customer_id", "x", "p_alive", "expected_transactions", "expected_spend", "clv"},
                  table);
-      if (static_cast<int64_t>(customers.size()) > shown) {
-        std::printf("(%ld of %zu customers; --out FILE writes all)\n", static_cast<long>(shown),
-                    customers.size());
+      if (customers.size() > shown) {
+        std::printf("(%zu of %zu customers; --out FILE writes all)\n", shown, customers.size());
       }
       return Status::Ok();
     };
   });
-}
-
-// Feature rows as CSV: customer_id, cutoff, label, then the features (empty for missing).
-std::string FeaturesCsv(const features::FeatureFrame& f) {
-  std::string out = "customer_id,cutoff,label";
-  for (const auto& n : f.names) out += "," + n;
-  out += "\n";
-  auto num = [](float v) { return std::isnan(v) ? std::string() : fmt::format("{}", v); };
-  for (int64_t i = 0; i < f.rows(); ++i) {
-    out += CsvField(f.customer_ids[i]) + "," + f.cutoffs[i] + "," + num(f.labels[i]);
-    for (const auto& col : f.columns) out += "," + num(col[i]);
-    out += "\n";
-  }
-  return out;
 }
 
 void AddFeatures(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
@@ -301,38 +199,11 @@ void AddFeatures(CLI::App& app, GlobalOptions& g, std::function<Status()>* actio
         std::printf("%s\n", text.c_str());
         return Status::Ok();
       }
+      if (!cutoffs->empty()) ENGAGE_RETURN_IF_ERROR(builder.CheckCutoffs(days));
       ENGAGE_ASSIGN_OR_RETURN(features::FeatureFrame f, builder.Build(days));
-      if (!out->empty()) {
-        PosixFileSystem fs;
-        ENGAGE_RETURN_IF_ERROR(fs.WriteFileAtomic(*out, FeaturesCsv(f)));
-      }
-      Json summary = Json::object();
+      if (!out->empty()) ENGAGE_RETURN_IF_ERROR(PosixFileSystem().WriteFileAtomic(*out, f.ToCsv()));
+      Json summary = f.Summary();
       summary["cutoffs"] = days;
-      summary["rows"] = f.rows();
-      int64_t labelled = 0, positive = 0;
-      for (float l : f.labels) {
-        labelled += std::isnan(l) ? 0 : 1;
-        positive += l == 1 ? 1 : 0;
-      }
-      summary["labelled"] = labelled;
-      summary["positive_rate"] = labelled > 0 ? static_cast<double>(positive) / labelled : 0.0;
-      Json cols = Json::array();
-      for (size_t j = 0; j < f.names.size(); ++j) {
-        int64_t missing = 0;
-        double sum = 0;
-        for (float v : f.columns[j]) {
-          if (std::isnan(v)) {
-            ++missing;
-          } else {
-            sum += v;
-          }
-        }
-        int64_t present = f.rows() - missing;
-        cols.push_back(Json{{"name", f.names[j]},
-                            {"missing", f.rows() > 0 ? static_cast<double>(missing) / f.rows() : 0},
-                            {"mean", present > 0 ? sum / present : 0.0}});
-      }
-      summary["features"] = std::move(cols);
       if (!out->empty()) summary["out"] = *out;
       if (*json) {
         PrintJson(summary);
@@ -346,7 +217,7 @@ void AddFeatures(CLI::App& app, GlobalOptions& g, std::function<Status()>* actio
       }
       PrintTable({"feature", "missing", "mean"}, rows);
       std::printf("%ld rows at %zu cutoff(s), %ld labelled, positive rate %.4f%s%s\n",
-                  static_cast<long>(f.rows()), days.size(), static_cast<long>(labelled),
+                  static_cast<long>(f.rows()), days.size(), summary["labelled"].get<long>(),
                   summary["positive_rate"].get<double>(), out->empty() ? "" : "; wrote ",
                   out->c_str());
       return Status::Ok();
@@ -378,117 +249,144 @@ void AddModels(CLI::App& app, GlobalOptions& g, std::function<Status()>* action)
                             ml::ModelRegistry::Open(lake->home(), SystemClock::Default()));
     return std::make_pair(std::move(lake), std::move(reg));
   };
+  // A subcommand with --json and up to two positional arguments, each "!name: help" (required)
+  // or "?name: help".
+  auto arg1 = std::make_shared<std::string>(), arg2 = std::make_shared<std::string>();
+  auto add = [&](const char* name, const char* help, const char* a1, const char* a2) {
+    auto* cmd = models->add_subcommand(name, help);
+    for (auto [spec, value] : {std::pair{a1, arg1}, std::pair{a2, arg2}}) {
+      if (spec == nullptr) continue;
+      std::string text(spec + 1);
+      cmd->add_option(text.substr(0, text.find(':')), *value, text.substr(text.find(':') + 2))
+          ->required(spec[0] == '!');
+    }
+    cmd->add_flag("--json", *json, "Print JSON");
+    return cmd;
+  };
 
-  auto* list = models->add_subcommand("list", "Every model version, newest first");
-  auto name = std::make_shared<std::string>();
-  list->add_option("name", *name, "Only this model");
-  list->add_flag("--json", *json, "Print JSON");
-  list->callback([action, open, name, json] {
-    *action = [open, name, json]() -> Status {
-      ENGAGE_ASSIGN_OR_RETURN(auto h, open());
-      ENGAGE_ASSIGN_OR_RETURN(auto versions, h.second->List(*name));
-      if (*json) {
-        Json out = Json::array();
-        for (const auto& v : versions) {
-          Json j = v.ToJson();
-          j.erase("card");
-          j["metrics"] = v.card.contains("metrics") ? v.card["metrics"]["valid"] : Json();
-          out.push_back(std::move(j));
-        }
-        PrintJson(out);
-        return Status::Ok();
-      }
-      std::vector<std::vector<std::string>> rows;
-      for (const auto& v : versions) {
-        std::string aliases;
-        for (const auto& a : v.aliases) aliases += (aliases.empty() ? "" : ",") + a;
-        rows.push_back({v.name, std::to_string(v.version), v.created_at, aliases, Metric(v, "auc"),
-                        Metric(v, "pr_auc"), Metric(v, "log_loss")});
-      }
-      PrintTable({"model", "version", "created", "aliases", "auc", "pr_auc", "log_loss"}, rows);
-      return Status::Ok();
-    };
-  });
+  add("list", "Every model version, newest first", "?name: only this model", nullptr)
+      ->callback([action, open, arg1, json] {
+        *action = [open, arg1, json]() -> Status {
+          ENGAGE_ASSIGN_OR_RETURN(auto h, open());
+          ENGAGE_ASSIGN_OR_RETURN(auto versions, h.second->List(*arg1));
+          Json out = Json::array();
+          std::vector<std::vector<std::string>> rows;
+          for (const auto& v : versions) {
+            Json j = v.ToJson();
+            j.erase("card");
+            j["metrics"] = v.card.contains("metrics") ? v.card["metrics"]["valid"] : Json();
+            out.push_back(std::move(j));
+            std::string aliases;
+            for (const auto& a : v.aliases) aliases += (aliases.empty() ? "" : ",") + a;
+            rows.push_back({v.name, std::to_string(v.version), v.created_at, aliases,
+                            Metric(v, "auc"), Metric(v, "pr_auc"), Metric(v, "log_loss")});
+          }
+          if (*json) {
+            PrintJson(out);
+          } else {
+            PrintTable({"model", "version", "created", "aliases", "auc", "pr_auc", "log_loss"},
+                       rows);
+          }
+          return Status::Ok();
+        };
+      });
 
-  auto* show =
-      models->add_subcommand("show", "A version's model card (name, name@3, name@champion)");
-  auto ref = std::make_shared<std::string>();
-  show->add_option("model", *ref, "name[@version|@alias]")->required();
-  auto show_json = std::make_shared<bool>(false);
-  show->add_flag("--json", *show_json, "Print the card as JSON (the default for now)");
-  show->callback([action, open, ref] {
-    *action = [open, ref]() -> Status {
-      ENGAGE_ASSIGN_OR_RETURN(auto h, open());
-      ENGAGE_ASSIGN_OR_RETURN(auto v, h.second->Resolve(*ref));
-      PrintJson(v.ToJson());
-      return Status::Ok();
-    };
-  });
+  add("show", "A version's summary, or its whole card with --json",
+      "!model: name, name@3 or "
+      "name@champion",
+      nullptr)
+      ->callback([action, open, arg1, json] {
+        *action = [open, arg1, json]() -> Status {
+          ENGAGE_ASSIGN_OR_RETURN(auto h, open());
+          ENGAGE_ASSIGN_OR_RETURN(auto v, h.second->Resolve(*arg1));
+          if (*json) {
+            PrintJson(v.ToJson());
+          } else {
+            std::printf("%s", v.ToText().c_str());
+          }
+          return Status::Ok();
+        };
+      });
 
-  auto* promote = models->add_subcommand(
-      "promote", "Make a version the champion if it passes the gate ([models] in engage.toml)");
-  auto pref = std::make_shared<std::string>();
-  promote->add_option("model", *pref, "name@version")->required();
-  promote->add_flag("--json", *json, "Print JSON");
-  promote->callback([action, open, pref, json] {
-    *action = [open, pref, json]() -> Status {
-      ENGAGE_ASSIGN_OR_RETURN(auto h, open());
-      ENGAGE_ASSIGN_OR_RETURN(auto v, h.second->Resolve(*pref));
-      ml::PromotionGate gate = GateFromConfig(h.first->config());
-      ENGAGE_ASSIGN_OR_RETURN(auto d, h.second->Promote(v.name, v.version, gate));
-      if (*json) {
-        Json j = d.ToJson();
-        j["model"] = v.name;
-        j["version"] = v.version;
-        PrintJson(j);
-      } else {
-        std::printf("%s %s@%ld: %s\n", d.promoted ? "promoted" : "not promoted", v.name.c_str(),
-                    static_cast<long>(v.version), d.reason.c_str());
-      }
-      // Not passing the gate is an answer, not a failure of the command; scripts read --json.
-      return Status::Ok();
-    };
-  });
+  add("promote",
+      "Make a version the champion if it passes the gate ([models] in engage.toml): "
+      "promote NAME N, or promote NAME@N",
+      "!model: name@version, or name followed by the version", "?version: the version number")
+      ->callback([action, open, arg1, arg2, json] {
+        *action = [open, arg1, arg2, json]() -> Status {
+          if (!arg2->empty() && arg1->find('@') != std::string::npos) {
+            return InvalidArgumentError(fmt::format(
+                "give the version once: `engage models promote {} {}` or `engage models promote "
+                "{}@{}`",
+                arg1->substr(0, arg1->find('@')), *arg2, arg1->substr(0, arg1->find('@')), *arg2));
+          }
+          ENGAGE_ASSIGN_OR_RETURN(auto h, open());
+          ENGAGE_ASSIGN_OR_RETURN(auto v,
+                                  h.second->Resolve(arg2->empty() ? *arg1 : *arg1 + "@" + *arg2));
+          ENGAGE_ASSIGN_OR_RETURN(
+              auto d, h.second->Promote(v.name, v.version, GateFromConfig(h.first->config())));
+          Json j = d.ToJson();
+          j["model"] = v.name;
+          j["version"] = v.version;
+          if (*json) {
+            PrintJson(j);
+          } else {
+            std::printf("%s %s@%ld: %s\n", d.promoted ? "promoted" : "not promoted", v.name.c_str(),
+                        static_cast<long>(v.version), d.reason.c_str());
+          }
+          // Not passing the gate is an answer, not a failure of the command; scripts read --json.
+          return Status::Ok();
+        };
+      });
 
-  auto* alias = models->add_subcommand(
-      "alias", "Point an alias at a version without the gate (an operator's override)");
-  auto aref = std::make_shared<std::string>();
-  auto aname = std::make_shared<std::string>();
-  alias->add_option("model", *aref, "name@version")->required();
-  alias->add_option("alias", *aname, "e.g. challenger")->required();
-  alias->callback([action, open, aref, aname] {
-    *action = [open, aref, aname]() -> Status {
-      ENGAGE_ASSIGN_OR_RETURN(auto h, open());
-      ENGAGE_ASSIGN_OR_RETURN(auto v, h.second->Resolve(*aref));
-      ENGAGE_RETURN_IF_ERROR(h.second->SetAlias(v.name, *aname, v.version));
-      std::printf("%s@%s -> version %ld\n", v.name.c_str(), aname->c_str(),
-                  static_cast<long>(v.version));
-      return Status::Ok();
-    };
-  });
+  add("alias", "Point an alias at a version without the gate (an operator's override)",
+      "!model: name@version", "!alias: e.g. challenger")
+      ->callback([action, open, arg1, arg2, json] {
+        *action = [open, arg1, arg2, json]() -> Status {
+          ENGAGE_ASSIGN_OR_RETURN(auto h, open());
+          if (arg1->find('@') == std::string::npos) {
+            return InvalidArgumentError(
+                fmt::format("name the version to point '{}' at: `engage models alias {}@N {}`",
+                            *arg2, *arg1, *arg2));
+          }
+          ENGAGE_ASSIGN_OR_RETURN(auto v, h.second->Resolve(*arg1));
+          ENGAGE_ASSIGN_OR_RETURN(auto previous, h.second->SetAlias(v.name, *arg2, v.version));
+          if (*json) {
+            PrintJson(Json{{"model", v.name},
+                           {"alias", *arg2},
+                           {"version", v.version},
+                           {"previous", previous ? Json(*previous) : Json()}});
+          } else {
+            std::printf("%s@%s -> version %ld%s\n", v.name.c_str(), arg2->c_str(),
+                        static_cast<long>(v.version),
+                        previous ? fmt::format(" (was {})", *previous).c_str() : "");
+          }
+          return Status::Ok();
+        };
+      });
 
-  auto* diff = models->add_subcommand("diff", "Differences between two versions of a model");
-  auto da = std::make_shared<std::string>();
-  auto db = std::make_shared<std::string>();
-  diff->add_option("a", *da, "name@version")->required();
-  diff->add_option("b", *db, "name@version (or just the version)")->required();
-  diff->callback([action, open, da, db] {
-    *action = [open, da, db]() -> Status {
-      ENGAGE_ASSIGN_OR_RETURN(auto h, open());
-      ENGAGE_ASSIGN_OR_RETURN(auto a, h.second->Resolve(*da));
-      std::string bref = db->find('@') == std::string::npos &&
-                                 db->find_first_not_of("0123456789") == std::string::npos
-                             ? a.name + "@" + *db
-                             : *db;
-      ENGAGE_ASSIGN_OR_RETURN(auto b, h.second->Resolve(bref));
-      if (a.name != b.name) {
-        return InvalidArgumentError("diff compares two versions of the same model");
-      }
-      ENGAGE_ASSIGN_OR_RETURN(Json d, h.second->Diff(a.name, a.version, b.version));
-      PrintJson(d);
-      return Status::Ok();
-    };
-  });
+  add("diff", "Differences between two versions of a model: metrics, params, data, features",
+      "!a: name@version", "!b: name@version, or just the version")
+      ->callback([action, open, arg1, arg2, json] {
+        *action = [open, arg1, arg2, json]() -> Status {
+          ENGAGE_ASSIGN_OR_RETURN(auto h, open());
+          ENGAGE_ASSIGN_OR_RETURN(auto a, h.second->Resolve(*arg1));
+          // "3" (not a model's name) is a version of a's model.
+          bool bare = arg2->find('@') == std::string::npos && !IsValidIdentifier(*arg2);
+          ENGAGE_ASSIGN_OR_RETURN(auto b, h.second->Resolve(bare ? a.name + "@" + *arg2 : *arg2));
+          if (a.name != b.name) {
+            return InvalidArgumentError(fmt::format(
+                "diff compares two versions of one model, not {} and {}", a.name, b.name));
+          }
+          ENGAGE_ASSIGN_OR_RETURN(Json d, h.second->Diff(a.name, a.version, b.version));
+          if (*json) {
+            PrintJson(d);
+          } else {
+            std::printf("%s", ml::DiffToText(d).c_str());
+          }
+          return Status::Ok();
+        };
+      });
 }
 
 void AddScore(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
@@ -537,40 +435,6 @@ void AddScore(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) 
 }
 
 }  // namespace
-
-Status TrainEngagementModel(const GlobalOptions& g, const std::string& model_name,
-                            const ml::TrainParams& params, bool json) {
-  ENGAGE_ASSIGN_OR_RETURN(auto app, OpenApp(g));
-  ml::EngagementTrainOptions options;
-  options.model_name = model_name;
-  options.params = params;
-  options.stage = [](const std::string& what) { std::fprintf(stderr, "%s\n", what.c_str()); };
-  if (::isatty(STDERR_FILENO) == 1) {
-    options.rounds = [](int round, double score) {
-      std::fprintf(stderr, "\rround %d  valid auc %.4f", round + 1, score);
-    };
-  }
-  auto trained = app->TrainEngagement(options);
-  if (options.rounds) std::fprintf(stderr, "\n");
-  ENGAGE_RETURN_IF_ERROR(trained.status());
-  const ml::EngagementTrainResult& r = trained->trained;
-  if (json) {
-    PrintJson(trained->ToJson());
-    return Status::Ok();
-  }
-  std::printf("registered %s@%ld: %ld training rows, %ld validation rows (cutoff %s)\n",
-              r.version.name.c_str(), static_cast<long>(r.version.version),
-              static_cast<long>(r.rows_train), static_cast<long>(r.rows_valid),
-              r.version.card["data"]["validation_cutoff"].get<std::string>().c_str());
-  std::printf(
-      "  validation AUC %.4f (recency-only baseline %.4f), PR-AUC %.4f, log-loss %.4f, "
-      "Brier %.4f\n",
-      r.valid.roc_auc, r.baseline_auc, r.valid.pr_auc, r.valid.log_loss, r.valid.brier);
-  std::printf("  %d rounds, best iteration %d, %.1f s\n", r.summary.rounds_run,
-              r.summary.best_iteration, r.seconds);
-  std::printf("  %s\n", trained->champion_note.c_str());
-  return Status::Ok();
-}
 
 void RegisterMlCommands(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
   auto* btyd = app.add_subcommand(

@@ -12,9 +12,10 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "engage/app/app.h"
+#include "engage/core/fs.h"
 #include "engage/ml/engagement.h"
 #include "engage/ml/table_train.h"
-#include "engage/sql/query.h"
 
 namespace engage::cli {
 
@@ -23,6 +24,7 @@ namespace {
 struct TrainArgs {
   ml::TableTrainRequest req;
   std::vector<std::string> params;  // key=value
+  std::string model;                // registered name; default: engagement or the table
   std::string save;
   bool json = false;
 };
@@ -67,64 +69,51 @@ Status TrainTable(const GlobalOptions& g, TrainArgs& a) {
   }
   a.req.params = ml::DefaultTableTrainParams();
   ENGAGE_RETURN_IF_ERROR(ApplyParams(a.params, a.req.params));
-  ENGAGE_ASSIGN_OR_RETURN(auto lake, OpenLake(g, /*writer=*/false));
-  ENGAGE_ASSIGN_OR_RETURN(auto engine, sql::QueryEngine::Open(*lake));
+  ENGAGE_ASSIGN_OR_RETURN(auto app, OpenApp(g));
   ml::ProgressFn progress = RoundProgress(a.req.params);
-  auto trained = ml::TrainOnTable(*engine, a.req, progress);
+  auto trained = app->TrainTable(a.req, a.model.empty() ? a.req.table : a.model, progress);
   if (progress) std::fprintf(stderr, "\r\033[K");
-  if (!trained.ok()) return trained.status();
-  const ml::TableTrainResult& r = *trained;
-  if (!a.save.empty()) ENGAGE_RETURN_IF_ERROR(r.model.Save(a.save));
-
+  ENGAGE_RETURN_IF_ERROR(trained.status());
+  if (!a.save.empty()) {  // the registered model file (XGBoost JSON)
+    PosixFileSystem fs;
+    ENGAGE_ASSIGN_OR_RETURN(std::string model_json, fs.ReadFile(trained->version.model_path()));
+    ENGAGE_RETURN_IF_ERROR(fs.WriteFileAtomic(a.save, model_json));
+  }
   if (a.json) {
-    Json j = r.ToJson();
+    Json j = trained->ToJson();
     j["saved"] = a.save.empty() ? Json(nullptr) : Json(a.save);
     PrintJson(j);
-    return Status::Ok();
+  } else {
+    std::printf("%s%s", trained->ToText().c_str(),
+                a.save.empty() ? "" : fmt::format("saved the model to {}\n", a.save).c_str());
   }
-  const ml::TrainSummary& s = r.summary();
-  std::printf("table '%s', label '%s'%s: %ld rows", r.table.c_str(), r.label_column.c_str(),
-              r.id_column.empty() ? "" : fmt::format(", id '{}'", r.id_column).c_str(),
-              static_cast<long>(r.rows));
-  if (r.rows_unlabelled > 0) {
-    std::printf(" (%ld without a label, left out)", static_cast<long>(r.rows_unlabelled));
-  }
-  std::printf("\nsplit: %ld train, %ld validation, %ld test; %zu features from %zu columns",
-              static_cast<long>(r.rows_train), static_cast<long>(r.rows_valid),
-              static_cast<long>(r.rows_test), r.feature_names().size(), r.encoding.columns.size());
-  if (!r.encoding.skipped.empty()) {
-    std::string skipped;
-    for (const auto& [col, why] : r.encoding.skipped) {
-      skipped += fmt::format("{}{} ({})", skipped.empty() ? "" : ", ", col, why);
-    }
-    std::printf("; skipped %s", skipped.c_str());
-  }
-  std::printf("\nboosting: %d rounds, best iteration %d", s.rounds_run, s.best_iteration);
-  if (!s.metric.empty()) {
-    std::printf(" (validation %s %s)%s", s.metric.c_str(), Num(s.best_score).c_str(),
-                s.stopped_early ? ", stopped early" : "");
-  }
-  const ml::EvalReport& t = r.test;
-  std::printf("\n\ntest split: %ld rows, %.1f%% positive\n", static_cast<long>(t.count),
-              100 * t.base_rate);
-  std::printf("  ROC-AUC %s   PR-AUC %s   log-loss %s   Brier %s\n", Num(t.roc_auc).c_str(),
-              Num(t.pr_auc).c_str(), Num(t.log_loss).c_str(), Num(t.brier).c_str());
-  for (const auto& note : t.notes) std::printf("  note: %s\n", note.c_str());
-  if (!r.importance.empty()) {
-    std::printf("\ntop features (mean |SHAP| on the test split, log-odds):\n");
-    std::vector<std::vector<std::string>> rows;
-    for (size_t i = 0; i < r.importance.size() && i < 10; ++i) {
-      rows.push_back(
-          {std::to_string(i + 1), r.importance[i].feature, Num(r.importance[i].mean_abs_shap)});
-    }
-    PrintTable({"#", "feature", "mean |SHAP|"}, rows);
-  }
-  if (!a.save.empty()) std::printf("\nsaved the model to %s\n", a.save.c_str());
-  std::printf("%strained in %.1f s\n", a.save.empty() ? "\n" : "", r.elapsed_s);
   return Status::Ok();
 }
 
 }  // namespace
+
+Status TrainEngagementModel(const GlobalOptions& g, const std::string& model_name,
+                            const ml::TrainParams& params, bool json) {
+  ENGAGE_ASSIGN_OR_RETURN(auto app, OpenApp(g));
+  ml::EngagementTrainOptions options;
+  options.model_name = model_name;
+  options.params = params;
+  options.stage = [](const std::string& what) { std::fprintf(stderr, "%s\n", what.c_str()); };
+  if (::isatty(STDERR_FILENO) == 1) {
+    options.rounds = [](int round, double score) {
+      std::fprintf(stderr, "\rround %d  valid auc %.4f", round + 1, score);
+    };
+  }
+  auto trained = app->TrainEngagement(options);
+  if (options.rounds) std::fprintf(stderr, "\n");
+  ENGAGE_RETURN_IF_ERROR(trained.status());
+  if (json) {
+    PrintJson(trained->ToJson());
+  } else {
+    std::printf("%s", trained->ToText().c_str());
+  }
+  return Status::Ok();
+}
 
 void RegisterTrainCommands(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
   auto* cmd = app.add_subcommand(
@@ -143,12 +132,11 @@ void RegisterTrainCommands(CLI::App& app, GlobalOptions& g, std::function<Status
       "Example:\n"
       "  engage train --table telco --label churn --id customer_id --save churn.json");
   auto a = std::make_shared<TrainArgs>();
-  auto model = std::make_shared<std::string>("engagement");
   cmd->add_option("--table", a->req.table,
                   "Lake table with one labelled example per row (default: train the engagement "
                   "model)");
-  cmd->add_option("--model", *model, "Engagement mode: the model name to register")
-      ->default_str("engagement");
+  cmd->add_option("--model", a->model,
+                  "The model name to register (default: engagement, or the --table name)");
   cmd->add_option("--label", a->req.label_column,
                   "Column holding the label (0/1, true/false or yes/no); required with --table");
   cmd->add_option("--id", a->req.id_column,
@@ -169,8 +157,8 @@ void RegisterTrainCommands(CLI::App& app, GlobalOptions& g, std::function<Status
                   "--param num_boost_round=500 --param scale_pos_weight=3");
   cmd->add_option("--save", a->save, "Write the model to this file (XGBoost JSON)");
   cmd->add_flag("--json", a->json, "Print the result as one JSON object");
-  cmd->callback([&g, action, a, model] {
-    *action = [&g, a, model]() -> Status {
+  cmd->callback([&g, action, a] {
+    *action = [&g, a]() -> Status {
       if (a->req.table.empty()) {
         if (!a->req.label_column.empty() || !a->save.empty()) {
           return InvalidArgumentError(
@@ -179,7 +167,7 @@ void RegisterTrainCommands(CLI::App& app, GlobalOptions& g, std::function<Status
         }
         ml::TrainParams params = ml::EngagementTrainOptions::DefaultEngagementParams();
         ENGAGE_RETURN_IF_ERROR(ApplyParams(a->params, params));
-        return TrainEngagementModel(g, *model, params, a->json);
+        return TrainEngagementModel(g, a->model.empty() ? "engagement" : a->model, params, a->json);
       }
       return TrainTable(g, *a);
     };

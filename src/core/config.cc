@@ -563,7 +563,22 @@ Result<Config> Config::Parse(std::string_view text, std::string_view origin) {
       cfg.tables.emplace(name, std::move(spec));
     }
   }
-  if (!cfg.tables.count("predictions")) cfg.tables.emplace("predictions", PredictionsTableSpec());
+  if (!cfg.tables.count("predictions")) {
+    // The customer id keeps its type from the events (or customers) table, so predictions join
+    // them without a cast.
+    ColumnType id_type = ColumnType::kString;
+    for (const std::string& t : {cfg.engagement.events_table, cfg.engagement.customers_table}) {
+      auto spec = cfg.tables.find(t);
+      const ColumnSpec* c = spec == cfg.tables.end()
+                                ? nullptr
+                                : spec->second.FindColumn(cfg.engagement.customer_column);
+      if (c != nullptr) {
+        id_type = c->type;
+        break;
+      }
+    }
+    cfg.tables.emplace("predictions", PredictionsTableSpec(id_type));
+  }
   return cfg;
 }
 
@@ -579,7 +594,7 @@ Result<Config> Config::Load(const std::string& path) {
   return Parse(*text, path);
 }
 
-TableSpec PredictionsTableSpec() {
+TableSpec PredictionsTableSpec(ColumnType customer_id_type) {
   TableSpec t;
   t.name = "predictions";
   t.time_column = "scored_at";
@@ -592,7 +607,7 @@ TableSpec PredictionsTableSpec() {
     c.required = required;
     t.columns.push_back(c);
   };
-  col("customer_id", ColumnType::kString, true);
+  col("customer_id", customer_id_type, true);
   col("scored_at", ColumnType::kTimestamp, true);
   col("cutoff", ColumnType::kDate, true);
   col("score", ColumnType::kDouble, true);

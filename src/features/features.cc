@@ -104,6 +104,55 @@ Status FeatureFrame::Append(FeatureFrame other) {
   return Status::Ok();
 }
 
+std::string FeatureFrame::ToCsv() const {
+  std::string out = "customer_id,cutoff,label";
+  for (const auto& n : names) out += "," + n;
+  out += "\n";
+  auto num = [](float v) { return std::isnan(v) ? std::string() : fmt::format("{}", v); };
+  for (size_t i = 0; i < customer_ids.size(); ++i) {
+    const std::string& id = customer_ids[i];
+    if (id.find_first_of(",\"\n\r") == std::string::npos) {
+      out += id;
+    } else {
+      out += "\"";
+      for (char c : id) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+      out += "\"";
+    }
+    out += "," + cutoffs[i] + "," + num(labels[i]);
+    for (const auto& col : columns) out += "," + num(col[i]);
+    out += "\n";
+  }
+  return out;
+}
+
+Json FeatureFrame::Summary() const {
+  int64_t labelled = 0, positive = 0;
+  for (float l : labels) {
+    labelled += std::isnan(l) ? 0 : 1;
+    positive += l == 1 ? 1 : 0;
+  }
+  Json cols = Json::array();
+  for (size_t j = 0; j < names.size(); ++j) {
+    int64_t missing = 0;
+    double sum = 0;
+    for (float v : columns[j]) {
+      if (std::isnan(v)) {
+        ++missing;
+      } else {
+        sum += v;
+      }
+    }
+    int64_t present = rows() - missing;
+    cols.push_back(Json{{"name", names[j]},
+                        {"missing", rows() > 0 ? static_cast<double>(missing) / rows() : 0.0},
+                        {"mean", present > 0 ? sum / present : 0.0}});
+  }
+  return Json{{"rows", rows()},
+              {"labelled", labelled},
+              {"positive_rate", labelled > 0 ? static_cast<double>(positive) / labelled : 0.0},
+              {"features", std::move(cols)}};
+}
+
 Status FeatureBuilder::Resolve() {
   if (resolved_) return Status::Ok();
   const Config& cfg = engine_.lake().config();
@@ -174,6 +223,41 @@ Result<std::vector<std::string>> FeatureBuilder::TrainingCutoffs() {
     out.push_back(FormatDay(latest - static_cast<int64_t>(i) * config_.cutoff_step_days));
   }
   return out;
+}
+
+Status FeatureBuilder::CheckCutoffs(const std::vector<std::string>& cutoffs) {
+  std::vector<int64_t> days;
+  for (const std::string& cutoff : cutoffs) {
+    ENGAGE_ASSIGN_OR_RETURN(int64_t t, ParseDay(cutoff));
+    days.push_back(t);
+  }
+  if (cutoffs.empty()) return Status::Ok();
+  ENGAGE_RETURN_IF_ERROR(Resolve());
+  ENGAGE_ASSIGN_OR_RETURN(
+      lake::DuckResult r,
+      engine_.RunTrusted(fmt::format("SELECT CAST(MIN(CAST({0} AS DATE)) AS VARCHAR), "
+                                     "CAST(MAX(CAST({0} AS DATE)) AS VARCHAR) FROM {1}",
+                                     SqlIdent(time_column_), SqlIdent(config_.events_table)),
+                         "features"));
+  auto first = r.RowCount() > 0 ? r.Str(0, 0) : std::nullopt;
+  auto last = r.RowCount() > 0 ? r.Str(1, 0) : std::nullopt;
+  if (!first || !last) {
+    return FailedPreconditionError(
+        fmt::format("table '{}' has no events; ingest some first", config_.events_table));
+  }
+  ENGAGE_ASSIGN_OR_RETURN(int64_t first_day, ParseDay(*first));
+  ENGAGE_ASSIGN_OR_RETURN(int64_t last_day, ParseDay(*last));
+  for (size_t i = 0; i < cutoffs.size(); ++i) {
+    const int64_t t = days[i];
+    if (t > first_day && t - config_.lookback_days <= last_day) continue;
+    return InvalidArgumentError(fmt::format(
+        "cutoff {} is outside the events' dates {} .. {} (features at a cutoff read the {} days "
+        "before it, and no customer has an event there); pick a cutoff from {} to {}, or none "
+        "for the day after the last event",
+        cutoffs[i], *first, *last, config_.lookback_days, FormatDay(first_day + 1),
+        FormatDay(last_day + config_.lookback_days)));
+  }
+  return Status::Ok();
 }
 
 Result<std::string> FeatureBuilder::Sql(const std::string& cutoff) {

@@ -419,4 +419,103 @@ ORDER BY days.c)sql",
   return out;
 }
 
+Json BtydFits::ToJson() const {
+  Json j = Json::object();
+  j["bgnbd"] = bgnbd.ToJson();
+  if (gamma_gamma) {
+    j["gamma_gamma"] = gamma_gamma->ToJson();
+  } else {
+    j["gamma_gamma"] = nullptr;
+    j["gamma_gamma_skipped"] = gamma_gamma_skipped;
+  }
+  return j;
+}
+
+std::string BtydFits::ToText() const {
+  const auto& b = bgnbd;
+  std::string out = fmt::format(
+      "BG/NBD       r = {:.4f}  alpha = {:.4f}  a = {:.4f}  b = {:.4f}\n"
+      "             log-likelihood {:.4f} over {} customers\n",
+      b.params.r, b.params.alpha, b.params.a, b.params.b, b.report.log_likelihood,
+      b.report.customers);
+  if (!gamma_gamma) return out + fmt::format("Gamma-Gamma  not fitted: {}\n", gamma_gamma_skipped);
+  const auto& g = *gamma_gamma;
+  return out + fmt::format(
+                   "Gamma-Gamma  p = {:.4f}  q = {:.4f}  gamma = {:.4f}\n"
+                   "             log-likelihood {:.4f} over {} repeat customers ({} left out)\n",
+                   g.params.p, g.params.q, g.params.gamma, g.report.log_likelihood,
+                   g.report.customers, g.report.excluded);
+}
+
+Result<BtydFits> FitBtyd(const std::vector<CustomerSummary>& customers, bool with_amounts) {
+  BtydFits f;
+  ENGAGE_ASSIGN_OR_RETURN(f.bgnbd, FitBgNbd(customers));
+  if (!with_amounts) {
+    f.gamma_gamma_skipped = "no amount column";
+    return f;
+  }
+  auto gg = FitGammaGamma(customers);
+  if (gg.ok()) {
+    f.gamma_gamma = *gg;
+  } else if (gg.status().code() == StatusCode::kInvalidArgument) {
+    f.gamma_gamma_skipped = gg.status().message();
+  } else {
+    return gg.status();
+  }
+  return f;
+}
+
+Json BtydPrediction::ToJson() const {
+  auto opt = [](const std::optional<double>& v) { return v ? Json(*v) : Json(); };
+  return Json{{"customer_id", customer->customer_id},
+              {"x", customer->x},
+              {"t_x", customer->t_x},
+              {"T", customer->T},
+              {"monetary", customer->monetary},
+              {"p_alive", p_alive},
+              {"expected_transactions", expected_transactions},
+              {"expected_spend", opt(expected_spend)},
+              {"clv", opt(clv)}};
+}
+
+std::vector<BtydPrediction> PredictBtyd(const BtydFits& fits,
+                                        const std::vector<CustomerSummary>& customers,
+                                        double horizon, const ClvOptions& clv) {
+  std::vector<BtydPrediction> out;
+  out.reserve(customers.size());
+  for (const auto& c : customers) {
+    BtydPrediction p;
+    p.customer = &c;
+    p.p_alive = ProbabilityAlive(fits.bgnbd.params, c);
+    p.expected_transactions = ExpectedTransactions(fits.bgnbd.params, c, horizon);
+    if (fits.gamma_gamma) {
+      p.expected_spend = ExpectedSpend(fits.gamma_gamma->params, c);
+      p.clv = CustomerLifetimeValue(fits.bgnbd.params, fits.gamma_gamma->params, c, clv);
+    }
+    out.push_back(p);
+  }
+  return out;
+}
+
+std::string BtydPredictionsCsv(const std::vector<BtydPrediction>& predictions) {
+  std::string csv =
+      "customer_id,x,t_x,T,monetary,p_alive,expected_transactions,expected_spend,clv\n";
+  auto opt = [](const std::optional<double>& v) {
+    return v ? fmt::format("{:.6g}", *v) : std::string();
+  };
+  for (const auto& p : predictions) {
+    const CustomerSummary& c = *p.customer;
+    std::string id = c.customer_id;
+    if (id.find_first_of(",\"\n\r") != std::string::npos) {
+      std::string q = "\"";
+      for (char ch : id) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+      id = q + "\"";
+    }
+    csv += fmt::format("{},{},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{},{}\n", id, c.x, c.t_x, c.T,
+                       c.monetary, p.p_alive, p.expected_transactions, opt(p.expected_spend),
+                       opt(p.clv));
+  }
+  return csv;
+}
+
 }  // namespace engage::ml

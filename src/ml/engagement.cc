@@ -55,6 +55,21 @@ Json EngagementTrainResult::ToJson() const {
   Json j = Json::object();
   j["model"] = version.name;
   j["version"] = version.version;
+  j["existing"] = existing;
+  j["fingerprint"] = fingerprint;
+  if (existing) {
+    // What the version's card recorded when it was trained.
+    const Json& c = version.card;
+    Json none = Json::object();
+    const Json& m = c.contains("metrics") && c["metrics"].is_object() ? c["metrics"] : none;
+    const Json& t = c.contains("training") && c["training"].is_object() ? c["training"] : none;
+    j["valid"] = m.value("report", Json());
+    j["baseline_auc"] = m.contains("baseline") ? m["baseline"].value("auc", Json()) : Json();
+    for (const char* k : {"rows_train", "rows_valid", "rounds", "best_iteration", "seconds"}) {
+      j[k] = t.value(k, Json());
+    }
+    return j;
+  }
   j["valid"] = valid.ToJson();
   j["baseline_auc"] = baseline_auc;
   j["rows_train"] = rows_train;
@@ -63,6 +78,38 @@ Json EngagementTrainResult::ToJson() const {
   j["best_iteration"] = summary.best_iteration;
   j["seconds"] = seconds;
   return j;
+}
+
+namespace {
+
+// The [engagement] settings that shape the training data (not the segments, which only name
+// scores), for the fingerprint.
+Json TrainingSettings(const EngagementConfig& c) {
+  Json sql = Json::array();
+  for (const auto& f : c.sql_features) sql.push_back(Json::array({f.name, f.sql}));
+  return Json{{"events_table", c.events_table},         {"customers_table", c.customers_table},
+              {"customer_column", c.customer_column},   {"time_column", c.time_column},
+              {"type_column", c.type_column},           {"channel_column", c.channel_column},
+              {"amount_column", c.amount_column},       {"signup_column", c.signup_column},
+              {"qualifying_types", c.qualifying_types}, {"horizon_days", c.horizon_days},
+              {"windows_days", c.windows_days},         {"lookback_days", c.lookback_days},
+              {"event_types", c.event_types},           {"channels", c.channels},
+              {"training_cutoffs", c.training_cutoffs}, {"cutoff_step_days", c.cutoff_step_days},
+              {"sql_features", std::move(sql)}};
+}
+
+}  // namespace
+
+Result<std::string> EngagementTrainer::TrainingFingerprint(const EngagementTrainOptions& o) {
+  ENGAGE_ASSIGN_OR_RETURN(
+      Json data, LakeTablesIdentity(engine_, {config_.events_table, config_.customers_table}));
+  Json params = o.params.ToJson();
+  params.erase("nthread");  // threads change the time, not the model
+  return Fingerprint(Json{{"kind", "engagement"},
+                          {"data", std::move(data)},
+                          {"engagement", TrainingSettings(config_)},
+                          {"params", std::move(params)},
+                          {"btyd_features", o.btyd_features}});
 }
 
 Status EngagementTrainer::AddBtydFeatures(const std::string& cutoff, features::FeatureFrame* frame,
@@ -165,6 +212,23 @@ Result<features::FeatureFrame> EngagementTrainer::BuildFeatures(
 
 Result<EngagementTrainResult> EngagementTrainer::Train(const EngagementTrainOptions& o) {
   auto t0 = std::chrono::steady_clock::now();
+  EngagementTrainResult out;
+  ENGAGE_ASSIGN_OR_RETURN(out.fingerprint, TrainingFingerprint(o));
+  auto existing = [&]() -> Result<EngagementTrainResult> {
+    ENGAGE_ASSIGN_OR_RETURN(auto same,
+                            registry_.FindIdentical(o.model_name, "engagement", out.fingerprint));
+    if (!same) return InternalError("the identical model version went away");
+    EngagementTrainResult found;
+    found.version = std::move(*same);
+    found.existing = true;
+    found.fingerprint = out.fingerprint;
+    return found;
+  };
+  {
+    ENGAGE_ASSIGN_OR_RETURN(auto same,
+                            registry_.FindIdentical(o.model_name, "engagement", out.fingerprint));
+    if (same) return existing();
+  }
   features::FeatureBuilder builder(engine_, config_);
   ENGAGE_ASSIGN_OR_RETURN(std::vector<std::string> cutoffs, builder.TrainingCutoffs());
   ENGAGE_ASSIGN_OR_RETURN(std::string data_end, builder.DataEnd());
@@ -216,7 +280,6 @@ Result<EngagementTrainResult> EngagementTrainer::Train(const EngagementTrainOpti
   }
   ENGAGE_ASSIGN_OR_RETURN(double baseline_auc, RocAuc(valid.labels, baseline));
 
-  EngagementTrainResult out;
   out.valid = report;
   out.baseline_auc = baseline_auc;
   out.summary = model.summary();
@@ -227,6 +290,7 @@ Result<EngagementTrainResult> EngagementTrainer::Train(const EngagementTrainOpti
   // The model card.
   Json card = Json::object();
   card["kind"] = "engagement";
+  card["fingerprint"] = out.fingerprint;
   card["params"] = o.params.ToJson();
   card["features"] = frame.names;
   card["data"] = Json{
@@ -262,8 +326,10 @@ Result<EngagementTrainResult> EngagementTrainer::Train(const EngagementTrainOpti
   card["ingest_ids"] = std::vector<std::string>(ingests.begin(), ingests.end());
   Stage(o, "registering the model");
   ENGAGE_ASSIGN_OR_RETURN(std::string model_json, model.ToJsonText());
-  ENGAGE_ASSIGN_OR_RETURN(out.version,
-                          registry_.Register(o.model_name, model_json, std::move(card), lineage));
+  auto registered = registry_.Register(o.model_name, model_json, std::move(card), lineage);
+  // Another process registered the same training meanwhile: that version stands.
+  if (registered.status().code() == StatusCode::kAlreadyExists) return existing();
+  ENGAGE_ASSIGN_OR_RETURN(out.version, std::move(registered));
   return out;
 }
 

@@ -3,11 +3,14 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <charconv>
 #include <filesystem>
 #include <set>
 
 #include "engage/core/config.h"
 #include "engage/core/fs.h"
+#include "engage/core/ids.h"
 
 namespace engage::ml {
 
@@ -56,7 +59,92 @@ Status CheckName(const std::string& name, const char* what) {
   return Status::Ok();
 }
 
+// A card value on one line: numbers to 4 significant places, lists as "first .. last (n)".
+std::string Compact(const Json& v) {
+  if (v.is_number_float()) return fmt::format("{:.4g}", v.get<double>());
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_array() && v.size() > 3) {
+    return fmt::format("{} .. {} ({})", Compact(v.front()), Compact(v.back()), v.size());
+  }
+  if (v.is_array()) {
+    std::string out;
+    for (const Json& x : v) out += (out.empty() ? "" : ", ") + Compact(x);
+    return out.empty() ? "-" : out;
+  }
+  return v.dump();
+}
+
+// The scalar (or short list) fields of a card section as "key value, key value".
+std::string Fields(const Json& card, const char* section) {
+  std::string out;
+  if (!card.is_object() || !card.contains(section) || !card[section].is_object()) return "-";
+  for (const auto& [k, v] : card[section].items()) {
+    if (v.is_null() || v.is_object() || (v.is_string() && v.get<std::string>().empty()) ||
+        (v.is_array() && v.empty())) {
+      continue;
+    }
+    out += fmt::format("{}{} {}", out.empty() ? "" : ", ", k, Compact(v));
+  }
+  return out.empty() ? "-" : out;
+}
+
 }  // namespace
+
+namespace {
+
+// JSON text with every object's keys in byte order (Json keeps insertion order).
+void AppendCanonical(const Json& v, std::string* out) {
+  if (v.is_object()) {
+    std::vector<std::string> keys;
+    for (auto it = v.begin(); it != v.end(); ++it) keys.push_back(it.key());
+    std::sort(keys.begin(), keys.end());
+    out->push_back('{');
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (i > 0) out->push_back(',');
+      *out += Json(keys[i]).dump() + ":";
+      AppendCanonical(v[keys[i]], out);
+    }
+    out->push_back('}');
+  } else if (v.is_array()) {
+    out->push_back('[');
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (i > 0) out->push_back(',');
+      AppendCanonical(v[i], out);
+    }
+    out->push_back(']');
+  } else {
+    *out += v.dump();
+  }
+}
+
+}  // namespace
+
+std::string Fingerprint(const Json& identity) {
+  std::string text;
+  AppendCanonical(identity, &text);
+  return Sha256Hex(text);
+}
+
+Result<Json> LakeTablesIdentity(sql::QueryEngine& engine, const std::vector<std::string>& tables) {
+  Json out = Json::object();
+  for (const std::string& table : tables) {
+    if (table.empty()) continue;
+    Json t = Json::object();
+    Json files = Json::array();
+    ENGAGE_ASSIGN_OR_RETURN(auto listed, engine.CatalogFiles(table));
+    for (const auto& f : listed) files.push_back(Json::array({f.path, f.rows, f.bytes}));
+    t["files"] = std::move(files);
+    Json columns = Json::array();
+    if (auto spec = engine.lake().config().Table(table); spec.ok()) {
+      for (const auto& c : (*spec)->columns) {
+        columns.push_back(Json::array({c.name, std::string(ColumnTypeName(c.type)), c.allowed}));
+      }
+    }
+    t["columns"] = std::move(columns);
+    out[table] = std::move(t);
+  }
+  return out;
+}
 
 std::optional<double> ModelVersion::Metric(const std::string& metric) const {
   const Json* m = &card;
@@ -66,6 +154,50 @@ std::optional<double> ModelVersion::Metric(const std::string& metric) const {
   }
   if (!m->is_object() || !m->contains(metric) || !(*m)[metric].is_number()) return std::nullopt;
   return (*m)[metric].get<double>();
+}
+
+std::string ModelVersion::kind() const {
+  return card.is_object() && card.contains("kind") && card["kind"].is_string()
+             ? card["kind"].get<std::string>()
+             : std::string();
+}
+
+std::string ModelVersion::fingerprint() const {
+  return card.is_object() && card.contains("fingerprint") && card["fingerprint"].is_string()
+             ? card["fingerprint"].get<std::string>()
+             : std::string();
+}
+
+std::string ModelVersion::ToText() const {
+  std::string aliased;
+  for (const auto& a : aliases) aliased += (aliased.empty() ? "" : ", ") + a;
+  std::string metrics;
+  if (card.contains("metrics") && card["metrics"].is_object()) {
+    const Json& m = card["metrics"];
+    metrics = Fields(m, "valid");
+    if (m.contains("evaluated_on") && m["evaluated_on"].is_string()) {
+      metrics += " (" + m["evaluated_on"].get<std::string>() + ")";
+    }
+    if (m.contains("baseline") && m["baseline"].is_object() && m["baseline"].contains("auc")) {
+      metrics += fmt::format("; baseline ({}) auc {}", m["baseline"].value("name", "baseline"),
+                             Compact(m["baseline"]["auc"]));
+    }
+  }
+  std::string out = fmt::format("{}@{}{}\n", name, version,
+                                aliased.empty() ? "" : fmt::format("  ({})", aliased));
+  auto line = [&out](const char* label, const std::string& value) {
+    out += fmt::format("  {:<12} {}\n", label, value.empty() ? "-" : value);
+  };
+  line("created", created_at);
+  line("kind", kind());
+  line("metrics", metrics);
+  line("params", Fields(card, "params"));
+  line("data", Fields(card, "data"));
+  line("training", Fields(card, "training"));
+  line("features", card.contains("features") ? Compact(card["features"]) : "");
+  line("fingerprint", fingerprint());
+  line("path", dir);
+  return out;
 }
 
 Json ModelVersion::ToJson() const {
@@ -102,6 +234,17 @@ Result<ModelVersion> ModelRegistry::Register(const std::string& name, const std:
   ENGAGE_RETURN_IF_ERROR(CheckName(name, "model name"));
   if (!card.is_object()) return InvalidArgumentError("a model card must be a JSON object");
   ENGAGE_ASSIGN_OR_RETURN(auto txn, SqliteTxn::Begin(db_));
+  std::string kind = card.contains("kind") && card["kind"].is_string() ? card["kind"] : "";
+  std::string fingerprint =
+      card.contains("fingerprint") && card["fingerprint"].is_string() ? card["fingerprint"] : "";
+  if (!kind.empty() || !fingerprint.empty()) {
+    ENGAGE_ASSIGN_OR_RETURN(auto same, FindIdentical(name, kind, fingerprint));
+    if (same) {
+      return AlreadyExistsError(fmt::format(
+          "{}@{} was trained on the same data with the same parameters (fingerprint {})", name,
+          same->version, fingerprint.substr(0, 12)));
+    }
+  }
   ENGAGE_ASSIGN_OR_RETURN(
       SqliteStmt last,
       db_.Prepare("SELECT COALESCE(MAX(version), 0) FROM model_versions WHERE name = ?"));
@@ -148,6 +291,52 @@ Result<ModelVersion> ModelRegistry::Register(const std::string& name, const std:
   return Load(name, version);
 }
 
+Result<std::optional<ModelVersion>> ModelRegistry::FindIdentical(const std::string& name,
+                                                                 const std::string& kind,
+                                                                 const std::string& fingerprint) {
+  ENGAGE_RETURN_IF_ERROR(CheckName(name, "model name"));
+  ENGAGE_ASSIGN_OR_RETURN(std::optional<int64_t> latest, Latest(name));
+  if (!latest) return std::optional<ModelVersion>();
+  if (!kind.empty()) {
+    ENGAGE_ASSIGN_OR_RETURN(ModelVersion newest, Load(name, *latest));
+    std::string had = newest.kind().empty() ? "engagement" : newest.kind();
+    if (had != kind) {
+      return FailedPreconditionError(fmt::format(
+          "model '{}' holds {} models (version {}); register this {} model under another name "
+          "(--model NAME)",
+          name, had, *latest, kind));
+    }
+  }
+  if (fingerprint.empty()) return std::optional<ModelVersion>();
+  ENGAGE_ASSIGN_OR_RETURN(SqliteStmt st,
+                          db_.Prepare("SELECT MAX(version) FROM model_versions WHERE name = ? AND "
+                                      "json_extract(card, '$.fingerprint') = ?"));
+  st.Bind(1, name).Bind(2, fingerprint);
+  ENGAGE_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row || st.IsNull(0)) return std::optional<ModelVersion>();
+  ENGAGE_ASSIGN_OR_RETURN(ModelVersion v, Load(name, st.Int(0)));
+  return std::optional<ModelVersion>(std::move(v));
+}
+
+Result<std::optional<int64_t>> ModelRegistry::Latest(const std::string& name) {
+  ENGAGE_ASSIGN_OR_RETURN(SqliteStmt st,
+                          db_.Prepare("SELECT MAX(version) FROM model_versions WHERE name = ?"));
+  st.Bind(1, name);
+  ENGAGE_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row || st.IsNull(0)) return std::optional<int64_t>();
+  return std::optional<int64_t>(st.Int(0));
+}
+
+namespace {
+
+Status NoModelError(const std::string& name) {
+  return NotFoundError(fmt::format(
+      "no model named '{}': `engage models list` shows the models, `engage train` registers one",
+      name));
+}
+
+}  // namespace
+
 Result<ModelVersion> ModelRegistry::Load(const std::string& name, int64_t version) {
   ENGAGE_ASSIGN_OR_RETURN(
       SqliteStmt st,
@@ -155,8 +344,11 @@ Result<ModelVersion> ModelRegistry::Load(const std::string& name, int64_t versio
   st.Bind(1, name).Bind(2, version);
   ENGAGE_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) {
-    return NotFoundError(
-        fmt::format("model '{}' has no version {} (see engage models list)", name, version));
+    ENGAGE_ASSIGN_OR_RETURN(std::optional<int64_t> latest, Latest(name));
+    if (!latest) return NoModelError(name);
+    return NotFoundError(fmt::format(
+        "model '{}' has no version {}: its versions are 1 .. {} (`engage models list {}`)", name,
+        version, *latest, name));
   }
   ModelVersion v;
   v.name = name;
@@ -196,25 +388,41 @@ Result<ModelVersion> ModelRegistry::Resolve(const std::string& ref) {
   std::string name = ref.substr(0, at);
   ENGAGE_RETURN_IF_ERROR(CheckName(name, "model name"));
   if (at == std::string::npos) {
-    ENGAGE_ASSIGN_OR_RETURN(SqliteStmt st,
-                            db_.Prepare("SELECT MAX(version) FROM model_versions WHERE name = ?"));
-    st.Bind(1, name);
-    ENGAGE_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row || st.IsNull(0)) {
-      return NotFoundError(fmt::format("no model named '{}' (see engage models list)", name));
-    }
-    return Load(name, st.Int(0));
+    ENGAGE_ASSIGN_OR_RETURN(std::optional<int64_t> latest, Latest(name));
+    if (!latest) return NoModelError(name);
+    return Load(name, *latest);
   }
   std::string which = ref.substr(at + 1);
-  if (!which.empty() && which.find_first_not_of("0123456789") == std::string::npos) {
-    return Load(name, std::stoll(which));
+  if (which.empty()) {
+    return InvalidArgumentError(fmt::format(
+        "'{}' names no version or alias after '@': write {}@3 or {}@champion", ref, name, name));
   }
+  // A version: digits, maybe signed ("-1" is a bad version, not an alias).
+  size_t sign = which[0] == '-' || which[0] == '+' ? 1 : 0;
+  if (which.size() > sign && which.find_first_not_of("0123456789", sign) == std::string::npos) {
+    int64_t version = 0;
+    const char* end = which.data() + which.size();
+    auto parsed = std::from_chars(which.data() + sign, end, version);
+    if (sign == 1 || parsed.ec != std::errc() || parsed.ptr != end || version < 1) {
+      return InvalidArgumentError(
+          fmt::format("'{}': a version is a whole number from 1 up (`engage models list {}` "
+                      "shows them)",
+                      ref, name));
+    }
+    return Load(name, version);
+  }
+  ENGAGE_RETURN_IF_ERROR(CheckName(which, "alias"));
   ENGAGE_ASSIGN_OR_RETURN(
       SqliteStmt st, db_.Prepare("SELECT version FROM model_aliases WHERE name = ? AND alias = ?"));
   st.Bind(1, name).Bind(2, which);
   ENGAGE_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) {
-    return NotFoundError(fmt::format("model '{}' has no alias '{}'", name, which));
+    ENGAGE_ASSIGN_OR_RETURN(std::optional<int64_t> latest, Latest(name));
+    if (!latest) return NoModelError(name);
+    return NotFoundError(fmt::format(
+        "model '{0}' has no alias '{1}'; run `engage models promote {0} {2}` or `engage models "
+        "alias {0}@{2} {1}`",
+        name, which, *latest));
   }
   return Load(name, st.Int(0));
 }
@@ -234,7 +442,8 @@ Result<std::vector<ModelVersion>> ModelRegistry::List(const std::string& name) {
     keys.emplace_back(st.Text(0), st.Int(1));
   }
   if (!name.empty() && keys.empty()) {
-    return NotFoundError(fmt::format("no model named '{}' (see engage models list)", name));
+    ENGAGE_RETURN_IF_ERROR(CheckName(name, "model name"));
+    return NoModelError(name);
   }
   std::vector<ModelVersion> out;
   for (const auto& [n, v] : keys) {
@@ -276,7 +485,8 @@ Status RecordAliasChange(SqliteDb& db, const std::string& name, const std::strin
 
 }  // namespace
 
-Status ModelRegistry::SetAlias(const std::string& name, const std::string& alias, int64_t version) {
+Result<std::optional<int64_t>> ModelRegistry::SetAlias(const std::string& name,
+                                                       const std::string& alias, int64_t version) {
   ENGAGE_RETURN_IF_ERROR(CheckName(alias, "alias"));
   ENGAGE_ASSIGN_OR_RETURN(auto txn, SqliteTxn::Begin(db_));
   ENGAGE_ASSIGN_OR_RETURN(ModelVersion v, Load(name, version));
@@ -287,7 +497,8 @@ Status ModelRegistry::SetAlias(const std::string& name, const std::string& alias
   ENGAGE_RETURN_IF_ERROR(MoveAlias(db_, name, alias, v.version, at));
   ENGAGE_RETURN_IF_ERROR(
       RecordAliasChange(db_, name, alias, v.version, previous, true, "set by an operator", at));
-  return txn->Commit();
+  ENGAGE_RETURN_IF_ERROR(txn->Commit());
+  return previous;
 }
 
 Result<PromotionDecision> ModelRegistry::Promote(const std::string& name, int64_t version,
@@ -388,6 +599,50 @@ Result<Json> ModelRegistry::Diff(const std::string& name, int64_t a, int64_t b) 
     if (!fb.count(f)) removed.push_back(f);
   }
   out["features"] = Json{{"added", added}, {"removed", removed}};
+  return out;
+}
+
+std::string DiffToText(const Json& d) {
+  std::string name = d.value("name", std::string());
+  std::string out =
+      fmt::format("{0}@{1} -> {0}@{2}\n", name, d.value("a", int64_t{0}), d.value("b", int64_t{0}));
+  auto line = [&out](const char* label, const std::string& value) {
+    out += fmt::format("  {:<10} {}\n", label, value.empty() ? "(same)" : value);
+  };
+  std::string metrics;
+  if (d.contains("metrics") && d["metrics"].is_object()) {
+    for (const auto& [k, m] : d["metrics"].items()) {
+      if (m.value("a", Json()) == m.value("b", Json())) continue;  // unchanged
+      metrics += fmt::format("{}{} {} -> {}", metrics.empty() ? "" : ", ", k, Compact(m["a"]),
+                             Compact(m["b"]));
+      if (m.contains("change") && m["change"].is_number()) {
+        metrics += fmt::format(" ({:+.4f})", m["change"].get<double>());
+      }
+    }
+  }
+  line("metrics", metrics);
+  for (const char* section : {"params", "data", "training"}) {
+    std::string changed;
+    if (d.contains(section) && d[section].is_object()) {
+      for (const auto& [k, v] : d[section].items()) {
+        if (!v.is_array() || v.size() != 2) continue;
+        changed +=
+            fmt::format("{}{} {} -> {}", changed.empty() ? "" : ", ", k,
+                        v[0].is_null() ? "-" : Compact(v[0]), v[1].is_null() ? "-" : Compact(v[1]));
+      }
+    }
+    line(section, changed);
+  }
+  std::string features;
+  if (d.contains("features") && d["features"].is_object()) {
+    for (const char* which : {"added", "removed"}) {
+      const Json& f = d["features"].value(which, Json::array());
+      if (f.is_array() && !f.empty()) {
+        features += fmt::format("{}{} {}", features.empty() ? "" : "; ", which, Compact(f));
+      }
+    }
+  }
+  line("features", features);
   return out;
 }
 

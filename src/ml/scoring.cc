@@ -56,12 +56,20 @@ Result<ScoreReport> ScoreAll(lake::Lake& lake, sql::QueryEngine& engine, ModelRe
   };
   const EngagementConfig& cfg = lake.config().engagement;
   ENGAGE_ASSIGN_OR_RETURN(ModelVersion v, registry.Resolve(o.model));
+  std::string kind = v.card.value("kind", std::string("engagement"));
+  if (kind != "engagement") {
+    return FailedPreconditionError(fmt::format(
+        "{}@{} is a model of kind '{}' (trained with engage train --table), not an engagement "
+        "model: engage score scores the models of `engage train` without --table",
+        v.name, v.version, kind));
+  }
+  features::FeatureBuilder builder(engine, cfg);
+  if (!o.cutoff.empty()) ENGAGE_RETURN_IF_ERROR(builder.CheckCutoffs({o.cutoff}));
   ENGAGE_ASSIGN_OR_RETURN(Model model, Model::Load(v.model_path(), o.nthread));
   std::vector<std::string> names = model.FeatureNames();
   ScoreReport report;
   report.model = v.name;
   report.version = v.version;
-  features::FeatureBuilder builder(engine, cfg);
   report.cutoff = o.cutoff;
   if (report.cutoff.empty()) {
     ENGAGE_ASSIGN_OR_RETURN(report.cutoff, builder.DataEnd());

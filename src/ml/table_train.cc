@@ -15,6 +15,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "engage/ml/registry.h"
+
 namespace engage::ml {
 
 namespace {
@@ -576,6 +578,63 @@ Json TableTrainResult::ToJson(int top) const {
               {"encoding", encoding.ToJson()},
               {"test", test.ToJson()},
               {"elapsed_s", elapsed_s}};
+}
+
+Result<std::string> TableTrainFingerprint(sql::QueryEngine& engine, const TableTrainRequest& req) {
+  ENGAGE_ASSIGN_OR_RETURN(Json data, LakeTablesIdentity(engine, {req.table}));
+  Json params = req.params.ToJson();
+  params.erase("nthread");  // threads change the time, not the model
+  return Fingerprint(Json{{"kind", "table"},
+                          {"data", std::move(data)},
+                          {"table", req.table},
+                          {"label", req.label_column},
+                          {"id", req.id_column},
+                          {"exclude", req.exclude},
+                          {"test_fraction", req.test_fraction},
+                          {"valid_fraction", req.valid_fraction},
+                          {"seed", req.seed},
+                          {"importance_rows", req.importance_rows},
+                          {"params", std::move(params)}});
+}
+
+Json TableTrainCard(const TableTrainRequest& req, const TableTrainResult& r,
+                    const std::string& fingerprint) {
+  const EvalReport& t = r.test;
+  const TrainSummary& s = r.summary();
+  Json tops = r.ToJson(10)["top_features"];
+  return Json{{"kind", "table"},
+              {"fingerprint", fingerprint},
+              {"params", r.model.params().ToJson()},
+              {"features", r.feature_names()},
+              {"data",
+               {{"table", r.table},
+                {"label", r.label_column},
+                {"id", r.id_column.empty() ? Json(nullptr) : Json(r.id_column)},
+                {"exclude", req.exclude},
+                {"test_fraction", req.test_fraction},
+                {"valid_fraction", req.valid_fraction},
+                {"seed", req.seed},
+                {"rows", r.rows},
+                {"rows_unlabelled", r.rows_unlabelled}}},
+              {"metrics",
+               {{"valid",
+                 {{"auc", NumOrNull(t.roc_auc)},
+                  {"pr_auc", NumOrNull(t.pr_auc)},
+                  {"log_loss", NumOrNull(t.log_loss)},
+                  {"brier", NumOrNull(t.brier)},
+                  {"base_rate", NumOrNull(t.base_rate)},
+                  {"rows", t.count}}},
+                {"evaluated_on", "the held-out test split"},
+                {"report", t.ToJson()}}},
+              {"training",
+               {{"rows_train", r.rows_train},
+                {"rows_valid", r.rows_valid},
+                {"rows_test", r.rows_test},
+                {"rounds", s.rounds_run},
+                {"best_iteration", s.best_iteration},
+                {"seconds", r.elapsed_s}}},
+              {"encoding", r.encoding.ToJson()},
+              {"top_features", std::move(tops)}};
 }
 
 Result<TableTrainResult> TrainOnTable(sql::QueryEngine& engine, const TableTrainRequest& req,

@@ -18,6 +18,25 @@
 #include "engage/core/text.h"
 
 namespace engage::sql {
+
+std::vector<DerivedView> DerivedViews(const Config& config) {
+  std::vector<DerivedView> out;
+  auto predictions = config.tables.find("predictions");
+  const ColumnSpec* id =
+      predictions == config.tables.end() ? nullptr : predictions->second.FindColumn("customer_id");
+  if (id != nullptr) {
+    std::string type(ColumnTypeSql(id->type));
+    out.push_back(
+        {"predictions_latest", "predictions",
+         fmt::format("SELECT * EXCLUDE (__latest) FROM (SELECT * REPLACE (CAST(customer_id AS "
+                     "{0}) AS customer_id), row_number() OVER (PARTITION BY model, "
+                     "CAST(customer_id AS {0}) ORDER BY scored_at DESC, model_version DESC, "
+                     "cutoff DESC) AS __latest FROM predictions) WHERE __latest = 1",
+                     type)});
+  }
+  return out;
+}
+
 namespace {
 
 using lake::DuckConn;
@@ -177,13 +196,28 @@ size_t EditDistance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
+// The lake table a query reads through relation `name` (any case): the table itself, or the
+// table a derived view reads; empty when it is neither.
+std::string LakeRelationTable(const Config& config, const std::string& name) {
+  for (const auto& [t, spec] : config.tables) {
+    if (strcasecmp(t.c_str(), name.c_str()) == 0) return t;
+  }
+  for (const auto& v : DerivedViews(config)) {
+    if (strcasecmp(v.name.c_str(), name.c_str()) == 0) return v.table;
+  }
+  return "";
+}
+
 // A table the query names that the lake does not have: kNotFound naming it and the lake's
 // tables, with the closest one as a suggestion (never DuckDB's, which offers its own catalogs).
 Status UnknownTableError(const std::string& name, const Config& config) {
   std::vector<std::string> tables;
   std::string closest;
   size_t best = std::max<size_t>(2, name.size() / 3) + 1;
-  for (const auto& [t, spec] : config.tables) {
+  std::vector<std::string> known;
+  for (const auto& [t, spec] : config.tables) known.push_back(t);
+  for (const auto& v : DerivedViews(config)) known.push_back(v.name);
+  for (const auto& t : known) {
     tables.push_back(t);
     size_t d = EditDistance(name, t);
     if (d < best) {
@@ -357,9 +391,7 @@ Status CheckParseTree(const Json& tree, const Config& config, std::set<std::stri
           const Json& a = (*args)[0];
           const Json* v = a.is_object() && a.contains("value") ? &a["value"] : nullptr;
           std::string t = v != nullptr && v->is_object() ? StrField(*v, "value") : "";
-          for (const auto& entry : config.tables) {
-            if (!t.empty() && strcasecmp(entry.first.c_str(), t.c_str()) == 0) allowed = true;
-          }
+          allowed = !t.empty() && !LakeRelationTable(config, t).empty();
           if (!allowed && IsPlainName(t)) return UnknownTableError(t, config);
         }
       }
@@ -439,6 +471,21 @@ std::string QuoteNonFiniteNumbers(const std::string& text) {
     if (!handled) out.push_back(c);
   }
   return out;
+}
+
+// Defines derived view `v` on `conn`. A view that cannot be defined (a `predictions` table
+// declared in engage.toml without the columns `engage score` writes) fails every query reading it,
+// with the reason, and leaves the other relations alone.
+Status CreateDerivedView(DuckConn& conn, const DerivedView& v) {
+  Status created =
+      conn.Exec(fmt::format("CREATE OR REPLACE TEMP VIEW {} AS {}", SqlIdent(v.name), v.sql));
+  if (created.ok()) return created;
+  const std::string& m = created.message();
+  std::string why = fmt::format("view '{}' cannot be read: {}", v.name, m.substr(0, m.find('\n')));
+  return conn.Exec(
+      fmt::format("CREATE OR REPLACE TEMP VIEW {} AS SELECT NULL AS unreadable WHERE "
+                  "error({}) IS NULL",
+                  SqlIdent(v.name), SqlQuote(why)));
 }
 
 // A view with the table's columns (as configured) and no rows, filtered by `where`.
@@ -746,6 +793,9 @@ Status QueryEngine::BuildViews(const lake::FileSnapshot& snapshot) {
       damaged.insert(name);
     }
   }
+  for (const DerivedView& v : DerivedViews(lake_.config())) {
+    ENGAGE_RETURN_IF_ERROR(CreateDerivedView(conn_, v));
+  }
   table_files_ = std::move(table_files);
   files_ = std::move(files);
   damaged_ = std::move(damaged);
@@ -806,6 +856,10 @@ Result<DuckConn*> QueryEngine::RunConnection(const std::set<std::string>& tables
     }
     run_views_[t] = std::move(want);
     ++run_view_builds_;
+    // The derived views over `t` read its new view on this connection.
+    for (const DerivedView& v : DerivedViews(lake_.config())) {
+      if (v.table == t) ENGAGE_RETURN_IF_ERROR(CreateDerivedView(run_conn_, v));
+    }
   }
   return &run_conn_;
 }
@@ -990,9 +1044,8 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
       Status checked = CheckParseTree(j, lake_.config(), &referenced, &reads_tables);
       if (!checked.ok()) return fail(checked);
       for (const auto& t : referenced) {
-        for (const auto& [name, spec] : lake_.config().tables) {
-          if (strcasecmp(name.c_str(), t.c_str()) == 0) named.insert(name);
-        }
+        std::string table = LakeRelationTable(lake_.config(), t);
+        if (!table.empty()) named.insert(table);
       }
       break;
     }

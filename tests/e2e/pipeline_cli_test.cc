@@ -75,7 +75,7 @@ TEST_F(PipelineCliTest, RunsEveryStepAndPromotesTheFirstModel) {
   auto models = Engage({"models", "list", "--json"});
   ASSERT_EQ(models.exit_code, 0) << models.err;
   EXPECT_EQ(models.json()[0]["aliases"], Json::array({"champion"}));
-  auto card = Engage({"models", "show", "engagement@champion"});
+  auto card = Engage({"models", "show", "engagement@champion", "--json"});
   EXPECT_EQ(card.json()["card"]["kind"], "engagement");
   auto n = Engage({"query", "--json", "SELECT count(DISTINCT customer_id) FROM predictions"});
   EXPECT_EQ(n.json()["rows"][0][0], out["scored"]["customers"]);
@@ -88,25 +88,50 @@ TEST_F(PipelineCliTest, RunsEveryStepAndPromotesTheFirstModel) {
   EXPECT_EQ(bad.exit_code, 3);
   EXPECT_NE(bad.err.find("nope"), std::string::npos) << bad.err;
 
-  // A second run trains version 2; it is promoted only if it beats version 1.
+  // A second run on the same data trains nothing: its Train step returns version 1, "existing".
   auto again = Engage({"run", "pipeline", "--name", "p2", "--json"});
   ASSERT_EQ(again.exit_code, 0) << again.err;
   Json o2 = again.json()["output"];
-  EXPECT_EQ(o2["version"], 2);
-  bool promoted = o2["promotion"]["promoted"].get<bool>();
-  bool better = o2["validation"]["beats_champion"].get<bool>();
-  EXPECT_EQ(promoted, better);
-  auto champion = Engage({"models", "show", "engagement@champion"});
-  EXPECT_EQ(champion.json()["version"], promoted ? 2 : 1);
-  auto diff = Engage({"models", "diff", "engagement@1", "2"});
-  ASSERT_EQ(diff.exit_code, 0) << diff.err;
-  EXPECT_TRUE(diff.json()["metrics"].contains("auc"));
-  // `engage train` without --table is the engagement mode: version 3, not promoted by itself.
+  EXPECT_EQ(o2["version"], 1);
+  EXPECT_EQ(o2["promotion"]["promoted"], false);
+  bool train_step_seen = false;
+  const Json history2 = Engage({"flow", "history", "p2", "--json"}).json();
+  for (const Json& e : history2["events"]) {
+    if (!e.contains("stateExitedEventDetails") || e["stateExitedEventDetails"]["name"] != "Train") {
+      continue;
+    }
+    Json output = Json::parse(e["stateExitedEventDetails"]["output"].get<std::string>());
+    EXPECT_EQ(output["trained"]["existing"], true) << output.dump();
+    EXPECT_EQ(output["trained"]["version"], 1) << output.dump();
+    train_step_seen = true;
+  }
+  EXPECT_TRUE(train_step_seen);
+  EXPECT_EQ(Engage({"models", "list", "engagement", "--json"}).json().size(), 1u);
+  // `engage train` without --table is the engagement mode: the same training, so version 1 again;
+  // other parameters make version 2, not promoted by itself.
   auto train = Engage({"train", "--json"});
   ASSERT_EQ(train.exit_code, 0) << train.err;
-  EXPECT_EQ(train.json()["version"], 3);
+  EXPECT_EQ(train.json()["version"], 1);
+  EXPECT_EQ(train.json()["existing"], true);
   EXPECT_GT(train.json()["valid"]["roc_auc"].get<double>(), 0.7) << train.out;
-  EXPECT_EQ(Engage({"models", "show", "engagement@champion"}).json()["version"], promoted ? 2 : 1);
+  auto train2 = Engage({"train", "--param", "max_depth=3", "--json"});
+  ASSERT_EQ(train2.exit_code, 0) << train2.err;
+  EXPECT_EQ(train2.json()["version"], 2);
+  EXPECT_EQ(train2.json()["existing"], false);
+  EXPECT_EQ(Engage({"models", "show", "engagement@champion", "--json"}).json()["version"], 1);
+  auto diff = Engage({"models", "diff", "engagement@1", "2", "--json"});
+  ASSERT_EQ(diff.exit_code, 0) << diff.err;
+  EXPECT_TRUE(diff.json()["metrics"].contains("auc"));
+  EXPECT_EQ(diff.json()["params"]["max_depth"], Json::array({5, 3}));
+  auto words = Engage({"models", "diff", "engagement@1", "2"});
+  ASSERT_EQ(words.exit_code, 0) << words.err;
+  EXPECT_NE(words.out.find("max_depth 5 -> 3"), std::string::npos) << words.out;
+  auto show = Engage({"models", "show", "engagement@champion"});
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  for (const char* s : {"engagement@1  (champion)", "  metrics      auc ", "baseline",
+                        "validation_cutoff", "  fingerprint  "}) {
+    EXPECT_NE(show.out.find(s), std::string::npos) << s << " in\n" << show.out;
+  }
 }
 
 TEST_F(PipelineCliTest, TheFirstTrainedVersionThatPassesTheBarBecomesChampion) {
@@ -125,6 +150,46 @@ TEST_F(PipelineCliTest, TheFirstTrainedVersionThatPassesTheBarBecomesChampion) {
   // What the README does next works: score the champion, split traffic on it.
   auto score = Engage({"score", "--model", "engagement@champion", "--json"});
   EXPECT_EQ(score.exit_code, 0) << score.err;
+  // The same training again: nothing new, and it says so.
+  auto same = Engage({"train"});
+  ASSERT_EQ(same.exit_code, 0) << same.err;
+  EXPECT_NE(same.out.find("identical to version 1 (engagement@1); nothing new registered"),
+            std::string::npos)
+      << same.out;
+  EXPECT_NE(same.out.find("engagement@1 is engagement@champion"), std::string::npos) << same.out;
+  // The scores: customer_id as in the events (BIGINT), the latest run per customer.
+  auto types = Engage(
+      {"query", "--json", "SELECT typeof(customer_id), count(*) FROM predictions GROUP BY 1"});
+  ASSERT_EQ(types.exit_code, 0) << types.err;
+  EXPECT_EQ(types.json()["rows"][0][0], "BIGINT") << types.out;
+  int64_t customers = score.json()["customers"].get<int64_t>();
+  auto rescore = Engage({"score", "--model", "engagement@champion", "--json"});
+  ASSERT_EQ(rescore.exit_code, 0) << rescore.err;
+  auto latest = Engage({"query", "--json",
+                        "SELECT count(*), count(DISTINCT customer_id), max(scored_at) = (SELECT "
+                        "max(scored_at) FROM predictions) FROM predictions_latest p JOIN (SELECT "
+                        "DISTINCT customer_id FROM events) e USING (customer_id)"});
+  ASSERT_EQ(latest.exit_code, 0) << latest.err;
+  EXPECT_EQ(latest.json()["rows"][0], Json::array({customers, customers, true})) << latest.out;
+  auto count = [&] {
+    return Engage({"query", "--json", "SELECT count(*) FROM predictions"}).json()["rows"][0][0];
+  };
+  const Json before = count();
+  // A cutoff where no customer has history is refused, naming the data's dates; nothing written.
+  for (const std::string& cutoff : {std::string("2030-01-01"), std::string("1990-01-02")}) {
+    std::string out = dir_.path() + "/f.csv";
+    auto f = Engage({"features", "--cutoff", cutoff, "--out", out});
+    EXPECT_EQ(f.exit_code, 2) << f.err;
+    EXPECT_NE(f.err.find("cutoff " + cutoff + " is outside the events' dates "), std::string::npos)
+        << f.err;
+    EXPECT_FALSE(std::filesystem::exists(out));
+    auto s = Engage({"score", "--cutoff", cutoff});
+    EXPECT_EQ(s.exit_code, 2) << s.err;
+    EXPECT_NE(s.err.find("cutoff " + cutoff + " is outside the events' dates "), std::string::npos)
+        << s.err;
+  }
+  EXPECT_EQ(Engage({"features", "--cutoff", "2024-02-30"}).exit_code, 2);
+  EXPECT_EQ(count(), before);
   // A later version does not take the alias by itself; the note says how to promote it.
   auto second = Engage({"train", "--param", "max_depth=3"});
   ASSERT_EQ(second.exit_code, 0) << second.err;

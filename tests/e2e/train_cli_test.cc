@@ -110,16 +110,149 @@ TEST_F(TrainCliTest, TrainsEvaluatesAndSavesTheModel) {
   auto h = Engage({"history", "--json"});
   EXPECT_NE(h.out.find("\"train\""), std::string::npos) << h.out;
 
-  // The same run in words: the metrics and the top features.
+  // Registered like `engage train`'s engagement model, under the table's name.
+  EXPECT_EQ(j["model"], "accounts");
+  EXPECT_EQ(j["version"], 1);
+  EXPECT_EQ(j["existing"], false);
+  auto listed = Engage({"models", "list", "--json"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  ASSERT_EQ(listed.json().size(), 1u) << listed.out;
+  EXPECT_EQ(listed.json()[0]["name"], "accounts");
+  EXPECT_DOUBLE_EQ(listed.json()[0]["metrics"]["auc"].get<double>(), j["auc"].get<double>());
+
+  // The same training again (threads aside) registers nothing and returns version 1.
+  auto again = Engage({"train", "--table", "accounts", "--label", "churned", "--id", "account_id",
+                       "--param", "nthread=1", "--json"});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  Json a = again.json();
+  EXPECT_EQ(a["existing"], true) << again.out;
+  EXPECT_EQ(a["version"], 1);
+  EXPECT_EQ(a["fingerprint"], j["fingerprint"]);
+  for (const char* k : {"auc", "pr_auc", "log_loss", "rows_train", "rows_test", "encoding"}) {
+    EXPECT_EQ(a[k], j[k]) << k;
+  }
+  auto same = Engage({"train", "--table", "accounts", "--label", "churned", "--id", "account_id"});
+  ASSERT_EQ(same.exit_code, 0) << same.err;
+  EXPECT_NE(same.out.find("identical to version 1 (accounts@1); nothing new registered"),
+            std::string::npos)
+      << same.out;
+  EXPECT_EQ(Engage({"models", "list", "accounts", "--json"}).json().size(), 1u);
+
+  // Another seed is another training, in words: the metrics and the top features.
   auto text = Engage({"train", "--table", "accounts", "--label", "churned", "--id", "account_id",
-                      "--param", "nthread=2"});
+                      "--param", "nthread=2", "--seed", "7"});
   ASSERT_EQ(text.exit_code, 0) << text.err;
-  for (const char* s :
-       {"ROC-AUC", "PR-AUC", "log-loss", "Brier", "best iteration", "top features", "visits"}) {
+  for (const char* s : {"ROC-AUC", "PR-AUC", "log-loss", "Brier", "best iteration", "top features",
+                        "visits", "registered accounts@2"}) {
     EXPECT_NE(text.out.find(s), std::string::npos) << s << "\n" << text.out;
   }
   // Not a terminal: no progress on stderr.
   EXPECT_EQ(text.err.find("boosting: round"), std::string::npos) << text.err;
+}
+
+// The registry's commands on table models, and what a hostile user can type at them.
+TEST_F(TrainCliTest, TableModelsAreInTheRegistryAndBadReferencesAreRefused) {
+  IngestAccounts(AccountsCsv(400));
+  std::vector<std::string> train = {"train",   "--table", "accounts", "--label",
+                                    "churned", "--param", "nthread=1"};
+  auto named = train;
+  named.insert(named.end(), {"--model", "churn", "--json"});
+  auto first = Engage(named);
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_EQ(first.json()["model"], "churn");
+  for (const std::string& bad :
+       {std::string("Bad Name"), std::string("../x"), std::string("a/b"), std::string("x@1")}) {
+    auto b = train;
+    b.insert(b.end(), {"--model", bad});
+    auto r = Engage(b);
+    EXPECT_EQ(r.exit_code, 2) << bad << ": " << r.err;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/x"));
+
+  auto show = Engage({"models", "show", "churn"});
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  for (const char* s : {"churn@1", "  kind         table", "  metrics      auc ", "held-out test",
+                        "  params       ", "  data         ", "table accounts", "label churned"}) {
+    EXPECT_NE(show.out.find(s), std::string::npos) << s << " in\n" << show.out;
+  }
+  EXPECT_EQ(show.out.find('{'), std::string::npos) << "not a JSON dump:\n" << show.out;
+  auto card = Engage({"models", "show", "churn@1", "--json"});
+  ASSERT_EQ(card.exit_code, 0) << card.err;
+  EXPECT_EQ(card.json()["card"]["kind"], "table");
+  EXPECT_TRUE(card.json()["card"]["encoding"].contains("features"));
+
+  // A table model is not an engagement model: `engage score` says so.
+  auto score = Engage({"score", "--model", "churn@1"});
+  EXPECT_EQ(score.exit_code, 7) << score.err;
+  EXPECT_NE(score.err.find("engage train --table"), std::string::npos) << score.err;
+
+  auto alias = Engage({"models", "alias", "churn@1", "challenger", "--json"});
+  ASSERT_EQ(alias.exit_code, 0) << alias.err;
+  EXPECT_EQ(alias.json(), Json::parse(R"({"model":"churn","alias":"challenger","version":1,
+                                          "previous":null})"));
+  EXPECT_EQ(Engage({"models", "alias", "churn@1", "challenger", "--json"}).json()["previous"], 1);
+  auto missing = Engage({"models", "show", "churn@canary"});
+  EXPECT_EQ(missing.exit_code, 3) << missing.err;
+  EXPECT_NE(missing.err.find("model 'churn' has no alias 'canary'; run `engage models promote "
+                             "churn 1` or `engage models alias churn@1 canary`"),
+            std::string::npos)
+      << missing.err;
+
+  struct Case {
+    std::vector<std::string> args;
+    int exit_code;
+    const char* says;
+  };
+  const std::vector<Case> cases = {
+      {{"models", "show", "churn@"}, 2, "churn@3 or churn@champion"},
+      {{"models", "show", "churn@0"}, 2, "from 1 up"},
+      {{"models", "show", "churn@-1"}, 2, "from 1 up"},
+      {{"models", "show", "churn@99999999999999999999"}, 2, "from 1 up"},
+      {{"models", "show", "churn@2"}, 3, "its versions are 1 .. 1"},
+      {{"models", "show", "nope"}, 3, "engage models list"},
+      {{"models", "show", "Churn"}, 2, "must match"},
+      {{"models", "alias", "churn@1", "Champ!"}, 2, "alias 'Champ!' must match"},
+      {{"models", "alias", "churn@1", "a;rm -rf"}, 2, "must match"},
+      {{"models", "alias", "churn@1", "1"}, 2, "must match"},
+      {{"models", "alias", "churn", "champion"}, 2, "engage models alias churn@N champion"},
+      {{"models", "alias", "churn@0", "x"}, 2, "from 1 up"},
+      {{"models", "alias", "churn@7", "x"}, 3, "no version 7"},
+      {{"models", "promote", "churn@1", "1"}, 2, "give the version once"},
+      {{"models", "promote", "churn", "0"}, 2, "from 1 up"},
+      {{"models", "promote", "churn", "x1"}, 3, "has no alias 'x1'"},
+      {{"models", "promote", "nope", "1"}, 3, "no model named 'nope'"},
+      {{"models", "diff", "churn@1", "0"}, 2, "from 1 up"},
+      {{"models", "diff", "churn@1", "99999999999999999999"}, 2, "from 1 up"},
+      {{"models", "list", "nope"}, 3, "engage train"},
+  };
+  for (const Case& c : cases) {
+    std::string cmd;
+    for (const auto& a : c.args) cmd += a + " ";
+    SCOPED_TRACE(cmd);
+    auto r = Engage(c.args);
+    EXPECT_EQ(r.exit_code, c.exit_code) << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+  }
+  // None of that changed the registry.
+  auto versions = Engage({"models", "list", "churn", "--json"});
+  ASSERT_EQ(versions.json().size(), 1u) << versions.out;
+  EXPECT_EQ(versions.json()[0]["aliases"].size(), 2u) << versions.out;  // champion, challenger
+
+  // promote NAME N, and diff in words and as JSON.
+  auto other = train;
+  other.insert(other.end(), {"--model", "churn", "--seed", "9"});
+  ASSERT_EQ(Engage(other).exit_code, 0);
+  auto promote = Engage({"models", "promote", "churn", "2", "--json"});
+  ASSERT_EQ(promote.exit_code, 0) << promote.err;
+  EXPECT_EQ(promote.json()["version"], 2);
+  EXPECT_EQ(promote.json()["previous"], 1);
+  auto diff = Engage({"models", "diff", "churn@1", "2"});
+  ASSERT_EQ(diff.exit_code, 0) << diff.err;
+  EXPECT_EQ(diff.out.rfind("churn@1 -> churn@2\n", 0), 0u) << diff.out;
+  EXPECT_NE(diff.out.find("seed 42 -> 9"), std::string::npos) << diff.out;
+  auto diff_json = Engage({"models", "diff", "churn@1", "churn@2", "--json"});
+  ASSERT_EQ(diff_json.exit_code, 0) << diff_json.err;
+  EXPECT_EQ(diff_json.json()["data"]["seed"], Json::array({42, 9})) << diff_json.out;
 }
 
 TEST_F(TrainCliTest, OptionsReachTheTrainer) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 
@@ -196,6 +197,67 @@ TEST_F(FeaturesTest, UnknownTablesAndColumnsAreNamed) {
   EXPECT_NE(c.status().message().find("price"), std::string::npos);
   auto d = Build({"2024-13-01"});
   EXPECT_EQ(d.status().code(), StatusCode::kInvalidArgument);
+}
+
+// A cutoff at which no customer has history is refused naming the cutoff and the events' dates;
+// the cutoffs just inside the range are accepted. Events span 2024-03-01 .. 2024-06-05.
+TEST_F(FeaturesTest, CutoffsOutsideTheEventsAreRefusedNamingTheDates) {
+  IngestEvents(kEvents, "a");
+  EngagementConfig cfg;
+  cfg.customers_table = "";
+  cfg.lookback_days = 30;
+  lake_ = Open(false);
+  auto qe = sql::QueryEngine::Open(*lake_, 1);
+  ASSERT_OK(qe);
+  FeatureBuilder b(**qe, cfg);
+  for (const std::string& cutoff : {std::string("2030-01-01"), std::string("2024-03-01"),
+                                    std::string("1999-12-31"), std::string("2024-07-06")}) {
+    SCOPED_TRACE(cutoff);
+    Status s = b.CheckCutoffs({"2024-06-01", cutoff});
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
+    EXPECT_NE(s.message().find("cutoff " + cutoff +
+                               " is outside the events' dates 2024-03-01 .. 2024-06-05"),
+              std::string::npos)
+        << s.message();
+    EXPECT_NE(s.message().find("from 2024-03-02 to 2024-07-05"), std::string::npos) << s.message();
+  }
+  for (const std::string& cutoff :
+       {std::string("2024-03-02"), std::string("2024-06-06"), std::string("2024-07-05")}) {
+    ASSERT_OK(b.CheckCutoffs({cutoff}));
+    auto f = b.Build({cutoff});
+    ASSERT_OK(f);
+    EXPECT_GT(f->rows(), 0) << cutoff;
+  }
+  EXPECT_EQ(b.CheckCutoffs({"2024-13-01"}).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(b.CheckCutoffs({"tomorrow"}).code(), StatusCode::kInvalidArgument);
+  ASSERT_OK(b.CheckCutoffs({}));
+}
+
+TEST_F(FeaturesTest, ACutoffOnAnEmptyLakeIsAFailedPrecondition) {
+  lake_ = Open(false);
+  auto qe = sql::QueryEngine::Open(*lake_, 1);
+  ASSERT_OK(qe);
+  EngagementConfig cfg;
+  FeatureBuilder b(**qe, cfg);
+  EXPECT_EQ(b.CheckCutoffs({"2024-06-01"}).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(b.CheckCutoffs({"06/01/2024"}).code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(FeaturesTest, CsvAndSummaryDescribeTheRows) {
+  IngestEvents(kEvents, "a");
+  EngagementConfig cfg;
+  cfg.horizon_days = 5;
+  auto f = Build({"2024-06-01"}, cfg);
+  ASSERT_OK(f);
+  std::string csv = f->ToCsv();
+  EXPECT_EQ(csv.rfind("customer_id,cutoff,label,", 0), 0u) << csv;
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 3);
+  EXPECT_NE(csv.find("\n1,2024-06-01,1,"), std::string::npos) << csv;
+  Json summary = f->Summary();
+  EXPECT_EQ(summary["rows"], 2);
+  EXPECT_EQ(summary["labelled"], 2);
+  EXPECT_DOUBLE_EQ(summary["positive_rate"].get<double>(), 0.5);
+  EXPECT_EQ(summary["features"].size(), f->names.size());
 }
 
 TEST(DayTest, ParsesAndFormatsDays) {

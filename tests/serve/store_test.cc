@@ -13,6 +13,19 @@ namespace {
 
 class StoreTest : public LakeTest {
  protected:
+  // A home whose customer ids are text ("c0003"): predictions keep the events' id type.
+  void SetUp() override {
+    LakeTest::SetUp();
+    std::ifstream in(home_.config());
+    std::string cfg((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string from = "name = \"customer_id\"\ntype = \"int64\"\nrequired = true\nmin = 0\n";
+    const std::string to = "name = \"customer_id\"\ntype = \"string\"\nrequired = true\n";
+    for (size_t at = cfg.find(from); at != std::string::npos; at = cfg.find(from, at)) {
+      cfg.replace(at, from.size(), to);
+    }
+    std::ofstream(home_.config()) << cfg;
+  }
+
   // One scoring run of `version`: `n` customers "c0000".."c<n-1>", scored at `at`.
   void Score(int64_t version, int n, const std::string& at, double base = 0.0) {
     std::string pq = dir_.path() + "/pred-" + std::to_string(version) + "-" + at.substr(0, 10) +

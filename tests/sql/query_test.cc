@@ -260,6 +260,128 @@ TEST_F(QueryTest, AnUnknownTableIsNotFoundNamingItAndTheLakesTables) {
       << far.status().message();
 }
 
+// Predictions of three scoring runs: engagement version 1 (customers 1-3), version 2 later
+// (customers 1-2), and another model (customer 1).
+constexpr const char* kPredictionsHeader =
+    "customer_id,scored_at,cutoff,score,segment,p_alive,expected_transactions,clv,reasons,model,"
+    "model_version\n";
+constexpr const char* kPredictionRuns[] = {
+    "1,2024-05-01 10:00:00,2024-05-01,0.1,low,,,,,engagement,1\n"
+    "2,2024-05-01 10:00:00,2024-05-01,0.2,low,,,,,engagement,1\n"
+    "3,2024-05-01 10:00:00,2024-05-01,0.3,medium,,,,,engagement,1\n",
+    "1,2024-05-02 10:00:00,2024-05-02,0.7,high,,,,,engagement,2\n"
+    "2,2024-05-02 10:00:00,2024-05-02,0.8,high,,,,,engagement,2\n",
+    "1,2024-05-03 10:00:00,2024-05-03,0.5,medium,,,,,other,1\n"};
+
+TEST_F(QueryTest, PredictionsLatestIsTheLatestScoringOfEachModelAndCustomer) {
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_OK(IngestFiles("predictions",
+                          {dir_.WriteFile("p" + std::to_string(i) + ".csv",
+                                          std::string(kPredictionsHeader) + kPredictionRuns[i])}));
+  }
+  auto r =
+      Run("SELECT model, customer_id, model_version, score FROM predictions_latest ORDER BY 1, 2");
+  ASSERT_OK(r);
+  EXPECT_EQ(r->rows, Json::parse(R"([["engagement",1,2,0.7],["engagement",2,2,0.8],
+                                     ["engagement",3,1,0.3],["other",1,1,0.5]])"));
+  EXPECT_EQ(r->column_types[1], "BIGINT");  // as customer_id in events and customers
+  // Reads of it are reads of `predictions`: authorized, metered and recorded as such.
+  EXPECT_EQ(r->tables, (std::set<std::string>{"predictions"}));
+  EXPECT_GT(r->bytes_scanned, 0);
+  std::set<std::string> seen;
+  auto denied = Run("SELECT count(*) FROM Predictions_Latest", false, std::nullopt,
+                    [&seen](const std::set<std::string>& t) {
+                      seen = t;
+                      return PermissionDeniedError("no predictions for you");
+                    });
+  EXPECT_STATUS_CODE(denied, StatusCode::kPermissionDenied);
+  EXPECT_EQ(seen, (std::set<std::string>{"predictions"}));
+  for (const std::string& q :
+       {std::string("SELECT count(*) FROM predictions_latest"),
+        std::string("SELECT count(*) FROM PREDICTIONS_LATEST"),
+        std::string("SELECT count(*) FROM query_table('predictions_latest')"),
+        std::string("SELECT count(*) FROM predictions_latest WHERE score > 0")}) {
+    SCOPED_TRACE(q);
+    auto n = Run(q);
+    ASSERT_OK(n);
+    EXPECT_EQ(n->rows[0][0], 4);
+  }
+  // Known by name: a typo suggests it, and it cannot be written.
+  auto typo = Run("SELECT * FROM predictions_lates");
+  EXPECT_STATUS_CODE(typo, StatusCode::kNotFound);
+  EXPECT_NE(typo.status().message().find("did you mean 'predictions_latest'?"), std::string::npos)
+      << typo.status().message();
+  for (const std::string& q : {std::string("DROP VIEW predictions_latest"),
+                               std::string("CREATE OR REPLACE VIEW predictions_latest AS SELECT 1"),
+                               std::string("DELETE FROM predictions_latest")}) {
+    SCOPED_TRACE(q);
+    EXPECT_STATUS_CODE(Run(q), StatusCode::kPermissionDenied);
+  }
+  EXPECT_EQ(Run("SELECT count(*) FROM predictions_latest")->rows[0][0], 4);
+  // A query on one partition of predictions runs on views of its files (predictions_latest is
+  // defined over them there too); the next one on the whole table sees it all again.
+  EXPECT_EQ(Run("SELECT count(*) FROM predictions WHERE dt = DATE '2024-05-02'")->rows[0][0], 2);
+  EXPECT_EQ(Run("SELECT count(*) FROM predictions_latest")->rows[0][0], 4);
+}
+
+TEST_F(QueryTest, PredictionsLatestOfAnEmptyTableIsEmpty) {
+  auto r = Run("SELECT count(*), min(customer_id) FROM predictions_latest");
+  ASSERT_OK(r);
+  EXPECT_EQ(r->rows[0][0], 0);
+  EXPECT_EQ(r->tables, (std::set<std::string>{"predictions"}));
+}
+
+// Predictions written when customer_id was stored as text read the same as newer ones.
+TEST_F(QueryTest, PredictionsWithTextCustomerIdsStayReadable) {
+  std::string predictions = "[tables.predictions]\ntime_column = \"scored_at\"\n";
+  for (const char* col :
+       {"customer_id:string", "scored_at:timestamp", "cutoff:date", "score:double",
+        "segment:string", "p_alive:double", "expected_transactions:double", "clv:double",
+        "reasons:string", "model:string", "model_version:int64"}) {
+    std::string c = col;
+    predictions += "[[tables.predictions.columns]]\nname = \"" + c.substr(0, c.find(':')) +
+                   "\"\ntype = \"" + c.substr(c.find(':') + 1) + "\"\n";
+  }
+  std::string original;
+  {
+    std::ifstream in(home_.config());
+    std::stringstream ss;
+    ss << in.rdbuf();
+    original = ss.str();
+  }
+  AppendConfig(predictions);  // the old built-in schema: the id as text
+  ASSERT_OK(IngestFiles("predictions", {dir_.WriteFile("old.csv", std::string(kPredictionsHeader) +
+                                                                      kPredictionRuns[0])}));
+  std::ofstream(home_.config()) << original;  // today's: the id as in events (int64)
+  ASSERT_OK(IngestFiles("predictions", {dir_.WriteFile("new.csv", std::string(kPredictionsHeader) +
+                                                                      kPredictionRuns[1])}));
+  auto r = Run("SELECT customer_id, model_version FROM predictions_latest ORDER BY 1");
+  ASSERT_OK(r);
+  EXPECT_EQ(r->rows, Json::parse("[[1,2],[2,2],[3,1]]"));
+  EXPECT_EQ(r->column_types[0], "BIGINT");
+  auto all = Run("SELECT count(*), count(DISTINCT customer_id) FROM predictions");
+  ASSERT_OK(all);
+  EXPECT_EQ(all->rows[0], Json::parse("[5,3]"));
+  auto joined =
+      Run("SELECT count(*) FROM predictions_latest p JOIN (SELECT 1::BIGINT AS customer_id) c "
+          "USING (customer_id)");
+  ASSERT_OK(joined);
+  EXPECT_EQ(joined->rows[0][0], 1);
+  // Compaction merges an old (text id) and a new (BIGINT id) file of one partition.
+  ASSERT_OK(IngestFiles(
+      "predictions",
+      {dir_.WriteFile("same_day.csv", std::string(kPredictionsHeader) +
+                                          "4,2024-05-01 11:00:00,2024-05-01,0.4,medium,,,,,"
+                                          "engagement,1\n")}));
+  {
+    auto writer = Open(true);
+    ASSERT_OK(lake::Compact(*writer, "predictions"));
+  }
+  auto compacted = Run("SELECT customer_id, model_version FROM predictions_latest ORDER BY 1");
+  ASSERT_OK(compacted);
+  EXPECT_EQ(compacted->rows, Json::parse("[[1,2],[2,2],[3,1],[4,1]]"));
+}
+
 TEST_F(QueryTest, FilesOutsideTheLakeCannotBeRead) {
   LoadEvents();
   std::string outside = dir_.WriteFile("secret.csv", "a\n1\n");

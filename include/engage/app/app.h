@@ -21,6 +21,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,7 @@
 #include "engage/lake/lake.h"
 #include "engage/ml/engagement.h"
 #include "engage/ml/registry.h"
+#include "engage/ml/table_train.h"
 #include "engage/serve/store.h"
 #include "engage/sql/query.h"
 
@@ -52,6 +54,26 @@ struct EngagementTraining {
   bool became_champion = false;
   std::string champion_note;  // why it did or did not become champion
   Json ToJson() const;
+  // What `engage train` prints: the version (or the identical one), validation metrics against
+  // the baseline, boosting, and the champion note.
+  std::string ToText() const;
+};
+
+// The outcome of training on a labelled table (`engage train --table`), registered like the
+// engagement model (same first-champion rule).
+struct TableTraining {
+  std::optional<ml::TableTrainResult> trained;  // none when an identical version exists
+  ml::ModelVersion version;                     // registered, or the identical one
+  bool existing = false;
+  bool became_champion = false;
+  std::string champion_note;
+  // The training's TableTrainResult::ToJson() (for an existing version: its card's metrics
+  // under the same keys) with "model", "version", "existing", "fingerprint", "became_champion"
+  // and "champion_note".
+  Json ToJson() const;
+  // What `engage train --table` prints: rows and split, encoding, boosting, the test split's
+  // metrics, the top features, the version registered (or the identical one) and the champion.
+  std::string ToText() const;
 };
 
 class App {
@@ -75,8 +97,16 @@ class App {
   Result<std::unique_ptr<lake::Lake>> OpenWriter();
 
   // Trains the engagement model from [engagement], registers it, and makes the first version
-  // that passes the quality bar champion.
+  // that passes the quality bar champion. When a version was trained on the same data with the
+  // same settings and parameters, nothing is trained: trained.existing, and that version.
   Result<EngagementTraining> TrainEngagement(const ml::EngagementTrainOptions& options);
+
+  // Trains a binary classifier on a labelled table (ml::TrainOnTable) and registers it as
+  // `model_name` (kind "table"), with the same first-champion rule and the same reuse of an
+  // identical version. Errors of TrainOnTable and ModelRegistry::FindIdentical.
+  Result<TableTraining> TrainTable(const ml::TableTrainRequest& request,
+                                   const std::string& model_name,
+                                   const ml::ProgressFn& progress = nullptr);
 
   // Publishes the latest predictions of model references (name@alias|version; the first is the
   // default) into the serving store, with the arms of the model's traffic split.

@@ -176,8 +176,10 @@ struct Config {
 };
 
 // The `predictions` table `engage score` writes, when engage.toml does not declare one:
-// partitioned by the scoring date (scored_at).
-TableSpec PredictionsTableSpec();
+// partitioned by the scoring date (scored_at). Config::Parse gives its customer_id the type of
+// the [engagement] customer column (int64 in the tables `engage init` writes). Predictions
+// written before that stored it as text; the `predictions_latest` view casts them.
+TableSpec PredictionsTableSpec(ColumnType customer_id_type = ColumnType::kInt64);
 
 // The engage.toml `engage init` writes: events and customers tables matching `engage gen`.
 std::string DefaultConfigToml();

@@ -45,6 +45,10 @@ struct FeatureFrame {
   std::vector<float> RowMajor() const;
   // Appends the rows of `other` (same columns, in the same order).
   Status Append(FeatureFrame other);
+  // The rows as CSV: customer_id, cutoff, label, then the features (missing values empty).
+  std::string ToCsv() const;
+  // {"rows", "labelled", "positive_rate", "features": [{"name", "missing" (share), "mean"}]}
+  Json Summary() const;
 };
 
 class FeatureBuilder {
@@ -58,6 +62,11 @@ class FeatureBuilder {
   // The training cutoffs, oldest first: the latest t with t + horizon <= DataEnd(), and
   // training_cutoffs - 1 earlier ones, cutoff_step_days apart.
   Result<std::vector<std::string>> TrainingCutoffs();
+  // Refuses cutoffs at which no customer has history: no event before the cutoff, or every
+  // event more than lookback_days before it. kInvalidArgument naming the cutoff and the events'
+  // dates ("cutoff 2030-01-01 is outside the events' dates 2024-01-02 .. 2024-12-31 ...") or a
+  // malformed date; kFailedPrecondition when there are no events.
+  Status CheckCutoffs(const std::vector<std::string>& cutoffs);
 
   // Features and labels at each cutoff, rows ordered by cutoff then customer id. Errors name
   // the table, column or user feature involved: kNotFound (table, column), kInvalidArgument (a

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -99,6 +100,42 @@ struct ClvOptions {
 // the expected spend (Gamma-Gamma), discounted per period.
 double CustomerLifetimeValue(const BgNbdParams& bgnbd, const GammaGammaParams& gamma_gamma,
                              const CustomerSummary& c, const ClvOptions& options);
+
+// BG/NBD and, with amounts, Gamma-Gamma fitted on the same customers (`engage btyd fit`).
+struct BtydFits {
+  BgNbdFit bgnbd;
+  std::optional<GammaGammaFit> gamma_gamma;  // none without amounts or repeat spend
+  std::string gamma_gamma_skipped;           // why there is none
+  // {"bgnbd", "gamma_gamma" (null when skipped), "gamma_gamma_skipped" (when skipped)}
+  Json ToJson() const;
+  // The parameters and log-likelihoods, a few aligned lines.
+  std::string ToText() const;
+};
+
+// Errors of FitBgNbd; Gamma-Gamma's kInvalidArgument (no customer with repeat spend) is a
+// skipped fit, not an error.
+Result<BtydFits> FitBtyd(const std::vector<CustomerSummary>& customers, bool with_amounts);
+
+// One customer's outputs (`engage btyd predict`).
+struct BtydPrediction {
+  const CustomerSummary* customer = nullptr;
+  double p_alive = 0;
+  double expected_transactions = 0;      // over the horizon
+  std::optional<double> expected_spend;  // with Gamma-Gamma only
+  std::optional<double> clv;
+  // {"customer_id", "x", "t_x", "T", "monetary", "p_alive", "expected_transactions",
+  //  "expected_spend", "clv"} (null without Gamma-Gamma)
+  Json ToJson() const;
+};
+
+// Every customer's outputs over `horizon` time units (the pointers refer into `customers`).
+std::vector<BtydPrediction> PredictBtyd(const BtydFits& fits,
+                                        const std::vector<CustomerSummary>& customers,
+                                        double horizon, const ClvOptions& clv);
+
+// The outputs as CSV, a header line then one line per customer (ids quoted when needed,
+// missing values empty).
+std::string BtydPredictionsCsv(const std::vector<BtydPrediction>& predictions);
 
 // The Gauss hypergeometric function 2F1(a, b; c; z) for 0 <= z < 1 (by its power series).
 double Hyp2F1(double a, double b, double c, double z);

@@ -35,12 +35,20 @@ struct EngagementTrainOptions {
 };
 
 struct EngagementTrainResult {
-  ModelVersion version;     // as registered
+  ModelVersion version;  // as registered, or the identical version found (existing)
+  // True when a version of the model was already trained on the same data (the lake files of
+  // the events and customers tables), [engagement] settings and parameters: nothing was trained
+  // or registered, `version` is that version and the fields below are empty (its card has them).
+  bool existing = false;
+  std::string fingerprint;  // of this training (card.fingerprint)
   EvalReport valid;         // the model on the validation cutoff
   double baseline_auc = 0;  // recency-only on the same rows
   TrainSummary summary;
   int64_t rows_train = 0, rows_valid = 0;
   double seconds = 0;
+  // {"model", "version", "existing", "fingerprint", "valid", "baseline_auc", "rows_train",
+  //  "rows_valid", "rounds", "best_iteration", "seconds"}; for an existing version the metrics
+  // and counts come from its card.
   Json ToJson() const;
 };
 
@@ -49,7 +57,10 @@ class EngagementTrainer {
   EngagementTrainer(sql::QueryEngine& engine, ModelRegistry& registry, EngagementConfig config)
       : engine_(engine), registry_(registry), config_(std::move(config)) {}
 
-  // kFailedPrecondition when there are too few labelled rows or only one class at a cutoff.
+  // Trains and registers a version, unless an identical one exists (see
+  // EngagementTrainResult::existing). kFailedPrecondition when there are too few labelled rows
+  // or only one class at a cutoff, or when the model name holds models of another kind;
+  // kInvalidArgument for a bad model name.
   Result<EngagementTrainResult> Train(const EngagementTrainOptions& options);
 
   // Features (with the BG/NBD and Gamma-Gamma columns) at `cutoffs`: what Train uses, and what
@@ -57,6 +68,9 @@ class EngagementTrainer {
   // parameters per cutoff.
   Result<features::FeatureFrame> BuildFeatures(const std::vector<std::string>& cutoffs,
                                                bool btyd_features, Json* btyd_params = nullptr);
+
+  // The fingerprint of training with `options` now (see EngagementTrainResult::existing).
+  Result<std::string> TrainingFingerprint(const EngagementTrainOptions& options);
 
  private:
   Status AddBtydFeatures(const std::string& cutoff, features::FeatureFrame* frame,

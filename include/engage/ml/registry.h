@@ -28,6 +28,7 @@
 #include "engage/core/json.h"
 #include "engage/core/sqlite.h"
 #include "engage/core/status.h"
+#include "engage/sql/query.h"
 
 namespace engage::ml {
 
@@ -49,8 +50,29 @@ struct ModelVersion {
   std::string model_path() const { return dir + "/model.json"; }
   // The metric the gate compares: card.metrics.valid.<metric>; nullopt when absent.
   std::optional<double> Metric(const std::string& metric) const;
+  // card.kind ("engagement", "table"); "" when absent.
+  std::string kind() const;
+  // card.fingerprint (see Register); "" for versions registered without one.
+  std::string fingerprint() const;
   Json ToJson() const;
+  // A few aligned lines for people: name@version and aliases, created, kind, metrics, params,
+  // data window, training, fingerprint.
+  std::string ToText() const;
 };
+
+// The fingerprint of a training: the SHA-256 (hex) of `identity`'s canonical JSON text (keys
+// sorted at every level), where `identity` holds everything the trained model depends on (see
+// LakeTablesIdentity).
+std::string Fingerprint(const Json& identity);
+
+// What a training reads of the lake's `tables`, for its fingerprint: per table its catalogued files
+// (path, rows, bytes: files are never rewritten in place, so new data or a compaction changes
+// them), read on the engine's own catalog connection, and its configured columns (name, type,
+// allowed values). Errors from the catalog.
+Result<Json> LakeTablesIdentity(sql::QueryEngine& engine, const std::vector<std::string>& tables);
+
+// ModelRegistry::Diff as a few lines for people.
+std::string DiffToText(const Json& diff);
 
 // The promotion gate ([models] in engage.toml).
 struct PromotionGate {
@@ -72,18 +94,33 @@ class ModelRegistry {
   static Result<std::unique_ptr<ModelRegistry>> Open(const HomePaths& home, const Clock& clock);
 
   // Stores a new version (number = last + 1) with the XGBoost JSON text and its card (the
-  // registry adds name, version, created_at). kInvalidArgument for a bad name.
+  // registry adds name, version, created_at). kInvalidArgument for a bad name. A card with a
+  // "kind" must match the kind of the model's versions (kFailedPrecondition otherwise), and a
+  // card with a "fingerprint" that a version of `name` already has is not stored again:
+  // kAlreadyExists naming that version (checked in the same transaction as the numbering).
   Result<ModelVersion> Register(const std::string& name, const std::string& model_json, Json card,
                                 const std::vector<LineageRef>& lineage);
 
-  // "name", "name@3" or "name@champion". kNotFound naming what is missing.
+  // Before training a `kind` model `name`: the version already registered with `fingerprint`
+  // (the newest, if several), or nullopt. kInvalidArgument for a bad name, kFailedPrecondition
+  // when `name` holds models of another kind. Training can then be skipped.
+  Result<std::optional<ModelVersion>> FindIdentical(const std::string& name,
+                                                    const std::string& kind,
+                                                    const std::string& fingerprint);
+
+  // "name", "name@3" or "name@champion". kInvalidArgument for a malformed reference ("name@",
+  // "name@0", "name@-1", a version beyond int64, an alias that is not an identifier); kNotFound
+  // naming what is missing and what to run next.
   Result<ModelVersion> Resolve(const std::string& ref);
   Result<ModelVersion> Get(const std::string& name, int64_t version);
   // Every version of `name` (all models when empty), newest first.
   Result<std::vector<ModelVersion>> List(const std::string& name);
 
-  // Points `alias` at `version` unconditionally (operators' override; recorded).
-  Status SetAlias(const std::string& name, const std::string& alias, int64_t version);
+  // Points `alias` at `version` unconditionally (operators' override; recorded). Returns the
+  // version that held the alias before, if any. kInvalidArgument for a bad alias, kNotFound for an
+  // unknown version.
+  Result<std::optional<int64_t>> SetAlias(const std::string& name, const std::string& alias,
+                                          int64_t version);
   // Moves gate.alias to `version` only when its metric reaches gate.min_value and beats the
   // current holder by more than gate.min_improvement. Not promoting is not an error: the
   // decision says why. kNotFound for an unknown version.
@@ -97,6 +134,8 @@ class ModelRegistry {
   ModelRegistry(HomePaths home, SqliteDb db, const Clock& clock)
       : home_(std::move(home)), db_(std::move(db)), clock_(clock) {}
   Result<ModelVersion> Load(const std::string& name, int64_t version);
+  // The newest version of `name`, or nullopt.
+  Result<std::optional<int64_t>> Latest(const std::string& name);
   HomePaths home_;
   SqliteDb db_;
   const Clock& clock_;

@@ -153,6 +153,19 @@ struct TableTrainResult {
   Json ToJson(int top = 10) const;
 };
 
+// The fingerprint of training `req` on the lake now (ml::Fingerprint of the table's files and
+// columns, the request and the parameters but not their thread count): two trainings with the
+// same fingerprint make the same model. Errors from the catalog.
+Result<std::string> TableTrainFingerprint(sql::QueryEngine& engine, const TableTrainRequest& req);
+
+// The model card of a table training for the registry: kind "table", the fingerprint, params,
+// features, the data (table, label, id, excluded columns, split fractions, seed, rows), metrics
+// ("valid": the held-out test split's auc, pr_auc, log_loss, brier, base_rate, rows, which the
+// promotion gate compares; "report": the full EvalReport), training (rows per split, rounds,
+// seconds), the encoding (to apply the model to new rows) and the top features.
+Json TableTrainCard(const TableTrainRequest& req, const TableTrainResult& r,
+                    const std::string& fingerprint);
+
 enum class SplitPart { kTrain, kValid, kTest };
 
 // The split of a row with id text `id` (as DuckDB prints it): a function of (seed, id) only, so a

@@ -109,6 +109,20 @@ struct QueryResult {
   std::string Table(int64_t max_rows) const;
 };
 
+// A view Engage defines over a lake table, read by queries like a table (engage query, POST
+// /v1/query, query_table()): its reads are authorized, metered and limited as reads of `table`.
+struct DerivedView {
+  std::string name;   // e.g. "predictions_latest"
+  std::string table;  // the lake table it reads
+  std::string sql;    // its SELECT over `table`
+};
+
+// The derived views of a configuration. With a `predictions` table: `predictions_latest`, one row
+// per (model, customer_id), the latest scoring of each customer (latest scored_at, then the
+// highest model_version), with customer_id cast to the table's configured type (so predictions
+// written when the id was stored as text read the same as newer ones).
+std::vector<DerivedView> DerivedViews(const Config& config);
+
 class QueryEngine {
  public:
   // Builds the sandboxed DuckDB with the lake's views. `threads` 0 = all cores. The engine keeps
