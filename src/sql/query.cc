@@ -358,6 +358,14 @@ Status CheckParseTree(const Json& tree, const Config& config, std::set<std::stri
       }
       referenced->insert(name);
       *reads_tables = true;
+    } else if (type == "FUNCTION" && StrField(n, "class") == "FUNCTION") {
+      // The engine's settings (allowed_directories, temp_directory) hold the home's paths.
+      std::string fn = StrField(n, "function_name");
+      for (auto& ch : fn) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      if (fn == "current_setting" || fn == "getvariable") {
+        return PermissionDeniedError(fmt::format(
+            "'{}' is not allowed in queries: the engine's settings are not the lake's data", fn));
+      }
     } else if (type == "TABLE_FUNCTION") {
       const Json* f = n.contains("function") ? &n["function"] : nullptr;
       std::string name = f != nullptr && f->is_object() ? StrField(*f, "function_name") : "";

@@ -941,5 +941,20 @@ TEST_F(ResolvedQueryTest, ACancelledQueryStops) {
   EXPECT_STATUS_CODE(r, StatusCode::kCancelled);
 }
 
+TEST_F(QueryTest, TheEngineSettingsAreNotReadable) {
+  LoadEvents();
+  for (const char* q :
+       {"SELECT current_setting('allowed_directories')", "SELECT CURRENT_SETTING('temp_directory')",
+        "SELECT count(*) FROM events WHERE current_setting('threads') > 0",
+        "SELECT getvariable('x')"}) {
+    SCOPED_TRACE(q);
+    auto r = Run(q);
+    EXPECT_STATUS_CODE(r, StatusCode::kPermissionDenied);
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().message().find(home_.root), std::string::npos) << r.status().message();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace engage::testing
