@@ -10,12 +10,12 @@
 #include <string_view>
 #include <vector>
 
+#include "engage/core/text.h"
 #include "engage/jsonata/regex.h"
 
 namespace engage::jsonata::internal {
 
-// Appends `cp` as UTF-8 (lone surrogates are encoded as 3-byte sequences, like WTF-8).
-void AppendUtf8(std::string& out, uint32_t cp);
+using ::engage::AppendUtf8;  // core/text.h
 // Decodes UTF-8; an invalid byte decodes to itself (0x80..0xFF) so round trips are lossless.
 std::vector<uint32_t> DecodeUtf8(std::string_view s);
 std::string EncodeUtf8(const std::vector<uint32_t>& cps, size_t begin, size_t end);

@@ -19,4 +19,8 @@ std::string HumanBytes(int64_t bytes);
 // "$0", "$0.000123" below a cent, else "$1.2345".
 std::string Usd(double v);
 
+// Appends code point `cp` as UTF-8; a lone surrogate as its three bytes (as WTF-8, the way JSON
+// text may carry one).
+void AppendUtf8(std::string& out, uint32_t cp);
+
 }  // namespace engage
