@@ -83,10 +83,8 @@ Result<ChampionOutcome> ApplyFirstChampionRule(ml::ModelRegistry& registry, cons
                            v.name, v.name, v.version);
     return out;
   }
-  ml::PromotionGate gate;
-  gate.metric = config.models.promotion_metric;
-  gate.min_value = config.models.min_quality;
-  gate.min_improvement = 0;
+  ml::PromotionGate gate = ml::PromotionGate::FromConfig(config.models);
+  gate.min_improvement = 0;  // there is no champion to improve on
   ENGAGE_ASSIGN_OR_RETURN(ml::PromotionDecision d, registry.Promote(v.name, v.version, gate));
   out.became_champion = d.promoted;
   out.note = d.promoted
@@ -301,6 +299,21 @@ Result<serve::PublishReport> PublishModels(lake::Lake& lake, const std::vector<s
 
 Result<serve::PublishReport> App::Publish(const std::vector<std::string>& refs, int keep) {
   return PublishModels(*lake_, refs, keep, *clock_);
+}
+
+Result<std::unique_ptr<serve::SplitStore>> App::OpenSplits() {
+  return serve::SplitStore::Open(home_.meta_db(), *clock_);
+}
+
+Result<serve::TrafficSplit> App::SetTrafficSplit(const std::string& model,
+                                                 const std::vector<std::string>& arms,
+                                                 const std::string& salt) {
+  ENGAGE_ASSIGN_OR_RETURN(serve::TrafficSplit s, serve::TrafficSplit::Parse(model, arms, salt));
+  for (const auto& a : s.arms)
+    ENGAGE_RETURN_IF_ERROR(registry_->Resolve(model + "@" + a.ref).status());
+  ENGAGE_ASSIGN_OR_RETURN(auto splits, OpenSplits());
+  ENGAGE_RETURN_IF_ERROR(splits->Put(s));
+  return s;
 }
 
 // Data-quality checks on the events before training: enough history, qualifying events, no

@@ -63,11 +63,7 @@ Result<flow::RegisteredStateMachine> RegisterMachineFiles(const HomePaths& home,
   auto role = ParseJson(role_text, role_path);
   if (!role.ok()) return InvalidDefinition(role.status().message());
   ENGAGE_ASSIGN_OR_RETURN(Json definition, ParseJson(def.text, definition_path));
-  std::error_code ec;
-  if (!std::filesystem::exists(home.config(), ec)) {
-    return FailedPreconditionError(
-        fmt::format("no Engage home at '{}': run `engage init` first or pass --home", home.root));
-  }
+  ENGAGE_RETURN_IF_ERROR(home.Require("state machines"));
   ENGAGE_ASSIGN_OR_RETURN(auto machines, flow::StateMachineRegistry::Open(home.meta_db(), clock));
   auto m = serve::RegisterStateMachine(*machines, name, definition, *role, "cli");
   // A bad definition or role is not a usage error: exit 1, as flow validate.
@@ -86,6 +82,17 @@ std::string MachineNameFromPath(const std::string& path) {
     }
   }
   return stem.empty() ? "StateMachine" : stem;
+}
+
+Result<ExecutionRequest> RequestForFile(const std::string& path, int64_t now_micros) {
+  ENGAGE_ASSIGN_OR_RETURN(DefinitionFile def, LoadDefinitionFile(path, now_micros));
+  ExecutionRequest req;
+  req.machine = def.machine;
+  req.definition = std::move(def.text);
+  req.state_machine = MachineNameFromPath(path);
+  std::error_code ec;
+  req.definition_path = std::filesystem::absolute(path, ec).string();
+  return req;
 }
 
 }  // namespace engage::app

@@ -1,9 +1,11 @@
 #include "engage/app/executions.h"
 
 #include <fmt/format.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <set>
 #include <utility>
@@ -19,7 +21,6 @@ namespace engage::app {
 
 namespace {
 
-namespace fs = std::filesystem;
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 
@@ -94,17 +95,17 @@ ExecutionRunner::~ExecutionRunner() {
 }
 
 Result<std::unique_ptr<flow::ExecutionStore>> ExecutionRunner::OpenStore(int64_t* recovered) const {
-  std::error_code ec;
-  if (!fs::exists(home_.config(), ec)) {
-    return FailedPreconditionError(fmt::format(
-        "no Engage home at '{}' (executions are kept in its meta.db): run `engage init` first "
-        "or pass --home",
-        home_.root));
-  }
+  ENGAGE_RETURN_IF_ERROR(home_.Require("executions"));
   ENGAGE_ASSIGN_OR_RETURN(auto store,
                           flow::ExecutionStore::Open(home_.meta_db(), SystemClock::Default()));
   ENGAGE_ASSIGN_OR_RETURN(int64_t n, store->RecoverInterrupted());
   if (recovered != nullptr) *recovered = n;
+  if (n > 0) {
+    spdlog::warn(
+        "{} interrupted execution(s) marked FAILED (their process died); see `engage flow list "
+        "--status FAILED`",
+        n);
+  }
   ENGAGE_RETURN_IF_ERROR(store->db().Exec(kStopRequestsSchema));
   return store;
 }
@@ -418,6 +419,58 @@ void ExecutionRunner::Watch() {
       if (it != runs_.end()) it->second->stop.store(true);
     }
   }
+}
+
+Json ExecutionOutcome::ToJson() const {
+  Json j = result.ToJson();
+  j["executionId"] = record.id;
+  j["name"] = record.name;
+  return j;
+}
+
+std::string ExecutionOutcome::ToText() const {
+  std::string out = fmt::format("execution {} ({}): {}\n", record.name, record.id,
+                                flow::ExecutionStatusName(result.status));
+  if (result.status == flow::ExecutionStatus::kSucceeded)
+    return out + DumpJson(result.output, 2) + "\n";
+  if (result.error) out += fmt::format("error: {}\n", *result.error);
+  if (result.cause) out += fmt::format("cause: {}\n", *result.cause);
+  return out + fmt::format("history: engage flow history {}\n", record.id);
+}
+
+Status ExecutionOutcome::ToStatus() const {
+  if (result.status == flow::ExecutionStatus::kSucceeded) return Status::Ok();
+  return Status(StatusCode::kAborted, fmt::format("execution '{}' {}", record.name,
+                                                  flow::ExecutionStatusName(result.status)));
+}
+
+Result<ExecutionOutcome> RunInForeground(
+    ExecutionRunner& runner, const std::function<Result<flow::ExecutionRecord>()>& start) {
+  // The signals go to a thread that waits for them and stops the run; every other thread, the
+  // runner's included (blocked before they start, so they inherit it), blocks them.
+  sigset_t signals, previous;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, &previous);
+  auto begun = start();
+  if (!begun.ok()) {
+    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    return begun.status();
+  }
+  const std::string id = begun->id;
+  std::atomic<bool> ended{false};
+  std::thread stopper([&] {
+    timespec tick{0, 100 * 1000 * 1000};
+    while (!ended.load()) {
+      if (sigtimedwait(&signals, nullptr, &tick) > 0) (void)runner.Stop(id);
+    }
+  });
+  auto outcome = runner.Wait(id);
+  ended.store(true);
+  stopper.join();
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  return outcome;
 }
 
 }  // namespace engage::app

@@ -181,11 +181,7 @@ void RegisterMlSteps(flow::TaskRegistry& tasks, const HomePaths& home,
         if (!p.contains("version") || !p["version"].is_number_integer()) {
           return InvalidArgumentError("engage:promote needs {\"model\", \"version\": n}");
         }
-        const ModelsConfig& m = o.lake->config().models;
-        ml::PromotionGate gate;
-        gate.metric = m.promotion_metric;
-        gate.min_value = m.min_quality;
-        gate.min_improvement = m.min_improvement;
+        auto gate = ml::PromotionGate::FromConfig(o.lake->config().models);
         ENGAGE_ASSIGN_OR_RETURN(auto d,
                                 o.registry->Promote(name, p["version"].get<int64_t>(), gate));
         Json j = d.ToJson();

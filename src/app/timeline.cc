@@ -75,4 +75,16 @@ std::string StateTimeline::Brief(const std::string& output_json) {
   return s.size() > 60 ? s.substr(0, 57) + "..." : s;
 }
 
+std::string StateTimeline::Report(const flow::ExecutionRecord& record,
+                                  const flow::ExecutionResult& result) const {
+  std::string out = fmt::format("execution {} ({}): {}\n", record.name, record.id,
+                                flow::ExecutionStatusName(result.status));
+  out += Table();
+  if (result.error) out += fmt::format("error: {}\n", *result.error);
+  if (result.cause) out += fmt::format("cause: {}\n", *result.cause);
+  return out +
+         fmt::format("full output: engage flow describe {}   history: engage flow history {}\n",
+                     record.id, record.id);
+}
+
 }  // namespace engage::app

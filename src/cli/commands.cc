@@ -4,14 +4,12 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <filesystem>
 
 #include "engage/app/app.h"
 #include "engage/core/clock.h"
 #include "engage/core/home.h"
 #include "engage/core/json.h"
 #include "engage/core/progress.h"
-#include "engage/core/text.h"
 #include "engage/gen/generator.h"
 #include "engage/lake/ingest.h"
 #include "engage/lake/lake.h"
@@ -21,11 +19,6 @@
 namespace engage::cli {
 
 void PrintJson(const Json& j) { std::printf("%s\n", DumpJson(j, 2).c_str()); }
-
-void PrintTable(const std::vector<std::string>& header,
-                const std::vector<std::vector<std::string>>& rows) {
-  std::fputs(FormatTable(header, rows).c_str(), stdout);
-}
 
 void Emit(bool json, const Json& j, const std::function<void()>& text) {
   if (json) {
@@ -46,20 +39,8 @@ void OnRun(CLI::App* cmd, std::function<Status()>* action, std::function<Status(
 
 Result<std::unique_ptr<lake::Lake>> OpenLake(const GlobalOptions& g, bool writer) {
   lake::LakeOptions opts;
-  opts.writer = writer;
-  auto l = lake::Lake::Open(ResolveHome(g.home), opts);
-  if (l.ok() && writer) {
-    const auto& r = (*l)->recovery();
-    if (r.staging_dirs_removed + r.orphan_files_removed + r.orphan_quarantine_removed > 0) {
-      std::fprintf(stderr,
-                   "recovered from an interrupted run: removed %ld staging dir(s), %ld "
-                   "unpublished file(s), %ld orphan quarantine file(s)\n",
-                   static_cast<long>(r.staging_dirs_removed),
-                   static_cast<long>(r.orphan_files_removed),
-                   static_cast<long>(r.orphan_quarantine_removed));
-    }
-  }
-  return l;
+  opts.writer = writer;  // recovery is logged as a warning
+  return lake::Lake::Open(ResolveHome(g.home), opts);
 }
 
 Result<std::unique_ptr<app::App>> OpenApp(const GlobalOptions& g) {
@@ -111,11 +92,8 @@ void AddGen(CLI::App& app, GlobalOptions&, std::function<Status()>* action) {
   cmd->add_flag("--json", o.json, "Print the report as JSON");
   OnRun(cmd, action, [&o]() -> Status {
     ENGAGE_ASSIGN_OR_RETURN(o.gen.format, gen::ParseOutputFormat(o.format));
-    if (o.end.empty()) {
-      o.gen.end_day = SystemClock::Default().NowMicros() / (86400LL * 1000000);
-    } else if (!ParseDate(o.end, &o.gen.end_day)) {
-      return InvalidArgumentError(fmt::format("--end '{}' is not a date (YYYY-MM-DD)", o.end));
-    }
+    ENGAGE_ASSIGN_OR_RETURN(o.gen.end_day,
+                            gen::ParseEndDay(o.end, SystemClock::Default().NowMicros()));
     Progress progress("generating", o.gen.customers, "customers");
     ENGAGE_ASSIGN_OR_RETURN(auto r, gen::Generate(o.gen, [&](int64_t n) { progress.Set(n); }));
     progress.Finish();
@@ -143,11 +121,10 @@ void AddIngest(CLI::App& app, GlobalOptions& g, std::function<Status()>* action)
   OnRun(cmd, action, [&g, &o]() -> Status {
     ENGAGE_ASSIGN_OR_RETURN(o.req.format, lake::ParseSourceFormat(o.format));
     ENGAGE_ASSIGN_OR_RETURN(auto l, OpenLake(g, /*writer=*/true));
-    bool tty = ::isatty(STDERR_FILENO) == 1;
-    auto report = lake::Ingest(*l, o.req, [tty](const std::string& stage) {
-      if (tty) std::fprintf(stderr, "\r\033[K%s ...", stage.c_str());
-    });
-    if (tty) std::fprintf(stderr, "\r\033[K");
+    StatusLine line;
+    auto report = lake::Ingest(
+        *l, o.req, [&line](const std::string& stage) { line.Show(stage + " ...", true); });
+    line.Finish();
     ENGAGE_RETURN_IF_ERROR(report.status());
     Emit(o.json, report->ToJson(), [&] { std::fputs(report->ToText().c_str(), stdout); });
     return Status::Ok();
@@ -174,7 +151,7 @@ void AddQuery(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) 
   cmd->add_option("--max-rows", o.max_rows,
                   "Rows the table shows, then how many more there are (default 40 on a "
                   "terminal, all otherwise; 0 = all)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(int64_t{0}, int64_t{1'000'000'000}));
   cmd->add_flag("--dry-run", o.req.dry_run, "Only estimate the bytes to scan and the cost");
   cmd->add_option("--max-scan-bytes", o.max_scan,
                   "Refuse the query if its estimate exceeds this (0 = no cutoff; default from "
@@ -185,20 +162,7 @@ void AddQuery(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) 
       ->check(CLI::Range(int64_t{0}, int64_t{31'536'000}));
   OnRun(cmd, action, [&g, &o]() -> Status {
     if (o.json && o.csv) return InvalidArgumentError("--json and --csv are exclusive");
-    if (!o.file.empty() && !o.req.sql.empty()) {
-      return InvalidArgumentError("give the SQL as an argument or with --file, not both");
-    }
-    if (o.file.empty() && o.req.sql.empty()) {
-      return InvalidArgumentError(
-          "no SQL: give it as an argument, with --file FILE, or as - to read stdin");
-    }
-    if (!o.file.empty() || o.req.sql == "-") {
-      std::string path = o.file.empty() ? "-" : o.file;
-      if (path != "-" && !std::filesystem::exists(path)) {
-        return NotFoundError(fmt::format("no SQL file '{}'", path));
-      }
-      ENGAGE_ASSIGN_OR_RETURN(o.req.sql, ReadTextArgument(path, "SQL file", 16 << 20));
-    }
+    ENGAGE_ASSIGN_OR_RETURN(o.req.sql, sql::SqlFromArguments(o.req.sql, o.file));
     if (o.max_scan >= 0) o.req.max_scan_bytes = o.max_scan;
     ENGAGE_ASSIGN_OR_RETURN(auto application, OpenApp(g));
     ENGAGE_ASSIGN_OR_RETURN(auto reads, application->reads().Current());
@@ -242,10 +206,8 @@ void AddTables(CLI::App& app, GlobalOptions& g, std::function<Status()>* action)
     if (!o.name.empty()) {
       ENGAGE_ASSIGN_OR_RETURN(auto info, l->Table(o.name));
       ENGAGE_ASSIGN_OR_RETURN(auto parts, l->catalog().Partitions(o.name));
-      Json j = info.ToJson();
-      j["partition_list"] = Json::array();
-      for (const auto& p : parts) j["partition_list"].push_back(p.ToJson());
-      Emit(o.json, j, [&] { std::fputs(lake::DescribeTable(info, parts).c_str(), stdout); });
+      Emit(o.json, lake::DescribeTableJson(info, parts),
+           [&] { std::fputs(lake::DescribeTable(info, parts).c_str(), stdout); });
       return Status::Ok();
     }
     ENGAGE_ASSIGN_OR_RETURN(auto tables, l->Tables());
@@ -311,13 +273,7 @@ void AddHistory(CLI::App& app, GlobalOptions& g, std::function<Status()>* action
   OnRun(cmd, action, [&g, &o]() -> Status {
     ENGAGE_ASSIGN_OR_RETURN(auto l, OpenLake(g, /*writer=*/false));
     ENGAGE_ASSIGN_OR_RETURN(auto h, l->catalog().QueryHistory(o.limit));
-    double total = 0;
-    Json arr = Json::array();
-    for (const auto& q : h) {
-      total += q.cost_usd;
-      arr.push_back(q.ToJson());
-    }
-    Emit(o.json, {{"queries", arr}, {"total_cost_usd", total}},
+    Emit(o.json, lake::QueryHistoryJson(h),
          [&h] { std::fputs(lake::QueryHistoryTable(h).c_str(), stdout); });
     return Status::Ok();
   });

@@ -10,9 +10,7 @@
 
 #include "engage/core/json.h"
 #include "engage/core/status.h"
-#include "engage/core/text.h"
 #include "engage/lake/lake.h"
-#include "engage/ml/xgb.h"
 
 namespace engage::app {
 class App;
@@ -25,10 +23,8 @@ struct GlobalOptions {
   bool verbose = false;
 };
 
-// Shared output helpers: indented JSON, and rows as an aligned text table (FormatTable).
+// Indented JSON on stdout.
 void PrintJson(const Json& j);
-void PrintTable(const std::vector<std::string>& header,
-                const std::vector<std::vector<std::string>>& rows);
 // `j` as JSON when `json`, else `text()`.
 void Emit(bool json, const Json& j, const std::function<void()>& text);
 
@@ -47,11 +43,6 @@ void OnRun(CLI::App* cmd, std::function<Status()>* action, std::function<Status(
 Result<std::unique_ptr<lake::Lake>> OpenLake(const GlobalOptions& g, bool writer);
 // Opens the application on the home (engage::app::App).
 Result<std::unique_ptr<app::App>> OpenApp(const GlobalOptions& g);
-
-// Trains the engagement model from [engagement] and registers it (ml_commands.cc); the
-// engagement mode of `engage train`.
-Status TrainEngagementModel(const GlobalOptions& g, const std::string& model_name,
-                            const ml::TrainParams& params, bool json);
 
 // `engage btyd ...`, `engage features`, `engage models ...` (ml_commands.cc).
 void RegisterMlCommands(CLI::App& app, GlobalOptions& global, std::function<Status()>* action);

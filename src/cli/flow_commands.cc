@@ -3,11 +3,8 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
-#include <atomic>
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
-#include <thread>
 
 #include "cli/commands.h"
 #include "engage/app/definitions.h"
@@ -15,7 +12,6 @@
 #include "engage/app/pipelines.h"
 #include "engage/app/timeline.h"
 #include "engage/core/home.h"
-#include "engage/core/text.h"
 #include "engage/flow/conformance.h"
 #include "engage/flow/graph.h"
 #include "engage/flow/registry.h"
@@ -27,92 +23,24 @@ namespace {
 
 namespace fs = std::filesystem;
 
-Result<app::DefinitionFile> LoadMachine(const std::string& path) {
-  return app::LoadDefinitionFile(path, SystemClock::Default().NowMicros());
-}
+int64_t Now() { return SystemClock::Default().NowMicros(); }
 
 // Opens the execution store of the home and fails executions whose process died (saying so).
 Result<std::unique_ptr<flow::ExecutionStore>> OpenStore(const GlobalOptions& g) {
-  int64_t recovered = 0;
-  ENGAGE_ASSIGN_OR_RETURN(auto store,
-                          app::ExecutionRunner(ResolveHome(g.home)).OpenStore(&recovered));
-  if (recovered > 0) {
-    std::fprintf(stderr,
-                 "engage: %lld interrupted execution(s) marked FAILED; see `engage flow list "
-                 "--status FAILED`\n",
-                 static_cast<long long>(recovered));
-  }
-  return store;
+  return app::ExecutionRunner(ResolveHome(g.home)).OpenStore();
 }
 
-void PrintResult(const flow::ExecutionResult& r, const flow::ExecutionRecord& rec, bool json) {
-  if (json) {
-    Json j = r.ToJson();
-    j["executionId"] = rec.id;
-    j["name"] = rec.name;
-    PrintJson(j);
-    return;
-  }
-  std::printf("execution %s (%s): %s\n", rec.name.c_str(), rec.id.c_str(),
-              flow::ExecutionStatusName(r.status));
-  if (r.status == flow::ExecutionStatus::kSucceeded) {
-    std::printf("%s\n", DumpJson(r.output, 2).c_str());
-  } else {
-    if (r.error) std::printf("error: %s\n", r.error->c_str());
-    if (r.cause) std::printf("cause: %s\n", r.cause->c_str());
-    std::printf("history: engage flow history %s\n", rec.id.c_str());
-  }
-}
-
-// Runs an execution started on `runner` to its end in the foreground: a Ctrl-C or SIGTERM stops
-// it cleanly (ABORTED) instead of killing the process mid-state. Prints the result.
-// With a `timeline`, prints its summary table instead of the full output (unless `json`).
-Status RunInForeground(app::ExecutionRunner& runner,
-                       const std::function<Result<flow::ExecutionRecord>()>& start, bool json,
-                       const app::StateTimeline* timeline = nullptr) {
-  // Signals go to a thread that waits for them and stops the run; every other thread, the
-  // runner's included (so blocked before it starts them), blocks them.
-  sigset_t signals, previous;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, &previous);
-  auto begun = start();
-  if (!begun.ok()) {
-    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
-    return begun.status();
-  }
-  const flow::ExecutionRecord& started = *begun;
-  std::atomic<bool> ended{false};
-  std::thread stopper([&] {
-    timespec tick{0, 100 * 1000 * 1000};
-    while (!ended.load()) {
-      if (sigtimedwait(&signals, nullptr, &tick) > 0) (void)runner.Stop(started.id);
-    }
+// Runs an execution started by `start` to its end in the foreground (Ctrl-C stops it cleanly)
+// and prints how it ended: with a `timeline`, its summary table instead of the full output.
+Status RunAndPrint(app::ExecutionRunner& runner,
+                   const std::function<Result<flow::ExecutionRecord>()>& start, bool json,
+                   const app::StateTimeline* timeline = nullptr) {
+  ENGAGE_ASSIGN_OR_RETURN(app::ExecutionOutcome out, app::RunInForeground(runner, start));
+  Emit(json, out.ToJson(), [&] {
+    std::fputs((timeline ? timeline->Report(out.record, out.result) : out.ToText()).c_str(),
+               stdout);
   });
-  auto outcome = runner.Wait(started.id);
-  ended.store(true);
-  stopper.join();
-  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
-  ENGAGE_RETURN_IF_ERROR(outcome.status());
-  if (timeline != nullptr && !json) {
-    const flow::ExecutionRecord& rec = outcome->record;
-    std::printf("execution %s (%s): %s\n", rec.name.c_str(), rec.id.c_str(),
-                flow::ExecutionStatusName(outcome->result.status));
-    std::fputs(timeline->Table().c_str(), stdout);
-    if (outcome->result.error) std::printf("error: %s\n", outcome->result.error->c_str());
-    if (outcome->result.cause) std::printf("cause: %s\n", outcome->result.cause->c_str());
-    std::printf("full output: engage flow describe %s   history: engage flow history %s\n",
-                rec.id.c_str(), rec.id.c_str());
-  } else {
-    PrintResult(outcome->result, outcome->record, json);
-  }
-  if (outcome->result.status != flow::ExecutionStatus::kSucceeded) {
-    return Status(StatusCode::kAborted,
-                  fmt::format("execution '{}' {}", started.name,
-                              flow::ExecutionStatusName(outcome->result.status)));
-  }
-  return Status::Ok();
+  return out.ToStatus();
 }
 
 void AddValidate(CLI::App& flow, std::function<Status()>* action) {
@@ -127,8 +55,7 @@ void AddValidate(CLI::App& flow, std::function<Status()>* action) {
   cmd->add_option("definition", o.path, "State machine definition (JSON)")->required();
   cmd->add_flag("--json", o.json, "Print {\"valid\": bool, \"problems\": [...]}");
   OnRun(cmd, action, [&o]() -> Status {
-    ENGAGE_ASSIGN_OR_RETURN(auto d,
-                            app::CheckDefinitionFile(o.path, SystemClock::Default().NowMicros()));
+    ENGAGE_ASSIGN_OR_RETURN(auto d, app::CheckDefinitionFile(o.path, Now()));
     Json problems = Json::array();
     for (const auto& p : d.problems) {
       problems.push_back(Json{{"state", p.state}, {"path", p.pointer}, {"message", p.message}});
@@ -172,10 +99,8 @@ void AddRun(CLI::App& flow, GlobalOptions& g, std::function<Status()>* action) {
       "(or the definition is invalid), 2 when an EXPRESS run's definition uses what Express "
       "workflows do not support, 4 when --name is taken.");
   OnRun(cmd, action, [&g, &o]() -> Status {
-    ENGAGE_ASSIGN_OR_RETURN(app::DefinitionFile def, LoadMachine(o.definition));
-    if (o.type == "EXPRESS") ENGAGE_RETURN_IF_ERROR(flow::CheckExpressDefinition(*def.machine));
-    app::ExecutionRequest req;
-    req.input = Json::object();
+    ENGAGE_ASSIGN_OR_RETURN(app::ExecutionRequest req, app::RequestForFile(o.definition, Now()));
+    if (o.type == "EXPRESS") ENGAGE_RETURN_IF_ERROR(flow::CheckExpressDefinition(*req.machine));
     if (!o.input.empty()) {
       ENGAGE_ASSIGN_OR_RETURN(std::string text, ReadTextArgument(o.input, "input file"));
       ENGAGE_ASSIGN_OR_RETURN(req.input,
@@ -183,16 +108,12 @@ void AddRun(CLI::App& flow, GlobalOptions& g, std::function<Status()>* action) {
     }
     ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));  // fails clearly without a home
     app::ExecutionRunner runner(ResolveHome(g.home));
-    req.state_machine = app::MachineNameFromPath(o.definition);
-    req.machine = def.machine;
-    req.definition = def.text;
-    std::error_code ec;
-    req.definition_path = fs::absolute(o.definition, ec).string();
     req.name = o.name;
     req.mock_case = o.mock_case;
+    std::error_code ec;
     if (!o.mock.empty()) req.mock_path = fs::absolute(o.mock, ec).string();
     req.express = o.type == "EXPRESS";
-    return RunInForeground(
+    return RunAndPrint(
         runner, [&] { return runner.Start(std::move(req)); }, o.json);
   });
 }
@@ -229,7 +150,7 @@ void AddRedrive(CLI::App& flow, GlobalOptions& g, std::function<Status()>* actio
       }
       return rec;
     };
-    return RunInForeground(runner, start, o.json);
+    return RunAndPrint(runner, start, o.json);
   });
 }
 
@@ -282,18 +203,13 @@ void AddReads(CLI::App& flow, GlobalOptions& g, std::function<Status()>* action)
   list->add_option("--status", o.status, "Only RUNNING, SUCCEEDED, FAILED, TIMED_OUT or ABORTED")
       ->check(CLI::IsMember({"RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}));
   list->add_option("--limit", o.limit, "At most this many (default 50)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(int64_t{1}, int64_t{100'000}));
   list->add_flag("--json", o.json, "Print a JSON array");
   OnRun(list, action, [&g, &o]() -> Status {
     ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));
     ENGAGE_ASSIGN_OR_RETURN(auto executions, store->List(o.limit, o.status));
-    Json arr = Json::array();
-    for (const auto& r : executions) {
-      arr.push_back(r.ToJson());
-      arr.back().erase("input");
-      arr.back().erase("output");
-    }
-    Emit(o.json, arr, [&] { std::fputs(flow::ExecutionsTable(executions).c_str(), stdout); });
+    Emit(o.json, flow::ExecutionsJson(executions),
+         [&] { std::fputs(flow::ExecutionsTable(executions).c_str(), stdout); });
     return Status::Ok();
   });
   auto* describe =
@@ -313,9 +229,7 @@ void AddReads(CLI::App& flow, GlobalOptions& g, std::function<Status()>* action)
     ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));
     ENGAGE_ASSIGN_OR_RETURN(flow::ExecutionRecord r, store->Get(o.id));
     ENGAGE_ASSIGN_OR_RETURN(auto events, store->History(r.id));
-    Json arr = Json::array();
-    for (const auto& e : events) arr.push_back(e.ToJson());
-    Emit(o.json, {{"events", arr}},
+    Emit(o.json, {{"events", flow::HistoryJson(events)}},
          [&] { std::fputs(flow::HistoryTable(events).c_str(), stdout); });
     return Status::Ok();
   });
@@ -330,15 +244,9 @@ void AddReads(CLI::App& flow, GlobalOptions& g, std::function<Status()>* action)
         flow::StateMachineRegistry::Open(ResolveHome(g.home).meta_db(), SystemClock::Default()));
     ENGAGE_ASSIGN_OR_RETURN(auto registered, registry->List());
     Json arr = Json::array();
-    std::vector<std::vector<std::string>> rows;
-    for (const auto& m : registered) {
-      arr.push_back(m.ToJson(true));
-      rows.push_back(
-          {m.name, std::to_string(m.version), m.registered_by, FormatIsoUtc(m.updated_micros)});
-    }
-    Emit(o.json, {{"state_machines", std::move(arr)}}, [&rows] {
-      PrintTable({"name", "version", "registered by", "updated"}, rows);
-    });
+    for (const auto& m : registered) arr.push_back(m.ToJson(true));
+    Emit(o.json, {{"state_machines", std::move(arr)}},
+         [&] { std::fputs(flow::MachinesTable(registered).c_str(), stdout); });
     return Status::Ok();
   });
 }
@@ -386,31 +294,11 @@ void AddGraph(CLI::App& flow, std::function<Status()>* action) {
   cmd->add_option("--format", o.format, "mermaid (default) or dot")
       ->check(CLI::IsMember({"mermaid", "dot"}));
   OnRun(cmd, action, [&o]() -> Status {
-    ENGAGE_ASSIGN_OR_RETURN(app::DefinitionFile d, LoadMachine(o.path));
+    ENGAGE_ASSIGN_OR_RETURN(app::DefinitionFile d, app::LoadDefinitionFile(o.path, Now()));
     auto format = o.format == "dot" ? flow::GraphFormat::kDot : flow::GraphFormat::kMermaid;
     std::fputs(flow::RenderGraph(*d.machine, format).c_str(), stdout);
     return Status::Ok();
   });
-}
-
-// A conformance report ({"overall", `groups`: {name: {passed, total, rate}}, "failures"}) as a
-// table of pass rates and the failures' first differences.
-void PrintConformance(const Json& report, const char* groups, const char* label) {
-  std::vector<std::vector<std::string>> rows;
-  auto row = [&rows](const std::string& name, const Json& c) {
-    rows.push_back({name, std::to_string(c["passed"].get<int64_t>()),
-                    std::to_string(c["total"].get<int64_t>()),
-                    fmt::format("{:.1f}%", 100 * c["rate"].get<double>())});
-  };
-  for (auto it = report[groups].begin(); it != report[groups].end(); ++it) row(it.key(), *it);
-  row("overall", report["overall"]);
-  PrintTable({label, "passed", "total", "rate"}, rows);
-  if (!report["failures"].empty()) std::printf("\nfailures (first difference):\n");
-  for (const Json& f : report["failures"]) {
-    std::printf("  %s%s\n    %s\n", f.value("case", f.value("id", "")).c_str(),
-                f.value("cause_only", false) ? " [cause text only]" : "",
-                f["detail"].get<std::string>().c_str());
-  }
 }
 
 void AddConformance(CLI::App& flow, std::function<Status()>* action) {
@@ -426,7 +314,9 @@ void AddConformance(CLI::App& flow, std::function<Status()>* action) {
   OnRun(asl, action, [&o]() -> Status {
     ENGAGE_ASSIGN_OR_RETURN(auto results, flow::RunAslCorpus(o.path));
     Json report = flow::AslReportToJson(results);
-    Emit(o.json, report, [&report] { PrintConformance(report, "categories", "category"); });
+    Emit(o.json, report, [&report] {
+      std::fputs(flow::ConformanceReportText(report, "categories", "category").c_str(), stdout);
+    });
     return Status::Ok();
   });
   auto* jsonata = flow.add_subcommand(
@@ -437,7 +327,9 @@ void AddConformance(CLI::App& flow, std::function<Status()>* action) {
   OnRun(jsonata, action, [&o]() -> Status {
     ENGAGE_ASSIGN_OR_RETURN(auto results, jsonata::RunJsonataCorpus(o.path));
     Json report = jsonata::JsonataReportToJson(results);
-    Emit(o.json, report, [&report] { PrintConformance(report, "groups", "group"); });
+    Emit(o.json, report, [&report] {
+      std::fputs(flow::ConformanceReportText(report, "groups", "group").c_str(), stdout);
+    });
     return Status::Ok();
   });
 }
@@ -481,12 +373,7 @@ void AddRunPipeline(CLI::App& app, GlobalOptions& g, std::function<Status()>* ac
       req.state_machine = app::kEngagementPipelineName;
       req.definition = app::EngagementPipelineDefinition();
     } else {
-      ENGAGE_ASSIGN_OR_RETURN(app::DefinitionFile def, LoadMachine(o.definition));
-      req.machine = def.machine;
-      req.state_machine = app::MachineNameFromPath(o.definition);
-      req.definition = def.text;
-      std::error_code ec;
-      req.definition_path = fs::absolute(o.definition, ec).string();
+      ENGAGE_ASSIGN_OR_RETURN(req, app::RequestForFile(o.definition, Now()));
     }
     ENGAGE_ASSIGN_OR_RETURN(req.input, app::EngagementPipelineInput(o.model, o.ingest));
     req.name = o.name;
@@ -502,7 +389,7 @@ void AddRunPipeline(CLI::App& app, GlobalOptions& g, std::function<Status()>* ac
         std::fprintf(stderr, "execution %s (%s) started\n", rec.name.c_str(), rec.id.c_str());
       return rec;
     };
-    return RunInForeground(runner, start, o.json, &timeline);
+    return RunAndPrint(runner, start, o.json, &timeline);
   });
 }
 

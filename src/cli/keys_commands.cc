@@ -2,14 +2,12 @@
 #include <fmt/format.h>
 
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "cli/commands.h"
 #include "engage/core/clock.h"
-#include "engage/core/fs.h"
 #include "engage/core/home.h"
 #include "engage/serve/auth.h"
 
@@ -19,13 +17,7 @@ namespace {
 // meta.db of an existing home.
 Result<std::string> MetaDb(const GlobalOptions& g) {
   HomePaths home = ResolveHome(g.home);
-  std::error_code ec;
-  if (!std::filesystem::exists(home.config(), ec)) {
-    return FailedPreconditionError(fmt::format(
-        "no Engage home at '{}' (API keys are kept in its meta.db): run `engage init` first or "
-        "pass --home",
-        home.root));
-  }
+  ENGAGE_RETURN_IF_ERROR(home.Require("API keys"));
   return home.meta_db();
 }
 
@@ -51,11 +43,9 @@ void AddCreate(CLI::App& keys, GlobalOptions& g, KeyOptions& o, std::function<St
       ->required();
   cmd->add_flag("--json", o.json, "Print {\"key\": {...}, \"token\": \"ek_...\"} as JSON");
   OnRun(cmd, action, [&g, &o]() -> Status {
-    ENGAGE_ASSIGN_OR_RETURN(std::string text, PosixFileSystem::Default()->ReadFile(o.policy));
-    Result<serve::Policy> policy = serve::Policy::Parse(text);
-    if (!policy.ok()) return policy.status().WithContext(o.policy);
+    ENGAGE_ASSIGN_OR_RETURN(serve::Policy policy, serve::Policy::ParseFile(o.policy));
     ENGAGE_ASSIGN_OR_RETURN(auto store, OpenKeys(g));
-    ENGAGE_ASSIGN_OR_RETURN(serve::NewApiKey k, store->Create(o.name, *policy));
+    ENGAGE_ASSIGN_OR_RETURN(serve::NewApiKey k, store->Create(o.name, policy));
     constexpr const char* kWarning =
         "this is the only time the token is shown: Engage keeps only its hash. Store it now "
         "(a lost token cannot be recovered: revoke the key and create another).";
@@ -98,7 +88,7 @@ void AddReads(CLI::App& app, CLI::App& keys, GlobalOptions& g, KeyOptions& o,
       "audit", "Show the newest requests to `engage serve`: who, what, allowed or denied");
   audit->add_option("-n,--limit", o.limit, "How many records, newest first")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(int64_t{1}, int64_t{1'000'000}));
   audit->add_flag("--json", o.json, "Print {\"records\": [...]} as JSON");
   OnRun(audit, action, [&g, &o]() -> Status {
     ENGAGE_ASSIGN_OR_RETURN(std::string meta_db, MetaDb(g));

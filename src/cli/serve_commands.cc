@@ -9,8 +9,6 @@
 
 #include "cli/commands.h"
 #include "engage/app/app.h"
-#include "engage/core/clock.h"
-#include "engage/ml/registry.h"
 #include "engage/serve/ab.h"
 #include "engage/serve/store.h"
 #include "engage/server/run.h"
@@ -89,8 +87,8 @@ void AddAb(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
   };
   auto& o = Keep<O>();
   auto splits = [&g]() -> Result<std::unique_ptr<serve::SplitStore>> {
-    ENGAGE_ASSIGN_OR_RETURN(auto lake, OpenLake(g, /*writer=*/false));  // clear without a home
-    return serve::SplitStore::Open(lake->home().meta_db(), SystemClock::Default());
+    ENGAGE_ASSIGN_OR_RETURN(auto application, OpenApp(g));
+    return application->OpenSplits();
   };
   auto* set = split->add_subcommand(
       "set",
@@ -100,17 +98,10 @@ void AddAb(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
   set->add_option("arms", o.arms, "name=percent or name:ref=percent (ref: alias or version)")
       ->required();
   set->add_option("--salt", o.salt, "Reshuffles who falls in which arm (default: the model name)");
-  OnRun(set, action, [&g, &o, splits]() -> Status {
-    ENGAGE_ASSIGN_OR_RETURN(auto store, splits());
+  OnRun(set, action, [&g, &o]() -> Status {
+    ENGAGE_ASSIGN_OR_RETURN(auto application, OpenApp(g));
     ENGAGE_ASSIGN_OR_RETURN(serve::TrafficSplit s,
-                            serve::TrafficSplit::Parse(o.model, o.arms, o.salt));
-    // Every arm must name a registered version now, not at the next publish.
-    ENGAGE_ASSIGN_OR_RETURN(auto registry,
-                            ml::ModelRegistry::Open(ResolveHome(g.home), SystemClock::Default()));
-    for (const auto& a : s.arms) {
-      ENGAGE_RETURN_IF_ERROR(registry->Resolve(o.model + "@" + a.ref).status());
-    }
-    ENGAGE_RETURN_IF_ERROR(store->Put(s));
+                            application->SetTrafficSplit(o.model, o.arms, o.salt));
     std::printf("traffic split of %s set:", o.model.c_str());
     for (const auto& a : s.arms) std::printf(" %s=%g%%", a.name.c_str(), a.weight);
     std::printf("\nit is served from the next `engage publish`\n");
@@ -118,7 +109,7 @@ void AddAb(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
   });
   auto* show = split->add_subcommand("show", "Print a model's traffic split (JSON)");
   show->add_option("model", o.model, "Model name")->required();
-  OnRun(show, action, [&g, &o, splits]() -> Status {
+  OnRun(show, action, [&o, splits]() -> Status {
     ENGAGE_ASSIGN_OR_RETURN(auto store, splits());
     ENGAGE_ASSIGN_OR_RETURN(auto s, store->Get(o.model));
     if (!s) return NotFoundError(fmt::format("model '{}' has no traffic split", o.model));
@@ -127,7 +118,7 @@ void AddAb(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
   });
   auto* clear = split->add_subcommand("clear", "Remove a model's traffic split");
   clear->add_option("model", o.model, "Model name")->required();
-  OnRun(clear, action, [&g, &o, splits]() -> Status {
+  OnRun(clear, action, [&o, splits]() -> Status {
     ENGAGE_ASSIGN_OR_RETURN(auto store, splits());
     ENGAGE_RETURN_IF_ERROR(store->Remove(o.model));
     std::printf("traffic split of %s removed (served until the next engage publish)\n",

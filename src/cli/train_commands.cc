@@ -2,18 +2,16 @@
 // held-out split. The plain-table mode (--table) lives in TrainTable; another mode can sit beside
 // it and be chosen in the action.
 #include <fmt/format.h>
-#include <unistd.h>
 
-#include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <memory>
 #include <string>
 #include <vector>
 
 #include "cli/commands.h"
 #include "engage/app/app.h"
 #include "engage/core/fs.h"
+#include "engage/core/progress.h"
 #include "engage/ml/engagement.h"
 #include "engage/ml/table_train.h"
 
@@ -29,37 +27,16 @@ struct TrainArgs {
   bool json = false;
 };
 
-std::string Num(double v, const char* fmt_spec = "{:.4f}") {
-  return std::isnan(v) ? std::string("-") : fmt::format(fmt::runtime(fmt_spec), v);
-}
-
-// One line on stderr per tenth of a second while boosting, when stderr is a terminal.
-ml::ProgressFn RoundProgress(const ml::TrainParams& params) {
-  if (::isatty(STDERR_FILENO) != 1) return nullptr;
-  auto last = std::make_shared<std::chrono::steady_clock::time_point>();
+// Boosting rounds on the status line (a terminal only).
+ml::ProgressFn RoundProgress(StatusLine& line, const ml::TrainParams& params) {
+  if (!line.enabled()) return nullptr;
   std::string metric = params.eval_metric.empty() ? "metric" : params.eval_metric;
   int total = params.num_boost_round;
-  return [last, metric, total](int round, double score) {
-    auto now = std::chrono::steady_clock::now();
-    if (now - *last < std::chrono::milliseconds(100) && round + 1 < total) return;
-    *last = now;
-    std::fprintf(stderr, "\r\033[Kboosting: round %d/%d, validation %s %s", round + 1, total,
-                 metric.c_str(), Num(score).c_str());
+  return [&line, metric, total](int round, double score) {
+    line.Show(fmt::format("boosting: round {}/{}, validation {} {}", round + 1, total, metric,
+                          std::isnan(score) ? "-" : fmt::format("{:.4f}", score)),
+              round + 1 == total);
   };
-}
-
-// --param key=value flags onto `params`.
-Status ApplyParams(const std::vector<std::string>& flags, ml::TrainParams& params) {
-  for (const std::string& kv : flags) {
-    size_t eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      return InvalidArgumentError(fmt::format("--param '{}' is not key=value", kv));
-    }
-    std::string key = kv.substr(0, eq);
-    if (key == "seed") return InvalidArgumentError("use --seed instead of --param seed=...");
-    ENGAGE_RETURN_IF_ERROR(ml::SetTrainParam(params, key, kv.substr(eq + 1)));
-  }
-  return Status::Ok();
 }
 
 // `engage train --table T --label C ...`: the plain labelled table mode.
@@ -68,29 +45,26 @@ Status TrainTable(const GlobalOptions& g, TrainArgs& a) {
     return InvalidArgumentError("--label is required with --table (the column holding the label)");
   }
   a.req.params = ml::DefaultTableTrainParams();
-  ENGAGE_RETURN_IF_ERROR(ApplyParams(a.params, a.req.params));
+  ENGAGE_RETURN_IF_ERROR(ml::ApplyTrainParams(a.params, a.req.params));
   ENGAGE_ASSIGN_OR_RETURN(auto app, OpenApp(g));
-  ml::ProgressFn progress = RoundProgress(a.req.params);
-  auto trained = app->TrainTable(a.req, a.model.empty() ? a.req.table : a.model, progress);
-  if (progress) std::fprintf(stderr, "\r\033[K");
+  StatusLine line;
+  auto trained = app->TrainTable(a.req, a.model.empty() ? a.req.table : a.model,
+                                 RoundProgress(line, a.req.params));
+  line.Finish();
   ENGAGE_RETURN_IF_ERROR(trained.status());
   if (!a.save.empty()) {  // the registered model file (XGBoost JSON)
     PosixFileSystem fs;
     ENGAGE_ASSIGN_OR_RETURN(std::string model_json, fs.ReadFile(trained->version.model_path()));
     ENGAGE_RETURN_IF_ERROR(fs.WriteFileAtomic(a.save, model_json));
   }
-  if (a.json) {
-    Json j = trained->ToJson();
-    j["saved"] = a.save.empty() ? Json(nullptr) : Json(a.save);
-    PrintJson(j);
-  } else {
-    std::printf("%s%s", trained->ToText().c_str(),
-                a.save.empty() ? "" : fmt::format("saved the model to {}\n", a.save).c_str());
-  }
+  Json j = trained->ToJson();
+  j["saved"] = a.save.empty() ? Json(nullptr) : Json(a.save);
+  Emit(a.json, j, [&] {
+    std::fputs(trained->ToText().c_str(), stdout);
+    if (!a.save.empty()) std::printf("saved the model to %s\n", a.save.c_str());
+  });
   return Status::Ok();
 }
-
-}  // namespace
 
 Status TrainEngagementModel(const GlobalOptions& g, const std::string& model_name,
                             const ml::TrainParams& params, bool json) {
@@ -98,22 +72,20 @@ Status TrainEngagementModel(const GlobalOptions& g, const std::string& model_nam
   ml::EngagementTrainOptions options;
   options.model_name = model_name;
   options.params = params;
-  options.stage = [](const std::string& what) { std::fprintf(stderr, "%s\n", what.c_str()); };
-  if (::isatty(STDERR_FILENO) == 1) {
-    options.rounds = [](int round, double score) {
-      std::fprintf(stderr, "\rround %d  valid auc %.4f", round + 1, score);
-    };
-  }
+  StatusLine line;
+  options.stage = [&line](const std::string& what) {
+    line.Finish();
+    std::fprintf(stderr, "%s\n", what.c_str());
+  };
+  options.rounds = RoundProgress(line, params);
   auto trained = app->TrainEngagement(options);
-  if (options.rounds) std::fprintf(stderr, "\n");
+  line.Finish();
   ENGAGE_RETURN_IF_ERROR(trained.status());
-  if (json) {
-    PrintJson(trained->ToJson());
-  } else {
-    std::printf("%s", trained->ToText().c_str());
-  }
+  Emit(json, trained->ToJson(), [&] { std::fputs(trained->ToText().c_str(), stdout); });
   return Status::Ok();
 }
+
+}  // namespace
 
 void RegisterTrainCommands(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
   auto* cmd = app.add_subcommand(
@@ -131,7 +103,7 @@ void RegisterTrainCommands(CLI::App& app, GlobalOptions& g, std::function<Status
       "early stopping after 50 rounds without a better validation log-loss.\n\n"
       "Example:\n"
       "  engage train --table telco --label churn --id customer_id --save churn.json");
-  auto a = std::make_shared<TrainArgs>();
+  auto* a = &Keep<TrainArgs>();
   cmd->add_option("--table", a->req.table,
                   "Lake table with one labelled example per row (default: train the engagement "
                   "model)");
@@ -157,20 +129,16 @@ void RegisterTrainCommands(CLI::App& app, GlobalOptions& g, std::function<Status
                   "--param num_boost_round=500 --param scale_pos_weight=3");
   cmd->add_option("--save", a->save, "Write the model to this file (XGBoost JSON)");
   cmd->add_flag("--json", a->json, "Print the result as one JSON object");
-  cmd->callback([&g, action, a] {
-    *action = [&g, a]() -> Status {
-      if (a->req.table.empty()) {
-        if (!a->req.label_column.empty() || !a->save.empty()) {
-          return InvalidArgumentError(
-              "--label and --save go with --table; the engagement model takes its data "
-              "settings from [engagement] in engage.toml");
-        }
-        ml::TrainParams params = ml::EngagementTrainOptions::DefaultEngagementParams();
-        ENGAGE_RETURN_IF_ERROR(ApplyParams(a->params, params));
-        return TrainEngagementModel(g, a->model.empty() ? "engagement" : a->model, params, a->json);
-      }
-      return TrainTable(g, *a);
-    };
+  OnRun(cmd, action, [&g, a]() -> Status {
+    if (!a->req.table.empty()) return TrainTable(g, *a);
+    if (!a->req.label_column.empty() || !a->save.empty()) {
+      return InvalidArgumentError(
+          "--label and --save go with --table; the engagement model takes its data settings "
+          "from [engagement] in engage.toml");
+    }
+    ml::TrainParams params = ml::EngagementTrainOptions::DefaultEngagementParams();
+    ENGAGE_RETURN_IF_ERROR(ml::ApplyTrainParams(a->params, params));
+    return TrainEngagementModel(g, a->model.empty() ? "engagement" : a->model, params, a->json);
   });
 }
 

@@ -60,4 +60,28 @@ void Progress::Finish() {
   std::fflush(stderr);
 }
 
+StatusLine::StatusLine() : enabled_(::isatty(STDERR_FILENO) == 1) {}
+
+StatusLine::~StatusLine() { Finish(); }
+
+void StatusLine::Show(const std::string& text, bool force) {
+  if (!enabled_) return;
+  std::lock_guard lock(mu_);
+  int64_t now = SystemClock::Default().MonotonicMicros();
+  if (!force && last_draw_us_ >= 0 && now - last_draw_us_ < 100000) return;
+  last_draw_us_ = now;
+  shown_ = true;
+  std::fprintf(stderr, "\r\033[K%s", text.c_str());
+  std::fflush(stderr);
+}
+
+void StatusLine::Finish() {
+  if (!enabled_) return;
+  std::lock_guard lock(mu_);
+  if (!shown_) return;
+  shown_ = false;
+  std::fputs("\r\033[K", stderr);
+  std::fflush(stderr);
+}
+
 }  // namespace engage

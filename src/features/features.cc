@@ -7,6 +7,7 @@
 #include <limits>
 #include <set>
 
+#include "engage/core/text.h"
 #include "engage/lake/duck.h"
 
 namespace engage::features {
@@ -151,6 +152,35 @@ Json FeatureFrame::Summary() const {
               {"labelled", labelled},
               {"positive_rate", labelled > 0 ? static_cast<double>(positive) / labelled : 0.0},
               {"features", std::move(cols)}};
+}
+
+std::string FeatureFrame::SummaryText() const {
+  Json summary = Summary();
+  std::vector<std::vector<std::string>> table;
+  for (const Json& c : summary["features"]) {
+    table.push_back({c["name"].get<std::string>(),
+                     fmt::format("{:.1f}%", 100 * c["missing"].get<double>()),
+                     fmt::format("{:.4g}", c["mean"].get<double>())});
+  }
+  std::set<std::string> days(cutoffs.begin(), cutoffs.end());
+  return FormatTable({"feature", "missing", "mean"}, table) +
+         fmt::format("{} rows at {} cutoff(s), {} labelled, positive rate {:.4f}\n", rows(),
+                     days.size(), summary["labelled"].get<int64_t>(),
+                     summary["positive_rate"].get<double>());
+}
+
+Result<std::vector<std::string>> FeatureBuilder::Cutoffs(const std::vector<std::string>& requested,
+                                                         bool training) {
+  if (training) {
+    if (!requested.empty()) return InvalidArgumentError("--training and --cutoff are exclusive");
+    return TrainingCutoffs();
+  }
+  if (!requested.empty()) {
+    ENGAGE_RETURN_IF_ERROR(CheckCutoffs(requested));
+    return requested;
+  }
+  ENGAGE_ASSIGN_OR_RETURN(std::string end, DataEnd());
+  return std::vector<std::string>{end};
 }
 
 Status FeatureBuilder::Resolve() {

@@ -373,6 +373,15 @@ Result<OutputFormat> ParseOutputFormat(const std::string& s) {
       fmt::format("unknown format '{}' (expected parquet, csv or jsonl)", s));
 }
 
+Result<int64_t> ParseEndDay(const std::string& end, int64_t now_micros) {
+  if (end.empty()) return now_micros / (86400LL * 1000000);
+  int64_t day = 0;
+  if (!ParseDate(end, &day)) {
+    return InvalidArgumentError(fmt::format("--end '{}' is not a date (YYYY-MM-DD)", end));
+  }
+  return day;
+}
+
 Json GenReport::ToJson() const {
   return Json{{"customers", customers},
               {"events", events},

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -151,6 +152,11 @@ Status Lake::Recover() {
   int64_t total = recovery_.staging_dirs_removed + recovery_.orphan_files_removed +
                   recovery_.orphan_quarantine_removed;
   if (total > 0) {
+    spdlog::warn(
+        "recovered from an interrupted run: removed {} staging dir(s), {} unpublished file(s), "
+        "{} orphan quarantine file(s)",
+        recovery_.staging_dirs_removed, recovery_.orphan_files_removed,
+        recovery_.orphan_quarantine_removed);
     ENGAGE_RETURN_IF_ERROR(
         catalog_.LogEvent("recovery", "",
                           Json{{"staging_dirs_removed", recovery_.staging_dirs_removed},

@@ -22,8 +22,9 @@ Json RetentionReport::ToJson() const {
     bytes += x.bytes;
   }
   return Json{
-      {"today", today},       {"dry_run", dry_run},     {"partitions_dropped", dropped.size()},
-      {"rows_dropped", rows}, {"bytes_dropped", bytes}, {"dropped", d}};
+      {"today", today},           {"dry_run", dry_run},     {"partitions_dropped", dropped.size()},
+      {"rows_dropped", rows},     {"bytes_dropped", bytes}, {"dropped", d},
+      {"emptied_tables", emptied}};
 }
 
 Json CompactionReport::ToJson() const {
@@ -65,6 +66,7 @@ Result<RetentionReport> ApplyRetention(Lake& lake, const std::string& table, boo
       removed.push_back(f.path);
     }
     for (auto& [dt, d] : by_dt) report.dropped.push_back(d);
+    if (!files.empty() && removed.size() == files.size()) report.emptied.push_back(spec->name);
     if (dry_run || removed.empty()) continue;
     Json details{{"cutoff", cutoff},
                  {"retention_days", spec->retention_days},

@@ -36,9 +36,16 @@ std::string RetentionReport::ToText() const {
     rows += d.rows;
     bytes += d.bytes;
   }
-  return fmt::format("{} {} partition(s), {} rows, {} (today {})\n",
-                     dry_run ? "would drop" : "dropped", dropped.size(), rows, HumanBytes(bytes),
-                     today);
+  std::string out = fmt::format("{} {} partition(s), {} rows, {} (today {})\n",
+                                dry_run ? "would drop" : "dropped", dropped.size(), rows,
+                                HumanBytes(bytes), today);
+  for (const std::string& t : emptied) {
+    out += fmt::format(
+        "warning: {} every partition of '{}': all its data is older than its retention_days "
+        "(engage.toml [tables.{}])\n",
+        dry_run ? "this would drop" : "dropped", t, t);
+  }
+  return out;
 }
 
 std::string CompactionReport::ToText() const {
@@ -104,6 +111,23 @@ std::string QueryHistoryTable(const std::vector<QueryRecord>& records) {
   }
   return FormatTable({"at", "status", "scanned", "cost", "ms", "sql"}, rows) +
          "total cost of these queries: " + Usd(total) + "\n";
+}
+
+Json DescribeTableJson(const TableInfo& table, const std::vector<PartitionStats>& partitions) {
+  Json j = table.ToJson();
+  j["partition_list"] = Json::array();
+  for (const auto& p : partitions) j["partition_list"].push_back(p.ToJson());
+  return j;
+}
+
+Json QueryHistoryJson(const std::vector<QueryRecord>& records) {
+  double total = 0;
+  Json arr = Json::array();
+  for (const auto& q : records) {
+    total += q.cost_usd;
+    arr.push_back(q.ToJson());
+  }
+  return Json{{"queries", std::move(arr)}, {"total_cost_usd", total}};
 }
 
 }  // namespace engage::lake

@@ -465,6 +465,47 @@ Result<BtydFits> FitBtyd(const std::vector<CustomerSummary>& customers, bool wit
   return f;
 }
 
+Result<BtydAnalysis> AnalyzeBtyd(sql::QueryEngine& engine, const SummaryRequest& request,
+                                 double horizon, const ClvOptions& clv) {
+  BtydAnalysis a;
+  a.request = request;
+  ENGAGE_ASSIGN_OR_RETURN(a.customers, SummarizeEvents(engine, request));
+  if (!request.calibration_end.empty()) {
+    // SummarizeEvents checked the table, its columns and the date.
+    ENGAGE_ASSIGN_OR_RETURN(const TableSpec* spec, engine.lake().config().Table(request.table));
+    std::string time =
+        lake::SqlIdent(request.time_column.empty() ? spec->time_column : request.time_column);
+    ENGAGE_ASSIGN_OR_RETURN(
+        lake::DuckResult last,
+        engine.RunTrusted(fmt::format("SELECT CAST(MAX(CAST({0} AS DATE)) AS VARCHAR), "
+                                      "CASE WHEN MAX(CAST({0} AS DATE)) < DATE {1} THEN 1 ELSE 0 "
+                                      "END FROM {2}",
+                                      time, lake::SqlQuote(request.calibration_end),
+                                      lake::SqlIdent(request.table)),
+                          "btyd"));
+    if (last.RowCount() == 1 && last.Int(1, 0) == 1) {
+      return InvalidArgumentError(fmt::format(
+          "calibration end {} is after the last event of '{}' ({}): every customer would look "
+          "inactive since then; give a day on or before {} or leave --calibration-end out",
+          request.calibration_end, request.table, last.Str(0, 0).value_or("?"),
+          last.Str(0, 0).value_or("?")));
+    }
+  }
+  if (a.customers.empty()) {
+    return FailedPreconditionError(fmt::format(
+        "table '{}' has no customer with a transaction on or before the calibration end",
+        request.table));
+  }
+  ENGAGE_ASSIGN_OR_RETURN(a.fits, FitBtyd(a.customers, !request.amount_column.empty()));
+  if (horizon > 0) {
+    a.horizon = horizon;
+    ClvOptions monthly = clv;
+    monthly.period_length = 30.0 / request.days_per_unit;
+    a.predictions = PredictBtyd(a.fits, a.customers, horizon, monthly);
+  }
+  return a;
+}
+
 Json BtydPrediction::ToJson() const {
   auto opt = [](const std::optional<double>& v) { return v ? Json(*v) : Json(); };
   return Json{{"customer_id", customer->customer_id},

@@ -416,6 +416,50 @@ Status SetTrainParam(TrainParams& p, const std::string& key, const std::string& 
   } else if (key == "eval_metric") {
     p.eval_metric = value;
   } else {
+    // XGBoost ignores a parameter it does not know (with a warning on its log): only its own
+    // names pass through.
+    static const std::set<std::string> kPassThrough = {"scale_pos_weight",
+                                                       "max_delta_step",
+                                                       "colsample_bylevel",
+                                                       "colsample_bynode",
+                                                       "grow_policy",
+                                                       "max_leaves",
+                                                       "sampling_method",
+                                                       "base_score",
+                                                       "num_parallel_tree",
+                                                       "monotone_constraints",
+                                                       "interaction_constraints",
+                                                       "max_cat_to_onehot",
+                                                       "max_cat_threshold",
+                                                       "refresh_leaf",
+                                                       "process_type",
+                                                       "updater",
+                                                       "multi_strategy",
+                                                       "tweedie_variance_power",
+                                                       "huber_slope",
+                                                       "quantile_alpha",
+                                                       "aft_loss_distribution",
+                                                       "aft_loss_distribution_scale",
+                                                       "max_cached_hist_node",
+                                                       "verbosity",
+                                                       "booster",
+                                                       "disable_default_eval_metric",
+                                                       "seed_per_iteration",
+                                                       "device",
+                                                       "validate_parameters",
+                                                       "rate_drop",
+                                                       "skip_drop",
+                                                       "one_drop",
+                                                       "normalize_type",
+                                                       "sample_type"};
+    if (!kPassThrough.contains(key)) {
+      return InvalidArgumentError(fmt::format(
+          "unknown training parameter '{}': Engage's are objective, eta, max_depth, "
+          "min_child_weight, subsample, colsample_bytree, lambda, alpha, gamma, tree_method, "
+          "max_bin, nthread, num_boost_round, early_stopping_rounds and eval_metric; XGBoost's "
+          "others pass through (e.g. scale_pos_weight, max_delta_step, grow_policy, max_leaves)",
+          key));
+    }
     for (auto& [k, v] : p.extra) {
       if (k == key) {
         v = value;
@@ -423,6 +467,19 @@ Status SetTrainParam(TrainParams& p, const std::string& key, const std::string& 
       }
     }
     p.extra.emplace_back(key, value);
+  }
+  return Status::Ok();
+}
+
+Status ApplyTrainParams(const std::vector<std::string>& flags, TrainParams& params) {
+  for (const std::string& kv : flags) {
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return InvalidArgumentError(fmt::format("--param '{}' is not key=value", kv));
+    }
+    std::string key = kv.substr(0, eq);
+    if (key == "seed") return InvalidArgumentError("use --seed instead of --param seed=...");
+    ENGAGE_RETURN_IF_ERROR(SetTrainParam(params, key, kv.substr(eq + 1)));
   }
   return Status::Ok();
 }

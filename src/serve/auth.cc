@@ -14,6 +14,7 @@
 #include <cmath>
 #include <set>
 
+#include "engage/core/fs.h"
 #include "engage/core/ids.h"
 #include "engage/core/text.h"
 
@@ -282,6 +283,13 @@ std::string_view Decision::name() const {
       break;
   }
   return "implicit-deny";
+}
+
+Result<Policy> Policy::ParseFile(const std::string& path) {
+  ENGAGE_ASSIGN_OR_RETURN(std::string text, ReadTextArgument(path, "policy file", 1 << 20));
+  Result<Policy> policy = Parse(text);
+  if (!policy.ok()) return policy.status().WithContext(path);
+  return policy;
 }
 
 Result<Policy> Policy::Parse(std::string_view json_text) {

@@ -626,9 +626,7 @@ Status Api::Impl::GetExecution(Call& c, bool history) {
     return Status::Ok();
   }
   ENGAGE_ASSIGN_OR_RETURN(auto events, executions->History(r.id));
-  Json arr = Json::array();
-  for (const auto& e : events) arr.push_back(e.ToJson());
-  ExecutionBody(c.res, Json{{"execution", r.name}, {"events", std::move(arr)}}, 200);
+  ExecutionBody(c.res, Json{{"execution", r.name}, {"events", flow::HistoryJson(events)}}, 200);
   return Status::Ok();
 }
 
@@ -937,11 +935,7 @@ Status Api::Impl::Promote(Call& c) {
     return InvalidArgumentError("version must be an integer");
   }
   ENGAGE_ASSIGN_OR_RETURN(std::shared_ptr<app::ReadSide> reads, app->reads().Current());
-  const ModelsConfig& mc = reads->config().models;
-  ml::PromotionGate gate;
-  gate.metric = mc.promotion_metric;
-  gate.min_value = mc.min_quality;
-  gate.min_improvement = mc.min_improvement;
+  ml::PromotionGate gate = ml::PromotionGate::FromConfig(reads->config().models);
   gate.alias = body.value("alias", std::string("champion"));
   std::lock_guard<std::mutex> lock(registry_mu);
   ENGAGE_ASSIGN_OR_RETURN(ml::PromotionDecision d,
@@ -1420,8 +1414,9 @@ void Api::Handle(const HttpRequest& req, HttpResponse& res) {
     if (!outcome.ok() && outcome.code() == StatusCode::kPermissionDenied) {
       s.Audit(req, c.principal, *r, resource, false, outcome, 403, Json::object());
     } else if (r->write || (c.audit_success && outcome.ok())) {
-      s.Audit(req, c.principal, *r, resource, outcome.ok(), outcome, HttpStatusFor(outcome.code()),
-              Json::object());
+      // The policy allowed it: `allowed` is the decision; a failure shows in its code and status.
+      s.Audit(req, c.principal, *r, resource, /*allowed=*/true, outcome,
+              HttpStatusFor(outcome.code()), Json::object());
     }
   }
   if (!outcome.ok()) Error(res, outcome);

@@ -347,6 +347,15 @@ Status CheckParseTree(const Json& tree, const Config& config, std::set<std::stri
     std::string type = StrField(n, "type");
     if (type == "BASE_TABLE") {
       std::string name = StrField(n, "table_name");
+      // "lake.events": DuckDB would say there is no 'events'; the qualifier is what is wrong.
+      std::string schema = StrField(n, "schema_name"), catalog = StrField(n, "catalog_name");
+      if ((!catalog.empty() || (!schema.empty() && strcasecmp(schema.c_str(), "main") != 0)) &&
+          !LakeRelationTable(config, name).empty()) {
+        return NotFoundError(fmt::format(
+            "no table named '{}{}{}': the lake's tables are named without a schema or catalog: "
+            "write {}",
+            catalog.empty() ? "" : catalog + ".", schema.empty() ? "" : schema + ".", name, name));
+      }
       if (!IsPlainName(name)) {
         if (name.find_first_of("/\\.:*?~") == std::string::npos && !name.empty()) {
           return UnknownTableError(name, config);  // "my-table": a name, not a file
@@ -479,6 +488,31 @@ std::string QuoteNonFiniteNumbers(const std::string& text) {
     if (!handled) out.push_back(c);
   }
   return out;
+}
+
+// Builds a row's JSON keeping integers beyond 64 bits (HUGEINT, UHUGEINT, big DECIMAL(38,0))
+// exact, as strings of their digits: nlohmann would make them doubles and lose digits.
+class ExactIntegerSax : public nlohmann::detail::json_sax_dom_parser<Json> {
+ public:
+  using nlohmann::detail::json_sax_dom_parser<Json>::json_sax_dom_parser;
+  bool number_float(double value, const std::string& text) {
+    if (text.find_first_of(".eE") == std::string::npos) {
+      std::string digits = text;
+      return string(digits);
+    }
+    return json_sax_dom_parser::number_float(value, text);
+  }
+};
+
+// One row of DuckDB's to_json: NaN/Infinity quoted, wide integers exact; an empty object when
+// it does not parse.
+Json ParseRowJson(const std::string& text) {
+  Json row;
+  ExactIntegerSax sax(row, /*allow_exceptions=*/false);
+  if (!Json::sax_parse(QuoteNonFiniteNumbers(text), &sax) || !row.is_object()) {
+    return Json::object();
+  }
+  return row;
 }
 
 // Defines derived view `v` on `conn`. A view that cannot be defined (a `predictions` table
@@ -1025,6 +1059,11 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
   };
   std::string sql = StripTrailing(req.sql);
   if (sql.empty()) return fail(InvalidArgumentError("empty query"));
+  if (size_t nul = sql.find('\0'); nul != std::string::npos) {
+    // DuckDB would stop reading at it, or quote the rest in a confusing parser error.
+    return fail(InvalidArgumentError(fmt::format(
+        "the query holds a NUL byte (at byte {}): SQL is text; check the file's encoding", nul)));
+  }
   if (Status fresh = Refresh(); !fresh.ok()) return fail(fresh);
 
   // Exactly one statement, and it must read only. DuckDB's parse tree serializer accepts only
@@ -1199,10 +1238,8 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
   for (int64_t r = 0; r < rows; ++r) {
     Json row = Json::array();
     if (select) {
-      Json obj = Json::parse(QuoteNonFiniteNumbers(res.Str(0, r).value_or("{}")), nullptr, false);
-      if (obj.is_object()) {
-        for (auto& [k, v] : obj.items()) row.push_back(std::move(v));
-      }
+      Json obj = ParseRowJson(res.Str(0, r).value_or("{}"));
+      for (auto& [k, v] : obj.items()) row.push_back(std::move(v));
     } else {
       for (int c = 0; c < res.ColumnCount(); ++c) {
         auto v = res.Str(c, r);
@@ -1309,6 +1346,18 @@ std::string QueryResult::Table(int64_t max_rows) const {
         total - shown);
   }
   return out;
+}
+
+Result<std::string> SqlFromArguments(const std::string& sql, const std::string& file) {
+  if (!file.empty() && !sql.empty()) {
+    return InvalidArgumentError("give the SQL as an argument or with --file, not both");
+  }
+  if (file.empty() && sql.empty()) {
+    return InvalidArgumentError(
+        "no SQL: give it as an argument, with --file FILE, or as - to read stdin");
+  }
+  if (file.empty() && sql != "-") return sql;
+  return ReadTextArgument(file.empty() ? "-" : file, "SQL file", 16 << 20);
 }
 
 }  // namespace engage::sql

@@ -102,6 +102,16 @@ TEST_F(BtydCliTest, BadInputIsAClearError) {
   EXPECT_EQ(Engage({"btyd"}).exit_code, 2);
 }
 
+// A calibration end after the last event would make every customer look inactive since then.
+TEST_F(BtydCliTest, ACalibrationEndAfterTheDataIsRefusedNamingTheLastDay) {
+  if (!HaveCdnow()) GTEST_SKIP() << "../shared/data/cdnow is missing";
+  IngestCdnow();
+  auto r = Engage({"btyd", "fit", "cdnow", "--calibration-end", "1999-01-01"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("after the last event of 'cdnow' (1998-06-30)"), std::string::npos) << r.err;
+  EXPECT_EQ(Engage({"btyd", "fit", "cdnow", "--calibration-end", "1998-06-30"}).exit_code, 0);
+}
+
 TEST(ExamplesTest, CdnowRunShPrintsTheFittedParameters) {
   if (!HaveCdnow()) GTEST_SKIP() << "../shared/data/cdnow is missing";
   TempDir dir;

@@ -45,6 +45,8 @@ TEST_F(LakeTest, RetentionDropsOnlyPartitionsPastTheTablesRetention) {
   ASSERT_OK(dry);
   // Cutoff is 2024-05-02: 2024-04-20 .. 2024-05-01 (12 partitions) go.
   EXPECT_EQ(dry->dropped.size(), 12u);
+  EXPECT_TRUE(dry->emptied.empty());  // 8 partitions stay
+  EXPECT_EQ(dry->ToText().find("warning"), std::string::npos);
   EXPECT_EQ(l->catalog().Files("events")->size(), 20u);
   auto r = lake::ApplyRetention(*l, "", /*dry_run=*/false);
   ASSERT_OK(r);
@@ -69,7 +71,13 @@ TEST_F(LakeTest, DroppedFilesStayReadableUntilTheGracePeriodEnds) {
   }
   {
     auto l = Open(true);
-    ASSERT_EQ(lake::ApplyRetention(*l, "events", false)->dropped.size(), 3u);
+    auto r = lake::ApplyRetention(*l, "events", false);
+    ASSERT_EQ(r->dropped.size(), 3u);
+    // Every partition went: the report says so.
+    EXPECT_EQ(r->emptied, std::vector<std::string>{"events"});
+    EXPECT_NE(r->ToText().find("warning: dropped every partition of 'events'"), std::string::npos)
+        << r->ToText();
+    EXPECT_EQ(r->ToJson()["emptied_tables"], Json::array({"events"}));
   }
   EXPECT_TRUE(fs::exists(any));  // in the trash, still on disk for queries in flight
   clock_.AdvanceMicros(601LL * 1000000);

@@ -417,5 +417,25 @@ TEST(SetTrainParamTest, KnownFieldsAreTypedAndOthersPassThrough) {
   EXPECT_STATUS_CODE(ml::SetTrainParam(p, "", "1"), StatusCode::kInvalidArgument);
 }
 
+// XGBoost only warns about a parameter it does not use: a misspelt one is refused here.
+TEST(SetTrainParamTest, UnknownKeyIsRefusedNamingIt) {
+  ml::TrainParams p;
+  Status s = ml::SetTrainParam(p, "max_dpeth", "3");
+  EXPECT_STATUS_CODE(s, StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("'max_dpeth'"), std::string::npos);
+  EXPECT_TRUE(p.extra.empty());
+  ASSERT_OK(ml::SetTrainParam(p, "max_delta_step", "1"));
+}
+
+TEST(ApplyTrainParamsTest, FlagsAreKeyValueAndSeedHasItsOwnFlag) {
+  ml::TrainParams p;
+  ASSERT_OK(ml::ApplyTrainParams({"eta=0.2", "num_boost_round=7"}, p));
+  EXPECT_DOUBLE_EQ(p.eta, 0.2);
+  EXPECT_EQ(p.num_boost_round, 7);
+  EXPECT_STATUS_CODE(ml::ApplyTrainParams({"eta"}, p), StatusCode::kInvalidArgument);
+  EXPECT_STATUS_CODE(ml::ApplyTrainParams({"=1"}, p), StatusCode::kInvalidArgument);
+  EXPECT_STATUS_CODE(ml::ApplyTrainParams({"seed=3"}, p), StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace engage::testing

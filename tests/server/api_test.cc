@@ -366,6 +366,8 @@ TEST_F(ApiTest, DeniedRequestsAndWritesAreAudited) {
   Call({"GET", "", "/v1/customers/1/prediction"}, other_);
   Call({"GET", "", "/v1/customers/1/prediction"}, "");
   Call({"PUT", "", "/v1/models/engagement/aliases/challenger", R"({"version":1})"}, admin_);
+  // Allowed by the policy but failing: recorded as allowed, with its outcome.
+  Call({"PUT", "", "/v1/models/engagement/aliases/challenger", R"({"version":99})"}, admin_);
   Call({"GET", "", "/v1/customers/1/prediction"}, admin_);  // an allowed read: not audited
   server_->Stop();
   runner_.join();
@@ -374,14 +376,14 @@ TEST_F(ApiTest, DeniedRequestsAndWritesAreAudited) {
   ASSERT_OK(audit);
   auto records = (*audit)->List(10);
   ASSERT_OK(records);
-  ASSERT_EQ(records->size(), 3u);
+  ASSERT_EQ(records->size(), 4u);
   std::multiset<std::string> seen;
   for (const auto& r : *records) {
     seen.insert(fmt::format("{} {} {}", r.action, r.allowed ? "allow" : "deny", r.http_status));
   }
   EXPECT_EQ(seen,
             (std::multiset<std::string>{"predictions:Get deny 403", "predictions:Get deny 401",
-                                        "models:SetAlias allow 200"}));
+                                        "models:SetAlias allow 200", "models:SetAlias allow 404"}));
 }
 
 TEST_F(ApiTest, ATrafficSplitRoutesCustomersByHashRecordsExposuresAndReportsOutcomes) {

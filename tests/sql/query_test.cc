@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <sstream>
 #include <thread>
 
@@ -467,6 +468,46 @@ TEST_F(QueryTest, EveryResultTypeArrivesAsJson) {
   EXPECT_EQ(row[6], "NaN");
   EXPECT_TRUE(row[7].is_null());
   EXPECT_EQ(row[8], "2024-02-29");
+}
+
+// 64-bit integers stay numbers; wider ones arrive as their exact digits (a double would lose them).
+TEST_F(QueryTest, WideIntegersKeepEveryDigit) {
+  auto r =
+      Run("SELECT 18446744073709551615::UBIGINT AS u, '-9223372036854775808'::BIGINT AS b, "
+          "170141183460469231731687303715884105727::HUGEINT AS h, "
+          "'-170141183460469231731687303715884105728'::HUGEINT AS n, [2::HUGEINT ^ 100] AS l, "
+          "1e300 AS e");
+  ASSERT_OK(r);
+  const Json& row = r->rows[0];
+  EXPECT_EQ(row[0], Json(uint64_t{18446744073709551615ULL}));
+  EXPECT_EQ(row[1], Json(std::numeric_limits<int64_t>::min()));
+  EXPECT_EQ(row[2], "170141183460469231731687303715884105727");
+  EXPECT_EQ(row[3], "-170141183460469231731687303715884105728");
+  EXPECT_TRUE(row[5].is_number_float()) << row[5];
+  EXPECT_NE(r->ToCsv().find("170141183460469231731687303715884105727"), std::string::npos);
+}
+
+TEST_F(QueryTest, AQueryWithANulByteIsRefusedSayingWhere) {
+  LoadEvents();
+  auto r = Run(std::string("SELECT 1\0; DROP TABLE events", 28));
+  EXPECT_STATUS_CODE(r, StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("NUL byte (at byte 8)"), std::string::npos)
+      << r.status().message();
+}
+
+// "lake.events" is not DuckDB's "no table named 'events'": the qualifier is the problem.
+TEST_F(QueryTest, AQualifiedNameSaysTablesHaveNoSchema) {
+  LoadEvents();
+  for (const char* q : {"SELECT * FROM lake.events", "SELECT * FROM memory.main.events",
+                        "SELECT * FROM engage.events e JOIN customers USING (customer_id)"}) {
+    SCOPED_TRACE(q);
+    auto r = Run(q);
+    EXPECT_STATUS_CODE(r, StatusCode::kNotFound);
+    EXPECT_NE(r.status().message().find("without a schema or catalog: write events"),
+              std::string::npos)
+        << r.status().message();
+  }
+  ASSERT_OK(Run("SELECT count(*) FROM main.events"));
 }
 
 TEST_F(QueryTest, CsvQuotesFieldsAsRfc4180Says) {

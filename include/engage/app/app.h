@@ -36,6 +36,7 @@
 #include "engage/ml/engagement.h"
 #include "engage/ml/registry.h"
 #include "engage/ml/table_train.h"
+#include "engage/serve/ab.h"
 #include "engage/serve/store.h"
 #include "engage/sql/query.h"
 
@@ -111,6 +112,15 @@ class App {
   // Publishes the latest predictions of model references (name@alias|version; the first is the
   // default) into the serving store, with the arms of the model's traffic split.
   Result<serve::PublishReport> Publish(const std::vector<std::string>& refs, int keep);
+
+  // The home's traffic splits (`engage ab split show|clear`).
+  Result<std::unique_ptr<serve::SplitStore>> OpenSplits();
+  // `engage ab split set`: parses the arms (serve::TrafficSplit::Parse), checks that each names a
+  // registered version of `model` now rather than at the next publish (the registry's kNotFound
+  // otherwise), and stores the split.
+  Result<serve::TrafficSplit> SetTrafficSplit(const std::string& model,
+                                              const std::vector<std::string>& arms,
+                                              const std::string& salt);
 
   // Data-quality checks on the events before training: {"passed", "checks": [...], ...}.
   Result<Json> QualityChecks();

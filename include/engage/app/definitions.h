@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "engage/app/executions.h"
 #include "engage/core/home.h"
 #include "engage/core/status.h"
 #include "engage/flow/definition.h"
@@ -46,5 +47,9 @@ Result<flow::RegisteredStateMachine> RegisterMachineFiles(const HomePaths& home,
 // The state machine name a definition file gives its executions: "pipelines/daily.asl.json"
 // -> "daily".
 std::string MachineNameFromPath(const std::string& path);
+
+// An execution request for a definition file (LoadDefinitionFile): its machine, text, absolute
+// path and the machine name from the path. The caller adds the input, name, mocks, ...
+Result<ExecutionRequest> RequestForFile(const std::string& path, int64_t now_micros);
 
 }  // namespace engage::app

@@ -76,7 +76,23 @@ struct RedriveRequest {
 struct ExecutionOutcome {
   flow::ExecutionRecord record;
   flow::ExecutionResult result;
+  // The result's JSON ({"status", "output"} or {"status", "error", "cause"}) with "executionId"
+  // and "name".
+  Json ToJson() const;
+  // "execution NAME (ID): STATUS", then the output, or the error, cause and the history command.
+  std::string ToText() const;
+  // Ok when it SUCCEEDED, else kAborted naming the execution and how it ended.
+  Status ToStatus() const;
 };
+
+class ExecutionRunner;
+
+// Starts an execution with `start` (which calls runner.Start or StartRedrive) and waits for it,
+// for a command in the foreground: SIGINT and SIGTERM stop it cleanly (it ends ABORTED, recorded)
+// instead of killing the process mid-state. The signals are blocked in the threads the runner
+// starts meanwhile and taken by a thread of this call; the caller's mask is restored after.
+Result<ExecutionOutcome> RunInForeground(
+    ExecutionRunner& runner, const std::function<Result<flow::ExecutionRecord>()>& start);
 
 class ExecutionRunner {
  public:
@@ -118,8 +134,9 @@ class ExecutionRunner {
 
   // Executions running on this runner's threads.
   int64_t running() const;
-  // The home's execution store; executions whose process died are marked FAILED first, and
-  // `*recovered` (optional) receives how many. kFailedPrecondition without an Engage home.
+  // The home's execution store; executions whose process died are marked FAILED first (logged as
+  // a warning), and `*recovered` (optional) receives how many. kFailedPrecondition without an
+  // Engage home.
   Result<std::unique_ptr<flow::ExecutionStore>> OpenStore(int64_t* recovered = nullptr) const;
   const HomePaths& home() const { return home_; }
 

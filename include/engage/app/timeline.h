@@ -31,6 +31,10 @@ class StateTimeline {
 
   // state | seconds | result, one row per top-level state entered, as an aligned table.
   std::string Table() const;
+  // What `engage run pipeline` prints at the end: the execution and its status, Table(), the
+  // error and cause if any, and the commands showing the full output and history.
+  std::string Report(const flow::ExecutionRecord& record,
+                     const flow::ExecutionResult& result) const;
 
   // A task's output in a line: its scalar fields as key=value, cut to 60 characters ("ok" when
   // it has none).

@@ -16,6 +16,9 @@ struct HomePaths {
   std::string meta_db() const { return root + "/meta.db"; }
   std::string tmp() const { return root + "/tmp"; }
   std::string models() const { return root + "/models"; }
+  // Ok when the home exists (has engage.toml); else kFailedPrecondition saying to run `engage
+  // init` or pass --home, with `kept` ("API keys", ...) naming what the home would hold.
+  Status Require(const char* kept = nullptr) const;
 };
 
 // --home if given, else $ENGAGE_HOME, else ./engage-home; made absolute.

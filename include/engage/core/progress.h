@@ -38,4 +38,26 @@ class Progress {
   bool finished_ = false;
 };
 
+// One line of status on stderr that each Show replaces ("reading files ...", "boosting: round
+// 12/1000 ..."), only when stderr is a terminal, at most ten redraws a second unless `force`.
+// Finish() (or the destructor) clears it.
+// Thread-safety: Show may be called from several threads.
+class StatusLine {
+ public:
+  StatusLine();
+  ~StatusLine();
+  StatusLine(const StatusLine&) = delete;
+  StatusLine& operator=(const StatusLine&) = delete;
+
+  void Show(const std::string& text, bool force = false);
+  void Finish();
+  bool enabled() const { return enabled_; }
+
+ private:
+  bool enabled_;
+  std::mutex mu_;
+  int64_t last_draw_us_ = -1;
+  bool shown_ = false;
+};
+
 }  // namespace engage

@@ -49,6 +49,9 @@ struct FeatureFrame {
   std::string ToCsv() const;
   // {"rows", "labelled", "positive_rate", "features": [{"name", "missing" (share), "mean"}]}
   Json Summary() const;
+  // The summary for people: per feature its missing share and mean, then the rows, cutoffs,
+  // labelled rows and positive rate.
+  std::string SummaryText() const;
 };
 
 class FeatureBuilder {
@@ -67,6 +70,10 @@ class FeatureBuilder {
   // dates ("cutoff 2030-01-01 is outside the events' dates 2024-01-02 .. 2024-12-31 ...") or a
   // malformed date; kFailedPrecondition when there are no events.
   Status CheckCutoffs(const std::vector<std::string>& cutoffs);
+  // The cutoffs a request names: `requested` (checked by CheckCutoffs), the training cutoffs
+  // (`training`; kInvalidArgument with `requested` too), or else DataEnd().
+  Result<std::vector<std::string>> Cutoffs(const std::vector<std::string>& requested,
+                                           bool training);
 
   // Features and labels at each cutoff, rows ordered by cutoff then customer id. Errors name
   // the table, column or user feature involved: kNotFound (table, column), kInvalidArgument (a

@@ -33,4 +33,9 @@ Result<std::vector<AslCaseResult>> RunAslCorpus(const std::string& dir);
 // {"overall": {"passed", "total", "rate"}, "categories": {...}, "failures": [...]}
 Json AslReportToJson(const std::vector<AslCaseResult>& results);
 
+// A conformance report ({"overall", `groups`: {name: {passed, total, rate}}, "failures"}: this
+// corpus's or JSONata's) as a table of pass rates (first column headed `label`) and the
+// failures' first differences.
+std::string ConformanceReportText(const Json& report, const char* groups, const char* label);
+
 }  // namespace engage::flow

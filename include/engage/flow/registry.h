@@ -49,6 +49,9 @@ struct RegisteredStateMachine {
   Json ToJson(bool full) const;
 };
 
+// Registered machines as a table: name, version, registered by, updated.
+std::string MachinesTable(const std::vector<RegisteredStateMachine>& machines);
+
 class StateMachineRegistry {
  public:
   // Opens meta.db, creating the table when missing.

@@ -64,10 +64,14 @@ struct ExecutionRecord {
   std::string ToText() const;
 };
 
-// Executions as a table: id, name, state machine, status, started, duration, error.
+// Executions as a table: id, name, state machine, status, started, duration, error; and as a
+// JSON array of ToJson() without the input and output (as ListExecutions).
 std::string ExecutionsTable(const std::vector<ExecutionRecord>& executions);
+Json ExecutionsJson(const std::vector<ExecutionRecord>& executions);
 // An execution's events as a table: id, previous id, time, type, state name / error / index.
 std::string HistoryTable(const std::vector<Event>& events);
+// The events as a JSON array (each Event::ToJson), as GetExecutionHistory's "events".
+Json HistoryJson(const std::vector<Event>& events);
 
 struct CreateExecutionRequest {
   std::string name;  // empty: generated

@@ -39,6 +39,9 @@ namespace engage::gen {
 enum class OutputFormat { kParquet, kCsv, kJsonl };
 
 Result<OutputFormat> ParseOutputFormat(const std::string& s);  // "parquet" | "csv" | "jsonl"
+// GenOptions::end_day of `--end`: the day of a YYYY-MM-DD date, or with "" today's (UTC) from
+// `now_micros`. kInvalidArgument for anything else.
+Result<int64_t> ParseEndDay(const std::string& end, int64_t now_micros);
 
 struct GenOptions {
   int64_t customers = 1000;

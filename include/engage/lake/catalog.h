@@ -87,6 +87,8 @@ struct QueryRecord {
 
 // Query records as a table (at, status, scanned, cost, ms, sql) and their total cost.
 std::string QueryHistoryTable(const std::vector<QueryRecord>& records);
+// {"queries": [...], "total_cost_usd"}
+Json QueryHistoryJson(const std::vector<QueryRecord>& records);
 
 class Catalog {
  public:

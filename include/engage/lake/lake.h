@@ -50,7 +50,10 @@ struct TableInfo {
 std::string TablesTable(const std::vector<TableInfo>& tables);
 // One table for people: its totals, its columns with types and rules, and its partitions.
 std::string DescribeTable(const TableInfo& table, const std::vector<PartitionStats>& partitions);
+// The same as JSON: the table's ToJson() with "partition_list".
+Json DescribeTableJson(const TableInfo& table, const std::vector<PartitionStats>& partitions);
 
+// What recovery removed (also logged as a warning when anything was).
 struct RecoveryReport {
   int64_t staging_dirs_removed = 0;
   int64_t orphan_files_removed = 0;

@@ -22,9 +22,13 @@ struct RetentionReport {
   };
   std::string today;  // the date retention was computed from
   std::vector<Dropped> dropped;
+  // Tables that lose every partition (all their data is older than their retention_days): a
+  // warning worth reading before running it for real.
+  std::vector<std::string> emptied;
   bool dry_run = false;
   Json ToJson() const;
-  std::string ToText() const;  // "dropped 3 partition(s), 120 rows, 4.1 KB (today ...)"
+  // "dropped 3 partition(s), 120 rows, 4.1 KB (today ...)", then a warning per emptied table.
+  std::string ToText() const;
 };
 
 // Drops every partition whose date is older than today - retention_days (tables with

@@ -157,4 +157,30 @@ struct SummaryRequest {
 Result<std::vector<CustomerSummary>> SummarizeEvents(sql::QueryEngine& engine,
                                                      const SummaryRequest& request);
 
+// What `engage btyd fit|predict` runs on a lake table: the customers' summaries, the fits and,
+// with a horizon, every customer's outputs.
+struct BtydAnalysis {
+  SummaryRequest request;
+  std::vector<CustomerSummary> customers;
+  BtydFits fits;
+  double horizon = 0;                       // in time units; 0: no predictions
+  std::vector<BtydPrediction> predictions;  // point into `customers` (kept when moved)
+
+  const char* time_unit() const { return request.days_per_unit == 1 ? "day" : "week"; }
+  // The fits' JSON with "table", "calibration_end", "time_unit", "customers" and, with
+  // predictions, "horizon" and the first `shown` of them under "predictions".
+  Json ToJson(size_t shown) const;
+  // The fits (no predictions), or the parameters line and the first `shown` predictions as a
+  // table, with how many there are in all.
+  std::string ToText(size_t shown) const;
+};
+
+// Summarises `request`, fits both models (Gamma-Gamma with an amount column) and, when
+// horizon > 0, predicts every customer (a CLV period of 30 days, whatever `clv` says).
+// kFailedPrecondition when no customer has a transaction on or before the calibration end,
+// kInvalidArgument when the calibration end is after the table's last event (the recency of every
+// customer would be made up); SummarizeEvents' errors.
+Result<BtydAnalysis> AnalyzeBtyd(sql::QueryEngine& engine, const SummaryRequest& request,
+                                 double horizon = 0, const ClvOptions& clv = {});
+
 }  // namespace engage::ml

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "engage/core/clock.h"
+#include "engage/core/config.h"
 #include "engage/core/home.h"
 #include "engage/core/json.h"
 #include "engage/core/sqlite.h"
@@ -74,12 +75,24 @@ Result<Json> LakeTablesIdentity(sql::QueryEngine& engine, const std::vector<std:
 // ModelRegistry::Diff as a few lines for people.
 std::string DiffToText(const Json& diff);
 
+// Versions as `engage models list` shows them: each ToJson() without its card but with its
+// validation metrics ("metrics"); and a table of name, version, created, aliases, AUC, PR-AUC
+// and log-loss.
+Json VersionsSummaryJson(const std::vector<ModelVersion>& versions);
+std::string VersionsTable(const std::vector<ModelVersion>& versions);
+
+// A version reference from a command line's one or two words: "name@3" alone, or "name" and "3"
+// (`engage models promote NAME N`). kInvalidArgument when the version is given twice.
+Result<std::string> VersionRef(const std::string& model, const std::string& version);
+
 // The promotion gate ([models] in engage.toml).
 struct PromotionGate {
   std::string metric = "auc";  // higher is better
   double min_value = 0.6;      // the quality bar
   double min_improvement = 0;  // over the current holder of the alias
   std::string alias = "champion";
+  // The gate of [models] in engage.toml.
+  static PromotionGate FromConfig(const ModelsConfig& models);
 };
 
 struct PromotionDecision {
@@ -87,6 +100,8 @@ struct PromotionDecision {
   std::string reason;
   std::optional<int64_t> previous;  // version that held the alias
   Json ToJson() const;
+  // "promoted name@3: reason" or "not promoted name@3: reason".
+  std::string ToText(const std::string& name, int64_t version) const;
 };
 
 class ModelRegistry {
@@ -112,6 +127,8 @@ class ModelRegistry {
   // "name@0", "name@-1", a version beyond int64, an alias that is not an identifier); kNotFound
   // naming what is missing and what to run next.
   Result<ModelVersion> Resolve(const std::string& ref);
+  // As Resolve, where a bare version ("3", not a model's name) is a version of `model`.
+  Result<ModelVersion> ResolveIn(const std::string& model, const std::string& ref);
   Result<ModelVersion> Get(const std::string& name, int64_t version);
   // Every version of `name` (all models when empty), newest first.
   Result<std::vector<ModelVersion>> List(const std::string& name);

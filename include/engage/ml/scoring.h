@@ -42,6 +42,8 @@ struct ScoreReport {
   double write_seconds = 0;
   std::string ingest_id;
   Json ToJson() const;
+  // What `engage score` prints: the run, a table of segments and the time of each part.
+  std::string ToText() const;
 };
 
 // Names the segment of `score` from the thresholds of `config`.

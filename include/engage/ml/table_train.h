@@ -62,10 +62,15 @@ TrainParams DefaultTableTrainParams();
 
 // Sets one hyperparameter from text, as `engage train --param key=value` does: the fields of
 // TrainParams by their XGBoost names (eta/learning_rate, max_depth, subsample, lambda/reg_lambda,
-// alpha/reg_alpha, num_boost_round, early_stopping_rounds, eval_metric, ...), anything else is
-// passed to XGBoost verbatim (TrainParams::extra). kInvalidArgument for an empty key or a value
+// alpha/reg_alpha, num_boost_round, early_stopping_rounds, eval_metric, ...); the other
+// parameters of XGBoost's tree boosters and learning task (scale_pos_weight, max_delta_step,
+// grow_policy, ...) go to XGBoost verbatim (TrainParams::extra). kInvalidArgument for a key
+// that is neither (a misspelt key would otherwise be silently ignored by XGBoost) or a value
 // that is not a number where a number is needed.
 Status SetTrainParam(TrainParams& params, const std::string& key, const std::string& value);
+// `--param key=value` flags onto `params` (SetTrainParam each); kInvalidArgument for a flag that
+// is not key=value, and for seed (the commands take --seed).
+Status ApplyTrainParams(const std::vector<std::string>& flags, TrainParams& params);
 
 struct TableTrainRequest {
   std::string table;

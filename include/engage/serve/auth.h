@@ -219,6 +219,8 @@ class Policy {
   // "Deny", an empty or non-string Action or Resource, an unknown action (or a wildcard matching
   // no known action), and a resource that is neither `*` nor "<type>/<name>" of a known type.
   static Result<Policy> Parse(std::string_view json_text);
+  // Parse of a policy file given on a command line (at most 1 MiB); errors name the file.
+  static Result<Policy> ParseFile(const std::string& path);
   static Result<Policy> FromJson(const Json& document);
   // The same, checking actions and resource types against `vocabulary` instead of the keys'
   // (e.g. RolePolicyVocabulary() for a state machine's role; messages then say "role").

@@ -66,6 +66,11 @@ struct QueryRequest {
   std::function<bool()> cancelled;
 };
 
+// A command's SQL: `sql` as given, or the text of `file` ("-": stdin), or stdin when `sql` is
+// "-". kInvalidArgument when both or neither are given or the text is over 16 MiB, kNotFound
+// when the file cannot be read.
+Result<std::string> SqlFromArguments(const std::string& sql, const std::string& file);
+
 // The timeout of a user query when [query] timeout_seconds is not set: the CLI's and the
 // server's (a request holds one of a few blocking threads).
 inline constexpr int64_t kDefaultCliQueryTimeoutSeconds = 600;
