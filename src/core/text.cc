@@ -91,4 +91,36 @@ void AppendUtf8(std::string& out, uint32_t cp) {
   }
 }
 
+char ControlEscape(char letter) {
+  switch (letter) {
+    case 'b':
+      return '\b';
+    case 'f':
+      return '\f';
+    case 'n':
+      return '\n';
+    case 'r':
+      return '\r';
+    case 't':
+      return '\t';
+    default:
+      return 0;
+  }
+}
+
+int32_t ParseHex4(std::string_view text, size_t at) {
+  if (at > text.size() || text.size() - at < 4) return -1;
+  int32_t v = 0;
+  for (size_t i = at; i < at + 4; ++i) {
+    char h = text[i];
+    int d = h >= '0' && h <= '9'   ? h - '0'
+            : h >= 'a' && h <= 'f' ? h - 'a' + 10
+            : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                   : -1;
+    if (d < 0) return -1;
+    v = v * 16 + d;
+  }
+  return v;
+}
+
 }  // namespace engage

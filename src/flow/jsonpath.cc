@@ -172,17 +172,9 @@ class PathParser {
       char e = Peek();
       ++pos_;
       if (e == 'u') {
-        if (pos_ + 4 > s_.size()) return Error("a \\u escape needs four hex digits");
-        uint32_t unit = 0;
-        for (int k = 0; k < 4; ++k) {
-          char h = s_[pos_ + k];
-          int v = h >= '0' && h <= '9'   ? h - '0'
-                  : h >= 'a' && h <= 'f' ? h - 'a' + 10
-                  : h >= 'A' && h <= 'F' ? h - 'A' + 10
-                                         : -1;
-          if (v < 0) return Error("a \\u escape needs four hex digits");
-          unit = unit * 16 + static_cast<uint32_t>(v);
-        }
+        int32_t hex = ParseHex4(s_, pos_);
+        if (hex < 0) return Error("a \\u escape needs four hex digits");
+        auto unit = static_cast<uint32_t>(hex);
         pos_ += 4;
         if (unit >= 0xDC00 && unit <= 0xDFFF && high_surrogate != 0) {
           AppendUtf8(out, 0x10000 + ((high_surrogate - 0xD800) << 10) + (unit - 0xDC00));
@@ -198,25 +190,9 @@ class PathParser {
         continue;
       }
       flush_surrogate();
-      switch (e) {
-        case 'b':
-          out += '\b';
-          break;
-        case 'f':
-          out += '\f';
-          break;
-        case 'n':
-          out += '\n';
-          break;
-        case 'r':
-          out += '\r';
-          break;
-        case 't':
-          out += '\t';
-          break;
-        default:  // \\ \' \" and any other character stand for themselves
-          out += e;
-      }
+      // \\ \' \" and any other character stand for themselves.
+      char control = ControlEscape(e);
+      out += control != 0 ? control : e;
     }
     flush_surrogate();
     if (AtEnd()) return Error("unterminated string");

@@ -253,51 +253,19 @@ class Parser {
           case '\'':
             out += '\'';
             break;
-          case 'b':
-            out += '\b';
-            break;
-          case 'f':
-            out += '\f';
-            break;
-          case 'n':
-            out += '\n';
-            break;
-          case 'r':
-            out += '\r';
-            break;
-          case 't':
-            out += '\t';
-            break;
           case 'u': {
-            auto hex4 = [&](size_t at, uint32_t* cp) {
-              if (at + 4 > n) return false;
-              uint32_t v = 0;
-              for (size_t i = at; i < at + 4; ++i) {
-                char h = src_[i];
-                v <<= 4;
-                if (h >= '0' && h <= '9')
-                  v |= h - '0';
-                else if (h >= 'a' && h <= 'f')
-                  v |= h - 'a' + 10;
-                else if (h >= 'A' && h <= 'F')
-                  v |= h - 'A' + 10;
-                else
-                  return false;
-              }
-              *cp = v;
-              return true;
-            };
-            uint32_t cp = 0;
-            if (!hex4(pos_ + 1, &cp)) {
+            int32_t hi = ParseHex4(src_, pos_ + 1);
+            if (hi < 0) {
               Throw("S0104", "The escape sequence \\u must be followed by 4 hex digits",
                     static_cast<int64_t>(pos_));
             }
+            auto cp = static_cast<uint32_t>(hi);
             pos_ += 4;
             if (cp >= 0xD800 && cp <= 0xDBFF && pos_ + 2 < n && src_[pos_ + 1] == '\\' &&
                 src_[pos_ + 2] == 'u') {
-              uint32_t lo = 0;
-              if (hex4(pos_ + 3, &lo) && lo >= 0xDC00 && lo <= 0xDFFF) {
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+              int32_t lo = ParseHex4(src_, pos_ + 3);
+              if (lo >= 0xDC00 && lo <= 0xDFFF) {
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (static_cast<uint32_t>(lo) - 0xDC00);
                 pos_ += 6;
               }
             }
@@ -305,6 +273,10 @@ class Parser {
             break;
           }
           default:
+            if (char control = ControlEscape(e); control != 0) {
+              out += control;
+              break;
+            }
             Throw("S0103", std::string("Unsupported escape sequence: \\") + e,
                   static_cast<int64_t>(pos_), std::string(1, e));
         }

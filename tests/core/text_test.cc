@@ -40,5 +40,19 @@ TEST(TextTest, BytesAndDollars) {
   EXPECT_EQ(Usd(1.23456), "$1.2346");
 }
 
+TEST(TextTest, EscapePieces) {
+  EXPECT_EQ(ControlEscape('n'), '\n');
+  EXPECT_EQ(ControlEscape('t'), '\t');
+  EXPECT_EQ(ControlEscape('b'), '\b');
+  EXPECT_EQ(ControlEscape('x'), 0);
+  EXPECT_EQ(ControlEscape('"'), 0);
+  EXPECT_EQ(ParseHex4("\\u00e9", 2), 0xe9);
+  EXPECT_EQ(ParseHex4("FFff", 0), 0xffff);
+  EXPECT_EQ(ParseHex4("12g4", 0), -1);
+  EXPECT_EQ(ParseHex4("123", 0), -1);   // too short
+  EXPECT_EQ(ParseHex4("1234", 3), -1);  // runs past the end
+  EXPECT_EQ(ParseHex4("1234", 9), -1);  // starts past the end
+}
+
 }  // namespace
 }  // namespace engage

@@ -1,9 +1,11 @@
 // Text for people: aligned tables, byte counts and dollar amounts, as the CLI prints them and
-// the components' ToText() renderings use them.
+// the components' ToText() renderings use them; and the pieces of string escapes that the JSON-like
+// parsers (JSONPath, JSONata) share.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace engage {
@@ -22,5 +24,13 @@ std::string Usd(double v);
 // Appends code point `cp` as UTF-8; a lone surrogate as its three bytes (as WTF-8, the way JSON
 // text may carry one).
 void AppendUtf8(std::string& out, uint32_t cp);
+
+// What a one-letter escape of a JSON-like string stands for: \b \f \n \r \t; 0 for any other
+// letter (the parsers decide what those mean).
+char ControlEscape(char letter);
+
+// The value of the four hex digits of `text` at `at` (a \u escape's), or -1 when there are not
+// four hex digits there.
+int32_t ParseHex4(std::string_view text, size_t at);
 
 }  // namespace engage
