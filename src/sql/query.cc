@@ -800,6 +800,11 @@ int64_t QueryEngine::RunViewBuildsForTesting() {
   return run_view_builds_;
 }
 
+int64_t QueryEngine::CheckedQueryHitsForTesting() {
+  std::lock_guard lock(mu_);
+  return checked_hits_;
+}
+
 Status QueryEngine::Refresh() {
   ENGAGE_ASSIGN_OR_RETURN(int64_t generation, catalog_.Generation());
   if (generation == generation_) return Status::Ok();
@@ -842,6 +847,7 @@ Status QueryEngine::BuildViews(const lake::FileSnapshot& snapshot) {
   files_ = std::move(files);
   damaged_ = std::move(damaged);
   run_views_.clear();  // they read files of the previous generation
+  checked_.clear();    // resolved against the previous generation's files
   generation_ = snapshot.generation;
   ++view_builds_;
   spdlog::debug("query engine: views built for generation {} ({} files)", generation_,
@@ -1043,6 +1049,94 @@ void QueryEngine::Record(const QueryRequest& req, const std::string& status,
   if (!s.ok()) spdlog::warn("could not record query history: {}", s.ToString());
 }
 
+// Exactly one statement, and it must read only. DuckDB's parse tree serializer accepts only
+// SELECT statements; anything else DuckDB parses is refused as not read-only (it is never
+// bound: binding a write already touches the catalog), except EXPLAIN of a SELECT, which is
+// checked, authorized and metered like the SELECT (EXPLAIN ANALYZE runs it).
+Result<QueryEngine::CheckedQuery> QueryEngine::CheckText(const std::string& sql) {
+  CheckedQuery c;
+  c.stmt = sql;
+  for (int pass = 0; pass < 2; ++pass) {
+    auto tree = parse_tree_.Run(c.stmt);
+    if (!tree.ok()) return ClassifyError(tree.status().message());
+    auto parsed = ParseJson(tree->Str(0, 0).value_or("{}"), "the query's parse tree", 1 << 20);
+    if (!parsed.ok()) return InvalidArgumentError("cannot parse the query");
+    const Json& j = *parsed;
+    if (!j.value("error", false)) {
+      size_t n =
+          j.contains("statements") && j["statements"].is_array() ? j["statements"].size() : 0;
+      if (n != 1) {
+        return InvalidArgumentError(
+            fmt::format("expected exactly one SQL statement, got {}", static_cast<int64_t>(n)));
+      }
+      std::set<std::string> referenced;
+      Status checked = CheckParseTree(j, lake_.config(), &referenced, &c.reads_tables);
+      if (!checked.ok()) return checked;
+      for (const auto& t : referenced) {
+        std::string table = LakeRelationTable(lake_.config(), t);
+        if (!table.empty()) c.named.insert(table);
+      }
+      break;
+    }
+    if (j.value("error_type", "") == "parser") {
+      return InvalidArgumentError("syntax error: " +
+                                  j.value("error_message", std::string("cannot parse the query")));
+    }
+    if (pass == 1) {
+      return PermissionDeniedError(fmt::format(
+          "only read-only queries are allowed (SELECT or EXPLAIN SELECT); this explains {}",
+          StatementKind(c.stmt)));
+    }
+    // Not every statement is a SELECT: count them (parsing only).
+    Extracted ex;
+    idx_t n = duckdb_extract_statements(conn_.raw(), sql.c_str(), ex.out());
+    if (n == 0) {
+      // Some writes fail while parsing (IMPORT DATABASE reads files then): still writes.
+      if (StatementKind(sql) != "not a SELECT statement") {
+        return PermissionDeniedError(
+            fmt::format("only read-only queries are allowed (SELECT or EXPLAIN); this is {}",
+                        StatementKind(sql)));
+      }
+      const char* err = duckdb_extract_statements_error(ex.get());
+      return InvalidArgumentError(err ? err : "cannot parse the query");
+    }
+    if (n != 1) {
+      std::vector<std::string_view> pieces = SplitStatements(sql);
+      for (size_t k = 0; k < pieces.size(); ++k) {
+        if (!IsReadKeyword(LeadingKeyword(pieces[k]))) {
+          return PermissionDeniedError(fmt::format(
+              "only read-only queries are allowed (one SELECT or EXPLAIN); statement {} of {} is "
+              "{}",
+              k + 1, static_cast<int64_t>(n), StatementKind(pieces[k])));
+        }
+      }
+      return InvalidArgumentError(
+          fmt::format("expected exactly one SQL statement, got {}", static_cast<int64_t>(n)));
+    }
+    bool analyze = false;
+    size_t at = ExplainedStatementStart(sql, &analyze);
+    if (at == std::string::npos) {
+      if (LeadingKeyword(sql) == "EXPLAIN") {
+        return InvalidArgumentError(
+            "write EXPLAIN as EXPLAIN [ANALYZE | (options)] SELECT ...; this form is not "
+            "supported");
+      }
+      return PermissionDeniedError(
+          fmt::format("only read-only queries are allowed (SELECT or EXPLAIN); this is {}",
+                      StatementKind(sql)));
+    }
+    c.explain = true;
+    c.stmt = sql.substr(at);
+  }
+
+  // The plan of the SELECT that runs (or is explained), not of the wrapper Run puts around it:
+  // DuckDB 1.4 fails to serialize the optimized plan of the wrapper around many queries (to_json
+  // over SELECT *), which would leave only the bound plan's upper bound; the wrapper changes
+  // neither the scans nor their filters.
+  ENGAGE_ASSIGN_OR_RETURN(c.resolved, ResolveScans(c.stmt, c.reads_tables));
+  return c;
+}
+
 Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
   std::lock_guard lock(mu_);
   const Clock& clock = lake_.clock();
@@ -1066,86 +1160,21 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
   }
   if (Status fresh = Refresh(); !fresh.ok()) return fail(fresh);
 
-  // Exactly one statement, and it must read only. DuckDB's parse tree serializer accepts only
-  // SELECT statements; anything else DuckDB parses is refused as not read-only (it is never
-  // bound: binding a write already touches the catalog), except EXPLAIN of a SELECT, which is
-  // checked, authorized and metered like the SELECT (EXPLAIN ANALYZE runs it).
-  bool explain = false;
-  std::string stmt = sql;       // the SELECT that runs or is explained
-  std::set<std::string> named;  // lake tables the text names (any case), besides the plan's
-  bool reads_tables = false;    // the text names a table or calls a table-reading function
-  for (int pass = 0; pass < 2; ++pass) {
-    auto tree = parse_tree_.Run(stmt);
-    if (!tree.ok()) return fail(ClassifyError(tree.status().message()));
-    auto parsed = ParseJson(tree->Str(0, 0).value_or("{}"), "the query's parse tree", 1 << 20);
-    if (!parsed.ok()) return fail(InvalidArgumentError("cannot parse the query"));
-    const Json& j = *parsed;
-    if (!j.value("error", false)) {
-      size_t n =
-          j.contains("statements") && j["statements"].is_array() ? j["statements"].size() : 0;
-      if (n != 1) {
-        return fail(InvalidArgumentError(
-            fmt::format("expected exactly one SQL statement, got {}", static_cast<int64_t>(n))));
-      }
-      std::set<std::string> referenced;
-      Status checked = CheckParseTree(j, lake_.config(), &referenced, &reads_tables);
-      if (!checked.ok()) return fail(checked);
-      for (const auto& t : referenced) {
-        std::string table = LakeRelationTable(lake_.config(), t);
-        if (!table.empty()) named.insert(table);
-      }
-      break;
-    }
-    if (j.value("error_type", "") == "parser") {
-      return fail(InvalidArgumentError(
-          "syntax error: " + j.value("error_message", std::string("cannot parse the query"))));
-    }
-    if (pass == 1) {
-      return fail(PermissionDeniedError(fmt::format(
-          "only read-only queries are allowed (SELECT or EXPLAIN SELECT); this explains {}",
-          StatementKind(stmt))));
-    }
-    // Not every statement is a SELECT: count them (parsing only).
-    Extracted ex;
-    idx_t n = duckdb_extract_statements(conn_.raw(), sql.c_str(), ex.out());
-    if (n == 0) {
-      // Some writes fail while parsing (IMPORT DATABASE reads files then): still writes.
-      if (StatementKind(sql) != "not a SELECT statement") {
-        return fail(PermissionDeniedError(
-            fmt::format("only read-only queries are allowed (SELECT or EXPLAIN); this is {}",
-                        StatementKind(sql))));
-      }
-      const char* err = duckdb_extract_statements_error(ex.get());
-      return fail(InvalidArgumentError(err ? err : "cannot parse the query"));
-    }
-    if (n != 1) {
-      std::vector<std::string_view> pieces = SplitStatements(sql);
-      for (size_t k = 0; k < pieces.size(); ++k) {
-        if (!IsReadKeyword(LeadingKeyword(pieces[k]))) {
-          return fail(PermissionDeniedError(fmt::format(
-              "only read-only queries are allowed (one SELECT or EXPLAIN); statement {} of {} is "
-              "{}",
-              k + 1, static_cast<int64_t>(n), StatementKind(pieces[k]))));
-        }
-      }
-      return fail(InvalidArgumentError(
-          fmt::format("expected exactly one SQL statement, got {}", static_cast<int64_t>(n))));
-    }
-    bool analyze = false;
-    size_t at = ExplainedStatementStart(sql, &analyze);
-    if (at == std::string::npos) {
-      if (LeadingKeyword(sql) == "EXPLAIN") {
-        return fail(InvalidArgumentError(
-            "write EXPLAIN as EXPLAIN [ANALYZE | (options)] SELECT ...; this form is not "
-            "supported"));
-      }
-      return fail(PermissionDeniedError(
-          fmt::format("only read-only queries are allowed (SELECT or EXPLAIN); this is {}",
-                      StatementKind(sql))));
-    }
-    explain = true;
-    stmt = sql.substr(at);
+  // The query's text checked and its plan resolved: once per text and catalog generation (a
+  // dashboard repeats its queries); authorization, limits and the run happen every time.
+  const CheckedQuery* checked = nullptr;
+  if (auto it = checked_.find(sql); it != checked_.end()) {
+    checked = &it->second;
+    ++checked_hits_;
+  } else {
+    auto fresh = CheckText(sql);
+    if (!fresh.ok()) return fail(fresh.status());
+    if (checked_.size() >= kMaxCheckedQueries) checked_.clear();
+    checked = &checked_.emplace(sql, std::move(*fresh)).first->second;
   }
+  const bool explain = checked->explain;
+  const Resolution& resolved = checked->resolved;
+  spdlog::debug("query: checked and resolved in {} us", clock.MonotonicMicros() - t0);
 
   // What runs: a SELECT limited to max_result_rows + 1 rows so huge results cannot exhaust
   // memory. DuckDB renders each SELECT row as JSON itself (to_json of the row), so every type —
@@ -1161,16 +1190,8 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
 
   QueryResult result;
   result.dry_run = req.dry_run;
-  spdlog::debug("query: parsed and checked in {} us", clock.MonotonicMicros() - t0);
-  // The plan of the SELECT that runs (or is explained). Not of run_sql: DuckDB 1.4 fails to
-  // serialize the optimized plan of the wrapper around many queries (to_json over SELECT *),
-  // which would leave only the bound plan's upper bound; the wrapper changes neither the scans
-  // nor their filters.
-  auto resolved = ResolveScans(stmt, reads_tables);
-  spdlog::debug("query: resolved in {} us", clock.MonotonicMicros() - t0);
-  if (!resolved.ok()) return fail(resolved.status());
-  result.scans = resolved->scans;
-  result.tables = named;
+  result.scans = resolved.scans;
+  result.tables = checked->named;
   for (const auto& s : result.scans) result.tables.insert(s.table);
   if (req.authorize) {
     Status allowed = req.authorize(result.tables);
@@ -1209,7 +1230,7 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
   // plan already checked the full file lists), and it can read nothing the plan did not resolve.
   DuckConn* conn = &conn_;
   if (select) {
-    auto chosen = RunConnection(result.tables, *resolved);
+    auto chosen = RunConnection(result.tables, resolved);
     if (!chosen.ok()) return fail(chosen.status());
     conn = *chosen;
   }

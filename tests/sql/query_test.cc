@@ -583,6 +583,40 @@ TEST_F(LongLivedEngineTest, SeesAnIngestMadeThroughAnotherLake) {
   EXPECT_EQ(engine_->ViewBuildsForTesting(), 3);
 }
 
+// A repeated query reuses its check and plan resolution until the catalog changes; it is still
+// authorized, estimated and metered each time.
+TEST_F(LongLivedEngineTest, ARepeatedQueryReusesItsResolutionUntilTheCatalogChanges) {
+  ASSERT_OK(IngestFiles("events", {EventsCsv("a.csv", 1, 3, 2)}));
+  int authorized = 0;
+  sql::QueryRequest req;
+  req.sql = "SELECT count(*) FROM events WHERE dt = DATE '2024-05-02'";
+  req.authorize = [&authorized](const std::set<std::string>& tables) {
+    ++authorized;
+    return tables.count("events") ? Status::Ok() : PermissionDeniedError("no");
+  };
+  auto first = engine_->Run(req);
+  ASSERT_OK(first);
+  auto second = engine_->Run(req);
+  ASSERT_OK(second);
+  EXPECT_EQ(engine_->CheckedQueryHitsForTesting(), 1);
+  EXPECT_EQ(authorized, 2);
+  EXPECT_EQ(second->rows, first->rows);
+  EXPECT_EQ(second->estimated_bytes, first->estimated_bytes);
+  EXPECT_GT(second->bytes_scanned, 0);
+  // A refusal is not cached as an answer: a denying policy is asked again and refuses.
+  req.authorize = [](const std::set<std::string>&) { return PermissionDeniedError("denied"); };
+  EXPECT_STATUS_CODE(engine_->Run(req), StatusCode::kPermissionDenied);
+  // New files for that day: resolved again, and the new rows are counted.
+  ASSERT_OK(IngestFiles("events", {EventsCsv("b.csv", 100, 3, 2)}));
+  req.authorize = nullptr;
+  auto after = engine_->Run(req);
+  ASSERT_OK(after);
+  EXPECT_EQ(after->rows[0][0], 4);
+  ASSERT_EQ(after->scans.size(), 1u);
+  EXPECT_EQ(after->scans[0].files_scanned, 2);
+  EXPECT_EQ(engine_->CheckedQueryHitsForTesting(), 2);  // the denied run was a hit; this is not
+}
+
 TEST_F(LongLivedEngineTest, SeesCompactionAndRetention) {
   ASSERT_OK(IngestFiles("events", {EventsCsv("a.csv", 1, 3, 2)}));
   ASSERT_OK(IngestFiles("events", {EventsCsv("b.csv", 100, 3, 2)}));

@@ -162,6 +162,8 @@ class QueryEngine {
   // How many times a table's view on the run connection was (re)defined to read the files of a
   // query's plan (see Run).
   int64_t RunViewBuildsForTesting();
+  // How many queries reused the check and plan resolution of the same text (see Run).
+  int64_t CheckedQueryHitsForTesting();
 
  private:
   // What a query's plan reads.
@@ -174,6 +176,17 @@ class QueryEngine {
     bool self_contained = false;
   };
 
+  // A query's text as checked (one read-only statement, nothing but lake tables) and its plan
+  // resolved: kept per text until the catalog's generation changes.
+  struct CheckedQuery {
+    bool explain = false;         // an EXPLAIN of `stmt`
+    std::string stmt;             // the SELECT that runs or is explained
+    std::set<std::string> named;  // lake tables the text names (any case), besides the plan's
+    bool reads_tables = false;    // the text names a table or calls a table-reading function
+    Resolution resolved;          // of `stmt`
+  };
+  static constexpr size_t kMaxCheckedQueries = 256;
+
   QueryEngine(lake::Lake& lake, lake::Catalog catalog, lake::DuckDb db, lake::DuckConn conn,
               lake::DuckConn run_conn);
   // Rebuilds the views and the file map if the catalog's generation changed since they were
@@ -184,6 +197,8 @@ class QueryEngine {
   // files left after pruning. `reads_tables`: its text names a table or a table-reading function
   // (so a plan without scans hides some). kPermissionDenied for a scan of anything else.
   Result<Resolution> ResolveScans(const std::string& sql, bool reads_tables);
+  // Checks a query's text and resolves its plan: errors as Run's. Requires mu_.
+  Result<CheckedQuery> CheckText(const std::string& sql);
   // The connection to run a SELECT on, given what its plan reads: `conn_` when the query reads
   // every file of each table it names, else `run_conn_`, whose views of those tables are (re)
   // defined to read only the files the plan resolved.
@@ -217,6 +232,8 @@ class QueryEngine {
   std::map<std::string, std::vector<std::string>> table_files_;  // table -> paths, catalog order
   std::set<std::string> damaged_;  // tables whose view fails every query (a file went missing)
   std::map<std::string, std::vector<std::string>> run_views_;  // table -> files its run view reads
+  std::map<std::string, CheckedQuery> checked_;                // by SQL text, for generation_
+  int64_t checked_hits_ = 0;
   struct FileInfo {
     std::string table;
     std::string dt;
