@@ -35,6 +35,7 @@ Result<std::unique_ptr<App>> App::Open(const HomePaths& home, AppOptions options
   ENGAGE_ASSIGN_OR_RETURN(app->reads_, ReadSides::Open(home, *app->clock_, options.query_threads));
   ENGAGE_ASSIGN_OR_RETURN(app->registry_, ml::ModelRegistry::Open(home, *app->clock_));
   app->runner_ = std::make_unique<ExecutionRunner>(home, app->reads_);
+  app->serving_ = std::make_unique<Serving>(home);  // opened by whoever serves (Serving::Open)
   return app;
 }
 

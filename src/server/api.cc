@@ -48,7 +48,6 @@ using serve::kEngagementMachine;
 using serve::KeyStore;
 using serve::PipelineResource;
 using serve::Policy;
-using serve::PredictionStore;
 using serve::Principal;
 using serve::RateDecision;
 using serve::RateLimiter;
@@ -246,9 +245,6 @@ struct Api::Impl {
   HomePaths home;
   ApiOptions options;
   const Clock* clock = nullptr;
-  std::unique_ptr<PredictionStore> store;              // null until something is published
-  std::mutex store_mu;                                 // guards creating `store`
-  std::atomic<PredictionStore*> store_ready{nullptr};  // `store`, once it exists
   std::unique_ptr<KeyStore> keys;
   std::unique_ptr<AuditLog> audit;
   std::unique_ptr<RateLimiter> limiter;
@@ -280,15 +276,10 @@ struct Api::Impl {
   const HttpServerStats* server_stats = nullptr;
   Json openapi;
 
-  // The snapshot for the prediction lookups (the hot path: see CurrentOnThisThread); null
-  // before anything is published.
-  const serve::Snapshot* LookupSnapshot() const {
-    PredictionStore* st = store_ready.load(std::memory_order_acquire);
-    return st != nullptr ? st->CurrentOnThisThread().get() : nullptr;
-  }
+  // The published predictions (the app's serving store): per lookup, and held for a request.
+  const serve::Snapshot* LookupSnapshot() const { return app->serving().LookupSnapshot(); }
   std::shared_ptr<const serve::Snapshot> CurrentSnapshot() {
-    std::lock_guard<std::mutex> lock(store_mu);
-    return store ? store->Current() : nullptr;
+    return app->serving().CurrentSnapshot();
   }
 
   void Add(Route r) {
@@ -1296,13 +1287,7 @@ Result<std::unique_ptr<Api>> Api::Open(app::App& app, ApiOptions options) {
               [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
   }
   ENGAGE_ASSIGN_OR_RETURN(impl->exposures, ExposureLog::Open(home.meta_db(), clock));
-  auto store = PredictionStore::Open(home);
-  if (store.ok()) {
-    impl->store = std::move(*store);
-    impl->store_ready.store(impl->store.get(), std::memory_order_release);
-  } else if (store.status().code() != StatusCode::kNotFound) {
-    return store.status();
-  }
+  ENGAGE_RETURN_IF_ERROR(app.serving().Open());
   impl->AddRoutes();
   impl->BuildOpenApi();
   return std::unique_ptr<Api>(new Api(std::move(impl)));
@@ -1312,21 +1297,7 @@ void Api::Refresh() {
   Impl& s = *impl_;
   Status saved = s.keys->SaveLastUsed();
   if (!saved.ok()) spdlog::warn("api keys: {}", saved.ToString());
-  {
-    std::lock_guard<std::mutex> lock(s.store_mu);
-    if (s.store) {
-      auto r = s.store->Refresh();
-      if (!r.ok()) spdlog::warn("prediction store: {}", r.status().ToString());
-      return;
-    }
-  }
-  auto store = PredictionStore::Open(s.home);
-  if (!store.ok()) return;  // still nothing published
-  std::lock_guard<std::mutex> lock(s.store_mu);
-  if (!s.store) {
-    s.store = std::move(*store);
-    s.store_ready.store(s.store.get(), std::memory_order_release);
-  }
+  s.app->serving().Refresh();
 }
 
 void Api::SetServerStats(const HttpServerStats* stats) { impl_->server_stats = stats; }

@@ -5,16 +5,17 @@
 //   ENGAGE_ASSIGN_OR_RETURN(auto rec, app->executions().Start(std::move(request)));
 //
 // App owns a lake handle, the process's one long-lived query engine (ReadSides: shared with the
-// execution runner's steps and the server's requests), the model registry and the execution
-// runner (whose executions run Engage's steps: see steps.h). The use cases that tie components
-// together live here: training and registering the engagement model, publishing
-// predictions, the data-quality checks, the shipped pipelines and starting executions. The CLI
-// parses arguments and prints; the server parses HTTP and renders; both call App.
+// execution runner's steps and the server's requests), the model registry, the serving store
+// (Serving: the published predictions) and the execution runner (whose executions run Engage's
+// steps: see steps.h). The use cases that tie components together live here: training and
+// registering the engagement model, publishing predictions, the data-quality checks, the shipped
+// pipelines and starting executions. The CLI parses arguments and prints; the server parses HTTP
+// and renders; both call App.
 //
 // Writers (ingest, scoring, compaction) take the lake's writer lock for their run only:
 // OpenWriter() gives a writer handle for that.
 //
-// Thread-safety: executions() and reads() may be used from any thread. The rest (lake(),
+// Thread-safety: executions(), reads() and serving() may be used from any thread. The rest (lake(),
 // registry() and the use cases) from one thread at a time, the one that opened the App.
 #pragma once
 
@@ -27,6 +28,7 @@
 
 #include "engage/app/executions.h"
 #include "engage/app/read_side.h"
+#include "engage/app/serving.h"
 #include "engage/core/clock.h"
 #include "engage/core/config.h"
 #include "engage/core/home.h"
@@ -92,6 +94,8 @@ class App {
   ReadSides& reads() { return *reads_; }
   ml::ModelRegistry& registry() { return *registry_; }
   ExecutionRunner& executions() { return *runner_; }
+  // The serving store (the published predictions), shared by every thread.
+  Serving& serving() { return *serving_; }
 
   // A writer handle on the lake: takes the writer lock (waiting for another writer) and runs
   // recovery; released when the handle goes.
@@ -139,6 +143,7 @@ class App {
   std::shared_ptr<ReadSides> reads_;
   std::unique_ptr<ml::ModelRegistry> registry_;
   std::unique_ptr<ExecutionRunner> runner_;
+  std::unique_ptr<Serving> serving_;
 };
 
 // Publishes with an already open lake (what App::Publish and the engage:publish step share).
