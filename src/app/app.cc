@@ -74,7 +74,7 @@ Result<ChampionOutcome> ApplyFirstChampionRule(ml::ModelRegistry& registry, cons
   }
   if (champion.ok()) {
     out.note = fmt::format(
-        "{}@champion stays version {}: compare with `engage models diff {} {} {}` and promote "
+        "{}@champion stays version {}: compare with `engage models diff {}@{} {}` and promote "
         "with `engage models promote {} {}`",
         v.name, champion->version, v.name, champion->version, v.version, v.name, v.version);
     return out;

@@ -74,6 +74,21 @@ Result<flow::RegisteredStateMachine> RegisterMachineFiles(const HomePaths& home,
   return m;
 }
 
+Json DefinitionFile::ValidationJson() const {
+  Json list = Json::array();
+  for (const auto& p : problems) {
+    list.push_back(Json{{"state", p.state}, {"path", p.pointer}, {"message", p.message}});
+  }
+  return Json{{"valid", machine != nullptr}, {"problems", std::move(list)}};
+}
+
+std::string DefinitionFile::ValidationText(const std::string& path) const {
+  std::string out =
+      machine ? fmt::format("{}: valid ({} states)\n", path, machine->states.size()) : "";
+  for (const auto& p : problems) out += fmt::format("{}: {}\n", path, p.ToString());
+  return out;
+}
+
 std::string MachineNameFromPath(const std::string& path) {
   std::string stem = std::filesystem::path(path).filename().string();
   for (std::string ext : {".json", ".asl"}) {

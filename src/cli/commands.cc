@@ -172,21 +172,13 @@ void AddQuery(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) 
             : reads->config().query.timeout_seconds.value_or(sql::kDefaultCliQueryTimeoutSeconds);
     o.req.timeout_ms = seconds * 1000;
     ENGAGE_ASSIGN_OR_RETURN(auto r, reads->query().Run(o.req));
-    if (o.json) {
-      PrintJson(r.ToJson());
-      return Status::Ok();
-    }
-    if (o.csv) {
-      std::fputs(r.ToCsv().c_str(), stdout);
-      std::fprintf(stderr, "%s\n", r.Summary().c_str());
-      return Status::Ok();
-    }
-    // Like DuckDB's shell: a terminal shows the first rows and how many more there are.
-    if (!r.dry_run) {
-      std::fputs(r.Table(o.max_rows >= 0 ? o.max_rows : (::isatty(STDOUT_FILENO) ? 40 : 0)).c_str(),
-                 stdout);
-    }
-    std::printf("%s\n", r.Summary().c_str());
+    // --csv: every row on stdout, the cost report on stderr. A terminal shows the first rows and
+    // how many more there are, like DuckDB's shell.
+    int64_t shown = o.max_rows >= 0 ? o.max_rows : (::isatty(STDOUT_FILENO) ? 40 : 0);
+    Emit(o.json, r.ToJson(), [&] {
+      std::fputs(o.csv ? r.ToCsv().c_str() : r.dry_run ? "" : r.Table(shown).c_str(), stdout);
+      std::fprintf(o.csv ? stderr : stdout, "%s\n", r.Summary().c_str());
+    });
     return Status::Ok();
   });
 }
@@ -268,7 +260,9 @@ void AddHistory(CLI::App& app, GlobalOptions& g, std::function<Status()>* action
     bool json = false;
   };
   auto& o = Keep<O>();
-  cmd->add_option("-n,--limit", o.limit, "How many")->capture_default_str();
+  cmd->add_option("-n,--limit", o.limit, "How many")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1'000'000}));
   cmd->add_flag("--json", o.json, "Print as JSON");
   OnRun(cmd, action, [&g, &o]() -> Status {
     ENGAGE_ASSIGN_OR_RETURN(auto l, OpenLake(g, /*writer=*/false));

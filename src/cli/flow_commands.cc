@@ -56,16 +56,7 @@ void AddValidate(CLI::App& flow, std::function<Status()>* action) {
   cmd->add_flag("--json", o.json, "Print {\"valid\": bool, \"problems\": [...]}");
   OnRun(cmd, action, [&o]() -> Status {
     ENGAGE_ASSIGN_OR_RETURN(auto d, app::CheckDefinitionFile(o.path, Now()));
-    Json problems = Json::array();
-    for (const auto& p : d.problems) {
-      problems.push_back(Json{{"state", p.state}, {"path", p.pointer}, {"message", p.message}});
-    }
-    Emit(o.json, {{"valid", d.machine != nullptr}, {"problems", problems}}, [&] {
-      if (d.machine != nullptr)
-        std::printf("%s: valid (%zu states)\n", o.path.c_str(), d.machine->states.size());
-      for (const auto& p : d.problems)
-        std::printf("%s: %s\n", o.path.c_str(), p.ToString().c_str());
-    });
+    Emit(o.json, d.ValidationJson(), [&] { std::fputs(d.ValidationText(o.path).c_str(), stdout); });
     return d.machine ? Status::Ok()
                      : app::InvalidDefinition(app::ProblemSummary(o.path, d.problems));
   });

@@ -25,7 +25,7 @@ void AddBtyd(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
   struct O {
     ml::SummaryRequest summary;
     std::string time_unit = "week", out;
-    double horizon = 0;
+    double horizon = -1;  // unset
     int64_t limit = 10;
     ml::ClvOptions clv;
     bool json = false;
@@ -48,6 +48,12 @@ void AddBtyd(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
     cmd->add_option("--amount-column", o.summary.amount_column,
                     "Transaction value column for Gamma-Gamma (\"\" for none)")
         ->default_str("amount");
+    cmd->add_option("--types", o.summary.types,
+                    "Transaction types (comma-separated) of --type-column; default: [engagement] "
+                    "qualifying_types for its events table, else every row is a transaction")
+        ->delimiter(',');
+    cmd->add_option("--type-column", o.summary.type_column, "Column of --types")
+        ->default_str("[engagement] type_column");
     cmd->add_option("--time-unit", o.time_unit, "Time unit of t_x, T and α: week or day")
         ->check(CLI::IsMember({"week", "day"}))
         ->default_str("week");
@@ -57,7 +63,10 @@ void AddBtyd(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
       ->add_option("--horizon", o.horizon,
                    "Horizon for expected transactions, in time units (default: 4 weeks or 30 "
                    "days)")
-      ->check(CLI::Range(0.0, 36500.0));
+      ->check([](const std::string& s) {
+        double v = std::strtod(s.c_str(), nullptr);  // NaN fails both comparisons
+        return v > 0 && v <= 36500 ? std::string() : "must be above 0 and at most 36500";
+      });
   predict->add_option("--clv-periods", o.clv.periods, "CLV horizon in periods (months)")
       ->default_str("12")
       ->check(CLI::Range(1, 1200));
@@ -71,13 +80,14 @@ void AddBtyd(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
   auto run = [&g, &o](bool predicting) -> Status {
     o.summary.days_per_unit = o.time_unit == "day" ? 1 : 7;
     double horizon = !predicting ? 0 : o.horizon > 0 ? o.horizon : (o.time_unit == "day" ? 30 : 4);
+    ENGAGE_RETURN_IF_ERROR(CheckOutputPath(o.out));
     ENGAGE_ASSIGN_OR_RETURN(auto application, OpenApp(g));
     ENGAGE_ASSIGN_OR_RETURN(auto reads, application->reads().Current());
+    ml::ApplyEngagementTypes(reads->config().engagement, &o.summary);
     ENGAGE_ASSIGN_OR_RETURN(ml::BtydAnalysis a,
                             ml::AnalyzeBtyd(reads->query(), o.summary, horizon, o.clv));
     if (!o.out.empty()) {
-      ENGAGE_RETURN_IF_ERROR(
-          PosixFileSystem().WriteFileAtomic(o.out, ml::BtydPredictionsCsv(a.predictions)));
+      ENGAGE_RETURN_IF_ERROR(WriteOutputFile(o.out, ml::BtydPredictionsCsv(a.predictions)));
     }
     size_t shown = !o.out.empty() ? 0 : o.limit > 0 ? static_cast<size_t>(o.limit) : SIZE_MAX;
     Json j = a.ToJson(shown);
@@ -114,6 +124,7 @@ void AddFeatures(CLI::App& app, GlobalOptions& g, std::function<Status()>* actio
   cmd->add_flag("--sql", o.sql, "Print the SQL for the (first) cutoff and stop");
   cmd->add_flag("--json", o.json, "Print a JSON summary (per feature: missing share, mean)");
   OnRun(cmd, action, [&g, &o]() -> Status {
+    ENGAGE_RETURN_IF_ERROR(CheckOutputPath(o.out));
     ENGAGE_ASSIGN_OR_RETURN(auto application, OpenApp(g));
     ENGAGE_ASSIGN_OR_RETURN(auto reads, application->reads().Current());
     features::FeatureBuilder builder(reads->query(), reads->config().engagement);
@@ -124,7 +135,7 @@ void AddFeatures(CLI::App& app, GlobalOptions& g, std::function<Status()>* actio
       return Status::Ok();
     }
     ENGAGE_ASSIGN_OR_RETURN(features::FeatureFrame f, builder.Build(days));
-    if (!o.out.empty()) ENGAGE_RETURN_IF_ERROR(PosixFileSystem().WriteFileAtomic(o.out, f.ToCsv()));
+    if (!o.out.empty()) ENGAGE_RETURN_IF_ERROR(WriteOutputFile(o.out, f.ToCsv()));
     Json summary = f.Summary();
     summary["cutoffs"] = days;
     if (!o.out.empty()) summary["out"] = o.out;
@@ -198,16 +209,9 @@ void AddModels(CLI::App& app, GlobalOptions& g, std::function<Status()>* action)
               "name the version to point '{}' at: `engage models alias {}@N {}`", o.b, o.a, o.b));
         }
         ENGAGE_ASSIGN_OR_RETURN(auto v, a.registry().Resolve(o.a));
-        ENGAGE_ASSIGN_OR_RETURN(auto previous, a.registry().SetAlias(v.name, o.b, v.version));
-        Json j{{"model", v.name},
-               {"alias", o.b},
-               {"version", v.version},
-               {"previous", previous ? Json(*previous) : Json()}};
-        Emit(o.json, j, [&] {
-          std::printf("%s@%s -> version %ld%s\n", v.name.c_str(), o.b.c_str(),
-                      static_cast<long>(v.version),
-                      previous ? fmt::format(" (was {})", *previous).c_str() : "");
-        });
+        ml::AliasChange c{v.name, o.b, v.version, std::nullopt};
+        ENGAGE_ASSIGN_OR_RETURN(c.previous, a.registry().SetAlias(v.name, o.b, v.version));
+        Emit(o.json, c.ToJson(), [&c] { std::fputs(c.ToText().c_str(), stdout); });
         return Status::Ok();
       });
   add("diff", "Differences between two versions of a model: metrics, params, data, features",

@@ -102,18 +102,17 @@ void AddAb(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
     ENGAGE_ASSIGN_OR_RETURN(auto application, OpenApp(g));
     ENGAGE_ASSIGN_OR_RETURN(serve::TrafficSplit s,
                             application->SetTrafficSplit(o.model, o.arms, o.salt));
-    std::printf("traffic split of %s set:", o.model.c_str());
-    for (const auto& a : s.arms) std::printf(" %s=%g%%", a.name.c_str(), a.weight);
-    std::printf("\nit is served from the next `engage publish`\n");
+    std::printf("%sit is served from the next `engage publish`\n", s.ToText().c_str());
     return Status::Ok();
   });
-  auto* show = split->add_subcommand("show", "Print a model's traffic split (JSON)");
+  auto* show = split->add_subcommand("show", "Print a model's traffic split");
   show->add_option("model", o.model, "Model name")->required();
+  show->add_flag("--json", o.json, "Print it as JSON");
   OnRun(show, action, [&o, splits]() -> Status {
     ENGAGE_ASSIGN_OR_RETURN(auto store, splits());
     ENGAGE_ASSIGN_OR_RETURN(auto s, store->Get(o.model));
     if (!s) return NotFoundError(fmt::format("model '{}' has no traffic split", o.model));
-    PrintJson(s->ToJson());
+    Emit(o.json, s->ToJson(), [&s] { std::fputs(s->ToText().c_str(), stdout); });
     return Status::Ok();
   });
   auto* clear = split->add_subcommand("clear", "Remove a model's traffic split");
@@ -128,9 +127,11 @@ void AddAb(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
   auto* report = ab->add_subcommand(
       "report", "Compare the arms' engagement after exposure, with 95% confidence intervals");
   report->add_option("model", o.model, "Model name")->default_val("engagement");
-  report->add_option("--horizon-days", o.horizon,
-                     "Days after exposure a qualifying event counts (default: [engagement] "
-                     "horizon_days)");
+  report
+      ->add_option("--horizon-days", o.horizon,
+                   "Days after exposure a qualifying event counts (default: [engagement] "
+                   "horizon_days)")
+      ->check(CLI::Range(1, 3650));
   report->add_flag("--json", o.json, "Print the report as JSON");
   OnRun(report, action, [&g, &o]() -> Status {
     ENGAGE_ASSIGN_OR_RETURN(auto application, OpenApp(g));

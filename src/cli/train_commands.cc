@@ -46,6 +46,7 @@ Status TrainTable(const GlobalOptions& g, TrainArgs& a) {
   }
   a.req.params = ml::DefaultTableTrainParams();
   ENGAGE_RETURN_IF_ERROR(ml::ApplyTrainParams(a.params, a.req.params));
+  ENGAGE_RETURN_IF_ERROR(CheckOutputPath(a.save));
   ENGAGE_ASSIGN_OR_RETURN(auto app, OpenApp(g));
   StatusLine line;
   auto trained = app->TrainTable(a.req, a.model.empty() ? a.req.table : a.model,
@@ -53,9 +54,9 @@ Status TrainTable(const GlobalOptions& g, TrainArgs& a) {
   line.Finish();
   ENGAGE_RETURN_IF_ERROR(trained.status());
   if (!a.save.empty()) {  // the registered model file (XGBoost JSON)
-    PosixFileSystem fs;
-    ENGAGE_ASSIGN_OR_RETURN(std::string model_json, fs.ReadFile(trained->version.model_path()));
-    ENGAGE_RETURN_IF_ERROR(fs.WriteFileAtomic(a.save, model_json));
+    ENGAGE_ASSIGN_OR_RETURN(std::string model_json,
+                            PosixFileSystem().ReadFile(trained->version.model_path()));
+    ENGAGE_RETURN_IF_ERROR(WriteOutputFile(a.save, model_json));
   }
   Json j = trained->ToJson();
   j["saved"] = a.save.empty() ? Json(nullptr) : Json(a.save);
@@ -104,40 +105,43 @@ void RegisterTrainCommands(CLI::App& app, GlobalOptions& g, std::function<Status
       "Example:\n"
       "  engage train --table telco --label churn --id customer_id --save churn.json");
   auto* a = &Keep<TrainArgs>();
-  cmd->add_option("--table", a->req.table,
-                  "Lake table with one labelled example per row (default: train the engagement "
-                  "model)");
+  auto* table = cmd->add_option("--table", a->req.table,
+                                "Lake table with one labelled example per row (default: train the "
+                                "engagement model)");
   cmd->add_option("--model", a->model,
                   "The model name to register (default: engagement, or the --table name)");
+  // These shape a labelled table's training; the engagement model takes its from [engagement].
   cmd->add_option("--label", a->req.label_column,
-                  "Column holding the label (0/1, true/false or yes/no); required with --table");
+                  "Column holding the label (0/1, true/false or yes/no); required with --table")
+      ->needs(table);
   cmd->add_option("--id", a->req.id_column,
                   "Id column: not a feature; a hash of it decides each row's split, so a row "
-                  "always lands in the same split");
+                  "always lands in the same split")
+      ->needs(table);
   cmd->add_option("--exclude", a->req.exclude, "Columns that are not features (comma-separated)")
-      ->delimiter(',');
+      ->delimiter(',')
+      ->needs(table);
   cmd->add_option("--test-fraction", a->req.test_fraction,
                   "Share of the rows held out for the test split")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->needs(table);
   cmd->add_option("--valid-fraction", a->req.valid_fraction,
                   "Share of the other rows used for early stopping (0: no early stopping)")
-      ->capture_default_str();
-  cmd->add_option("--seed", a->req.seed, "Seed of the split and of XGBoost's sampling")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->needs(table);
+  auto* seed = cmd->add_option("--seed", a->req.seed,
+                               "Seed of the split and of XGBoost's sampling (default 42 with "
+                               "--table, else XGBoost's)");
   cmd->add_option("--param", a->params,
                   "XGBoost parameter key=value (repeatable), e.g. --param max_depth=4 "
                   "--param num_boost_round=500 --param scale_pos_weight=3");
-  cmd->add_option("--save", a->save, "Write the model to this file (XGBoost JSON)");
+  cmd->add_option("--save", a->save, "Write the model to this file (XGBoost JSON)")->needs(table);
   cmd->add_flag("--json", a->json, "Print the result as one JSON object");
-  OnRun(cmd, action, [&g, a]() -> Status {
+  OnRun(cmd, action, [&g, a, seed]() -> Status {
     if (!a->req.table.empty()) return TrainTable(g, *a);
-    if (!a->req.label_column.empty() || !a->save.empty()) {
-      return InvalidArgumentError(
-          "--label and --save go with --table; the engagement model takes its data settings "
-          "from [engagement] in engage.toml");
-    }
     ml::TrainParams params = ml::EngagementTrainOptions::DefaultEngagementParams();
     ENGAGE_RETURN_IF_ERROR(ml::ApplyTrainParams(a->params, params));
+    if (seed->count() > 0) params.seed = a->req.seed;
     return TrainEngagementModel(g, a->model.empty() ? "engagement" : a->model, params, a->json);
   });
 }

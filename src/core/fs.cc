@@ -179,4 +179,36 @@ Result<std::string> ReadTextArgument(const std::string& path, const std::string&
   return text;
 }
 
+Status CheckOutputPath(const std::string& path) {
+  if (path.empty()) return Status::Ok();
+  std::error_code ec;
+  if (stdfs::is_directory(path, ec)) {
+    return InvalidArgumentError(fmt::format("'{}' is a directory: name a file to write", path));
+  }
+  stdfs::path parent = stdfs::absolute(path, ec).parent_path();
+  if (!stdfs::is_directory(parent, ec)) {
+    return InvalidArgumentError(
+        fmt::format("cannot write '{}': directory '{}' does not exist", path, parent.string()));
+  }
+  return Status::Ok();
+}
+
+Status WriteOutputFile(const std::string& path, std::string_view data) {
+  ENGAGE_RETURN_IF_ERROR(CheckOutputPath(path));
+  std::error_code ec;
+  std::string target = path;
+  if (stdfs::is_symlink(stdfs::symlink_status(path, ec))) {
+    target = stdfs::weakly_canonical(path, ec).string();
+    if (ec) return ErrnoStatus("cannot resolve", path, ec.value());
+  }
+  auto status = stdfs::status(target, ec);
+  if (stdfs::exists(status) && !stdfs::is_regular_file(status)) {
+    int fd = ::open(target.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return ErrnoStatus("cannot open", path, errno);
+    Cleanup close_fd([fd] { ::close(fd); });
+    return WriteAll(fd, data, path);
+  }
+  return PosixFileSystem().WriteFileAtomic(target, data);
+}
+
 }  // namespace engage

@@ -176,8 +176,11 @@ Result<std::vector<std::string>> FeatureBuilder::Cutoffs(const std::vector<std::
     return TrainingCutoffs();
   }
   if (!requested.empty()) {
-    ENGAGE_RETURN_IF_ERROR(CheckCutoffs(requested));
-    return requested;
+    // Each cutoff once, oldest first: a repeated one would repeat every row.
+    std::set<std::string> unique(requested.begin(), requested.end());
+    std::vector<std::string> days(unique.begin(), unique.end());
+    ENGAGE_RETURN_IF_ERROR(CheckCutoffs(days));
+    return days;
   }
   ENGAGE_ASSIGN_OR_RETURN(std::string end, DataEnd());
   return std::vector<std::string>{end};

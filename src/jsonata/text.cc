@@ -11,45 +11,13 @@
 namespace engage::jsonata {
 namespace internal {
 
-namespace {
-// Decodes one code point at s[i]; returns its length, or 0 when invalid.
-size_t DecodeOne(std::string_view s, size_t i, uint32_t* cp) {
-  unsigned char c = static_cast<unsigned char>(s[i]);
-  size_t len = 0;
-  uint32_t v = 0;
-  if (c < 0x80) {
-    *cp = c;
-    return 1;
-  } else if ((c & 0xE0) == 0xC0) {
-    len = 2;
-    v = c & 0x1F;
-  } else if ((c & 0xF0) == 0xE0) {
-    len = 3;
-    v = c & 0x0F;
-  } else if ((c & 0xF8) == 0xF0) {
-    len = 4;
-    v = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + len > s.size()) return 0;
-  for (size_t k = 1; k < len; ++k) {
-    unsigned char d = static_cast<unsigned char>(s[i + k]);
-    if ((d & 0xC0) != 0x80) return 0;
-    v = (v << 6) | (d & 0x3F);
-  }
-  *cp = v;
-  return len;
-}
-}  // namespace
-
 std::vector<uint32_t> DecodeUtf8(std::string_view s) {
   std::vector<uint32_t> out;
   out.reserve(s.size());
   size_t i = 0;
   while (i < s.size()) {
     uint32_t cp = 0;
-    size_t len = DecodeOne(s, i, &cp);
+    size_t len = DecodeUtf8At(s, i, &cp);
     if (len == 0) {
       out.push_back(static_cast<unsigned char>(s[i]));
       ++i;
@@ -73,17 +41,6 @@ size_t CodePointCount(std::string_view s) {
     if ((static_cast<unsigned char>(c) & 0xC0) != 0x80) ++n;
   }
   return n;
-}
-
-bool IsValidUtf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    uint32_t cp = 0;
-    size_t len = DecodeOne(s, i, &cp);
-    if (len == 0 || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-    i += len;
-  }
-  return true;
 }
 
 std::string JsNumberToString(double d) {

@@ -15,13 +15,13 @@
 
 namespace engage::jsonata::internal {
 
-using ::engage::AppendUtf8;  // core/text.h
+using ::engage::AppendUtf8;    // core/text.h
+using ::engage::DecodeUtf8At;  // core/text.h
+using ::engage::IsValidUtf8;   // core/text.h
 // Decodes UTF-8; an invalid byte decodes to itself (0x80..0xFF) so round trips are lossless.
 std::vector<uint32_t> DecodeUtf8(std::string_view s);
 std::string EncodeUtf8(const std::vector<uint32_t>& cps, size_t begin, size_t end);
 size_t CodePointCount(std::string_view s);
-// True when `s` is well-formed UTF-8 without surrogate code points.
-bool IsValidUtf8(std::string_view s);
 
 // JavaScript's Number.prototype.toString for a finite double.
 std::string JsNumberToString(double d);

@@ -72,6 +72,8 @@ std::string DuckResult::ColumnTypeName(int col) {
       return "BIGINT";
     case DUCKDB_TYPE_HUGEINT:
       return "HUGEINT";
+    case DUCKDB_TYPE_UHUGEINT:
+      return "UHUGEINT";
     case DUCKDB_TYPE_UTINYINT:
       return "UTINYINT";
     case DUCKDB_TYPE_USMALLINT:

@@ -10,6 +10,7 @@
 #include <map>
 #include <tuple>
 
+#include "engage/core/clock.h"
 #include "engage/core/config.h"
 #include "engage/lake/duck.h"
 
@@ -292,6 +293,14 @@ Result<GammaGammaFit> FitGammaGamma(const std::vector<CustomerSummary>& customer
   if (!std::isfinite(fit.report.log_likelihood)) {
     return FailedPreconditionError("the Gamma-Gamma fit did not converge to finite parameters");
   }
+  if (!(fit.params.q > 1)) {
+    // The population's mean spend p·γ/(q−1) is then infinite or negative: every expected spend
+    // and CLV would be meaningless.
+    return InvalidArgumentError(fmt::format(
+        "the Gamma-Gamma fit has q = {:.4f} <= 1, so the mean spend is not finite: these amounts "
+        "do not follow the model (are they transactions' values? are many of them 0?)",
+        fit.params.q));
+  }
   return fit;
 }
 
@@ -361,7 +370,11 @@ Result<std::vector<CustomerSummary>> SummarizeEvents(sql::QueryEngine& engine,
     return InvalidArgumentError(fmt::format(
         "table '{}' has no time_column; name the column holding the event time", req.table));
   }
-  for (const std::string& col : {req.customer_column, time_column, req.amount_column}) {
+  if (!req.types.empty() && req.type_column.empty()) {
+    return InvalidArgumentError("transaction types need the column holding them");
+  }
+  for (const std::string& col :
+       {req.customer_column, time_column, req.amount_column, req.type_column}) {
     if (!col.empty() && spec->FindColumn(col) == nullptr) {
       return NotFoundError(fmt::format("table '{}' has no column '{}'", req.table, col));
     }
@@ -370,14 +383,10 @@ Result<std::vector<CustomerSummary>> SummarizeEvents(sql::QueryEngine& engine,
     return InvalidArgumentError("days_per_unit must be positive");
   }
   std::string end = req.calibration_end;
-  if (!end.empty()) {
-    int y = 0, m = 0, d = 0;
-    char tail = 0;
-    if (std::sscanf(end.c_str(), "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3 || m < 1 || m > 12 ||
-        d < 1 || d > 31) {
-      return InvalidArgumentError(
-          fmt::format("calibration end '{}' is not a date (YYYY-MM-DD)", end));
-    }
+  int64_t end_day = 0;
+  if (!end.empty() && (!ParseDate(end, &end_day) || FormatDate(end_day) != end)) {
+    return InvalidArgumentError(
+        fmt::format("calibration end '{}' is not a date (YYYY-MM-DD)", end));
   }
   std::string end_sql = end.empty() ? fmt::format("(SELECT MAX(CAST({} AS DATE)) FROM {})",
                                                   SqlIdent(time_column), SqlIdent(req.table))
@@ -386,6 +395,11 @@ Result<std::vector<CustomerSummary>> SummarizeEvents(sql::QueryEngine& engine,
                                                  : fmt::format("COALESCE(CAST({} AS DOUBLE), 0)",
                                                                SqlIdent(req.amount_column));
   std::string where = req.where.empty() ? "" : fmt::format(" AND ({})", req.where);
+  if (!req.types.empty()) {
+    std::string list;
+    for (const auto& t : req.types) list += (list.empty() ? "" : ", ") + SqlQuote(t);
+    where += fmt::format(" AND {} IN ({})", SqlIdent(req.type_column), list);
+  }
   std::string sql = fmt::format(
       R"sql(WITH cal_end AS (SELECT {end} AS e),
 days AS (
@@ -465,6 +479,14 @@ Result<BtydFits> FitBtyd(const std::vector<CustomerSummary>& customers, bool wit
   return f;
 }
 
+void ApplyEngagementTypes(const EngagementConfig& config, SummaryRequest* request) {
+  const bool events = request->table == config.events_table;
+  if (events && request->types.empty()) request->types = config.qualifying_types;
+  if (!request->types.empty() && request->type_column.empty()) {
+    request->type_column = config.type_column;
+  }
+}
+
 Result<BtydAnalysis> AnalyzeBtyd(sql::QueryEngine& engine, const SummaryRequest& request,
                                  double horizon, const ClvOptions& clv) {
   BtydAnalysis a;
@@ -495,6 +517,14 @@ Result<BtydAnalysis> AnalyzeBtyd(sql::QueryEngine& engine, const SummaryRequest&
     return FailedPreconditionError(fmt::format(
         "table '{}' has no customer with a transaction on or before the calibration end",
         request.table));
+  }
+  if (std::all_of(a.customers.begin(), a.customers.end(),
+                  [](const CustomerSummary& c) { return c.T <= 0; })) {
+    return FailedPreconditionError(fmt::format(
+        "no customer of '{}' has been observed for any time by the calibration end ({}): it is "
+        "the first day of data; give a later day",
+        request.table,
+        request.calibration_end.empty() ? "the last event" : request.calibration_end));
   }
   ENGAGE_ASSIGN_OR_RETURN(a.fits, FitBtyd(a.customers, !request.amount_column.empty()));
   if (horizon > 0) {

@@ -123,12 +123,9 @@ Status EngagementTrainer::AddBtydFeatures(const std::string& cutoff, features::F
   req.amount_column = config_.amount_column;
   req.calibration_end = features::FormatDay(t - 1);
   req.days_per_unit = 7;
-  std::string types;
-  for (const auto& q : config_.qualifying_types) {
-    types += (types.empty() ? "" : ", ") + lake::SqlQuote(q);
-  }
-  req.where = fmt::format("{} IN ({}) AND dt >= DATE '{}'", lake::SqlIdent(config_.type_column),
-                          types, features::FormatDay(t - config_.lookback_days));
+  req.type_column = config_.type_column;
+  req.types = config_.qualifying_types;
+  req.where = fmt::format("dt >= DATE '{}'", features::FormatDay(t - config_.lookback_days));
   ENGAGE_ASSIGN_OR_RETURN(std::vector<CustomerSummary> summaries, SummarizeEvents(engine_, req));
   std::vector<float> alive(static_cast<size_t>(rows), kNaN), expected = alive, spend = alive,
                                                              clv = alive;

@@ -376,43 +376,53 @@ TrainParams DefaultTableTrainParams() {
 
 Status SetTrainParam(TrainParams& p, const std::string& key, const std::string& value) {
   if (key.empty()) return InvalidArgumentError("training parameter without a name");
-  auto number = [&](auto* field) -> Status {
+  // A number in [lo, hi] (`open_lo`: above lo), checked here rather than by XGBoost after the
+  // features are built.
+  auto number = [&](auto* field, double lo = -1e300, double hi = 1e300,
+                    bool open_lo = false) -> Status {
     if (!ParseWhole(value, field)) {
       return InvalidArgumentError(
           fmt::format("training parameter {}: '{}' is not a valid number", key, value));
+    }
+    double v = static_cast<double>(*field);
+    if (!(open_lo ? v > lo : v >= lo) || !(v <= hi)) {
+      return InvalidArgumentError(
+          fmt::format("training parameter {} = {} is out of range: it must be {} {:g}{}", key,
+                      value, open_lo ? "above" : "at least", lo,
+                      hi < 1e300 ? fmt::format(" and at most {:g}", hi) : ""));
     }
     return Status::Ok();
   };
   if (key == "objective") {
     p.objective = value;
   } else if (key == "eta" || key == "learning_rate") {
-    return number(&p.eta);
+    return number(&p.eta, 0, 1e300, true);
   } else if (key == "max_depth") {
-    return number(&p.max_depth);
+    return number(&p.max_depth, 0, 1000);
   } else if (key == "min_child_weight") {
-    return number(&p.min_child_weight);
+    return number(&p.min_child_weight, 0);
   } else if (key == "subsample") {
-    return number(&p.subsample);
+    return number(&p.subsample, 0, 1, true);
   } else if (key == "colsample_bytree") {
-    return number(&p.colsample_bytree);
+    return number(&p.colsample_bytree, 0, 1, true);
   } else if (key == "lambda" || key == "reg_lambda") {
-    return number(&p.lambda);
+    return number(&p.lambda, 0);
   } else if (key == "alpha" || key == "reg_alpha") {
-    return number(&p.alpha);
+    return number(&p.alpha, 0);
   } else if (key == "gamma" || key == "min_split_loss") {
-    return number(&p.gamma);
+    return number(&p.gamma, 0);
   } else if (key == "tree_method") {
     p.tree_method = value;
   } else if (key == "max_bin") {
-    return number(&p.max_bin);
+    return number(&p.max_bin, 2, 1 << 16);
   } else if (key == "nthread") {
-    return number(&p.nthread);
+    return number(&p.nthread, 0, 4096);
   } else if (key == "seed") {
     return number(&p.seed);
   } else if (key == "num_boost_round" || key == "n_estimators") {
-    return number(&p.num_boost_round);
+    return number(&p.num_boost_round, 1, 1e6);
   } else if (key == "early_stopping_rounds") {
-    return number(&p.early_stopping_rounds);
+    return number(&p.early_stopping_rounds, 0, 1e6);
   } else if (key == "eval_metric") {
     p.eval_metric = value;
   } else {

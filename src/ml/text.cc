@@ -3,6 +3,7 @@
 #include "engage/core/text.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <string>
 #include <vector>
@@ -27,6 +28,18 @@ PromotionGate PromotionGate::FromConfig(const ModelsConfig& models) {
   gate.min_value = models.min_quality;
   gate.min_improvement = models.min_improvement;
   return gate;
+}
+
+Json AliasChange::ToJson() const {
+  return Json{{"model", model},
+              {"alias", alias},
+              {"version", version},
+              {"previous", previous ? Json(*previous) : Json()}};
+}
+
+std::string AliasChange::ToText() const {
+  return fmt::format("{}@{} -> version {}{}\n", model, alias, version,
+                     previous ? fmt::format(" (was {})", *previous) : "");
 }
 
 std::string PromotionDecision::ToText(const std::string& name, int64_t version) const {
@@ -97,6 +110,7 @@ Json BtydAnalysis::ToJson(size_t shown) const {
   j["table"] = request.table;
   j["calibration_end"] = request.calibration_end;
   j["time_unit"] = time_unit();
+  j["transaction_types"] = request.types;  // empty: every row is a transaction
   j["customers"] = static_cast<int64_t>(customers.size());
   if (horizon > 0) {
     j["horizon"] = horizon;
@@ -110,9 +124,13 @@ Json BtydAnalysis::ToJson(size_t shown) const {
 
 std::string BtydAnalysis::ToText(size_t shown) const {
   if (horizon <= 0) {
-    return fmt::format("{} customers, calibration to {}, time in {}s\n\n{}", customers.size(),
-                       request.calibration_end.empty() ? "the last event" : request.calibration_end,
-                       time_unit(), fits.ToText());
+    return fmt::format(
+        "{} customers, calibration to {}, time in {}s, transactions: {}\n\n{}", customers.size(),
+        request.calibration_end.empty() ? "the last event" : request.calibration_end, time_unit(),
+        request.types.empty()
+            ? "every row"
+            : fmt::format("{} in {}", request.type_column, fmt::join(request.types, ", ")),
+        fits.ToText());
   }
   const BgNbdParams& p = fits.bgnbd.params;
   std::string out =

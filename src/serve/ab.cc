@@ -116,6 +116,16 @@ Json TrafficSplit::ToJson() const {
   return Json{{"model", model}, {"arms", std::move(a)}, {"salt", salt}, {"updated_at", updated_at}};
 }
 
+std::string TrafficSplit::ToText() const {
+  std::string out = fmt::format("traffic split of {}:", model);
+  for (size_t i = 0; i < arms.size(); ++i) {
+    out += fmt::format("{} {}={:g}% ({}@{})", i == 0 ? "" : ",", arms[i].name, arms[i].weight,
+                       model, arms[i].ref);
+  }
+  return out + fmt::format("\nsalt '{}'{}\n", salt.empty() ? model : salt,
+                           updated_at.empty() ? "" : fmt::format(", set {}", updated_at));
+}
+
 Result<TrafficSplit> TrafficSplit::FromJson(const Json& j) {
   try {
     TrafficSplit s;

@@ -490,15 +490,26 @@ std::string QuoteNonFiniteNumbers(const std::string& text) {
   return out;
 }
 
-// Builds a row's JSON keeping integers beyond 64 bits (HUGEINT, UHUGEINT, big DECIMAL(38,0))
-// exact, as strings of their digits: nlohmann would make them doubles and lose digits.
+// Builds a row's JSON keeping integers beyond 64 bits (HUGEINT, UHUGEINT, big DECIMAL(38,0)) and
+// decimals with more digits than a double holds exact, as strings of their digits: nlohmann
+// would make them doubles and lose digits.
 class ExactIntegerSax : public nlohmann::detail::json_sax_dom_parser<Json> {
  public:
   using nlohmann::detail::json_sax_dom_parser<Json>::json_sax_dom_parser;
   bool number_float(double value, const std::string& text) {
-    if (text.find_first_of(".eE") == std::string::npos) {
-      std::string digits = text;
-      return string(digits);
+    // A DOUBLE arrives in at most 17 significant digits (DuckDB prints the shortest text that
+    // reads back the same); more can only be a DECIMAL wider than a double.
+    size_t digits = 0;
+    bool leading = true;
+    for (char c : text) {
+      if (c == 'e' || c == 'E') break;
+      if (c < '0' || c > '9') continue;
+      leading = leading && c == '0';
+      digits += leading ? 0 : 1;
+    }
+    if (text.find_first_of(".eE") == std::string::npos || digits > 17) {
+      std::string exact = text;
+      return string(exact);
     }
     return json_sax_dom_parser::number_float(value, text);
   }
@@ -1157,6 +1168,10 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
     // DuckDB would stop reading at it, or quote the rest in a confusing parser error.
     return fail(InvalidArgumentError(fmt::format(
         "the query holds a NUL byte (at byte {}): SQL is text; check the file's encoding", nul)));
+  }
+  if (!IsValidUtf8(sql)) {
+    return fail(InvalidArgumentError(
+        "the query is not valid UTF-8 text; check the file's encoding (e.g. iconv -f latin1)"));
   }
   if (Status fresh = Refresh(); !fresh.ok()) return fail(fresh);
 

@@ -2,11 +2,13 @@
 #include "engage/core/fs.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engage/core/clock.h"
@@ -611,6 +613,35 @@ TEST(ReadTextArgumentTest, ReadsAFileWholeAndRefusesOneLargerThanTheBound) {
   EXPECT_EQ(ReadTextArgument(dir.path(), "SQL file").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(ReadTextArgument(dir.path() + "/none.sql", "SQL file").status().code(),
             StatusCode::kNotFound);
+}
+
+// --out and --save: a symlink is written through, a FIFO is written to (not replaced by a file),
+// a directory or a missing directory is refused before any work.
+TEST(WriteOutputFileTest, FollowsSymlinksWritesToFifosAndRefusesDirectories) {
+  TempDir dir;
+  std::string target = dir.WriteFile("target.csv", "old");
+  std::string link = dir.path() + "/link.csv";
+  std::filesystem::create_symlink(target, link);
+  ASSERT_TRUE(WriteOutputFile(link, "new").ok());
+  EXPECT_TRUE(std::filesystem::is_symlink(link));
+  EXPECT_EQ(*PosixFileSystem().ReadFile(target), "new");
+
+  std::string fifo = dir.path() + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::string received;
+  std::thread reader([&] { received = *PosixFileSystem().ReadFile(fifo); });
+  ASSERT_TRUE(WriteOutputFile(fifo, "through the pipe").ok());
+  reader.join();
+  EXPECT_EQ(received, "through the pipe");
+  EXPECT_TRUE(std::filesystem::is_fifo(fifo));
+
+  Status d = CheckOutputPath(dir.path());
+  EXPECT_EQ(d.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(d.message().find("is a directory"), std::string::npos) << d.message();
+  EXPECT_EQ(CheckOutputPath(dir.path() + "/none/x.csv").code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(CheckOutputPath("").ok());
+  ASSERT_TRUE(WriteOutputFile(dir.path() + "/fresh.csv", "x").ok());
+  EXPECT_EQ(*PosixFileSystem().ReadFile(dir.path() + "/fresh.csv"), "x");
 }
 
 }  // namespace

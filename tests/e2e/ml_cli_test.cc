@@ -102,6 +102,37 @@ TEST_F(BtydCliTest, BadInputIsAClearError) {
   EXPECT_EQ(Engage({"btyd"}).exit_code, 2);
 }
 
+// On the [engagement] events table only its qualifying types are transactions (sessions are not
+// purchases), and no spend or CLV comes out negative.
+TEST_F(BtydCliTest, TheEngagementEventsTableCountsOnlyQualifyingTypes) {
+  ASSERT_EQ(Engage({"init"}).exit_code, 0);
+  ASSERT_EQ(
+      Engage({"gen", "--customers", "400", "--out", dir_.path() + "/data", "--end", "2025-01-01"})
+          .exit_code,
+      0);
+  ASSERT_EQ(Engage({"ingest", "events", dir_.path() + "/data/events/*.parquet"}).exit_code, 0);
+  auto fit = Engage({"btyd", "fit", "events", "--json"});
+  ASSERT_EQ(fit.exit_code, 0) << fit.err;
+  EXPECT_EQ(fit.json()["transaction_types"], Json::array({"purchase"})) << fit.out;
+  auto predict = Engage({"btyd", "predict", "events", "--limit", "0", "--json"});
+  ASSERT_EQ(predict.exit_code, 0) << predict.err;
+  for (const Json& p : predict.json()["predictions"]) {
+    for (const char* k : {"expected_spend", "clv"}) {
+      if (!p[k].is_null()) {
+        EXPECT_GE(p[k].get<double>(), 0) << k << " of " << p.dump();
+      }
+    }
+  }
+  // Every row counted (sessions too) is asked for explicitly.
+  auto every = Engage({"btyd", "fit", "events", "--types", "session,purchase", "--json"});
+  ASSERT_EQ(every.exit_code, 0) << every.err;
+  EXPECT_EQ(every.json()["transaction_types"].size(), 2u);
+  EXPECT_EQ(Engage({"btyd", "fit", "events", "--calibration-end", "2024-02-30"}).exit_code, 2);
+  EXPECT_EQ(Engage({"btyd", "fit", "events", "--calibration-end", "24-01-01"}).exit_code, 2);
+  EXPECT_EQ(Engage({"btyd", "predict", "events", "--horizon", "nan"}).exit_code, 2);
+  EXPECT_EQ(Engage({"btyd", "predict", "events", "--horizon", "0"}).exit_code, 2);
+}
+
 // A calibration end after the last event would make every customer look inactive since then.
 TEST_F(BtydCliTest, ACalibrationEndAfterTheDataIsRefusedNamingTheLastDay) {
   if (!HaveCdnow()) GTEST_SKIP() << "../shared/data/cdnow is missing";

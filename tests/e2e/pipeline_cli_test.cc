@@ -194,10 +194,16 @@ TEST_F(PipelineCliTest, TheFirstTrainedVersionThatPassesTheBarBecomesChampion) {
   auto second = Engage({"train", "--param", "max_depth=3"});
   ASSERT_EQ(second.exit_code, 0) << second.err;
   EXPECT_NE(second.out.find("engage models promote engagement 2"), std::string::npos) << second.out;
+  // The diff the note suggests runs as written.
+  EXPECT_NE(second.out.find("engage models diff engagement@1 2"), std::string::npos) << second.out;
+  EXPECT_EQ(Engage({"models", "diff", "engagement@1", "2"}).exit_code, 0);
   EXPECT_EQ(Engage({"models", "show", "engagement@champion", "--json"}).json()["version"], 1);
   ASSERT_EQ(Engage({"models", "alias", "engagement@2", "challenger"}).exit_code, 0);
   auto split = Engage({"ab", "split", "set", "engagement", "champion=90", "challenger=10"});
   EXPECT_EQ(split.exit_code, 0) << split.err;
+  auto shown = Engage({"ab", "split", "show", "engagement"});
+  EXPECT_NE(shown.out.find("champion=90% (engagement@champion)"), std::string::npos) << shown.out;
+  EXPECT_EQ(Engage({"ab", "split", "show", "engagement", "--json"}).json()["arms"].size(), 2u);
 }
 
 TEST_F(PipelineCliTest, AFailingStepNotifiesAndFailsTheExecution) {

@@ -318,6 +318,19 @@ TEST_F(TrainCliTest, BadInputIsAClearError) {
       Engage({"train", "--table", "accounts", "--label", "churned", "--test-fraction", "1.5"});
   EXPECT_EQ(fraction.exit_code, 2) << fraction.err;
   EXPECT_EQ(Engage({"train", "--label", "churned"}).exit_code, 2);  // --label needs --table
+  // The other options of a labelled table are refused without one, not silently ignored.
+  for (const char* opt : {"--test-fraction", "--valid-fraction", "--id", "--exclude", "--save"}) {
+    auto r = Engage({"train", opt, "0.5"});
+    EXPECT_EQ(r.exit_code, 2) << opt << ": " << r.err;
+    EXPECT_NE(r.err.find("--table"), std::string::npos) << opt << ": " << r.err;
+  }
+  // An output that cannot be written is refused before training: nothing is registered.
+  auto dir = Engage({"train", "--table", "accounts", "--label", "churned", "--save", dir_.path()});
+  EXPECT_EQ(dir.exit_code, 2) << dir.err;
+  EXPECT_NE(dir.err.find("is a directory"), std::string::npos) << dir.err;
+  EXPECT_EQ(dir.err.find(".tmp."), std::string::npos) << dir.err;
+  auto listed = Engage({"models", "list", "accounts", "--json"});
+  EXPECT_EQ(listed.out.find("\"version\""), std::string::npos) << listed.out;
   auto help = Engage({"train", "--help"});
   EXPECT_EQ(help.exit_code, 0);
   for (const char* s : {"--table", "--label", "--id", "--exclude", "--test-fraction", "--seed",

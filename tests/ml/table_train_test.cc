@@ -427,6 +427,31 @@ TEST(SetTrainParamTest, UnknownKeyIsRefusedNamingIt) {
   ASSERT_OK(ml::SetTrainParam(p, "max_delta_step", "1"));
 }
 
+// Out-of-range values are refused at once, naming the range (XGBoost would say so only after the
+// features are built, in its own words).
+TEST(SetTrainParamTest, OutOfRangeValuesAreRefusedNamingTheRange) {
+  ml::TrainParams p;
+  for (auto [key, value] :
+       std::vector<std::pair<const char*, const char*>>{{"eta", "-1"},
+                                                        {"eta", "0"},
+                                                        {"subsample", "1.5"},
+                                                        {"subsample", "0"},
+                                                        {"max_depth", "2000"},
+                                                        {"lambda", "-0.1"},
+                                                        {"num_boost_round", "0"},
+                                                        {"early_stopping_rounds", "-1"},
+                                                        {"max_bin", "1"},
+                                                        {"eta", "nan"}}) {
+    Status s = ml::SetTrainParam(p, key, value);
+    EXPECT_STATUS_CODE(s, StatusCode::kInvalidArgument);
+    EXPECT_NE(s.message().find(key), std::string::npos) << s.message();
+  }
+  Status eta = ml::SetTrainParam(p, "eta", "-1");
+  EXPECT_NE(eta.message().find("must be above 0"), std::string::npos) << eta.message();
+  ASSERT_OK(ml::SetTrainParam(p, "subsample", "1"));
+  ASSERT_OK(ml::SetTrainParam(p, "max_depth", "0"));
+}
+
 TEST(ApplyTrainParamsTest, FlagsAreKeyValueAndSeedHasItsOwnFlag) {
   ml::TrainParams p;
   ASSERT_OK(ml::ApplyTrainParams({"eta=0.2", "num_boost_round=7"}, p));

@@ -7,6 +7,7 @@
 
 #include "engage/app/executions.h"
 #include "engage/core/home.h"
+#include "engage/core/json.h"
 #include "engage/core/status.h"
 #include "engage/flow/definition.h"
 #include "engage/flow/registry.h"
@@ -19,6 +20,10 @@ struct DefinitionFile {
   std::string text;
   std::shared_ptr<const flow::StateMachine> machine;
   std::vector<flow::Diagnostic> problems;
+  // `engage flow validate`: {"valid": bool, "problems": [{"state", "path", "message"}]}, and
+  // for people "PATH: valid (N states)" or one "PATH: problem" line each.
+  Json ValidationJson() const;
+  std::string ValidationText(const std::string& path) const;
 };
 
 // Reads and checks a definition ("-": stdin), including literal timestamps beyond AWS's maximum

@@ -80,4 +80,12 @@ std::string JoinPath(const std::string& a, const std::string& b);
 Result<std::string> ReadTextArgument(const std::string& path, const std::string& what,
                                      int64_t max_bytes = 64 << 20);
 
+// A file a command is to write (--out, --save), checked before any work: kInvalidArgument
+// naming it when it is a directory or its directory does not exist. Empty: nothing to write.
+Status CheckOutputPath(const std::string& path);
+// Writes a file the user named: a regular or new file is replaced atomically; a symlink is
+// followed (its target is replaced, the link stays); a FIFO or a device (/dev/stdout) is written
+// to as it is, never replaced.
+Status WriteOutputFile(const std::string& path, std::string_view data);
+
 }  // namespace engage

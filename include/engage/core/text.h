@@ -24,6 +24,11 @@ std::string Usd(double v);
 // Appends code point `cp` as UTF-8; a lone surrogate as its three bytes (as WTF-8, the way JSON
 // text may carry one).
 void AppendUtf8(std::string& out, uint32_t cp);
+// Decodes the code point of UTF-8 text `s` at byte `i` into `*cp`; returns its length in bytes,
+// or 0 when the bytes there are not UTF-8.
+size_t DecodeUtf8At(std::string_view s, size_t i, uint32_t* cp);
+// True when `s` is well-formed UTF-8 without surrogate code points.
+bool IsValidUtf8(std::string_view s);
 
 // What a one-letter escape of a JSON-like string stands for: \b \f \n \r \t; 0 for any other
 // letter (the parsers decide what those mean).

@@ -70,7 +70,8 @@ class FeatureBuilder {
   // dates ("cutoff 2030-01-01 is outside the events' dates 2024-01-02 .. 2024-12-31 ...") or a
   // malformed date; kFailedPrecondition when there are no events.
   Status CheckCutoffs(const std::vector<std::string>& cutoffs);
-  // The cutoffs a request names: `requested` (checked by CheckCutoffs), the training cutoffs
+  // The cutoffs a request names: `requested` (each once, sorted, checked by CheckCutoffs), the
+  // training cutoffs
   // (`training`; kInvalidArgument with `requested` too), or else DataEnd().
   Result<std::vector<std::string>> Cutoffs(const std::vector<std::string>& requested,
                                            bool training);

@@ -149,13 +149,21 @@ struct SummaryRequest {
   std::string calibration_end;           // YYYY-MM-DD, inclusive; empty: the last event's day
   double days_per_unit = 7;              // 7: time in weeks
   std::string where;                     // optional SQL filter on the events (trusted: config)
+  // Only rows whose `type_column` is one of `types` are transactions (none: every row is).
+  std::string type_column;
+  std::vector<std::string> types;
 };
 // One summary per customer whose first transaction is on or before the calibration end, in
 // customer order. Same-day transactions are merged (their amounts summed); monetary is the mean
 // of the repeat days' totals. The query is metered like any other (source "btyd").
-// kNotFound for an unknown table or column; kInvalidArgument for a bad date.
+// kNotFound for an unknown table or column; kInvalidArgument for a bad date (strict YYYY-MM-DD).
 Result<std::vector<CustomerSummary>> SummarizeEvents(sql::QueryEngine& engine,
                                                      const SummaryRequest& request);
+
+// The transactions of [engagement]'s events table are its qualifying types: when `request` reads
+// that table and names no types, they become its types. Types without a column are of
+// [engagement] type_column.
+void ApplyEngagementTypes(const EngagementConfig& config, SummaryRequest* request);
 
 // What `engage btyd fit|predict` runs on a lake table: the customers' summaries, the fits and,
 // with a horizon, every customer's outputs.
@@ -177,7 +185,8 @@ struct BtydAnalysis {
 
 // Summarises `request`, fits both models (Gamma-Gamma with an amount column) and, when
 // horizon > 0, predicts every customer (a CLV period of 30 days, whatever `clv` says).
-// kFailedPrecondition when no customer has a transaction on or before the calibration end,
+// kFailedPrecondition when no customer has a transaction on or before the calibration end, or
+// none has been observed for any time (a calibration end on the first day of data);
 // kInvalidArgument when the calibration end is after the table's last event (the recency of every
 // customer would be made up); SummarizeEvents' errors.
 Result<BtydAnalysis> AnalyzeBtyd(sql::QueryEngine& engine, const SummaryRequest& request,

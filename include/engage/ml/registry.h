@@ -95,6 +95,15 @@ struct PromotionGate {
   static PromotionGate FromConfig(const ModelsConfig& models);
 };
 
+// An alias pointed at a version by hand (`engage models alias`).
+struct AliasChange {
+  std::string model, alias;
+  int64_t version = 0;
+  std::optional<int64_t> previous;  // the version that held it
+  Json ToJson() const;              // {"model", "alias", "version", "previous"}
+  std::string ToText() const;       // "engagement@challenger -> version 3 (was 2)"
+};
+
 struct PromotionDecision {
   bool promoted = false;
   std::string reason;

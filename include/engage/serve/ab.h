@@ -59,6 +59,9 @@ struct TrafficSplit {
   // The arm customer `id` falls in.
   size_t Assign(std::string_view customer_id) const;
   Json ToJson() const;
+  // "traffic split of engagement: champion=90% (engagement@champion), challenger=10% (...)"
+  // and the salt, in two lines.
+  std::string ToText() const;
   static Result<TrafficSplit> FromJson(const Json& j);
   // Arms as "name=weight" (the name is also the registry reference) or "name:ref=weight".
   static Result<TrafficSplit> Parse(const std::string& model, const std::vector<std::string>& arms,
