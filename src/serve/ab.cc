@@ -306,16 +306,19 @@ Status ExposureLog::WriteLocked() {
 
 Json AbReport::ToJson() const {
   Json a = Json::array();
+  const bool control_known = !arms.empty() && arms.front().labelled > 0;
   for (const auto& o : arms) {
+    // No outcome known yet (every horizon still open): no rate, rather than a confident 0%.
+    const bool known = o.labelled > 0, diff_known = known && control_known;
     a.push_back(Json{{"arm", o.arm},
                      {"version", o.version},
                      {"exposed", o.exposed},
                      {"labelled", o.labelled},
                      {"engaged", o.engaged},
-                     {"rate", o.rate},
-                     {"ci95", {o.ci_low, o.ci_high}},
-                     {"diff_vs_control", o.diff},
-                     {"diff_ci95", {o.diff_ci_low, o.diff_ci_high}}});
+                     {"rate", known ? Json(o.rate) : Json()},
+                     {"ci95", known ? Json{o.ci_low, o.ci_high} : Json()},
+                     {"diff_vs_control", diff_known ? Json(o.diff) : Json()},
+                     {"diff_ci95", diff_known ? Json{o.diff_ci_low, o.diff_ci_high} : Json()}});
   }
   return Json{{"model", model},
               {"horizon_days", horizon_days},
@@ -448,14 +451,19 @@ std::string AbReport::ToText() const {
       fmt::format("A/B readout of {}: engaged within {} days of first exposure (labels until {})\n",
                   model, horizon_days, labels_until);
   std::vector<std::vector<std::string>> rows;
+  const bool control_known = !arms.empty() && arms.front().labelled > 0;
   for (const auto& o : arms) {
-    rows.push_back(
-        {o.arm, std::to_string(o.version), std::to_string(o.exposed), std::to_string(o.labelled),
-         std::to_string(o.engaged),
-         fmt::format("{:.2f}% [{:.2f}, {:.2f}]", 100 * o.rate, 100 * o.ci_low, 100 * o.ci_high),
-         &o == &arms.front() ? "control"
-                             : fmt::format("{:+.2f} pts [{:+.2f}, {:+.2f}]", 100 * o.diff,
-                                           100 * o.diff_ci_low, 100 * o.diff_ci_high)});
+    const bool known = o.labelled > 0;
+    rows.push_back({o.arm, std::to_string(o.version), std::to_string(o.exposed),
+                    std::to_string(o.labelled), std::to_string(o.engaged),
+                    known ? fmt::format("{:.2f}% [{:.2f}, {:.2f}]", 100 * o.rate, 100 * o.ci_low,
+                                        100 * o.ci_high)
+                          : "n/a (no outcome yet)",
+                    &o == &arms.front() ? "control"
+                    : known && control_known
+                        ? fmt::format("{:+.2f} pts [{:+.2f}, {:+.2f}]", 100 * o.diff,
+                                      100 * o.diff_ci_low, 100 * o.diff_ci_high)
+                        : "n/a"});
   }
   return out + FormatTable({"arm", "version", "exposed", "labelled", "engaged", "rate (95% CI)",
                             "vs control (95% CI)"},

@@ -467,6 +467,13 @@ TEST_F(ApiTest, ATrafficSplitRoutesCustomersByHashRecordsExposuresAndReportsOutc
   EXPECT_EQ(report->arms[0].diff, 0);
   EXPECT_NEAR(report->arms[1].diff, report->arms[1].rate - report->arms[0].rate, 1e-12);
   EXPECT_LT(report->arms[1].diff_ci_low, report->arms[1].diff);
+  EXPECT_TRUE(report->ToJson()["arms"][1]["rate"].is_number());
+  // Before any outcome is known, an arm has no rate, not a confident 0%.
+  serve::AbReport pending = *report;
+  for (auto& o : pending.arms) o.labelled = o.engaged = 0;
+  EXPECT_TRUE(pending.ToJson()["arms"][0]["rate"].is_null());
+  EXPECT_TRUE(pending.ToJson()["arms"][1]["diff_ci95"].is_null());
+  EXPECT_NE(pending.ToText().find("n/a (no outcome yet)"), std::string::npos) << pending.ToText();
 }
 
 TEST_F(ApiTest, QueryIsAuthorizedOnTheTablesDuckDbResolved) {
