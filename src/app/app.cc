@@ -302,6 +302,20 @@ Result<serve::PublishReport> App::Publish(const std::vector<std::string>& refs, 
   return PublishModels(*lake_, refs, keep, *clock_);
 }
 
+Result<monitor::CheckRun> App::RunChecks(const monitor::CheckRequest& request) {
+  ENGAGE_ASSIGN_OR_RETURN(auto reads, reads_->Current());
+  ENGAGE_ASSIGN_OR_RETURN(monitor::CheckRun run,
+                          monitor::RunChecks(*lake_, reads->query(), request));
+  ENGAGE_ASSIGN_OR_RETURN(auto store, monitor::CheckStore::Open(home_.meta_db()));
+  ENGAGE_RETURN_IF_ERROR(store->Record(run));
+  return run;
+}
+
+Result<std::vector<monitor::CheckRun>> App::CheckHistory(int64_t limit) {
+  ENGAGE_ASSIGN_OR_RETURN(auto store, monitor::CheckStore::Open(home_.meta_db()));
+  return store->History(limit);
+}
+
 Result<std::unique_ptr<serve::SplitStore>> App::OpenSplits() {
   return serve::SplitStore::Open(home_.meta_db(), *clock_);
 }

@@ -51,10 +51,11 @@ Status CheckValueType(std::string_view key, const toml::node& v, const std::stri
   static const std::set<std::string_view> kInt = {
       "retention_days",      "max_future_days", "max_length",      "max_line_bytes",
       "min_bytes_per_query", "max_scan_bytes",  "max_result_rows", "timeout_seconds"};
-  static const std::set<std::string_view> kNumber = {"min", "max", "scan_usd_per_tb"};
+  static const std::set<std::string_view> kNumber = {"min", "max", "scan_usd_per_tb",
+                                                     "max_age_hours", "max_change_percent"};
   static const std::set<std::string_view> kString = {
-      "name",        "type",     "source",    "expr",  "format",
-      "time_column", "min_time", "delimiter", "quote", "memory_limit"};
+      "name",      "type",  "source",       "expr",     "format",  "time_column", "min_time",
+      "delimiter", "quote", "memory_limit", "severity", "pattern", "column"};
   const char* want = nullptr;
   if (kBool.count(key) && !v.is_boolean()) want = "a boolean (true/false)";
   if (kInt.count(key) && !v.is_integer()) want = "an integer";
@@ -108,6 +109,119 @@ Result<ColumnSpec> ParseColumn(const toml::table& t, const std::string& where) {
   return c;
 }
 
+// One [[tables.T.checks]] entry of `spec` (its columns already parsed).
+Result<CheckSpec> ParseCheck(const toml::table& t, const TableSpec& spec,
+                             const std::string& where) {
+  ENGAGE_RETURN_IF_ERROR(
+      CheckKeys(t,
+                {"type", "name", "column", "columns", "severity", "min", "max", "values", "pattern",
+                 "max_age_hours", "max_change_percent", "sql"},
+                where));
+  static const std::map<std::string, CheckKind> kKinds = {
+      {"not_null", CheckKind::kNotNull},
+      {"unique", CheckKind::kUnique},
+      {"range", CheckKind::kRange},
+      {"allowed", CheckKind::kAllowed},
+      {"regex", CheckKind::kRegex},
+      {"freshness", CheckKind::kFreshness},
+      {"row_count_change", CheckKind::kRowCountChange},
+      {"sql", CheckKind::kSql}};
+  std::string type = Get<std::string>(t, "type").value_or("");
+  auto kind = kKinds.find(type);
+  if (kind == kKinds.end()) {
+    return InvalidArgumentError(
+        fmt::format("{}: 'type' must be one of not_null, unique, range, allowed, regex, freshness, "
+                    "row_count_change, sql (got '{}')",
+                    where, type));
+  }
+  CheckSpec c;
+  c.kind = kind->second;
+  auto strings = [&](const char* key, std::vector<std::string>* out) -> Status {
+    if (const toml::array* arr = t[key].as_array()) {
+      for (const auto& e : *arr) {
+        auto s = e.value<std::string>();
+        if (!s) return InvalidArgumentError(fmt::format("{}: '{}' must hold strings", where, key));
+        out->push_back(*s);
+      }
+    } else if (t.contains(key)) {
+      return InvalidArgumentError(fmt::format("{}: '{}' must be a list of strings", where, key));
+    }
+    return Status::Ok();
+  };
+  if (auto col = Get<std::string>(t, "column")) c.columns.push_back(*col);
+  ENGAGE_RETURN_IF_ERROR(strings("columns", &c.columns));
+  ENGAGE_RETURN_IF_ERROR(strings("values", &c.values));
+  for (const auto& col : c.columns) {
+    if (!spec.FindColumn(col) && col != "dt") {
+      return InvalidArgumentError(fmt::format("{}: unknown column '{}'", where, col));
+    }
+  }
+  const bool on_columns = c.kind == CheckKind::kNotNull || c.kind == CheckKind::kUnique ||
+                          c.kind == CheckKind::kRange || c.kind == CheckKind::kAllowed ||
+                          c.kind == CheckKind::kRegex;
+  if (on_columns && c.columns.empty()) {
+    return InvalidArgumentError(
+        fmt::format("{}: a {} check needs 'column' or 'columns'", where, type));
+  }
+  if (!on_columns && !c.columns.empty()) {
+    return InvalidArgumentError(fmt::format("{}: a {} check takes no columns", where, type));
+  }
+  const bool one_column =
+      c.kind == CheckKind::kRange || c.kind == CheckKind::kAllowed || c.kind == CheckKind::kRegex;
+  if (one_column && c.columns.size() != 1) {
+    return InvalidArgumentError(fmt::format("{}: a {} check is on one column", where, type));
+  }
+  if (auto v = t["min"].value<double>()) c.min = *v;
+  if (auto v = t["max"].value<double>()) c.max = *v;
+  c.pattern = Get<std::string>(t, "pattern").value_or("");
+  c.max_age_hours = t["max_age_hours"].value<double>().value_or(0);
+  c.max_change_percent = t["max_change_percent"].value<double>().value_or(0);
+  c.sql = Get<std::string>(t, "sql").value_or("");
+  auto need = [&](bool ok, const char* what) -> Status {
+    return ok ? Status::Ok()
+              : InvalidArgumentError(fmt::format("{}: a {} check needs {}", where, type, what));
+  };
+  switch (c.kind) {
+    case CheckKind::kRange:
+      ENGAGE_RETURN_IF_ERROR(need(c.min || c.max, "'min' or 'max'"));
+      ENGAGE_RETURN_IF_ERROR(need(!c.min || !c.max || *c.min <= *c.max, "'min' <= 'max'"));
+      break;
+    case CheckKind::kAllowed:
+      ENGAGE_RETURN_IF_ERROR(need(!c.values.empty(), "'values'"));
+      break;
+    case CheckKind::kRegex:
+      ENGAGE_RETURN_IF_ERROR(need(!c.pattern.empty(), "'pattern'"));
+      break;
+    case CheckKind::kFreshness:
+      ENGAGE_RETURN_IF_ERROR(need(c.max_age_hours > 0, "'max_age_hours' above 0"));
+      ENGAGE_RETURN_IF_ERROR(need(!spec.time_column.empty(), "a table with a time_column"));
+      break;
+    case CheckKind::kRowCountChange:
+      ENGAGE_RETURN_IF_ERROR(need(c.max_change_percent > 0, "'max_change_percent' above 0"));
+      break;
+    case CheckKind::kSql:
+      ENGAGE_RETURN_IF_ERROR(need(!c.sql.empty(), "'sql' (a SELECT returning the failing rows)"));
+      break;
+    default:
+      break;
+  }
+  std::string severity = Get<std::string>(t, "severity").value_or("error");
+  if (severity != "error" && severity != "warning") {
+    return InvalidArgumentError(
+        fmt::format("{}: 'severity' must be \"error\" or \"warning\" (got '{}')", where, severity));
+  }
+  c.error = severity == "error";
+  c.name = Get<std::string>(t, "name").value_or(type);
+  if (!t.contains("name")) {
+    for (const auto& col : c.columns) c.name += "_" + col;
+  }
+  if (!IsValidIdentifier(c.name)) {
+    return InvalidArgumentError(fmt::format(
+        "{}: 'name' must be an identifier ([a-z_][a-z0-9_]*), got '{}'", where, c.name));
+  }
+  return c;
+}
+
 Result<TableSpec> ParseTable(const std::string& name, const toml::table& t,
                              const std::string& origin) {
   std::string where = fmt::format("{}: table '{}'", origin, name);
@@ -117,7 +231,7 @@ Result<TableSpec> ParseTable(const std::string& name, const toml::table& t,
   ENGAGE_RETURN_IF_ERROR(
       CheckKeys(t,
                 {"columns", "time_column", "primary_key", "retention_days",
-                 "require_partition_filter", "min_time", "max_future_days", "csv"},
+                 "require_partition_filter", "min_time", "max_future_days", "csv", "checks"},
                 where));
   TableSpec spec;
   spec.name = name;
@@ -176,10 +290,50 @@ Result<TableSpec> ParseTable(const std::string& name, const toml::table& t,
           fmt::format("{} [csv]: delimiter must be one character or \"whitespace\"", where));
     }
   }
+  if (t.contains("checks") && !t["checks"].as_array()) {
+    return InvalidArgumentError(
+        fmt::format("{}: 'checks' must be [[tables.{}.checks]] entries", where, name));
+  }
+  if (const toml::array* checks = t["checks"].as_array()) {
+    std::set<std::string> names;
+    for (size_t i = 0; i < checks->size(); ++i) {
+      std::string cw = fmt::format("{} check #{}", where, i + 1);
+      const toml::table* ct = (*checks)[i].as_table();
+      if (!ct) return InvalidArgumentError(cw + ": must be a table");
+      ENGAGE_ASSIGN_OR_RETURN(CheckSpec c, ParseCheck(*ct, spec, cw));
+      if (!names.insert(c.name).second) {
+        return InvalidArgumentError(fmt::format(
+            "{}: another check of the table is named '{}' (give one a 'name')", cw, c.name));
+      }
+      spec.checks.push_back(std::move(c));
+    }
+  }
   return spec;
 }
 
 }  // namespace
+
+std::string_view CheckKindName(CheckKind kind) {
+  switch (kind) {
+    case CheckKind::kNotNull:
+      return "not_null";
+    case CheckKind::kUnique:
+      return "unique";
+    case CheckKind::kRange:
+      return "range";
+    case CheckKind::kAllowed:
+      return "allowed";
+    case CheckKind::kRegex:
+      return "regex";
+    case CheckKind::kFreshness:
+      return "freshness";
+    case CheckKind::kRowCountChange:
+      return "row_count_change";
+    case CheckKind::kSql:
+      return "sql";
+  }
+  return "not_null";
+}
 
 std::string_view ColumnTypeName(ColumnType t) {
   switch (t) {

@@ -29,12 +29,15 @@ const std::map<std::string, std::set<std::string>>& Allowed() {
       {"ml", {"core", "lake", "sql", "features"}},
       {"flow", {"core", "jsonata"}},
       {"serve", {"core", "lake", "sql", "features", "ml", "jsonata", "flow"}},
-      {"app", {"core", "lake", "sql", "gen", "features", "ml", "jsonata", "flow", "serve"}},
+      {"monitor", {"core", "lake", "sql"}},
+      {"app",
+       {"core", "lake", "sql", "gen", "features", "ml", "jsonata", "flow", "serve", "monitor"}},
       {"server",
-       {"core", "lake", "sql", "gen", "features", "ml", "jsonata", "flow", "serve", "app"}},
+       {"core", "lake", "sql", "gen", "features", "ml", "jsonata", "flow", "serve", "monitor",
+        "app"}},
       {"cli",
-       {"core", "lake", "sql", "gen", "features", "ml", "jsonata", "flow", "serve", "app",
-        "server"}},
+       {"core", "lake", "sql", "gen", "features", "ml", "jsonata", "flow", "serve", "monitor",
+        "app", "server"}},
   };
   return allowed;
 }

@@ -624,5 +624,61 @@ TEST(ConfigTest, FlowInputDirsMustBeStrings) {
   ExpectInvalid(ParseWith("\n[flow]\ninput_dirs = [\"\"]\n").status(), {"empty path"});
 }
 
+// [[tables.T.checks]]: each kind with what it needs; a bad one names the table, check and key.
+TEST(ConfigTest, ChecksAreParsedAndCheckedAtLoad) {
+  auto c = ParseWith(R"toml(
+[[tables.t.columns]]
+name = "x"
+type = "double"
+[[tables.t.checks]]
+type = "not_null"
+columns = ["ts", "x"]
+[[tables.t.checks]]
+type = "range"
+column = "x"
+min = 0
+severity = "warning"
+[[tables.t.checks]]
+type = "freshness"
+max_age_hours = 24
+[[tables.t.checks]]
+type = "sql"
+name = "custom"
+sql = "SELECT * FROM t WHERE x > 1"
+)toml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  const auto& checks = c->tables.at("t").checks;
+  ASSERT_EQ(checks.size(), 4u);
+  EXPECT_EQ(checks[0].name, "not_null_ts_x");
+  EXPECT_EQ(checks[0].kind, CheckKind::kNotNull);
+  EXPECT_FALSE(checks[1].error);
+  EXPECT_EQ(*checks[1].min, 0);
+  EXPECT_EQ(checks[2].name, "freshness");
+  EXPECT_EQ(checks[3].name, "custom");
+  const std::string col = "[[tables.t.columns]]\nname = \"x\"\ntype = \"double\"\n";
+  ExpectInvalid(ParseWith(col + "[[tables.t.checks]]\ntype = \"nope\"\n").status(),
+                {"table 't' check #1", "'type' must be one of", "nope"});
+  ExpectInvalid(
+      ParseWith(col + "[[tables.t.checks]]\ntype = \"not_null\"\ncolumn = \"y\"\n").status(),
+      {"check #1", "unknown column 'y'"});
+  ExpectInvalid(ParseWith(col + "[[tables.t.checks]]\ntype = \"range\"\ncolumn = \"x\"\n").status(),
+                {"needs 'min' or 'max'"});
+  ExpectInvalid(
+      ParseWith(col +
+                "[[tables.t.checks]]\ntype = \"not_null\"\ncolumn = \"x\"\nseverity = \"fatal\"\n")
+          .status(),
+      {"'severity' must be"});
+  ExpectInvalid(ParseWith(col + "[[tables.t.checks]]\ntype = \"not_null\"\ncolumn = \"x\"\n"
+                                "[[tables.t.checks]]\ntype = \"not_null\"\ncolumn = \"x\"\n")
+                    .status(),
+                {"check #2", "named 'not_null_x'"});
+  ExpectInvalid(
+      ParseWith(col + "[[tables.t.checks]]\ntype = \"freshness\"\nmax_age_hours = \"1\"\n")
+          .status(),
+      {"'max_age_hours' must be a number"});
+  ExpectInvalid(ParseWith(col + "[[tables.t.checks]]\ntype = \"sql\"\nbogus = 1\n").status(),
+                {"unknown key 'bogus'"});
+}
+
 }  // namespace
 }  // namespace engage

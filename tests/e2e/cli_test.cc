@@ -512,5 +512,49 @@ TEST_F(RealDataTest, TelcoChurnSnapshot) {
   EXPECT_EQ(Count("SELECT count(*) FROM telco WHERE total_charges IS NULL"), 11);
 }
 
+// `engage check`: the declared checks, exit 1 when an error-severity one fails, the JSON shape,
+// the stored history, and clear errors for unknown tables and broken declarations.
+TEST_F(CliTest, CheckRunsTheDeclaredChecksAndRecordsThem) {
+  Init();
+  {
+    std::ofstream cfg(home_ + "/engage.toml", std::ios::app);
+    cfg << "\n[[tables.events.checks]]\ntype = \"not_null\"\ncolumn = \"channel\"\n"
+           "\n[[tables.events.checks]]\ntype = \"unique\"\ncolumns = [\"event_id\"]\n"
+           "severity = \"warning\"\n";
+  }
+  std::string csv = dir_.WriteFile("e.csv",
+                                   "event_id,customer_id,event_time,event_type,channel,amount,"
+                                   "properties\n1,1,2024-05-01 10:00:00,purchase,web,5,\n"
+                                   "2,1,2024-05-01 11:00:00,session,,,\n"
+                                   "2,2,2024-05-02 11:00:00,session,app,,\n");
+  ASSERT_EQ(Run({"ingest", "events", csv}).exit_code, 0);
+  auto r = Run({"check", "--json"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  Json j = r.json();
+  EXPECT_EQ(j["passed"], false);
+  ASSERT_EQ(j["checks"].size(), 2u);
+  EXPECT_EQ(j["checks"][0]["check"], "not_null_channel");
+  EXPECT_EQ(j["checks"][0]["failing_rows"], 1);
+  EXPECT_EQ(j["checks"][0]["examples"][0]["event_id"], 2);
+  EXPECT_EQ(j["checks"][1]["severity"], "warning");
+  EXPECT_EQ(j["checks"][1]["failing_rows"], 2);
+  auto text = Run({"check", "events"});
+  EXPECT_EQ(text.exit_code, 1);
+  EXPECT_NE(text.out.find("FAILED"), std::string::npos) << text.out;
+  auto history = Run({"check", "--history", "--json"});
+  ASSERT_EQ(history.exit_code, 0) << history.err;
+  EXPECT_EQ(history.json()["runs"].size(), 2u);
+  EXPECT_EQ(Run({"check", "nope"}).exit_code, 3);
+  EXPECT_EQ(Run({"check", "--ingest", "nope"}).exit_code, 3);
+  {
+    std::ofstream cfg(home_ + "/engage.toml", std::ios::app);
+    cfg << "\n[[tables.events.checks]]\ntype = \"range\"\ncolumn = \"amount\"\n";
+  }
+  auto broken = Run({"check"});
+  EXPECT_EQ(broken.exit_code, 2) << broken.err;
+  EXPECT_NE(broken.err.find("check #3: a range check needs 'min' or 'max'"), std::string::npos)
+      << broken.err;
+}
+
 }  // namespace
 }  // namespace engage::testing

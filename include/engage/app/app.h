@@ -38,6 +38,7 @@
 #include "engage/ml/engagement.h"
 #include "engage/ml/registry.h"
 #include "engage/ml/table_train.h"
+#include "engage/monitor/checks.h"
 #include "engage/serve/ab.h"
 #include "engage/serve/store.h"
 #include "engage/sql/query.h"
@@ -125,6 +126,12 @@ class App {
   Result<serve::TrafficSplit> SetTrafficSplit(const std::string& model,
                                               const std::vector<std::string>& arms,
                                               const std::string& salt);
+
+  // Runs the declared data-quality checks `request` selects ([[tables.T.checks]]) on the shared
+  // engine and records the run in meta.db (monitor::RunChecks' errors).
+  Result<monitor::CheckRun> RunChecks(const monitor::CheckRequest& request);
+  // The newest `limit` check runs, newest first.
+  Result<std::vector<monitor::CheckRun>> CheckHistory(int64_t limit);
 
   // Data-quality checks on the events before training: {"passed", "checks": [...], ...}.
   Result<Json> QualityChecks();

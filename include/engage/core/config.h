@@ -49,6 +49,33 @@ struct CsvOptions {
   int64_t max_line_bytes = 2 * 1024 * 1024;
 };
 
+// A data-quality check declared on a table ([[tables.T.checks]]), run by `engage check` and the
+// pipeline's data-quality step (the monitor component).
+enum class CheckKind {
+  kNotNull,         // columns: no NULL
+  kUnique,          // columns (together): no two rows share them
+  kRange,           // column: min <= value <= max (either bound may be absent)
+  kAllowed,         // column: one of `values`
+  kRegex,           // column: matches `pattern` whole (RE2 syntax)
+  kFreshness,       // the newest time_column is at most max_age_hours old
+  kRowCountChange,  // the latest ingest's rows within max_change_percent of the previous one's
+  kSql,             // `sql` returns the failing rows
+};
+std::string_view CheckKindName(CheckKind kind);
+
+struct CheckSpec {
+  std::string name;  // unique in its table; default "<kind>" or "<kind>_<columns>"
+  CheckKind kind = CheckKind::kNotNull;
+  std::vector<std::string> columns;
+  std::optional<double> min, max;
+  std::vector<std::string> values;
+  std::string pattern;
+  double max_age_hours = 0;
+  double max_change_percent = 0;
+  std::string sql;
+  bool error = true;  // severity: "error" fails the check run, "warning" only reports
+};
+
 struct TableSpec {
   std::string name;
   std::vector<ColumnSpec> columns;
@@ -63,6 +90,7 @@ struct TableSpec {
   std::string min_time = "1990-01-01";
   int max_future_days = 2;
   CsvOptions csv;
+  std::vector<CheckSpec> checks;  // [[tables.T.checks]]
 
   const ColumnSpec* FindColumn(const std::string& col) const;
 };
