@@ -79,13 +79,11 @@ void AddGen(CLI::App& app, GlobalOptions&, std::function<Status()>* action) {
   };
   auto& o = Keep<O>();
   cmd->add_option("--customers", o.gen.customers, "Number of customers")->required();
-  cmd->add_option("--days", o.gen.days, "Length of the window in days")->capture_default_str();
-  cmd->add_option("--seed", o.gen.seed, "Random seed (same seed, same data)")
-      ->capture_default_str();
-  cmd->add_option("--out", o.gen.out_dir, "Output directory")->capture_default_str();
-  cmd->add_option("--format", o.format, "parquet, csv or jsonl")->capture_default_str();
-  cmd->add_option("--batch", o.gen.customers_per_batch, "Customers per output file")
-      ->capture_default_str();
+  cmd->add_option("--days", o.gen.days, "Length of the window in days");
+  cmd->add_option("--seed", o.gen.seed, "Random seed (same seed, same data)");
+  cmd->add_option("--out", o.gen.out_dir, "Output directory");
+  cmd->add_option("--format", o.format, "parquet, csv or jsonl");
+  cmd->add_option("--batch", o.gen.customers_per_batch, "Customers per output file");
   cmd->add_option("--end", o.end,
                   "Day after the last day of data, YYYY-MM-DD (default: today, UTC); fix it for "
                   "byte-identical output across days");
@@ -115,8 +113,7 @@ void AddIngest(CLI::App& app, GlobalOptions& g, std::function<Status()>* action)
   cmd->add_option("files", o.req.inputs, "Files or glob patterns (CSV may be .gz)")->required();
   cmd->add_option("--id", o.req.ingest_id,
                   "Ingest id (default: generated); reusing one is a no-op");
-  cmd->add_option("--format", o.format, "auto (by extension), csv, jsonl or parquet")
-      ->capture_default_str();
+  cmd->add_option("--format", o.format, "auto (by extension), csv, jsonl or parquet");
   cmd->add_flag("--json", o.json, "Print the report as JSON");
   OnRun(cmd, action, [&g, &o]() -> Status {
     ENGAGE_ASSIGN_OR_RETURN(o.req.format, lake::ParseSourceFormat(o.format));
@@ -139,7 +136,7 @@ void AddQuery(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) 
     sql::QueryRequest req;
     std::string file;
     bool json = false, csv = false;
-    int64_t max_scan = -1, timeout = -1, max_rows = -1;
+    std::optional<int64_t> max_scan, timeout, max_rows;
   };
   auto& o = Keep<O>();
   cmd->add_option("sql", o.req.sql,
@@ -163,18 +160,16 @@ void AddQuery(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) 
   OnRun(cmd, action, [&g, &o]() -> Status {
     if (o.json && o.csv) return InvalidArgumentError("--json and --csv are exclusive");
     ENGAGE_ASSIGN_OR_RETURN(o.req.sql, sql::SqlFromArguments(o.req.sql, o.file));
-    if (o.max_scan >= 0) o.req.max_scan_bytes = o.max_scan;
+    o.req.max_scan_bytes = o.max_scan;
     ENGAGE_ASSIGN_OR_RETURN(auto application, OpenApp(g));
     ENGAGE_ASSIGN_OR_RETURN(auto reads, application->reads().Current());
-    int64_t seconds =
-        o.timeout >= 0
-            ? o.timeout
-            : reads->config().query.timeout_seconds.value_or(sql::kDefaultCliQueryTimeoutSeconds);
+    int64_t seconds = o.timeout.value_or(
+        reads->config().query.timeout_seconds.value_or(sql::kDefaultCliQueryTimeoutSeconds));
     o.req.timeout_ms = seconds * 1000;
     ENGAGE_ASSIGN_OR_RETURN(auto r, reads->query().Run(o.req));
     // --csv: every row on stdout, the cost report on stderr. A terminal shows the first rows and
     // how many more there are, like DuckDB's shell.
-    int64_t shown = o.max_rows >= 0 ? o.max_rows : (::isatty(STDOUT_FILENO) ? 40 : 0);
+    int64_t shown = o.max_rows.value_or(::isatty(STDOUT_FILENO) ? 40 : 0);
     Emit(o.json, r.ToJson(), [&] {
       std::fputs(o.csv ? r.ToCsv().c_str() : r.dry_run ? "" : r.Table(shown).c_str(), stdout);
       std::fprintf(o.csv ? stderr : stdout, "%s\n", r.Summary().c_str());
@@ -241,8 +236,7 @@ void AddCompact(CLI::App& app, GlobalOptions& g, std::function<Status()>* action
   };
   auto& o = Keep<O>();
   cmd->add_option("table", o.table, "Table to compact")->required();
-  cmd->add_option("--min-files", o.min_files, "Compact partitions with at least this many files")
-      ->capture_default_str();
+  cmd->add_option("--min-files", o.min_files, "Compact partitions with at least this many files");
   cmd->add_flag("--json", o.json, "Print as JSON");
   OnRun(cmd, action, [&g, &o]() -> Status {
     if (o.min_files < 2) return InvalidArgumentError("--min-files must be at least 2");
@@ -261,7 +255,6 @@ void AddHistory(CLI::App& app, GlobalOptions& g, std::function<Status()>* action
   };
   auto& o = Keep<O>();
   cmd->add_option("-n,--limit", o.limit, "How many")
-      ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1'000'000}));
   cmd->add_flag("--json", o.json, "Print as JSON");
   OnRun(cmd, action, [&g, &o]() -> Status {
@@ -287,7 +280,6 @@ void AddCheck(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) 
   cmd->add_option("--ingest", o.req.ingest_id, "Only the rows this ingest loaded");
   cmd->add_flag("--history", o.history, "List the recorded check runs instead, newest first");
   cmd->add_option("-n,--limit", o.limit, "Runs --history lists")
-      ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{100'000}));
   cmd->add_flag("--json", o.json,
                 "Print {\"passed\", \"checks\": [...]} (with --history, the runs)");
@@ -296,9 +288,7 @@ void AddCheck(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) 
     ENGAGE_ASSIGN_OR_RETURN(auto application, OpenApp(g));
     if (o.history) {
       ENGAGE_ASSIGN_OR_RETURN(auto runs, application->CheckHistory(o.limit));
-      Json arr = Json::array();
-      for (const auto& r : runs) arr.push_back(r.ToJson());
-      Emit(o.json, {{"runs", arr}},
+      Emit(o.json, monitor::CheckHistoryJson(runs),
            [&] { std::fputs(monitor::CheckHistoryTable(runs).c_str(), stdout); });
       return Status::Ok();
     }
@@ -312,6 +302,9 @@ void AddCheck(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) 
 }  // namespace
 
 void RegisterCommands(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
+  // Every option shows its default (the value its options struct starts with) in --help; an
+  // option whose default is worked out later is a std::optional and shows none.
+  app.option_defaults()->always_capture_default();
   app.add_option("--home", g.home, "Engage home (default: $ENGAGE_HOME or ./engage-home)");
   app.add_flag("-v,--verbose", g.verbose, "Log debug messages to stderr");
   AddInit(app, g, action);

@@ -83,8 +83,7 @@ void AddRun(CLI::App& flow, GlobalOptions& g, std::function<Status()>* action) {
   cmd->add_option("--type", o.type,
                   "STANDARD or EXPRESS: an Express workflow execution (5-minute limit, no "
                   "redrive, no .sync/.waitForTaskToken)")
-      ->check(CLI::IsMember({"STANDARD", "EXPRESS"}))
-      ->default_str("STANDARD");
+      ->check(CLI::IsMember({"STANDARD", "EXPRESS"}));
   cmd->footer(
       "Exit status: 0 when the execution SUCCEEDED, 1 when it FAILED, TIMED_OUT or was ABORTED "
       "(or the definition is invalid), 2 when an EXPRESS run's definition uses what Express "
@@ -342,7 +341,7 @@ void AddRunPipeline(CLI::App& app, GlobalOptions& g, std::function<Status()>* ac
   auto& o = Keep<O>();
   cmd->add_option("--ingest", o.ingest,
                   "TABLE=FILE_OR_GLOB to ingest first (repeatable), e.g. events='data/events/*'");
-  cmd->add_option("--model", o.model, "Model name to train and promote")->default_str("engagement");
+  cmd->add_option("--model", o.model, "Model name to train and promote");
   cmd->add_option("--definition", o.definition,
                   "Run this ASL file instead of the shipped pipelines/engagement.asl.json");
   cmd->add_option("--name", o.name, "Execution name (default: the id)");

@@ -46,14 +46,8 @@ void AddCreate(CLI::App& keys, GlobalOptions& g, KeyOptions& o, std::function<St
     ENGAGE_ASSIGN_OR_RETURN(serve::Policy policy, serve::Policy::ParseFile(o.policy));
     ENGAGE_ASSIGN_OR_RETURN(auto store, OpenKeys(g));
     ENGAGE_ASSIGN_OR_RETURN(serve::NewApiKey k, store->Create(o.name, policy));
-    constexpr const char* kWarning =
-        "this is the only time the token is shown: Engage keeps only its hash. Store it now "
-        "(a lost token cannot be recovered: revoke the key and create another).";
-    Emit(o.json, {{"key", k.key.ToJson()}, {"token", k.token}, {"warning", kWarning}}, [&k] {
-      std::printf("created API key %s (%s)\ntoken: %s\nsend it as: Authorization: Bearer <token>\n",
-                  k.key.id.c_str(), k.key.name.c_str(), k.token.c_str());
-    });
-    std::fprintf(stderr, "engage: warning: %s\n", kWarning);
+    Emit(o.json, k.ToJson(), [&k] { std::fputs(k.ToText().c_str(), stdout); });
+    std::fprintf(stderr, "engage: warning: %s\n", serve::NewApiKey::kShownOnce);
     return Status::Ok();
   });
 }
@@ -65,9 +59,8 @@ void AddReads(CLI::App& app, CLI::App& keys, GlobalOptions& g, KeyOptions& o,
   OnRun(list, action, [&g, &o]() -> Status {
     ENGAGE_ASSIGN_OR_RETURN(auto store, OpenKeys(g));
     ENGAGE_ASSIGN_OR_RETURN(std::vector<serve::ApiKey> all, store->List());
-    Json arr = Json::array();
-    for (const auto& k : all) arr.push_back(k.ToJson());
-    Emit(o.json, {{"keys", arr}}, [&all] { std::fputs(serve::KeysTable(all).c_str(), stdout); });
+    Emit(o.json, serve::KeysJson(all),
+         [&all] { std::fputs(serve::KeysTable(all).c_str(), stdout); });
     return Status::Ok();
   });
   auto* revoke = keys.add_subcommand(
@@ -87,16 +80,13 @@ void AddReads(CLI::App& app, CLI::App& keys, GlobalOptions& g, KeyOptions& o,
   auto* audit = app.add_subcommand(
       "audit", "Show the newest requests to `engage serve`: who, what, allowed or denied");
   audit->add_option("-n,--limit", o.limit, "How many records, newest first")
-      ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1'000'000}));
   audit->add_flag("--json", o.json, "Print {\"records\": [...]} as JSON");
   OnRun(audit, action, [&g, &o]() -> Status {
     ENGAGE_ASSIGN_OR_RETURN(std::string meta_db, MetaDb(g));
     ENGAGE_ASSIGN_OR_RETURN(auto log, serve::AuditLog::Open(meta_db, SystemClock::Default()));
     ENGAGE_ASSIGN_OR_RETURN(std::vector<serve::AuditRecord> records, log->List(o.limit));
-    Json arr = Json::array();
-    for (const auto& r : records) arr.push_back(r.ToJson());
-    Emit(o.json, {{"records", arr}},
+    Emit(o.json, serve::AuditJson(records),
          [&records] { std::fputs(serve::AuditTable(records).c_str(), stdout); });
     return Status::Ok();
   });

@@ -25,7 +25,7 @@ void AddBtyd(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
   struct O {
     ml::SummaryRequest summary;
     std::string time_unit = "week", out;
-    double horizon = -1;  // unset
+    std::optional<double> horizon;
     int64_t limit = 10;
     ml::ClvOptions clv;
     bool json = false;
@@ -41,13 +41,11 @@ void AddBtyd(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
     cmd->add_option("--calibration-end", o.summary.calibration_end,
                     "Last day of the calibration period, YYYY-MM-DD (inclusive; default: the "
                     "last event's day)");
-    cmd->add_option("--customer-column", o.summary.customer_column, "Customer id column")
-        ->default_str("customer_id");
+    cmd->add_option("--customer-column", o.summary.customer_column, "Customer id column");
     cmd->add_option("--time-column", o.summary.time_column,
                     "Event time column (default: the table's time_column)");
     cmd->add_option("--amount-column", o.summary.amount_column,
-                    "Transaction value column for Gamma-Gamma (\"\" for none)")
-        ->default_str("amount");
+                    "Transaction value column for Gamma-Gamma (\"\" for none)");
     cmd->add_option("--types", o.summary.types,
                     "Transaction types (comma-separated) of --type-column; default: [engagement] "
                     "qualifying_types for its events table, else every row is a transaction")
@@ -55,8 +53,7 @@ void AddBtyd(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
     cmd->add_option("--type-column", o.summary.type_column, "Column of --types")
         ->default_str("[engagement] type_column");
     cmd->add_option("--time-unit", o.time_unit, "Time unit of t_x, T and α: week or day")
-        ->check(CLI::IsMember({"week", "day"}))
-        ->default_str("week");
+        ->check(CLI::IsMember({"week", "day"}));
     cmd->add_flag("--json", o.json, "Print JSON");
   }
   predict
@@ -68,18 +65,15 @@ void AddBtyd(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
         return v > 0 && v <= 36500 ? std::string() : "must be above 0 and at most 36500";
       });
   predict->add_option("--clv-periods", o.clv.periods, "CLV horizon in periods (months)")
-      ->default_str("12")
       ->check(CLI::Range(1, 1200));
   predict->add_option("--discount-rate", o.clv.discount_rate, "CLV discount rate per period")
-      ->default_str("0.01")
       ->check(CLI::Range(0.0, 10.0));
   predict->add_option("--out", o.out, "Write every customer's outputs to this CSV file");
   predict->add_option("--limit", o.limit, "Customers to print (without --out; 0 = all)")
-      ->default_str("10")
       ->check(CLI::Range(int64_t{0}, int64_t{1'000'000'000}));
   auto run = [&g, &o](bool predicting) -> Status {
     o.summary.days_per_unit = o.time_unit == "day" ? 1 : 7;
-    double horizon = !predicting ? 0 : o.horizon > 0 ? o.horizon : (o.time_unit == "day" ? 30 : 4);
+    double horizon = !predicting ? 0 : o.horizon.value_or(o.time_unit == "day" ? 30 : 4);
     ENGAGE_RETURN_IF_ERROR(CheckOutputPath(o.out));
     ENGAGE_ASSIGN_OR_RETURN(auto application, OpenApp(g));
     ENGAGE_ASSIGN_OR_RETURN(auto reads, application->reads().Current());
@@ -236,8 +230,7 @@ void AddScore(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) 
     bool no_reasons = false, json = false;
   };
   auto& o = Keep<O>();
-  cmd->add_option("--model", o.score.model, "name, name@version or name@alias")
-      ->default_str("engagement@champion");
+  cmd->add_option("--model", o.score.model, "name, name@version or name@alias");
   cmd->add_option("--cutoff", o.score.cutoff,
                   "Score as of this day, YYYY-MM-DD (default: the day after the last event)");
   cmd->add_flag("--no-reasons", o.no_reasons, "Skip the top-3 reasons (SHAP contributions)");

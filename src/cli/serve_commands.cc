@@ -50,25 +50,18 @@ void AddServe(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) 
       "serve",
       "Serve predictions, models and metered SQL over HTTP (API keys required: engage keys "
       "create)");
+  // The defaults are ServeOptions'; server::Serve checks the ranges (ServeOptions::Validate).
   auto& f = Keep<server::ServeOptions>();
-  cmd->add_option("--port", f.http.port, "TCP port; 0 picks a free one")
-      ->default_val(8080)
-      ->check(CLI::Range(0, 65535));
-  cmd->add_option("--bind", f.http.bind, "Address to listen on")->default_val("127.0.0.1");
-  cmd->add_option("--threads", f.http.threads, "Event loops (0 = one per core)")
-      ->default_val(0)
-      ->check(CLI::Range(0, 1024));
+  cmd->option_defaults()->always_capture_default();
+  cmd->add_option("--port", f.http.port, "TCP port; 0 picks a free one");
+  cmd->add_option("--bind", f.http.bind, "Address to listen on");
+  cmd->add_option("--threads", f.http.threads, "Event loops (0 = one per core)");
   cmd->add_option("--max-connections", f.http.max_connections,
-                  "Open connections beyond which new ones get 503")
-      ->default_val(10000)
-      ->check(CLI::Range(1, 1000000));
-  cmd->add_option("--max-body-bytes", f.http.max_body_bytes, "Largest request body (413 beyond)")
-      ->default_val(1024 * 1024);
+                  "Open connections beyond which new ones get 503");
+  cmd->add_option("--max-body-bytes", f.http.max_body_bytes, "Largest request body (413 beyond)");
   cmd->add_option("--rate-limit", f.api.rate.rate_per_second,
-                  "Requests per second per API key (429 beyond; 0 = no limit)")
-      ->default_val(1000);
-  cmd->add_option("--burst", f.api.rate.burst, "Requests a rested key may make at once")
-      ->default_val(2000);
+                  "Requests per second per API key (429 beyond; 0 = no limit)");
+  cmd->add_option("--burst", f.api.rate.burst, "Requests a rested key may make at once");
   cmd->add_option("--port-file", f.port_file, "Write the bound port to this file once listening");
   OnRun(cmd, action, [&g, &f]() -> Status { return server::Serve(ResolveHome(g.home), f); });
 }

@@ -123,11 +123,9 @@ void RegisterTrainCommands(CLI::App& app, GlobalOptions& g, std::function<Status
       ->needs(table);
   cmd->add_option("--test-fraction", a->req.test_fraction,
                   "Share of the rows held out for the test split")
-      ->capture_default_str()
       ->needs(table);
   cmd->add_option("--valid-fraction", a->req.valid_fraction,
                   "Share of the other rows used for early stopping (0: no early stopping)")
-      ->capture_default_str()
       ->needs(table);
   auto* seed = cmd->add_option("--seed", a->req.seed,
                                "Seed of the split and of XGBoost's sampling (default 42 with "

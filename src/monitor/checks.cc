@@ -256,9 +256,10 @@ Json CheckRun::ToJson() const {
 
 std::string CheckRun::ToText() const {
   if (checks.empty()) {
-    return fmt::format("no checks are declared{}: add [[tables.<table>.checks]] entries to "
-                       "engage.toml (see docs/monitor.md)\n",
-                       table.empty() ? "" : fmt::format(" on '{}'", table));
+    return fmt::format(
+        "no checks are declared{}: add [[tables.<table>.checks]] entries to "
+        "engage.toml (see docs/monitor.md)\n",
+        table.empty() ? "" : fmt::format(" on '{}'", table));
   }
   std::vector<std::vector<std::string>> rows;
   int64_t failed = 0, warned = 0;
@@ -375,6 +376,12 @@ Result<std::vector<CheckRun>> CheckStore::History(int64_t limit) {
     out.push_back(std::move(r));
   }
   return out;
+}
+
+Json CheckHistoryJson(const std::vector<CheckRun>& runs) {
+  Json arr = Json::array();
+  for (const auto& r : runs) arr.push_back(r.ToJson());
+  return Json{{"runs", std::move(arr)}};
 }
 
 std::string CheckHistoryTable(const std::vector<CheckRun>& runs) {

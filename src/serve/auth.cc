@@ -1034,6 +1034,28 @@ std::string TimeOrDash(const std::optional<int64_t>& micros) {
 
 }  // namespace
 
+Json NewApiKey::ToJson() const {
+  return Json{{"key", key.ToJson()}, {"token", token}, {"warning", kShownOnce}};
+}
+
+std::string NewApiKey::ToText() const {
+  return fmt::format(
+      "created API key {} ({})\ntoken: {}\nsend it as: Authorization: Bearer <token>\n", key.id,
+      key.name, token);
+}
+
+Json KeysJson(const std::vector<ApiKey>& keys) {
+  Json arr = Json::array();
+  for (const auto& k : keys) arr.push_back(k.ToJson());
+  return Json{{"keys", std::move(arr)}};
+}
+
+Json AuditJson(const std::vector<AuditRecord>& records) {
+  Json arr = Json::array();
+  for (const auto& r : records) arr.push_back(r.ToJson());
+  return Json{{"records", std::move(arr)}};
+}
+
 std::string KeysTable(const std::vector<ApiKey>& keys) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& k : keys) {

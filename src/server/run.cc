@@ -1,5 +1,6 @@
 #include "engage/server/run.h"
 
+#include <fmt/format.h>
 #include <pthread.h>
 #include <signal.h>
 
@@ -15,7 +16,23 @@
 
 namespace engage::server {
 
+Status ServeOptions::Validate() const {
+  auto in = [](const char* flag, double v, double lo, double hi) -> Status {
+    if (v >= lo && v <= hi) return Status::Ok();  // NaN fails
+    return InvalidArgumentError(
+        fmt::format("{} must be from {:g} to {:g}, got {:g}", flag, lo, hi, v));
+  };
+  ENGAGE_RETURN_IF_ERROR(in("--port", http.port, 0, 65535));
+  ENGAGE_RETURN_IF_ERROR(in("--threads", http.threads, 0, 1024));
+  ENGAGE_RETURN_IF_ERROR(in("--max-connections", http.max_connections, 1, 1e6));
+  ENGAGE_RETURN_IF_ERROR(
+      in("--max-body-bytes", static_cast<double>(http.max_body_bytes), 1024, 1 << 30));
+  ENGAGE_RETURN_IF_ERROR(in("--rate-limit", api.rate.rate_per_second, 0, 1e6));
+  return in("--burst", api.rate.burst, 1, 1e7);
+}
+
 Status Serve(const HomePaths& home_paths, const ServeOptions& f) {
+  ENGAGE_RETURN_IF_ERROR(f.Validate());
   // Signals go to one thread that waits for them; every other thread blocks them.
   sigset_t signals;
   sigemptyset(&signals);

@@ -178,6 +178,22 @@ TEST_F(ServeCliTest, APortInUseIsAClearError) {
       << r.err;
 }
 
+// Every limit has a bound, checked before anything opens; NaN is out of every range.
+TEST_F(ServeCliTest, OptionsOutOfRangeAreRefusedNamingTheFlag) {
+  for (std::vector<std::string> args : {std::vector<std::string>{"--port", "70000"},
+                                        {"--threads", "5000"},
+                                        {"--max-connections", "0"},
+                                        {"--max-body-bytes", "10"},
+                                        {"--rate-limit", "nan"},
+                                        {"--rate-limit", "-1"},
+                                        {"--burst", "0"}}) {
+    args.insert(args.begin(), "serve");
+    auto r = Engage(args);
+    EXPECT_EQ(r.exit_code, 2) << args[1] << " " << args[2] << ": " << r.err;
+    EXPECT_NE(r.err.find(args[1]), std::string::npos) << r.err;
+  }
+}
+
 TEST_F(ServeCliTest, SigtermStopsARunningQueryAndTheServerExits) {
   // F6: a runaway query kept the process alive long after SIGTERM.
   Score(1, 3000);

@@ -75,7 +75,9 @@ class CheckStore {
   SqliteDb db_;
 };
 
-// Runs as a table for people: at, table, ingest, passed, failed checks.
+// Runs as a table for people (at, table, ingest, passed, failed checks) and as
+// {"runs": [CheckRun::ToJson()...]}.
 std::string CheckHistoryTable(const std::vector<CheckRun>& runs);
+Json CheckHistoryJson(const std::vector<CheckRun>& runs);
 
 }  // namespace engage::monitor

@@ -271,6 +271,12 @@ struct ApiKey {
 struct NewApiKey {
   ApiKey key;
   std::string token;  // "ek_<id>_<64 hex digits>": what clients send as the bearer token
+  // That the token is shown once only (Engage keeps its hash).
+  static constexpr const char* kShownOnce =
+      "this is the only time the token is shown: Engage keeps only its hash. Store it now (a "
+      "lost token cannot be recovered: revoke the key and create another).";
+  Json ToJson() const;         // {"key": {...}, "token", "warning": kShownOnce}
+  std::string ToText() const;  // the key, the token and how to send it
 };
 
 // Who is calling: the key a request authenticated with.
@@ -373,6 +379,9 @@ struct AuditRecord {
 
 // Keys as a table (id, name, status, dates, a one-line policy summary); never their tokens.
 std::string KeysTable(const std::vector<ApiKey>& keys);
+// {"keys": [ApiKey::ToJson()...]} and {"records": [AuditRecord::ToJson()...]}.
+Json KeysJson(const std::vector<ApiKey>& keys);
+Json AuditJson(const std::vector<AuditRecord>& records);
 // Audit records as a table: at, key, decision, http status, action, resource, remote address.
 std::string AuditTable(const std::vector<AuditRecord>& records);
 

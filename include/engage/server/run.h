@@ -14,6 +14,11 @@ struct ServeOptions {
   HttpServerOptions http;
   ApiOptions api;
   std::string port_file;  // the bound port is written there once listening
+
+  // kInvalidArgument naming the first option out of its range (as `engage serve` spells it):
+  // --port 0..65535, --threads 0..1024, --max-connections 1..1000000, --max-body-bytes
+  // 1 KiB..1 GiB, --rate-limit 0 (none)..1000000 a second, --burst 1..10000000.
+  Status Validate() const;
 };
 
 // Opens the app on `home` and serves its API until SIGTERM or SIGINT (which every thread but
