@@ -152,7 +152,7 @@ column = "channel"
 type = "row_count_change"
 max_change_percent = 50
 )");
-  ASSERT_OK(IngestFiles("events", {Events("a.csv", 1, 4)}));        // no NULL channel (ids 1..4)
+  ASSERT_OK(IngestFiles("events", {Events("a.csv", 1, 4)}));  // no NULL channel (ids 1..4)
   clock_.AdvanceMicros(60LL * 1000000);
   auto second = IngestFiles("events", {Events("b.csv", 100, 10)});  // ids 100..109: 100, 105
   ASSERT_OK(second);
