@@ -393,6 +393,20 @@ Result<Json> RunQualityChecks(lake::Lake& lake, sql::QueryEngine& engine) {
           fmt::format("ingest {} rejected {} of {} rows", last.id, last.rows_rejected,
                       last.rows_read));
   }
+  // The checks declared on the events table ([[tables.<events>.checks]]) run too, and are
+  // recorded like `engage check`'s.
+  ENGAGE_ASSIGN_OR_RETURN(monitor::CheckRun declared,
+                          monitor::RunChecks(lake, engine, {.table = cfg.events_table}));
+  if (!declared.checks.empty()) {
+    ENGAGE_ASSIGN_OR_RETURN(auto store, monitor::CheckStore::Open(lake.home().meta_db()));
+    ENGAGE_RETURN_IF_ERROR(store->Record(declared));
+  }
+  for (const auto& c : declared.checks) {
+    Json j = c.ToJson();
+    j["declared"] = true;
+    checks.push_back(std::move(j));
+  }
+  passed = passed && declared.passed;
   return Json{{"passed", passed},           {"events", events},
               {"customers", customers},     {"qualifying_events", qualifying},
               {"first_day", first},         {"data_end", end},

@@ -133,7 +133,9 @@ class App {
   // The newest `limit` check runs, newest first.
   Result<std::vector<monitor::CheckRun>> CheckHistory(int64_t limit);
 
-  // Data-quality checks on the events before training: {"passed", "checks": [...], ...}.
+  // Data-quality checks on the events before training: the built-in ones (events present,
+  // qualifying events, enough history, volume, rejects) and those declared on the events table
+  // (recorded like `engage check`'s): {"passed", "checks": [...], ...}.
   Result<Json> QualityChecks();
 
   // Starts an execution the way the server does: {"state_machine": NAME} (a registered machine,
