@@ -859,6 +859,7 @@ Status QueryEngine::BuildViews(const lake::FileSnapshot& snapshot) {
   damaged_ = std::move(damaged);
   run_views_.clear();  // they read files of the previous generation
   checked_.clear();    // resolved against the previous generation's files
+  checked_paths_ = 0;
   generation_ = snapshot.generation;
   ++view_builds_;
   spdlog::debug("query engine: views built for generation {} ({} files)", generation_,
@@ -1177,15 +1178,29 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
 
   // The query's text checked and its plan resolved: once per text and catalog generation (a
   // dashboard repeats its queries); authorization, limits and the run happen every time.
+  // The cache is bounded: long texts and plans over many files are not kept, and it starts over
+  // once it holds too many texts or file paths.
   const CheckedQuery* checked = nullptr;
+  CheckedQuery uncached;
   if (auto it = checked_.find(sql); it != checked_.end()) {
     checked = &it->second;
     ++checked_hits_;
   } else {
     auto fresh = CheckText(sql);
     if (!fresh.ok()) return fail(fresh.status());
-    if (checked_.size() >= kMaxCheckedQueries) checked_.clear();
-    checked = &checked_.emplace(sql, std::move(*fresh)).first->second;
+    size_t paths = 0;
+    for (const auto& [table, files] : fresh->resolved.files) paths += files.size();
+    if (sql.size() > kMaxCheckedText || paths > kMaxCheckedPaths / 8) {
+      uncached = std::move(*fresh);
+      checked = &uncached;
+    } else {
+      if (checked_.size() >= kMaxCheckedQueries || checked_paths_ + paths > kMaxCheckedPaths) {
+        checked_.clear();
+        checked_paths_ = 0;
+      }
+      checked_paths_ += paths;
+      checked = &checked_.emplace(sql, std::move(*fresh)).first->second;
+    }
   }
   const bool explain = checked->explain;
   const Resolution& resolved = checked->resolved;

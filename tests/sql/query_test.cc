@@ -625,6 +625,11 @@ TEST_F(LongLivedEngineTest, ARepeatedQueryReusesItsResolutionUntilTheCatalogChan
   ASSERT_EQ(after->scans.size(), 1u);
   EXPECT_EQ(after->scans[0].files_scanned, 2);
   EXPECT_EQ(engine_->CheckedQueryHitsForTesting(), 2);  // the denied run was a hit; this is not
+  // A long text is checked every time rather than kept (the cache holds 64 KiB texts at most).
+  req.sql = "SELECT count(*) FROM events /* " + std::string(70 * 1024, 'x') + " */";
+  ASSERT_OK(engine_->Run(req));
+  ASSERT_OK(engine_->Run(req));
+  EXPECT_EQ(engine_->CheckedQueryHitsForTesting(), 2);
 }
 
 TEST_F(LongLivedEngineTest, SeesCompactionAndRetention) {

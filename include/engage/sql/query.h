@@ -186,6 +186,8 @@ class QueryEngine {
     Resolution resolved;          // of `stmt`
   };
   static constexpr size_t kMaxCheckedQueries = 256;
+  static constexpr size_t kMaxCheckedText = 64 * 1024;  // bytes of one text kept
+  static constexpr size_t kMaxCheckedPaths = 65536;     // file paths kept in all (one: 1/8)
 
   QueryEngine(lake::Lake& lake, lake::Catalog catalog, lake::DuckDb db, lake::DuckConn conn,
               lake::DuckConn run_conn);
@@ -233,6 +235,7 @@ class QueryEngine {
   std::set<std::string> damaged_;  // tables whose view fails every query (a file went missing)
   std::map<std::string, std::vector<std::string>> run_views_;  // table -> files its run view reads
   std::map<std::string, CheckedQuery> checked_;                // by SQL text, for generation_
+  size_t checked_paths_ = 0;                                   // file paths held by checked_
   int64_t checked_hits_ = 0;
   struct FileInfo {
     std::string table;
