@@ -181,6 +181,11 @@ Result<CheckSpec> ParseCheck(const toml::table& t, const TableSpec& spec,
     return ok ? Status::Ok()
               : InvalidArgumentError(fmt::format("{}: a {} check needs {}", where, type, what));
   };
+  for (double v : {c.min.value_or(0), c.max.value_or(0), c.max_age_hours, c.max_change_percent}) {
+    if (!std::isfinite(v)) {
+      return InvalidArgumentError(fmt::format("{}: numbers must be finite (no nan or inf)", where));
+    }
+  }
   switch (c.kind) {
     case CheckKind::kRange:
       ENGAGE_RETURN_IF_ERROR(need(c.min || c.max, "'min' or 'max'"));

@@ -678,6 +678,10 @@ sql = "SELECT * FROM t WHERE x > 1"
       {"'max_age_hours' must be a number"});
   ExpectInvalid(ParseWith(col + "[[tables.t.checks]]\ntype = \"sql\"\nbogus = 1\n").status(),
                 {"unknown key 'bogus'"});
+  ExpectInvalid(
+      ParseWith(col + "[[tables.t.checks]]\ntype = \"range\"\ncolumn = \"x\"\nmax = nan\n")
+          .status(),
+      {"must be finite"});
 }
 
 }  // namespace
