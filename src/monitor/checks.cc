@@ -293,10 +293,9 @@ Result<CheckRun> RunChecks(lake::Lake& lake, sql::QueryEngine& engine,
     }
   }
   if (!request.ingest_id.empty()) {
-    ENGAGE_ASSIGN_OR_RETURN(auto ingests, lake.catalog().RecentIngests(100000));
-    auto it = std::find_if(ingests.begin(), ingests.end(),
-                           [&](const auto& i) { return i.id == request.ingest_id; });
-    if (it == ingests.end()) {
+    ENGAGE_ASSIGN_OR_RETURN(std::optional<lake::IngestRecord> it,
+                            lake.catalog().FindIngest(request.ingest_id));
+    if (!it) {
       return NotFoundError(
           fmt::format("no ingest '{}' (engage tables lists the tables; their "
                       "ingests are in meta.db's ingests)",
