@@ -413,7 +413,7 @@ SELECT days.c, COUNT(*) - 1 AS x, date_diff('day', f, MAX(d)) AS tx_days,
        COALESCE(AVG(v) FILTER (WHERE d > f), 0) AS m
 FROM days JOIN firsts ON days.c = firsts.c
 GROUP BY days.c, f
-ORDER BY days.c)sql",
+ORDER BY TRY_CAST(days.c AS BIGINT) NULLS LAST, days.c)sql",
       fmt::arg("end", end_sql), fmt::arg("cust", SqlIdent(req.customer_column)),
       fmt::arg("time", SqlIdent(time_column)), fmt::arg("amount", amount),
       fmt::arg("table", SqlIdent(req.table)), fmt::arg("where", where));

@@ -116,6 +116,13 @@ TEST_F(BtydCliTest, TheEngagementEventsTableCountsOnlyQualifyingTypes) {
   EXPECT_EQ(fit.json()["transaction_types"], Json::array({"purchase"})) << fit.out;
   auto predict = Engage({"btyd", "predict", "events", "--limit", "0", "--json"});
   ASSERT_EQ(predict.exit_code, 0) << predict.err;
+  // Numeric ids in numeric order (not 0, 1, 10, 100, ...).
+  int64_t previous = -1;
+  for (const Json& p : predict.json()["predictions"]) {
+    int64_t id = std::stoll(p["customer_id"].get<std::string>());
+    EXPECT_GT(id, previous);
+    previous = id;
+  }
   for (const Json& p : predict.json()["predictions"]) {
     for (const char* k : {"expected_spend", "clv"}) {
       if (!p[k].is_null()) {

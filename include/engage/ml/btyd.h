@@ -154,9 +154,10 @@ struct SummaryRequest {
   std::vector<std::string> types;
 };
 // One summary per customer whose first transaction is on or before the calibration end, in
-// customer order. Same-day transactions are merged (their amounts summed); monetary is the mean
-// of the repeat days' totals. The query is metered like any other (source "btyd").
-// kNotFound for an unknown table or column; kInvalidArgument for a bad date (strict YYYY-MM-DD).
+// customer order (numeric ids as numbers, then the rest as text). Same-day transactions are merged
+// (their amounts summed); monetary is the mean of the repeat days' totals. The query is metered
+// like any other (source "btyd"). kNotFound for an unknown table or column; kInvalidArgument for a
+// bad date (strict YYYY-MM-DD).
 Result<std::vector<CustomerSummary>> SummarizeEvents(sql::QueryEngine& engine,
                                                      const SummaryRequest& request);
 
