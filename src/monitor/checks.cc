@@ -107,9 +107,17 @@ class Runner {
   }
 
  private:
+  // When the check has failing rows, the first few rows of `rows_sql` (a SELECT) as its examples.
+  Status AddExamples(const std::string& rows_sql, CheckResult* r) {
+    if (r->failing_rows == 0) return Status::Ok();
+    ENGAGE_ASSIGN_OR_RETURN(r->examples,
+                            JsonRows(engine_, fmt::format("SELECT to_json(t) FROM ({} LIMIT {}) t",
+                                                          rows_sql, request_.examples)));
+    return Status::Ok();
+  }
+
   Status Measure(const TableSpec& table, const CheckSpec& c, const std::string& source,
                  CheckResult* r) {
-    const int n = request_.examples;
     switch (c.kind) {
       case CheckKind::kNotNull:
       case CheckKind::kRange:
@@ -121,13 +129,8 @@ class Runner {
             engine_.RunTrusted(fmt::format("SELECT count(*) FROM {} WHERE {}", source, where),
                                "check"));
         r->failing_rows = count.Int(0, 0);
-        if (r->failing_rows > 0) {
-          ENGAGE_ASSIGN_OR_RETURN(
-              r->examples,
-              JsonRows(engine_, fmt::format("SELECT to_json(t) FROM (SELECT * FROM {} WHERE {} "
-                                            "LIMIT {}) t",
-                                            source, where, n)));
-        }
+        ENGAGE_RETURN_IF_ERROR(
+            AddExamples(fmt::format("SELECT * FROM {} WHERE {}", source, where), r));
         r->ok = r->failing_rows == 0;
         r->detail = fmt::format("{} row(s) fail: {}", r->failing_rows, where);
         return Status::Ok();
@@ -143,13 +146,7 @@ class Runner {
                 fmt::format("SELECT coalesce(sum(copies), 0)::BIGINT, count(*) FROM ({})", dups),
                 "check"));
         r->failing_rows = count.Int(0, 0);
-        if (r->failing_rows > 0) {
-          ENGAGE_ASSIGN_OR_RETURN(
-              r->examples,
-              JsonRows(engine_, fmt::format("SELECT to_json(t) FROM ({} ORDER BY copies DESC "
-                                            "LIMIT {}) t",
-                                            dups, n)));
-        }
+        ENGAGE_RETURN_IF_ERROR(AddExamples(dups + " ORDER BY copies DESC", r));
         r->ok = r->failing_rows == 0;
         r->detail = fmt::format("{} row(s) share {} value(s) of ({})", r->failing_rows,
                                 count.Int(1, 0), cols);
@@ -211,7 +208,7 @@ class Runner {
         ENGAGE_ASSIGN_OR_RETURN(sql::QueryResult count, engine_.Run(q));
         r->failing_rows = count.rows.empty() ? 0 : count.rows[0][0].get<int64_t>();
         if (r->failing_rows > 0) {
-          q.sql = fmt::format("SELECT * FROM ({}) __failing LIMIT {}", c.sql, n);
+          q.sql = fmt::format("SELECT * FROM ({}) __failing LIMIT {}", c.sql, request_.examples);
           ENGAGE_ASSIGN_OR_RETURN(sql::QueryResult rows, engine_.Run(q));
           for (const Json& row : rows.rows) {
             Json obj = Json::object();
