@@ -59,6 +59,9 @@ void RegisterServeCommands(CLI::App& app, GlobalOptions& global, std::function<S
 // `engage keys create|list|revoke` and `engage audit` (keys_commands.cc).
 void RegisterKeysCommands(CLI::App& app, GlobalOptions& global, std::function<Status()>* action);
 
+// `engage check` (monitor_commands.cc).
+void RegisterMonitorCommands(CLI::App& app, GlobalOptions& global, std::function<Status()>* action);
+
 // Registers every subcommand on `app`; the chosen one stores its action in `*action`.
 void RegisterCommands(CLI::App& app, GlobalOptions& global, std::function<Status()>* action);
 
