@@ -1,6 +1,7 @@
 #include "engage/app/app.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cmath>
@@ -32,9 +33,15 @@ Result<std::unique_ptr<App>> App::Open(const HomePaths& home, AppOptions options
   lake::LakeOptions lake_options;
   lake_options.clock = app->clock_;
   ENGAGE_ASSIGN_OR_RETURN(app->lake_, lake::Lake::Open(home, lake_options));
-  ENGAGE_ASSIGN_OR_RETURN(app->reads_, ReadSides::Open(home, *app->clock_, options.query_threads));
+  app->monitoring_ = std::make_shared<Monitoring>(home, *app->clock_);
+  // Alerts an earlier process could not deliver before it ended.
+  if (Status s = app->monitoring_->alerts().ResumePending(app->lake_->config().alerts); !s.ok()) {
+    spdlog::warn("could not resume pending alert deliveries: {}", s.message());
+  }
+  ENGAGE_ASSIGN_OR_RETURN(
+      app->reads_, ReadSides::Open(home, *app->clock_, options.query_threads, app->monitoring_));
   ENGAGE_ASSIGN_OR_RETURN(app->registry_, ml::ModelRegistry::Open(home, *app->clock_));
-  app->runner_ = std::make_unique<ExecutionRunner>(home, app->reads_);
+  app->runner_ = std::make_unique<ExecutionRunner>(home, app->reads_, app->monitoring_);
   app->serving_ = std::make_unique<Serving>(home);  // opened by whoever serves (Serving::Open)
   return app;
 }
@@ -221,6 +228,8 @@ Result<TableTraining> App::TrainTable(const ml::TableTrainRequest& request,
                                       const ml::ProgressFn& progress) {
   TableTraining out;
   ENGAGE_ASSIGN_OR_RETURN(std::shared_ptr<ReadSide> reads, reads_->Current());
+  WorkRecorder work(monitoring_.get(), reads->config(), "training", model_name,
+                    CostContext{.model = model_name});
   sql::QueryEngine& engine = reads->query();
   ENGAGE_ASSIGN_OR_RETURN(std::string fingerprint, ml::TableTrainFingerprint(engine, request));
   ENGAGE_ASSIGN_OR_RETURN(auto same, registry_->FindIdentical(model_name, "table", fingerprint));
@@ -258,6 +267,8 @@ Result<TableTraining> App::TrainTable(const ml::TableTrainRequest& request,
 
 Result<EngagementTraining> App::TrainEngagement(const ml::EngagementTrainOptions& options) {
   ENGAGE_ASSIGN_OR_RETURN(std::shared_ptr<ReadSide> reads, reads_->Current());
+  WorkRecorder work(monitoring_.get(), reads->config(), "training", options.model_name,
+                    CostContext{.model = options.model_name});
   return TrainEngagementModel(reads->query(), *registry_, reads->config(), options);
 }
 
@@ -299,7 +310,41 @@ Result<serve::PublishReport> PublishModels(lake::Lake& lake, const std::vector<s
 }
 
 Result<serve::PublishReport> App::Publish(const std::vector<std::string>& refs, int keep) {
-  return PublishModels(*lake_, refs, keep, *clock_);
+  return PublishRecorded(monitoring_.get(), *lake_, refs, keep, *clock_);
+}
+
+Result<serve::PublishReport> PublishRecorded(Monitoring* monitoring, lake::Lake& lake,
+                                             const std::vector<std::string>& refs, int keep,
+                                             const Clock& clock) {
+  std::string model = refs.empty() ? "" : refs.front().substr(0, refs.front().find('@'));
+  WorkRecorder work(monitoring, lake.config(), "publish", model, CostContext{.model = model});
+  ENGAGE_ASSIGN_OR_RETURN(serve::PublishReport r, PublishModels(lake, refs, keep, clock));
+  // Each published prediction is one DynamoDB item written (one write unit up to 1 KB).
+  int64_t items = 0;
+  for (const serve::PublishedVersion& v : r.snapshot.versions) items += v.customers;
+  work.set_units(items);
+  return r;
+}
+
+Result<ml::ScoreReport> ScoreRecorded(Monitoring* monitoring, lake::Lake& lake,
+                                      sql::QueryEngine& engine, ml::ModelRegistry& registry,
+                                      const ml::ScoreOptions& options) {
+  std::string model = options.model.substr(0, options.model.find('@'));
+  WorkRecorder work(monitoring, lake.config(), "scoring", model, CostContext{.model = model});
+  return ml::ScoreAll(lake, engine, registry, options);
+}
+
+Result<monitor::CostReport> App::CostReport(const monitor::CostQuery& query) {
+  ENGAGE_ASSIGN_OR_RETURN(auto ledger, monitor::Ledger::Open(home_.meta_db(), *clock_));
+  ENGAGE_ASSIGN_OR_RETURN(SqliteStmt st, lake_->catalog().db().Prepare(
+                                             "SELECT coalesce(sum(bytes), 0) FROM lake_files"));
+  ENGAGE_ASSIGN_OR_RETURN(bool row, st.Step());
+  ENGAGE_RETURN_IF_ERROR(ledger->SampleStorage(config().prices, row ? st.Int(0) : 0));
+  return ledger->Report(query);
+}
+
+Result<std::unique_ptr<monitor::Budgets>> App::OpenBudgets() {
+  return monitor::Budgets::Open(home_.meta_db(), *clock_);
 }
 
 Result<monitor::CheckRun> App::RunChecks(const monitor::CheckRequest& request) {
@@ -308,6 +353,7 @@ Result<monitor::CheckRun> App::RunChecks(const monitor::CheckRequest& request) {
                           monitor::RunChecks(*lake_, reads->query(), request));
   ENGAGE_ASSIGN_OR_RETURN(auto store, monitor::CheckStore::Open(home_.meta_db()));
   ENGAGE_RETURN_IF_ERROR(store->Record(run));
+  monitoring_->RaiseCheckAlerts(config(), run);
   return run;
 }
 
@@ -333,7 +379,7 @@ Result<serve::TrafficSplit> App::SetTrafficSplit(const std::string& model,
 
 // Data-quality checks on the events before training: enough history, qualifying events, no
 // sudden drop in volume, few rejected rows in the latest ingest.
-Result<Json> RunQualityChecks(lake::Lake& lake, sql::QueryEngine& engine) {
+Result<Json> RunQualityChecks(lake::Lake& lake, sql::QueryEngine& engine, Monitoring* monitoring) {
   const EngagementConfig& cfg = lake.config().engagement;
   features::FeatureBuilder builder(engine, cfg);
   ENGAGE_ASSIGN_OR_RETURN(std::string end, builder.DataEnd());
@@ -407,6 +453,19 @@ Result<Json> RunQualityChecks(lake::Lake& lake, sql::QueryEngine& engine) {
     checks.push_back(std::move(j));
   }
   passed = passed && declared.passed;
+  if (!passed && monitoring != nullptr) {
+    monitor::Alert a;
+    a.kind = "check";
+    a.name = cfg.events_table;
+    Json failed = Json::array();
+    for (const Json& c : checks) {
+      if (!c["ok"].get<bool>() && c["severity"] == "error") failed.push_back(c["check"]);
+    }
+    a.message = fmt::format("the data-quality step failed on table {}: {}", cfg.events_table,
+                            DumpJson(failed));
+    a.details = Json{{"table", cfg.events_table}, {"checks", std::move(failed)}};
+    monitoring->Raise(lake.config(), std::move(a));
+  }
   return Json{{"passed", passed},           {"events", events},
               {"customers", customers},     {"qualifying_events", qualifying},
               {"first_day", first},         {"data_end", end},
@@ -470,7 +529,7 @@ Result<Json> App::StartRegisteredExecution(const Json& request) {
 
 Result<Json> App::QualityChecks() {
   ENGAGE_ASSIGN_OR_RETURN(std::shared_ptr<ReadSide> reads, reads_->Current());
-  return RunQualityChecks(*lake_, reads->query());
+  return RunQualityChecks(*lake_, reads->query(), monitoring_.get());
 }
 
 }  // namespace engage::app

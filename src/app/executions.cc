@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "engage/app/monitoring.h"
 #include "engage/app/steps.h"
 #include "engage/core/config.h"
 #include "engage/core/sqlite.h"
@@ -71,8 +72,9 @@ struct ExecutionRunner::Run {
   std::optional<ExecutionOutcome> outcome;
 };
 
-ExecutionRunner::ExecutionRunner(HomePaths home, std::shared_ptr<ReadSides> reads)
-    : home_(std::move(home)), reads_(std::move(reads)) {}
+ExecutionRunner::ExecutionRunner(HomePaths home, std::shared_ptr<ReadSides> reads,
+                                 std::shared_ptr<Monitoring> monitoring)
+    : home_(std::move(home)), reads_(std::move(reads)), monitoring_(std::move(monitoring)) {}
 
 ExecutionRunner::~ExecutionRunner() {
   Shutdown(ShutdownMode::kAbort, 10000);
@@ -176,6 +178,9 @@ flow::EngineOptions EngineOptionsFor(const HomePaths& home, const Config& cfg,
 
 Result<flow::ExecutionRecord> ExecutionRunner::Start(ExecutionRequest request) {
   if (request.machine == nullptr) return InvalidArgumentError("no state machine to run");
+  if (monitoring_ != nullptr) {
+    ENGAGE_RETURN_IF_ERROR(monitoring_->AdmitPipeline(request.state_machine));
+  }
   ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore());
   auto run = std::make_shared<Run>();
   // Built before the execution is recorded, so a bad config or mock file leaves nothing behind.
@@ -228,6 +233,7 @@ Result<flow::ExecutionRecord> ExecutionRunner::StartRedrive(const RedriveRequest
   std::string test_case =
       !request.mock_case.empty() ? request.mock_case : (reuse ? rec.mock_case : "");
   ENGAGE_RETURN_IF_ERROR(flow::ExecutionStore::CheckRedrivable(rec));
+  if (monitoring_ != nullptr) ENGAGE_RETURN_IF_ERROR(monitoring_->AdmitPipeline(rec.state_machine));
   ENGAGE_ASSIGN_OR_RETURN(run->config, Config::Load(home_.config()));
   ENGAGE_ASSIGN_OR_RETURN(run->tasks, MakeTasks(home_, reads_, run->config, rec.state_machine,
                                                 nullptr, mock_file, test_case));
@@ -271,11 +277,56 @@ void ExecutionRunner::Execute(const std::shared_ptr<Run>& run,
   }
   flow::EngineOptions options =
       EngineOptionsFor(home_, run->config, run->tasks.get(), rec, events, &run->stop);
+  // The execution is one entry of the cost ledger (its state transitions) and each Engage step
+  // one more (a Lambda invocation), with the queries and training inside them nested.
+  std::optional<WorkRecorder> work;
+  if (monitoring_ != nullptr) {
+    work.emplace(monitoring_.get(), run->config, "execution", rec.state_machine,
+                 CostContext{.execution_id = rec.id, .pipeline = rec.state_machine});
+    std::string parent = work->entry().id;
+    // The registry belongs to the run: a raw pointer back to it makes no cycle.
+    Run* self = run.get();
+    run->tasks->SetStepWrapper([this, self, parent](const flow::TaskRequest& task,
+                                                    const std::string& step,
+                                                    const std::function<Result<Json>()>& fn) {
+      const flow::ExecutionRecord& r = self->record;
+      WorkRecorder step_work(monitoring_.get(), self->config, "step", step,
+                             CostContext{.parent = parent,
+                                         .execution_id = r.id,
+                                         .pipeline = r.state_machine,
+                                         .step = task.state_name});
+      step_work.entry().parent = parent;
+      return fn();
+    });
+  }
   flow::Engine engine(options);
   flow::ExecutionResult r = redrive ? engine.Redrive(*run->machine, rec.input, rec.name, *redrive)
                                     : engine.Run(*run->machine, rec.input, rec.name);
   Status finished = store->Finish(rec.id, r);
   if (!finished.ok()) spdlog::error("execution {}: {}", rec.name, finished.ToString());
+  if (work) {
+    int64_t transitions = 0;
+    if (auto history = store->History(rec.id); history.ok()) {
+      for (const flow::Event& e : *history) transitions += e.type.ends_with("StateEntered");
+    }
+    work->set_units(transitions);
+    work->Finish();
+    if (r.status == flow::ExecutionStatus::kFailed ||
+        r.status == flow::ExecutionStatus::kTimedOut) {
+      monitor::Alert alert;
+      alert.kind = "execution";
+      alert.name = rec.name;
+      alert.message = fmt::format("execution {} of {} ended {}: {} {}", rec.name, rec.state_machine,
+                                  flow::ExecutionStatusName(r.status), r.error.value_or(""),
+                                  r.cause.value_or(""));
+      alert.details = Json{{"execution_id", rec.id},
+                           {"state_machine", rec.state_machine},
+                           {"status", flow::ExecutionStatusName(r.status)},
+                           {"error", r.error.value_or("")},
+                           {"cause", r.cause.value_or("")}};
+      monitoring_->Raise(run->config, std::move(alert));
+    }
+  }
   // A stop request that arrived as the execution ended has nothing left to stop.
   if (auto del = store->db().Prepare("DELETE FROM flow_stop_requests WHERE execution_id = ?");
       del.ok()) {
@@ -443,6 +494,16 @@ Status ExecutionOutcome::ToStatus() const {
   return Status(StatusCode::kAborted, fmt::format("execution '{}' {}", record.name,
                                                   flow::ExecutionStatusName(result.status)));
 }
+
+BlockStopSignals::BlockStopSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, &previous_);
+}
+
+BlockStopSignals::~BlockStopSignals() { pthread_sigmask(SIG_SETMASK, &previous_, nullptr); }
 
 Result<ExecutionOutcome> RunInForeground(
     ExecutionRunner& runner, const std::function<Result<flow::ExecutionRecord>()>& start) {

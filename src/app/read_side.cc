@@ -3,11 +3,14 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include "engage/app/monitoring.h"
+
 namespace engage::app {
 
 Result<std::shared_ptr<ReadSides>> ReadSides::Open(const HomePaths& home, const Clock& clock,
-                                                   int threads) {
-  std::shared_ptr<ReadSides> reads(new ReadSides(home, clock, threads));
+                                                   int threads,
+                                                   std::shared_ptr<Monitoring> monitoring) {
+  std::shared_ptr<ReadSides> reads(new ReadSides(home, clock, threads, std::move(monitoring)));
   ENGAGE_RETURN_IF_ERROR(reads->Current().status());
   return reads;
 }
@@ -26,6 +29,7 @@ Result<std::shared_ptr<ReadSide>> ReadSides::OpenSide() const {
   options.clock = &clock_;
   ENGAGE_ASSIGN_OR_RETURN(side->lake_, lake::Lake::Open(home_, options));
   ENGAGE_ASSIGN_OR_RETURN(side->query_, sql::QueryEngine::Open(*side->lake_, threads_));
+  if (monitoring_ != nullptr) monitoring_->Install(*side->query_);
   return side;
 }
 

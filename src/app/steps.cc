@@ -11,6 +11,7 @@
 #include <string>
 
 #include "engage/app/app.h"
+#include "engage/app/monitoring.h"
 #include "engage/core/clock.h"
 #include "engage/core/fs.h"
 #include "engage/features/features.h"
@@ -21,6 +22,7 @@
 #include "engage/ml/engagement.h"
 #include "engage/ml/registry.h"
 #include "engage/ml/scoring.h"
+#include "engage/monitor/cost.h"
 #include "engage/serve/store.h"
 #include "engage/sql/query.h"
 
@@ -38,6 +40,7 @@ struct Opened {
   std::unique_ptr<sql::QueryEngine> own_engine;  // without a shared one
   sql::QueryEngine* engine = nullptr;
   std::unique_ptr<ml::ModelRegistry> registry;
+  Monitoring* monitoring = nullptr;  // the application's, when the steps run in one
 };
 
 Result<Opened> OpenAll(const HomePaths& home, const std::shared_ptr<ReadSides>& reads,
@@ -49,6 +52,7 @@ Result<Opened> OpenAll(const HomePaths& home, const std::shared_ptr<ReadSides>& 
   if (reads != nullptr) {
     ENGAGE_ASSIGN_OR_RETURN(o.reads, reads->Current());
     o.engine = &o.reads->query();
+    o.monitoring = reads->monitoring();
   } else {
     ENGAGE_ASSIGN_OR_RETURN(o.own_engine, sql::QueryEngine::Open(*o.lake));
     o.engine = o.own_engine.get();
@@ -93,7 +97,7 @@ void RegisterMlSteps(flow::TaskRegistry& tasks, const HomePaths& home,
       "quality",
       [home, reads](const Json&) -> Result<Json> {
         ENGAGE_ASSIGN_OR_RETURN(Opened o, OpenAll(home, reads, false));
-        ENGAGE_ASSIGN_OR_RETURN(Json report, RunQualityChecks(*o.lake, *o.engine));
+        ENGAGE_ASSIGN_OR_RETURN(Json report, RunQualityChecks(*o.lake, *o.engine, o.monitoring));
         if (!report["passed"].get<bool>()) {
           std::string failed;
           for (const Json& c : report["checks"]) {
@@ -128,6 +132,8 @@ void RegisterMlSteps(flow::TaskRegistry& tasks, const HomePaths& home,
         ml::EngagementTrainer trainer(*o.engine, *o.registry, o.lake->config().engagement);
         ml::EngagementTrainOptions options;
         options.model_name = StringParam(p, "model", "engagement");
+        WorkRecorder work(o.monitoring, o.lake->config(), "training", options.model_name,
+                          CostContext{.model = options.model_name});
         ENGAGE_ASSIGN_OR_RETURN(ml::EngagementTrainResult r, trainer.Train(options));
         Json j = r.ToJson();  // "existing": an identical version was found, nothing trained
         j.erase("valid");
@@ -197,8 +203,8 @@ void RegisterMlSteps(flow::TaskRegistry& tasks, const HomePaths& home,
         ENGAGE_ASSIGN_OR_RETURN(Opened o, OpenAll(home, reads, true));
         ml::ScoreOptions options;
         options.model = StringParam(p, "model", "engagement@champion");
-        ENGAGE_ASSIGN_OR_RETURN(ml::ScoreReport r,
-                                ml::ScoreAll(*o.lake, *o.engine, *o.registry, options));
+        ENGAGE_ASSIGN_OR_RETURN(ml::ScoreReport r, ScoreRecorded(o.monitoring, *o.lake, *o.engine,
+                                                                 *o.registry, options));
         return r.ToJson();
       },
       "Scores every customer into the predictions table: {\"model\": \"engagement@champion\"}",
@@ -219,8 +225,8 @@ void RegisterMlSteps(flow::TaskRegistry& tasks, const HomePaths& home,
         } else {
           refs.push_back(StringParam(p, "model", "engagement@champion"));
         }
-        ENGAGE_ASSIGN_OR_RETURN(serve::PublishReport r,
-                                PublishModels(*o.lake, refs, 3, SystemClock::Default()));
+        ENGAGE_ASSIGN_OR_RETURN(serve::PublishReport r, PublishRecorded(o.monitoring, *o.lake, refs,
+                                                                        3, SystemClock::Default()));
         Json j = r.ToJson();
         j["published"] = true;
         return j;
@@ -232,35 +238,29 @@ void RegisterMlSteps(flow::TaskRegistry& tasks, const HomePaths& home,
       PublishedModels);
   tasks.RegisterStep(
       "cost-summary",
-      [home, reads](const Json& p) -> Result<Json> {
-        ENGAGE_ASSIGN_OR_RETURN(Opened o, OpenAll(home, reads, false));
+      [home](const Json& p) -> Result<Json> {
+        // The run's own cost, from the ledger: everything recorded with this execution's id
+        // (its steps so far and the queries, training and scoring inside them). Outside an
+        // execution, the ledger's totals by kind since {"since"}.
+        ENGAGE_ASSIGN_OR_RETURN(auto ledger,
+                                monitor::Ledger::Open(home.meta_db(), SystemClock::Default()));
+        const std::string execution = CurrentCostContext().execution_id;
         std::string since = StringParam(p, "since", "");
-        ENGAGE_ASSIGN_OR_RETURN(
-            SqliteStmt st,
-            o.lake->catalog().db().Prepare(
-                "SELECT source, count(*), sum(bytes_scanned), sum(cost_usd), sum(elapsed_ms) "
-                "FROM query_history WHERE at >= ? GROUP BY source ORDER BY source"));
-        st.Bind(1, since);
-        Json by_source = Json::array();
-        int64_t bytes = 0;
-        double cost = 0;
-        while (true) {
-          ENGAGE_ASSIGN_OR_RETURN(bool row, st.Step());
-          if (!row) break;
-          by_source.push_back(Json{{"source", st.Text(0)},
-                                   {"queries", st.Int(1)},
-                                   {"bytes_scanned", st.Int(2)},
-                                   {"cost_usd", st.Double(3)},
-                                   {"elapsed_ms", st.Double(4)}});
-          bytes += st.Int(2);
-          cost += st.Double(3);
+        if (!execution.empty()) {
+          ENGAGE_ASSIGN_OR_RETURN(monitor::ExecutionCost c, ledger->ForExecution(execution));
+          Json j = c.ToJson();
+          j["execution_id"] = execution;
+          j["cost_usd"] = c.total_usd;
+          return j;
         }
-        return Json{{"since", since},
-                    {"bytes_scanned", bytes},
-                    {"cost_usd", cost},
-                    {"by_source", std::move(by_source)}};
+        ENGAGE_ASSIGN_OR_RETURN(monitor::CostReport r, ledger->Report({.since = since}));
+        Json j = r.ToJson();
+        j["cost_usd"] = r.total_usd;
+        return j;
       },
-      "Bytes scanned and cost of every query since a time: {\"since\": \"<ISO time>\"}");
+      "What this execution has cost so far, from the cost ledger (per step, local usage and the "
+      "cloud price); outside an execution, the ledger's totals by kind since {\"since\": \"<ISO "
+      "time>\"}");
   tasks.RegisterStep(
       "notify",
       [home](const Json& p) -> Result<Json> {
@@ -386,7 +386,7 @@ void RegisterEngageSteps(flow::TaskRegistry& tasks, const HomePaths& home,
       [](const Json&) -> Result<std::vector<std::string>> { return std::vector<std::string>{}; });
   tasks.RegisterStep(
       "ingest",
-      [home, confinement](const Json& p) -> Result<Json> {
+      [home, confinement, reads](const Json& p) -> Result<Json> {
         if (!p.is_object() || !p.contains("table") || !p["table"].is_string() ||
             !p.contains("inputs") || !p["inputs"].is_array()) {
           return InvalidArgumentError(
@@ -415,7 +415,8 @@ void RegisterEngageSteps(flow::TaskRegistry& tasks, const HomePaths& home,
         lake::LakeOptions opts;
         opts.writer = true;
         ENGAGE_ASSIGN_OR_RETURN(auto l, lake::Lake::Open(home, opts));
-        auto r = lake::Ingest(*l, req);
+        Monitoring* monitoring = reads != nullptr ? reads->monitoring() : nullptr;
+        auto r = IngestRecorded(monitoring, *l, req);
         if (!r.ok() && !given.empty()) {
           std::string msg = r.status().message();
           for (const auto& [resolved, as_given] : given) ReplaceAll(msg, resolved, as_given);

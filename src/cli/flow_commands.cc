@@ -7,8 +7,10 @@
 #include <filesystem>
 
 #include "cli/commands.h"
+#include "engage/app/app.h"
 #include "engage/app/definitions.h"
 #include "engage/app/executions.h"
+#include "engage/app/monitoring.h"
 #include "engage/app/pipelines.h"
 #include "engage/app/timeline.h"
 #include "engage/core/home.h"
@@ -97,7 +99,9 @@ void AddRun(CLI::App& flow, GlobalOptions& g, std::function<Status()>* action) {
                               ParseJson(text, o.input == "-" ? "stdin (--input -)" : o.input));
     }
     ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));  // fails clearly without a home
-    app::ExecutionRunner runner(ResolveHome(g.home));
+    app::BlockStopSignals blocked;  // before the App's threads start: see RunInForeground
+    ENGAGE_ASSIGN_OR_RETURN(auto application, OpenApp(g));  // its runner: ledger, budgets
+    app::ExecutionRunner& runner = application->executions();
     req.name = o.name;
     req.mock_case = o.mock_case;
     std::error_code ec;
@@ -129,7 +133,9 @@ void AddRedrive(CLI::App& flow, GlobalOptions& g, std::function<Status()>* actio
       "again. Exit status as for flow run; 7 when the execution cannot be redriven.");
   OnRun(cmd, action, [&g, &o]() -> Status {
     ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));  // fails clearly without a home
-    app::ExecutionRunner runner(ResolveHome(g.home));
+    app::BlockStopSignals blocked;  // before the App's threads start: see RunInForeground
+    ENGAGE_ASSIGN_OR_RETURN(auto application, OpenApp(g));  // its runner: ledger, budgets
+    app::ExecutionRunner& runner = application->executions();
     auto start = [&]() -> Result<flow::ExecutionRecord> {
       flow::RedrivePoint point;
       ENGAGE_ASSIGN_OR_RETURN(flow::ExecutionRecord rec, runner.StartRedrive(o.req, &point));
@@ -209,7 +215,11 @@ void AddReads(CLI::App& flow, GlobalOptions& g, std::function<Status()>* action)
   OnRun(describe, action, [&g, &o]() -> Status {
     ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));
     ENGAGE_ASSIGN_OR_RETURN(flow::ExecutionRecord r, store->Get(o.id));
-    Emit(o.json, r.ToJson(), [&r] { std::fputs(r.ToText().c_str(), stdout); });
+    ENGAGE_ASSIGN_OR_RETURN(monitor::ExecutionCost cost,
+                            app::ExecutionCostOf(ResolveHome(g.home), r.id));
+    Json j = r.ToJson();
+    j["cost"] = cost.ToJson();
+    Emit(o.json, j, [&] { std::fputs((r.ToText() + cost.ToText()).c_str(), stdout); });
     return Status::Ok();
   });
   auto* history = flow.add_subcommand("history", "Show an execution's events (AWS event types)");
@@ -219,8 +229,10 @@ void AddReads(CLI::App& flow, GlobalOptions& g, std::function<Status()>* action)
     ENGAGE_ASSIGN_OR_RETURN(auto store, OpenStore(g));
     ENGAGE_ASSIGN_OR_RETURN(flow::ExecutionRecord r, store->Get(o.id));
     ENGAGE_ASSIGN_OR_RETURN(auto events, store->History(r.id));
-    Emit(o.json, {{"events", flow::HistoryJson(events)}},
-         [&] { std::fputs(flow::HistoryTable(events).c_str(), stdout); });
+    ENGAGE_ASSIGN_OR_RETURN(monitor::ExecutionCost cost,
+                            app::ExecutionCostOf(ResolveHome(g.home), r.id));
+    Emit(o.json, {{"events", flow::HistoryJson(events)}, {"cost", cost.ToJson()}},
+         [&] { std::fputs((flow::HistoryTable(events) + cost.ToText()).c_str(), stdout); });
     return Status::Ok();
   });
   auto* machines = flow.add_subcommand("machines", "List the registered state machines");
@@ -372,7 +384,9 @@ void AddRunPipeline(CLI::App& app, GlobalOptions& g, std::function<Status()>* ac
       if (live) std::fputs(line.c_str(), stderr);
     });
     req.on_event = [&timeline](const flow::Event& e) { timeline.OnEvent(e); };
-    app::ExecutionRunner runner(ResolveHome(g.home));
+    app::BlockStopSignals blocked;  // before the App's threads start: see RunInForeground
+    ENGAGE_ASSIGN_OR_RETURN(auto application, OpenApp(g));  // its runner: ledger, budgets
+    app::ExecutionRunner& runner = application->executions();
     auto start = [&]() -> Result<flow::ExecutionRecord> {
       ENGAGE_ASSIGN_OR_RETURN(flow::ExecutionRecord rec, runner.Start(std::move(req)));
       if (live)

@@ -241,8 +241,9 @@ void AddScore(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) 
     ENGAGE_ASSIGN_OR_RETURN(auto application, OpenApp(g));
     ENGAGE_ASSIGN_OR_RETURN(auto writer, application->OpenWriter());
     ENGAGE_ASSIGN_OR_RETURN(auto reads, application->reads().Current());
-    ENGAGE_ASSIGN_OR_RETURN(
-        ml::ScoreReport r, ml::ScoreAll(*writer, reads->query(), application->registry(), o.score));
+    ENGAGE_ASSIGN_OR_RETURN(ml::ScoreReport r,
+                            app::ScoreRecorded(&application->monitoring(), *writer, reads->query(),
+                                               application->registry(), o.score));
     Emit(o.json, r.ToJson(), [&r] { std::fputs(r.ToText().c_str(), stdout); });
     return Status::Ok();
   });

@@ -3,7 +3,10 @@
 
 #include "cli/commands.h"
 #include "engage/app/app.h"
+#include "engage/core/text.h"
+#include "engage/monitor/budgets.h"
 #include "engage/monitor/checks.h"
+#include "engage/monitor/cost.h"
 
 namespace engage::cli {
 namespace {
@@ -41,10 +44,102 @@ void AddCheck(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) 
   });
 }
 
+// --- cost / budget / alerts -------------------------------------------------------------------
+void AddCost(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
+  auto* cmd = app.add_subcommand(
+      "cost", "What Engage's work used here and what it would cost on AWS (the cost ledger)");
+  struct O {
+    monitor::CostQuery query;
+    bool json = false;
+  };
+  auto& o = Keep<O>();
+  cmd->add_option("--since", o.query.since, "From this date or UTC time (inclusive)");
+  cmd->add_option("--until", o.query.until, "Up to this date or UTC time (exclusive)");
+  cmd->add_option("--by", o.query.by, "Break down by kind, day, table, pipeline, step or model");
+  cmd->add_flag("--json", o.json, "Print {\"total_usd\", \"local\": {...}, \"rows\": [...]}");
+  OnRun(cmd, action, [&g, &o]() -> Status {
+    ENGAGE_ASSIGN_OR_RETURN(auto application, OpenApp(g));
+    ENGAGE_ASSIGN_OR_RETURN(monitor::CostReport r, application->CostReport(o.query));
+    Emit(o.json, r.ToJson(), [&] { std::fputs(r.ToText().c_str(), stdout); });
+    return Status::Ok();
+  });
+}
+
+void AddBudget(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
+  auto* cmd = app.add_subcommand("budget", "Spending limits on the cost ledger, with alerts");
+  cmd->require_subcommand(1);
+  struct O {
+    monitor::Budget budget;
+    std::string name;
+    bool json = false;
+  };
+  auto& o = Keep<O>();
+  auto* set = cmd->add_subcommand("set", "Add or replace a budget");
+  set->add_option("name", o.budget.name, "The budget's name")->required();
+  set->add_option("--limit-usd", o.budget.limit_usd, "The limit per period, in USD")->required();
+  set->add_option("--period", o.budget.period, "day or month (UTC)");
+  set->add_option("--scope", o.budget.scope, "all, queries, pipeline:NAME or table:NAME");
+  set->add_flag("--hard", o.budget.hard,
+                "Refuse queries whose estimate would cross it and pipelines once crossed (exit 6)");
+  set->add_flag("--json", o.json, "Print the budget as JSON");
+  OnRun(set, action, [&g, &o]() -> Status {
+    ENGAGE_ASSIGN_OR_RETURN(auto application, OpenApp(g));
+    ENGAGE_ASSIGN_OR_RETURN(auto budgets, application->OpenBudgets());
+    ENGAGE_RETURN_IF_ERROR(budgets->Set(o.budget));
+    Emit(o.json, o.budget.ToJson(), [&] {
+      std::printf("budget '%s': %s per %s on %s%s\n", o.budget.name.c_str(),
+                  Usd(o.budget.limit_usd).c_str(), o.budget.period.c_str(), o.budget.scope.c_str(),
+                  o.budget.hard ? " (hard)" : "");
+    });
+    return Status::Ok();
+  });
+  auto* list = cmd->add_subcommand("list", "Budgets with what they spent this period");
+  list->add_flag("--json", o.json, "Print {\"budgets\": [...]}");
+  OnRun(list, action, [&g, &o]() -> Status {
+    ENGAGE_ASSIGN_OR_RETURN(auto application, OpenApp(g));
+    ENGAGE_ASSIGN_OR_RETURN(auto budgets, application->OpenBudgets());
+    ENGAGE_ASSIGN_OR_RETURN(auto statuses, budgets->Statuses());
+    Emit(o.json, monitor::BudgetsJson(statuses),
+         [&] { std::fputs(monitor::BudgetsTable(statuses).c_str(), stdout); });
+    return Status::Ok();
+  });
+  auto* del = cmd->add_subcommand("delete", "Remove a budget");
+  del->add_option("name", o.name, "The budget's name")->required();
+  OnRun(del, action, [&g, &o]() -> Status {
+    ENGAGE_ASSIGN_OR_RETURN(auto application, OpenApp(g));
+    ENGAGE_ASSIGN_OR_RETURN(auto budgets, application->OpenBudgets());
+    ENGAGE_RETURN_IF_ERROR(budgets->Delete(o.name));
+    std::printf("budget '%s' deleted\n", o.name.c_str());
+    return Status::Ok();
+  });
+}
+
+void AddAlerts(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
+  auto* cmd = app.add_subcommand("alerts", "Recorded alerts and how their delivery went");
+  struct O {
+    int64_t limit = 50;
+    bool json = false;
+  };
+  auto& o = Keep<O>();
+  cmd->add_option("-n,--limit", o.limit, "Alerts listed, newest first")
+      ->check(CLI::Range(int64_t{1}, int64_t{100'000}));
+  cmd->add_flag("--json", o.json, "Print {\"alerts\": [...]}");
+  OnRun(cmd, action, [&g, &o]() -> Status {
+    ENGAGE_ASSIGN_OR_RETURN(auto application, OpenApp(g));
+    ENGAGE_ASSIGN_OR_RETURN(auto alerts, application->monitoring().alerts().List(o.limit));
+    Emit(o.json, monitor::AlertsJson(alerts),
+         [&] { std::fputs(monitor::AlertsTable(alerts).c_str(), stdout); });
+    return Status::Ok();
+  });
+}
+
 }  // namespace
 
 void RegisterMonitorCommands(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
   AddCheck(app, g, action);
+  AddCost(app, g, action);
+  AddBudget(app, g, action);
+  AddAlerts(app, g, action);
 }
 
 }  // namespace engage::cli

@@ -76,6 +76,84 @@ Status CheckKeys(const toml::table& t, const std::set<std::string>& allowed,
   return Status::Ok();
 }
 
+// The price sheet: every key a finite, non-negative number (min_bytes_per_query a whole one).
+Status ParsePrices(const toml::table& t, const std::string& where, Prices* prices) {
+  struct Key {
+    const char* name;
+    double Prices::*field;
+  };
+  static const Key kKeys[] = {
+      {"scan_usd_per_tb", &Prices::scan_usd_per_tb},
+      {"state_transition_usd", &Prices::state_transition_usd},
+      {"fargate_vcpu_hour_usd", &Prices::fargate_vcpu_hour_usd},
+      {"fargate_gb_hour_usd", &Prices::fargate_gb_hour_usd},
+      {"fargate_min_seconds", &Prices::fargate_min_seconds},
+      {"lambda_request_usd", &Prices::lambda_request_usd},
+      {"lambda_gb_second_usd", &Prices::lambda_gb_second_usd},
+      {"lambda_memory_gb", &Prices::lambda_memory_gb},
+      {"dynamodb_read_usd", &Prices::dynamodb_read_usd},
+      {"dynamodb_write_usd", &Prices::dynamodb_write_usd},
+      {"s3_gb_month_usd", &Prices::s3_gb_month_usd},
+      {"s3_put_usd", &Prices::s3_put_usd},
+      {"s3_get_usd", &Prices::s3_get_usd},
+  };
+  for (const auto& [k, v] : t) {
+    std::string key(k.str());
+    if (key == "min_bytes_per_query") {
+      auto n = v.value<int64_t>();
+      if (!v.is_integer() || !n || *n < 0) {
+        return InvalidArgumentError(fmt::format(
+            "{}: 'min_bytes_per_query' must be a whole number of bytes, 0 or more", where));
+      }
+      prices->min_bytes_per_query = *n;
+      continue;
+    }
+    const Key* found = nullptr;
+    for (const Key& known : kKeys) {
+      if (key == known.name) found = &known;
+    }
+    if (found == nullptr) {
+      return InvalidArgumentError(fmt::format("{}: unknown key '{}'", where, key));
+    }
+    auto x = v.value<double>();
+    if (!(v.is_number() && x && std::isfinite(*x) && *x >= 0)) {
+      return InvalidArgumentError(
+          fmt::format("{}: '{}' must be a number of USD (or units), 0 or more", where, key));
+    }
+    prices->*(found->field) = *x;
+  }
+  return Status::Ok();
+}
+
+Status ParseAlerts(const toml::table& t, const std::string& where, AlertsConfig* alerts) {
+  for (const auto& [k, v] : t) {
+    std::string key(k.str());
+    if (key == "webhook_url" || key == "command") {
+      if (!v.is_string())
+        return InvalidArgumentError(fmt::format("{}: '{}' must be a string", where, key));
+      (key == "command" ? alerts->command : alerts->webhook_url) = *v.value<std::string>();
+    } else if (key == "max_attempts" || key == "timeout_seconds") {
+      auto n = v.value<int64_t>();
+      int64_t hi = key == "max_attempts" ? 10 : 60;
+      if (!v.is_integer() || !n || *n < 1 || *n > hi) {
+        return InvalidArgumentError(
+            fmt::format("{}: '{}' must be a whole number from 1 to {}", where, key, hi));
+      }
+      (key == "max_attempts" ? alerts->max_attempts : alerts->timeout_seconds) = *n;
+    } else {
+      return InvalidArgumentError(fmt::format("{}: unknown key '{}'", where, key));
+    }
+  }
+  const std::string& url = alerts->webhook_url;
+  if (!url.empty() && url.rfind("http://", 0) != 0) {
+    return InvalidArgumentError(fmt::format(
+        "{}: 'webhook_url' must start with http:// (got '{}'); for HTTPS, run a local relay or use "
+        "'command' with curl",
+        where, url));
+  }
+  return Status::Ok();
+}
+
 Result<ColumnSpec> ParseColumn(const toml::table& t, const std::string& where) {
   ENGAGE_RETURN_IF_ERROR(CheckKeys(t,
                                    {"name", "type", "required", "source", "expr", "min", "max",
@@ -640,7 +718,7 @@ Result<Config> Config::Parse(std::string_view text, std::string_view origin) {
   }
   std::string o(origin);
   ENGAGE_RETURN_IF_ERROR(
-      CheckKeys(root, {"tables", "prices", "query", "flow", "engagement", "models"}, o));
+      CheckKeys(root, {"tables", "prices", "alerts", "query", "flow", "engagement", "models"}, o));
   Config cfg;
   if (const toml::table* m = root["models"].as_table()) {
     std::string w = o + " [models]";
@@ -673,16 +751,14 @@ Result<Config> Config::Parse(std::string_view text, std::string_view origin) {
     ENGAGE_RETURN_IF_ERROR(ParseFlow(*f, o, &cfg.flow));
   }
   if (const toml::table* p = root["prices"].as_table()) {
-    ENGAGE_RETURN_IF_ERROR(
-        CheckKeys(*p, {"scan_usd_per_tb", "min_bytes_per_query"}, o + " [prices]"));
-    cfg.prices.scan_usd_per_tb = Get<double>(*p, "scan_usd_per_tb").value_or(5.0);
-    cfg.prices.min_bytes_per_query =
-        Get<int64_t>(*p, "min_bytes_per_query").value_or(cfg.prices.min_bytes_per_query);
-    if (!(cfg.prices.scan_usd_per_tb >= 0) || cfg.prices.min_bytes_per_query < 0) {
-      return InvalidArgumentError(fmt::format(
-          "{} [prices] scan_usd_per_tb and min_bytes_per_query must not be negative, got {} and {}",
-          o, cfg.prices.scan_usd_per_tb, cfg.prices.min_bytes_per_query));
-    }
+    ENGAGE_RETURN_IF_ERROR(ParsePrices(*p, o + " [prices]", &cfg.prices));
+  } else if (root.contains("prices")) {
+    return InvalidArgumentError(o + ": [prices] must be a table");
+  }
+  if (const toml::table* a = root["alerts"].as_table()) {
+    ENGAGE_RETURN_IF_ERROR(ParseAlerts(*a, o + " [alerts]", &cfg.alerts));
+  } else if (root.contains("alerts")) {
+    return InvalidArgumentError(o + ": [alerts] must be a table");
   }
   if (const toml::table* q = root["query"].as_table()) {
     ENGAGE_RETURN_IF_ERROR(
@@ -791,10 +867,30 @@ std::string DefaultConfigToml() {
   return R"(# Engage configuration. Edit and re-run commands; `engage tables` shows the result.
 
 [prices]
+# What the same work would cost on AWS (us-east-1 list prices; docs/monitor.md gives sources).
+# `engage cost` reports the ledger priced with these.
 # Query scans are priced like Amazon Athena: USD per TB (2^40 bytes) scanned,
 # each query billed at least min_bytes_per_query, rounded up to a whole MB.
 scan_usd_per_tb = 5.0
 min_bytes_per_query = 10000000
+state_transition_usd = 0.000025      # Step Functions standard workflows
+fargate_vcpu_hour_usd = 0.04048      # training and scoring run as Fargate tasks
+fargate_gb_hour_usd = 0.004445
+fargate_min_seconds = 60
+lambda_request_usd = 0.0000002       # other steps and server requests run as Lambda functions
+lambda_gb_second_usd = 0.0000166667
+lambda_memory_gb = 1.0
+dynamodb_read_usd = 0.000000125      # prediction lookups (on-demand read request unit)
+dynamodb_write_usd = 0.000000625     # published predictions (on-demand write request unit)
+s3_gb_month_usd = 0.023              # the lake's storage (S3 Standard)
+s3_put_usd = 0.000005
+s3_get_usd = 0.0000004
+
+# [alerts]
+# Alerts (budgets, failed checks, drift, model health, failed executions) are recorded
+# (`engage alerts`) and delivered to each channel set here:
+# webhook_url = "http://127.0.0.1:9000/alerts"   # POST of the alert's JSON
+# command = "logger -t engage"                    # run with the alert's JSON on stdin
 
 [query]
 # Refuse a query whose estimated scan exceeds this many bytes (0 = no cutoff).

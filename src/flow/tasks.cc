@@ -297,7 +297,9 @@ std::variant<Json, TaskError> TaskRegistry::Run(const TaskRequest& req) {
         if (!s.ok()) return failed(s);
       }
     }
-    Result<Json> r = Caught([&] { return st.fn(params); }, name);
+    Result<Json> r =
+        wrapper_ ? Caught([&] { return wrapper_(req, name, [&] { return st.fn(params); }); }, name)
+                 : Caught([&] { return st.fn(params); }, name);
     if (!r.ok()) return failed(r.status());
     return std::move(r).value();
   };

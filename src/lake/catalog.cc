@@ -70,6 +70,30 @@ CREATE TABLE IF NOT EXISTS query_history (
   cost_usd REAL NOT NULL,
   source TEXT NOT NULL
 );
+-- The cost ledger (see LedgerEntry in catalog.h).
+CREATE TABLE IF NOT EXISTS cost_ledger (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  at TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  name TEXT NOT NULL,
+  id TEXT NOT NULL,
+  parent TEXT NOT NULL,
+  execution_id TEXT NOT NULL,
+  pipeline TEXT NOT NULL,
+  step TEXT NOT NULL,
+  model TEXT NOT NULL,
+  tables TEXT NOT NULL,
+  cpu_seconds REAL NOT NULL,
+  wall_seconds REAL NOT NULL,
+  bytes_read INTEGER NOT NULL,
+  bytes_written INTEGER NOT NULL,
+  peak_memory_bytes INTEGER NOT NULL,
+  cloud_usd REAL NOT NULL,
+  detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cost_ledger_by_time ON cost_ledger(at);
+CREATE INDEX IF NOT EXISTS cost_ledger_by_execution ON cost_ledger(execution_id);
+CREATE INDEX IF NOT EXISTS cost_ledger_by_id ON cost_ledger(id);
 -- The file set's generation: bumped in the same transaction as every change to lake_files, by
 -- whatever makes it (ingest, compaction, retention, a hand-written DELETE), so a reader that
 -- saw generation g and sees g again knows the file set is unchanged. Readers in other processes
@@ -427,6 +451,45 @@ Status Catalog::RecordQuery(const QueryRecord& q) {
   st.Bind(1, q.at).Bind(2, q.sql).Bind(3, q.status).Bind(4, q.error).Bind(5, q.bytes_scanned);
   st.Bind(6, q.estimated_bytes).Bind(7, q.partitions_scanned).Bind(8, q.rows);
   st.Bind(9, q.elapsed_ms).Bind(10, q.cost_usd).Bind(11, q.source);
+  Status s = st.Run();
+  st.Reset();
+  return s;
+}
+
+Json LedgerEntry::ToJson() const {
+  Json j{{"at", at},
+         {"kind", kind},
+         {"name", name},
+         {"id", id},
+         {"parent", parent},
+         {"execution_id", execution_id},
+         {"pipeline", pipeline},
+         {"step", step},
+         {"model", model},
+         {"tables", tables},
+         {"cloud_usd", cloud_usd},
+         {"detail", detail}};
+  j.update(usage.ToJson());
+  return j;
+}
+
+Status Catalog::RecordCost(const LedgerEntry& e) {
+  if (!record_cost_stmt_) {
+    ENGAGE_ASSIGN_OR_RETURN(
+        auto prepared,
+        db_.Prepare("INSERT INTO cost_ledger(at, kind, name, id, parent, execution_id, pipeline, "
+                    "step, model, tables, cpu_seconds, wall_seconds, bytes_read, bytes_written, "
+                    "peak_memory_bytes, cloud_usd, detail) VALUES "
+                    "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+    record_cost_stmt_ = std::make_unique<SqliteStmt>(std::move(prepared));
+  }
+  SqliteStmt& st = *record_cost_stmt_;
+  st.Reset();
+  st.Bind(1, e.at).Bind(2, e.kind).Bind(3, e.name).Bind(4, e.id).Bind(5, e.parent);
+  st.Bind(6, e.execution_id).Bind(7, e.pipeline).Bind(8, e.step).Bind(9, e.model);
+  st.Bind(10, e.tables).Bind(11, e.usage.cpu_seconds).Bind(12, e.usage.wall_seconds);
+  st.Bind(13, e.usage.bytes_read).Bind(14, e.usage.bytes_written);
+  st.Bind(15, e.usage.peak_memory_bytes).Bind(16, e.cloud_usd).Bind(17, DumpJson(e.detail));
   Status s = st.Run();
   st.Reset();
   return s;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "engage/app/app.h"
+#include "engage/app/monitoring.h"
 #include "engage/features/features.h"
 #include "engage/flow/registry.h"
 #include "engage/flow/store.h"
@@ -28,6 +29,7 @@
 #include "engage/ml/registry.h"
 #include "engage/ml/scoring.h"
 #include "engage/ml/xgb.h"
+#include "engage/monitor/cost.h"
 #include "engage/serve/ab.h"
 #include "engage/serve/machines.h"
 #include "engage/serve/store.h"
@@ -240,8 +242,23 @@ struct Route {
   std::unique_ptr<RouteMetrics> metrics = std::make_unique<RouteMetrics>();
 };
 
+// The server's requests as cost ledger entries: counted as they are served and written as one
+// "requests" entry (priced as Lambda invocations and DynamoDB reads) once a minute and when the
+// server stops, so that serving costs one SQLite insert a minute, not one per request.
+struct RequestLedger {
+  static constexpr int64_t kFlushMicros = 60 * 1000 * 1000;
+  std::atomic<int64_t> requests{0};
+  std::atomic<int64_t> micros{0};
+  std::atomic<int64_t> reads{0};  // predictions looked up (DynamoDB read units)
+  std::atomic<int64_t> last_flush{0};
+  std::mutex flush_mu;
+};
+
 struct Api::Impl {
   app::App* app = nullptr;
+  RequestLedger request_ledger;
+  void CountRequest(int64_t micros);
+  void FlushRequests();
   HomePaths home;
   ApiOptions options;
   const Clock* clock = nullptr;
@@ -612,12 +629,18 @@ Status Api::Impl::GetExecution(Call& c, bool history) {
                                              c.principal->key_id, actions::kExecutionsGet,
                                              r.state_machine));
   }
+  ENGAGE_ASSIGN_OR_RETURN(monitor::ExecutionCost cost, app::ExecutionCostOf(app->home(), r.id));
   if (!history) {
-    ExecutionBody(c.res, r.ToJson(), 200);
+    Json j = r.ToJson();
+    j["cost"] = cost.ToJson();
+    ExecutionBody(c.res, j, 200);
     return Status::Ok();
   }
   ENGAGE_ASSIGN_OR_RETURN(auto events, executions->History(r.id));
-  ExecutionBody(c.res, Json{{"execution", r.name}, {"events", flow::HistoryJson(events)}}, 200);
+  ExecutionBody(
+      c.res,
+      Json{{"execution", r.name}, {"events", flow::HistoryJson(events)}, {"cost", cost.ToJson()}},
+      200);
   return Status::Ok();
 }
 
@@ -750,6 +773,7 @@ Status Api::Impl::GetPrediction(Call& c) {
     }
   }
   c.res.body.clear();
+  request_ledger.reads.fetch_add(1, std::memory_order_relaxed);
   ENGAGE_ASSIGN_OR_RETURN(bool found, AppendServed(*snap, c.params[0], version, &c.res.body));
   if (!found) {
     return NotFoundError(fmt::format("no prediction for customer '{}' in {} version {}",
@@ -778,6 +802,7 @@ Status Api::Impl::BatchGet(Call& c) {
     }
     version = body["version"].get<int64_t>();
   }
+  request_ledger.reads.fetch_add(static_cast<int64_t>(ids.size()), std::memory_order_relaxed);
   std::string& out = c.res.body;
   out = "{\"predictions\":[";
   std::string missing;
@@ -1250,6 +1275,7 @@ void Api::Impl::BuildOpenApi() {
 
 Api::Api(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Api::~Api() {
+  if (impl_ && impl_->app) impl_->FlushRequests();
   if (impl_ && impl_->audit) (void)impl_->audit->Flush();
   if (impl_ && impl_->exposures) (void)impl_->exposures->Flush();
 }
@@ -1391,7 +1417,45 @@ void Api::Handle(const HttpRequest& req, HttpResponse& res) {
     }
   }
   if (!outcome.ok()) Error(res, outcome);
-  r->metrics->Record(res.status, s.clock->MonotonicMicros() - t0);
+  const int64_t micros = s.clock->MonotonicMicros() - t0;
+  r->metrics->Record(res.status, micros);
+  s.CountRequest(micros);
+}
+
+void Api::Impl::CountRequest(int64_t micros) {
+  RequestLedger& l = request_ledger;
+  l.requests.fetch_add(1, std::memory_order_relaxed);
+  l.micros.fetch_add(micros, std::memory_order_relaxed);
+  const int64_t now = clock->MonotonicMicros();
+  int64_t last = l.last_flush.load(std::memory_order_relaxed);
+  if (last == 0) {
+    l.last_flush.compare_exchange_strong(last, now);
+  } else if (now - last >= RequestLedger::kFlushMicros &&
+             l.last_flush.compare_exchange_strong(last, now)) {
+    FlushRequests();  // one thread a minute
+  }
+}
+
+void Api::Impl::FlushRequests() {
+  RequestLedger& l = request_ledger;
+  std::lock_guard lock(l.flush_mu);
+  const int64_t requests = l.requests.exchange(0);
+  const int64_t micros = l.micros.exchange(0);
+  const int64_t reads = l.reads.exchange(0);
+  if (requests == 0) return;
+  const Config& config = app->config();
+  lake::LedgerEntry e;
+  e.kind = "requests";
+  e.name = "http";
+  e.usage.wall_seconds = static_cast<double>(micros) / 1e6;
+  Json lambda, dynamo;
+  e.cloud_usd = monitor::LambdaUsd(config.prices, requests, e.usage.wall_seconds, &lambda) +
+                monitor::DynamoUsd(config.prices, reads, 0, &dynamo);
+  e.detail = Json{{"service", "lambda+dynamodb"},
+                  {"requests", requests},
+                  {"lambda", std::move(lambda)},
+                  {"dynamodb", std::move(dynamo)}};
+  app->monitoring().Record(config, std::move(e));
 }
 
 std::string Api::MetricsText() const { return impl_->Metrics(); }

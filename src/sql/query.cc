@@ -1042,7 +1042,9 @@ Result<QueryEngine::Resolution> QueryEngine::ResolveScans(const std::string& sql
 }
 
 void QueryEngine::Record(const QueryRequest& req, const std::string& status,
-                         const std::string& error, const QueryResult* r) {
+                         const std::string& error, const QueryResult* r, const UsageSample* start) {
+  // Measured before anything is recorded: the records' own writes are not the query's.
+  const UsageSample end = start != nullptr ? UsageSample::Now() : UsageSample{};
   lake::QueryRecord q;
   q.at = lake_.NowIso();
   q.sql = req.sql;
@@ -1059,6 +1061,37 @@ void QueryEngine::Record(const QueryRequest& req, const std::string& status,
   }
   Status s = catalog_.RecordQuery(q);
   if (!s.ok()) spdlog::warn("could not record query history: {}", s.ToString());
+  if (start == nullptr || r == nullptr) return;
+  const CostContext& context = CurrentCostContext();
+  lake::LedgerEntry e;
+  e.at = q.at;
+  e.kind = "query";
+  e.name = req.source;
+  e.parent = context.parent;
+  e.execution_id = context.execution_id;
+  e.pipeline = context.pipeline;
+  e.step = context.step;
+  e.model = context.model;
+  for (const std::string& t : r->tables) e.tables += (e.tables.empty() ? "" : ",") + t;
+  e.usage.peak_memory_bytes = PeakMemoryBytes();
+  e.usage.cpu_seconds = std::max(0.0, end.cpu_seconds - start->cpu_seconds);
+  e.usage.wall_seconds = r->elapsed_ms / 1000.0;
+  e.usage.bytes_read = r->bytes_scanned;
+  e.usage.bytes_written = std::max<int64_t>(0, end.bytes_written - start->bytes_written);
+  e.cloud_usd = r->cost_usd;
+  const Prices& prices = lake_.config().prices;
+  e.detail = Json{{"service", "athena"},
+                  {"bytes_scanned", r->bytes_scanned},
+                  {"usd_per_tb", prices.scan_usd_per_tb},
+                  {"min_bytes", prices.min_bytes_per_query}};
+  s = catalog_.RecordCost(e);
+  if (!s.ok()) spdlog::warn("could not record the query's cost: {}", s.ToString());
+  if (hooks_.recorded) hooks_.recorded(e);
+}
+
+void QueryEngine::SetHooks(QueryHooks hooks) {
+  std::lock_guard lock(mu_);
+  hooks_ = std::move(hooks);
 }
 
 // Exactly one statement, and it must read only. DuckDB's parse tree serializer accepts only
@@ -1153,6 +1186,7 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
   std::lock_guard lock(mu_);
   const Clock& clock = lake_.clock();
   int64_t t0 = clock.MonotonicMicros();
+  const UsageSample start = UsageSample::Now();
   auto fail = [&](Status s) -> Status {
     Record(req,
            s.code() == StatusCode::kResourceExhausted ||
@@ -1250,6 +1284,9 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
         "filter on dt to read fewer partitions or raise --max-scan-bytes",
         result.estimated_bytes, result.partitions_scanned, cutoff)));
   }
+  if (hooks_.admit) {
+    if (Status admitted = hooks_.admit(result, req); !admitted.ok()) return fail(admitted);
+  }
   if (req.dry_run) {
     result.elapsed_ms = static_cast<double>(clock.MonotonicMicros() - t0) / 1000.0;
     Record(req, "dry_run", "", &result);
@@ -1302,7 +1339,7 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
   result.row_count = rows;
   result.cost_usd = CostUsd(prices, result.bytes_scanned);
   result.elapsed_ms = static_cast<double>(clock.MonotonicMicros() - t0) / 1000.0;
-  Record(req, "ok", "", &result);
+  Record(req, "ok", "", &result, &start);
   spdlog::debug("query: recorded in {} us", clock.MonotonicMicros() - t0);
   return result;
 }
@@ -1340,10 +1377,35 @@ Result<DuckResult> QueryEngine::MeteredQuery(DuckConn& conn, const std::string& 
   return r;
 }
 
+namespace {
+
+// The lake tables Engage-written SQL names (as whole words, any case): what a trusted query reads,
+// for the ledger (its plan is not resolved).
+std::set<std::string> NamedTables(const std::string& sql,
+                                  const std::map<std::string, std::vector<std::string>>& tables) {
+  std::string lower = sql;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  auto word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
+  std::set<std::string> out;
+  for (const auto& [table, files] : tables) {
+    for (size_t at = lower.find(table); at != std::string::npos; at = lower.find(table, at + 1)) {
+      size_t end = at + table.size();
+      if ((at == 0 || !word(lower[at - 1])) && (end >= lower.size() || !word(lower[end]))) {
+        out.insert(table);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<DuckResult> QueryEngine::RunTrusted(const std::string& sql, const std::string& source) {
   std::lock_guard lock(mu_);
   const Clock& clock = lake_.clock();
   int64_t t0 = clock.MonotonicMicros();
+  const UsageSample start = UsageSample::Now();
   QueryRequest req;
   req.sql = sql;
   req.source = source;
@@ -1361,7 +1423,8 @@ Result<DuckResult> QueryEngine::RunTrusted(const std::string& sql, const std::st
   meter.row_count = r->RowCount();
   meter.cost_usd = CostUsd(lake_.config().prices, meter.bytes_scanned);
   meter.elapsed_ms = static_cast<double>(clock.MonotonicMicros() - t0) / 1000.0;
-  Record(req, "ok", "", &meter);
+  meter.tables = NamedTables(sql, table_files_);
+  Record(req, "ok", "", &meter, &start);
   return r;
 }
 

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "engage/app/executions.h"
+#include "engage/app/monitoring.h"
 #include "engage/app/read_side.h"
 #include "engage/app/serving.h"
 #include "engage/core/clock.h"
@@ -37,6 +38,7 @@
 #include "engage/lake/lake.h"
 #include "engage/ml/engagement.h"
 #include "engage/ml/registry.h"
+#include "engage/ml/scoring.h"
 #include "engage/ml/table_train.h"
 #include "engage/monitor/checks.h"
 #include "engage/serve/ab.h"
@@ -97,6 +99,8 @@ class App {
   ExecutionRunner& executions() { return *runner_; }
   // The serving store (the published predictions), shared by every thread.
   Serving& serving() { return *serving_; }
+  // The cost ledger, budgets and alerts (see monitoring.h).
+  Monitoring& monitoring() { return *monitoring_; }
 
   // A writer handle on the lake: takes the writer lock (waiting for another writer) and runs
   // recovery; released when the handle goes.
@@ -133,6 +137,11 @@ class App {
   // The newest `limit` check runs, newest first.
   Result<std::vector<monitor::CheckRun>> CheckHistory(int64_t limit);
 
+  // The cost ledger's report; the lake's storage is sampled into the ledger first.
+  Result<monitor::CostReport> CostReport(const monitor::CostQuery& query);
+  // The home's budgets.
+  Result<std::unique_ptr<monitor::Budgets>> OpenBudgets();
+
   // Data-quality checks on the events before training: the built-in ones (events present,
   // qualifying events, enough history, volume, rejects) and those declared on the events table
   // (recorded like `engage check`'s): {"passed", "checks": [...], ...}.
@@ -148,12 +157,22 @@ class App {
   App() = default;
   HomePaths home_;
   const Clock* clock_ = nullptr;
+  std::shared_ptr<Monitoring> monitoring_;  // outlives what it is handed to
   std::unique_ptr<lake::Lake> lake_;
   std::shared_ptr<ReadSides> reads_;
   std::unique_ptr<ml::ModelRegistry> registry_;
   std::unique_ptr<ExecutionRunner> runner_;
   std::unique_ptr<Serving> serving_;
 };
+
+// Publishes (PublishModels) and records it in the cost ledger when `monitoring` is set.
+Result<serve::PublishReport> PublishRecorded(Monitoring* monitoring, lake::Lake& lake,
+                                             const std::vector<std::string>& refs, int keep,
+                                             const Clock& clock);
+// Scores (ml::ScoreAll) and records the scoring run in the cost ledger when `monitoring` is set.
+Result<ml::ScoreReport> ScoreRecorded(Monitoring* monitoring, lake::Lake& lake,
+                                      sql::QueryEngine& engine, ml::ModelRegistry& registry,
+                                      const ml::ScoreOptions& options);
 
 // Publishes with an already open lake (what App::Publish and the engage:publish step share).
 Result<serve::PublishReport> PublishModels(lake::Lake& lake, const std::vector<std::string>& refs,
@@ -166,6 +185,8 @@ Result<EngagementTraining> TrainEngagementModel(sql::QueryEngine& engine,
                                                 const ml::EngagementTrainOptions& options);
 
 // Data-quality checks with components already open.
-Result<Json> RunQualityChecks(lake::Lake& lake, sql::QueryEngine& engine);
+// With `monitoring`, a failed run raises a "check" alert.
+Result<Json> RunQualityChecks(lake::Lake& lake, sql::QueryEngine& engine,
+                              Monitoring* monitoring = nullptr);
 
 }  // namespace engage::app

@@ -19,6 +19,8 @@
 // Thread-safety: every method may be called from any thread.
 #pragma once
 
+#include <signal.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <functional>
@@ -86,6 +88,21 @@ struct ExecutionOutcome {
 };
 
 class ExecutionRunner;
+class Monitoring;
+
+// Blocks SIGINT and SIGTERM in the calling thread, and so in the threads it starts, for its
+// lifetime. A command that runs an execution in the foreground opens the App (whose query engine
+// starts threads) under it, so that only RunInForeground's own thread takes those signals.
+class BlockStopSignals {
+ public:
+  BlockStopSignals();
+  ~BlockStopSignals();
+  BlockStopSignals(const BlockStopSignals&) = delete;
+  BlockStopSignals& operator=(const BlockStopSignals&) = delete;
+
+ private:
+  sigset_t previous_;
+};
 
 // Starts an execution with `start` (which calls runner.Start or StartRedrive) and waits for it,
 // for a command in the foreground: SIGINT and SIGTERM stop it cleanly (it ends ABORTED, recorded)
@@ -98,7 +115,10 @@ class ExecutionRunner {
  public:
   // `reads` (optional): the process's query engine, for the steps' queries; without it each step
   // opens its own.
-  explicit ExecutionRunner(HomePaths home, std::shared_ptr<ReadSides> reads = nullptr);
+  // `monitoring` (optional): each step and execution goes into the cost ledger, failed executions
+  // raise alerts, and a crossed hard budget refuses to start an execution.
+  explicit ExecutionRunner(HomePaths home, std::shared_ptr<ReadSides> reads = nullptr,
+                           std::shared_ptr<Monitoring> monitoring = nullptr);
   // Aborts whatever still runs and joins every thread.
   ~ExecutionRunner();
   ExecutionRunner(const ExecutionRunner&) = delete;
@@ -152,6 +172,7 @@ class ExecutionRunner {
 
   HomePaths home_;
   std::shared_ptr<ReadSides> reads_;
+  std::shared_ptr<Monitoring> monitoring_;
   mutable std::mutex mu_;
   std::condition_variable changed_;
   std::map<std::string, std::shared_ptr<Run>> runs_;  // by execution id

@@ -32,6 +32,8 @@
 
 namespace engage::app {
 
+class Monitoring;
+
 class ReadSide {
  public:
   const Config& config() const { return lake_->config(); }
@@ -48,12 +50,17 @@ class ReadSides {
  public:
   // Opens the first read side: kNotFound (with a hint to run `engage init`) without a home.
   // `threads`: DuckDB threads of the engine, 0 = all cores.
+  // `monitoring` (optional) is installed on every engine opened (budgets, alerts).
   static Result<std::shared_ptr<ReadSides>> Open(const HomePaths& home, const Clock& clock,
-                                                 int threads);
+                                                 int threads,
+                                                 std::shared_ptr<Monitoring> monitoring = nullptr);
 
   // The current read side, reopened first if engage.toml changed since it was opened. When the
   // edited config does not load, the previous read side stays current (a warning is logged).
   Result<std::shared_ptr<ReadSide>> Current();
+
+  // What the engines are monitored with (null: nothing is).
+  Monitoring* monitoring() const { return monitoring_.get(); }
 
   // How many read sides were opened (tests).
   int64_t opens() const;
@@ -65,14 +72,18 @@ class ReadSides {
     int64_t mtime_ns = -1;
     bool operator==(const Stamp&) const = default;
   };
-  ReadSides(HomePaths home, const Clock& clock, int threads)
-      : home_(std::move(home)), clock_(clock), threads_(threads) {}
+  ReadSides(HomePaths home, const Clock& clock, int threads, std::shared_ptr<Monitoring> monitoring)
+      : home_(std::move(home)),
+        clock_(clock),
+        threads_(threads),
+        monitoring_(std::move(monitoring)) {}
   Stamp ConfigStamp() const;
   Result<std::shared_ptr<ReadSide>> OpenSide() const;
 
   const HomePaths home_;
   const Clock& clock_;
   const int threads_;
+  const std::shared_ptr<Monitoring> monitoring_;
   mutable std::mutex mu_;
   std::shared_ptr<ReadSide> current_;  // guarded by mu_
   Stamp stamp_;                        // of engage.toml when current_ was opened; guarded by mu_

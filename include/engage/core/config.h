@@ -95,9 +95,33 @@ struct TableSpec {
   const ColumnSpec* FindColumn(const std::string& col) const;
 };
 
+// [prices]: what the same work would cost on the AWS stack Engage replaces. Defaults are AWS list
+// prices for us-east-1 (docs/monitor.md gives each one's source); the cost ledger prices every
+// query, step, execution, training and scoring run, publish, server request batch and the lake's
+// storage with them.
 struct Prices {
-  double scan_usd_per_tb = 5.0;                      // Athena list price
+  double scan_usd_per_tb = 5.0;                      // Athena, per TB scanned
   int64_t min_bytes_per_query = 10LL * 1000 * 1000;  // Athena bills at least 10 MB
+  double state_transition_usd = 0.000025;            // Step Functions standard, per transition
+  double fargate_vcpu_hour_usd = 0.04048;            // Fargate Linux/x86, per vCPU-hour
+  double fargate_gb_hour_usd = 0.004445;             // Fargate, per GB-hour
+  double fargate_min_seconds = 60;                   // Fargate bills at least a minute
+  double lambda_request_usd = 0.0000002;             // Lambda, per request
+  double lambda_gb_second_usd = 0.0000166667;        // Lambda x86, per GB-second
+  double lambda_memory_gb = 1.0;                     // the functions' configured memory
+  double dynamodb_read_usd = 0.000000125;            // on-demand, per read request unit
+  double dynamodb_write_usd = 0.000000625;           // on-demand, per write request unit
+  double s3_gb_month_usd = 0.023;                    // S3 Standard storage, per GB-month
+  double s3_put_usd = 0.000005;                      // S3 PUT/COPY/POST/LIST, per request
+  double s3_get_usd = 0.0000004;                     // S3 GET, per request
+};
+
+// [alerts]: where alerts are delivered (besides being recorded in meta.db).
+struct AlertsConfig {
+  std::string webhook_url;      // "http://host:port/path": POST of the alert's JSON
+  std::string command;          // run by /bin/sh -c with the alert's JSON on stdin
+  int64_t max_attempts = 4;     // per channel, with backoff between them
+  int64_t timeout_seconds = 5;  // per attempt
 };
 
 struct QueryLimits {
@@ -193,6 +217,7 @@ struct Config {
   EngagementConfig engagement;
   ModelsConfig models;
   Prices prices;
+  AlertsConfig alerts;
   QueryLimits query;
   FlowConfig flow;
 

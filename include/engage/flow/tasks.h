@@ -52,6 +52,10 @@ using StepFn = std::function<Result<Json>(const Json& parameters)>;
 // it runs). An empty list means the step checks itself, through TaskRegistry::Authorize (e.g.
 // engage:query, whose tables are known only once the query is bound). An error fails the Task.
 using StepResourcesFn = std::function<Result<std::vector<std::string>>(const Json& parameters)>;
+// Runs an Engage step for a Task (`run`), e.g. measuring what it used: set with
+// TaskRegistry::SetStepWrapper; it must call `run` once and return its result.
+using StepWrapper = std::function<Result<Json>(const TaskRequest& request, const std::string& step,
+                                               const std::function<Result<Json>()>& run)>;
 // Decides one action on one resource: OK to allow, else an error whose message says what was
 // refused (never a server path).
 using TaskAuthorizer = std::function<Status(std::string_view action, const std::string& resource)>;
@@ -67,6 +71,9 @@ class TaskRegistry final : public TaskRunner {
   // Without `resources`, the step is checked on resource "*".
   void RegisterStep(const std::string& name, StepFn fn, std::string description,
                     StepResourcesFn resources = nullptr);
+
+  // Every Engage step runs through `wrapper` from now on.
+  void SetStepWrapper(StepWrapper wrapper) { wrapper_ = std::move(wrapper); }
 
   // Checks every Task from now on (see Roles above). Unset: everything may run.
   void SetAuthorizer(TaskAuthorizer authorizer);
@@ -119,6 +126,7 @@ class TaskRegistry final : public TaskRunner {
   };
   std::map<std::string, Step> steps_;
   TaskAuthorizer authorizer_;
+  StepWrapper wrapper_;
   std::map<std::string, std::vector<MockAnswer>> mocks_;
   std::mutex mu_;
   std::map<std::string, int64_t> invocations_;

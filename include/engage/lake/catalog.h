@@ -18,6 +18,7 @@
 #include "engage/core/json.h"
 #include "engage/core/sqlite.h"
 #include "engage/core/status.h"
+#include "engage/core/usage.h"
 
 namespace engage::lake {
 
@@ -85,6 +86,26 @@ struct QueryRecord {
   Json ToJson() const;  // every field, under its own name
 };
 
+// One row of the cost ledger (meta.db's cost_ledger): a piece of work Engage did, what it used
+// on this machine and what the same work would cost on the cloud stack it replaces. Written by
+// the query engine (every query that ran) and by the monitor component (steps, executions,
+// training and scoring runs, publishes, server request batches, storage).
+struct LedgerEntry {
+  std::string at;  // ISO-8601 UTC, when the work ended
+  std::string
+      kind;  // query, step, execution, training, scoring, publish, requests, ingest, storage
+  std::string name;    // what it was: the query's source, the step, the pipeline, the model...
+  std::string id;      // this entry's scope id (work nested in it names it as parent), or ""
+  std::string parent;  // the scope it ran in ("" = top level)
+  std::string execution_id, pipeline, step, model;
+  std::string tables;  // lake tables it read or wrote, comma-separated
+  Usage usage;
+  double cloud_usd = 0;
+  Json detail = Json::object();  // how it was priced (service, units)
+  // Every field under its own name, usage fields flattened.
+  Json ToJson() const;
+};
+
 // Query records as a table (at, status, scanned, cost, ms, sql) and their total cost.
 std::string QueryHistoryTable(const std::vector<QueryRecord>& records);
 // {"queries": [...], "total_cost_usd"}
@@ -131,6 +152,8 @@ class Catalog {
   Result<std::vector<Json>> Log(const std::string& kind, int64_t limit);
 
   Status RecordQuery(const QueryRecord& q);
+  // Appends to the cost ledger.
+  Status RecordCost(const LedgerEntry& e);
   Result<std::vector<QueryRecord>> QueryHistory(int64_t limit);
 
   SqliteDb& db() { return db_; }
@@ -142,6 +165,7 @@ class Catalog {
   // Prepared once, finalized before db_ closes.
   std::unique_ptr<SqliteStmt> generation_stmt_;
   std::unique_ptr<SqliteStmt> record_query_stmt_;
+  std::unique_ptr<SqliteStmt> record_cost_stmt_;
 };
 
 }  // namespace engage::lake

@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "engage/core/json.h"
+#include "engage/core/usage.h"
 #include "engage/lake/duck.h"
 #include "engage/lake/lake.h"
 
@@ -128,6 +129,17 @@ struct DerivedView {
 // written when the id was stored as text read the same as newer ones).
 std::vector<DerivedView> DerivedViews(const Config& config);
 
+// Hooks an application installs on its engines (QueryEngine::SetHooks).
+struct QueryHooks {
+  // Called for a user query (Run), dry run or not, once its scan estimate and cost are known and
+  // before it runs; an error refuses it and is returned as is (e.g. a hard budget the estimate
+  // would cross: kResourceExhausted).
+  std::function<Status(const QueryResult& planned, const QueryRequest& req)> admit;
+  // Called after the engine adds a query that ran to the cost ledger (on the querying thread,
+  // with the engine's lock held: it must not query this engine).
+  std::function<void(const lake::LedgerEntry& entry)> recorded;
+};
+
 class QueryEngine {
  public:
   // Builds the sandboxed DuckDB with the lake's views. `threads` 0 = all cores. The engine keeps
@@ -148,6 +160,9 @@ class QueryEngine {
   // metered and recorded in the history under `source` like any other. kInvalidArgument for SQL
   // errors.
   Result<lake::DuckResult> RunTrusted(const std::string& sql, const std::string& source);
+
+  // Replaces the hooks (none by default).
+  void SetHooks(QueryHooks hooks);
 
   // The lake whose config, clock and paths the engine uses. Not its catalog from other threads:
   // a Lake's catalog connection belongs to one thread (use CatalogFiles).
@@ -212,8 +227,10 @@ class QueryEngine {
   Result<lake::DuckResult> MeteredQuery(lake::DuckConn& conn, const std::string& sql,
                                         int64_t* bytes_scanned, const QueryRequest* req = nullptr,
                                         int64_t max_read_bytes = 0);
+  // Adds the query to the history and, when it ran (`start`: the process's counters when it
+  // began), to the cost ledger with the calling thread's CostContext.
   void Record(const QueryRequest& req, const std::string& status, const std::string& error,
-              const QueryResult* r);
+              const QueryResult* r, const UsageSample* start = nullptr);
 
   class Watchdog;  // stops a running query (query.cc)
 
@@ -245,6 +262,7 @@ class QueryEngine {
   std::map<std::string, FileInfo, std::less<>> files_;  // absolute path -> catalogued file
   int io_fd_ = -1;  // /proc/self/io, kept open: the process's read counter, read before and after
   std::unique_ptr<Watchdog> watchdog_;  // one thread for the engine's queries, started once
+  QueryHooks hooks_;
 };
 
 // Bytes this process has read through read(2)/pread(2) so far (rchar of /proc/self/io).
