@@ -316,6 +316,13 @@ Result<std::vector<monitor::CheckRun>> App::CheckHistory(int64_t limit) {
   return store->History(limit);
 }
 
+Result<ml::HealthReport> App::ModelHealth(const std::string& model) {
+  ENGAGE_ASSIGN_OR_RETURN(auto reads, reads_->Current());
+  const Config& cfg = reads->config();
+  return ml::ModelHealth(reads->query(), *registry_, cfg.engagement,
+                         {.model = model, .min_auc = cfg.models.health_min_auc});
+}
+
 Result<std::unique_ptr<serve::SplitStore>> App::OpenSplits() {
   return serve::SplitStore::Open(home_.meta_db(), *clock_);
 }

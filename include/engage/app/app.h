@@ -36,6 +36,7 @@
 #include "engage/core/status.h"
 #include "engage/lake/lake.h"
 #include "engage/ml/engagement.h"
+#include "engage/ml/health.h"
 #include "engage/ml/registry.h"
 #include "engage/ml/table_train.h"
 #include "engage/monitor/checks.h"
@@ -132,6 +133,12 @@ class App {
   Result<monitor::CheckRun> RunChecks(const monitor::CheckRequest& request);
   // The newest `limit` check runs, newest first.
   Result<std::vector<monitor::CheckRun>> CheckHistory(int64_t limit);
+
+  // The realised health of a model's scoring runs (`engage models health`): `model` is "name"
+  // (every version that scored), "name@alias" or "name@N"; the minimum AUC is [models]
+  // health_min_auc. ml::ModelHealth's errors. A report with healthy == false is what an alert is
+  // raised on (its verdict names the model, version, run and AUC).
+  Result<ml::HealthReport> ModelHealth(const std::string& model);
 
   // Data-quality checks on the events before training: the built-in ones (events present,
   // qualifying events, enough history, volume, rejects) and those declared on the events table
