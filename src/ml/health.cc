@@ -36,6 +36,7 @@ std::string LastDay(const std::string& window_end) {
 struct Target {
   int horizon_days = 30;
   std::vector<std::string> qualifying_types;
+  std::string trained_until;  // card data.data_end: the training read events before this day
 };
 
 Target TargetOf(const std::optional<ModelVersion>& v, const EngagementConfig& config) {
@@ -44,6 +45,9 @@ Target TargetOf(const std::optional<ModelVersion>& v, const EngagementConfig& co
     return t;
   }
   const Json& data = v->card["data"];
+  if (data.contains("data_end") && data["data_end"].is_string()) {
+    t.trained_until = data["data_end"].get<std::string>();
+  }
   if (data.contains("horizon_days") && data["horizon_days"].is_number_integer() &&
       data["horizon_days"].get<int64_t>() > 0 && data["horizon_days"].get<int64_t>() <= 36500) {
     t.horizon_days = data["horizon_days"].get<int>();
@@ -237,14 +241,16 @@ Result<HealthReport> ModelHealth(sql::QueryEngine& engine, ModelRegistry& regist
                                     "predictions WHERE {} GROUP BY ALL ORDER BY 2, 1, 3",
                                     where),
                         "health"));
-  std::string who =
-      report.version ? fmt::format("{}@{}", report.model, *report.version) : report.model;
+  // What the messages call it: as the user wrote it, with the version an alias names.
+  std::string who = request.model;
+  std::string numbered = fmt::format("{}@{}", report.model, named.version);
+  if (report.version && who != numbered) who += fmt::format(" ({})", numbered);
   if (listed.RowCount() == 0) {
     return FailedPreconditionError(fmt::format(
         "{} has never scored: the predictions table has no rows of it; run `engage score "
         "--model {}` first (with --cutoff DAY to score as of an earlier day whose outcomes are "
         "already in the events)",
-        who, who));
+        who, request.model));
   }
 
   // The data's "now": outcomes are known up to the day after the last event.
@@ -295,6 +301,13 @@ Result<HealthReport> ModelHealth(sql::QueryEngine& engine, ModelRegistry& regist
         labels.push_back(static_cast<float>(outcome->Int(1, k)));
       }
       Status evaluated = EvaluateHealthRun(labels, scores, request.min_auc, &run);
+      if (evaluated.ok() && !target.trained_until.empty() && run.cutoff < target.trained_until) {
+        // Backfilled scores of a period the model learnt from say little about the future.
+        run.notes.push_back(fmt::format(
+            "in-sample: {}@{} was trained on events before {}, which include (part of) this "
+            "outcome window, so its figures are optimistic",
+            report.model, run.version, target.trained_until));
+      }
       if (!evaluated.ok()) {
         return Status(evaluated.code(), fmt::format("evaluating {}: {}", RunName(report.model, run),
                                                     evaluated.message()));

@@ -43,10 +43,12 @@ class HealthTest : public LakeTest {
     ASSERT_TRUE(ingested.ok()) << ingested.status().ToString();
     ASSERT_EQ(ingested->record.rows_rejected, 0);
     OpenAll();
-    Register("engagement",
-             Json{{"kind", "engagement"},
-                  {"fingerprint", "f1"},
-                  {"data", {{"horizon_days", 10}, {"qualifying_types", {"purchase"}}}}});
+    Register("engagement", Json{{"kind", "engagement"},
+                                {"fingerprint", "f1"},
+                                {"data",
+                                 {{"horizon_days", 10},
+                                  {"qualifying_types", {"purchase"}},
+                                  {"data_end", "2024-05-01"}}}});
     Register("engagement", Json{{"kind", "engagement"}, {"fingerprint", "f2"}});
   }
 
@@ -132,6 +134,7 @@ TEST_F(HealthTest, RealisedMetricsMatchTheHandComputedOutcomes) {
   double ll = -(std::log(0.9) + std::log(0.2) + std::log(0.7) + std::log(0.7) + std::log(0.8)) / 5;
   EXPECT_NEAR(a.log_loss, ll, 1e-6);
   EXPECT_FALSE(a.below_min_auc);
+  EXPECT_TRUE(a.notes.empty());  // trained on events before 2024-05-01: out of sample
   // Five customers in ten deciles: every other decile holds one, lowest score first.
   ASSERT_EQ(a.calibration.size(), 5u);
   const int deciles[] = {2, 4, 6, 8, 10};
@@ -157,6 +160,7 @@ TEST_F(HealthTest, RealisedMetricsMatchTheHandComputedOutcomes) {
   EXPECT_EQ(v2.positives, 2);
   EXPECT_NEAR(v2.auc, 0.0, 1e-9);  // every pair ordered wrong
   EXPECT_TRUE(v2.below_min_auc);
+  EXPECT_TRUE(v2.notes.empty());  // its card says nothing of its training data
 
   // The verdict follows the latest evaluated run (version 1 at 2024-05-01), not the older one.
   EXPECT_EQ(r->LatestEvaluated(), &a);
@@ -222,6 +226,17 @@ TEST_F(HealthTest, AVersionBelowTheMinimumIsUnhealthy) {
   EXPECT_EQ(champion->version, 1);
   EXPECT_EQ(champion->runs.size(), 2u);
   EXPECT_TRUE(champion->healthy);
+  // A version trained on events up to 2024-05-20 has seen the outcomes of a run at 2024-05-01.
+  Register("engagement", Json{{"kind", "engagement"},
+                              {"fingerprint", "f3"},
+                              {"data", {{"horizon_days", 10}, {"data_end", "2024-05-20"}}}});
+  Score("2024-05-21 08:00:00", "2024-05-01", "engagement", 3, {{1, 0.9}, {2, 0.1}});
+  auto backfill = Health("engagement@3");
+  ASSERT_TRUE(backfill.ok()) << backfill.status().ToString();
+  ASSERT_EQ(backfill->runs.size(), 1u);
+  ASSERT_EQ(backfill->runs[0].notes.size(), 1u);
+  EXPECT_EQ(backfill->runs[0].notes[0].rfind("in-sample: engagement@3", 0), 0u)
+      << backfill->runs[0].notes[0];
   // The minimum decides: 5/6 is below 0.9.
   auto strict = Health("engagement@1", 0.9);
   ASSERT_TRUE(strict.ok()) << strict.status().ToString();

@@ -70,7 +70,9 @@ struct HealthRun {
   double log_loss = std::numeric_limits<double>::quiet_NaN();
   std::vector<HealthDecile> calibration;
   bool below_min_auc = false;
-  std::vector<std::string> notes;  // why a metric is missing
+  // Why a metric is missing; "in-sample: ..." when the version was trained on events of the
+  // outcome window (a cutoff before its card's data.data_end), so the figures are optimistic.
+  std::vector<std::string> notes;
 };
 
 struct HealthReport {
