@@ -362,6 +362,29 @@ Result<std::vector<monitor::CheckRun>> App::CheckHistory(int64_t limit) {
   return store->History(limit);
 }
 
+Result<ml::HealthReport> App::ModelHealth(const std::string& model) {
+  ENGAGE_ASSIGN_OR_RETURN(auto reads, reads_->Current());
+  const Config& cfg = reads->config();
+  ENGAGE_ASSIGN_OR_RETURN(ml::HealthReport r,
+                          ml::ModelHealth(reads->query(), *registry_, cfg.engagement,
+                                          {.model = model, .min_auc = cfg.models.health_min_auc}));
+  if (!r.healthy) {
+    monitor::Alert a;
+    a.kind = "model_health";
+    a.name = r.model;
+    a.message = r.verdict;
+    a.details = Json{{"model", r.model}, {"min_auc", r.min_auc}};
+    if (const ml::HealthRun* run = r.LatestEvaluated()) {
+      a.details["version"] = run->version;
+      a.details["cutoff"] = run->cutoff;
+      a.details["auc"] = run->auc;
+    }
+    // Once per verdict: asking again about the same run does not raise it again.
+    monitoring_->RaiseOnce(cfg, std::move(a));
+  }
+  return r;
+}
+
 Result<std::unique_ptr<serve::SplitStore>> App::OpenSplits() {
   return serve::SplitStore::Open(home_.meta_db(), *clock_);
 }

@@ -93,6 +93,12 @@ void Monitoring::Raise(const Config& config, monitor::Alert alert) {
   if (!raised.ok()) spdlog::warn("could not record an alert: {}", raised.status().message());
 }
 
+void Monitoring::RaiseOnce(const Config& config, monitor::Alert alert) {
+  auto seen = alerts_->Seen(alert.kind, alert.name, alert.message);
+  if (seen.ok() && *seen) return;
+  Raise(config, std::move(alert));
+}
+
 void Monitoring::RaiseCheckAlerts(const Config& config, const monitor::CheckRun& run) {
   std::map<std::string, std::vector<const monitor::CheckResult*>> failed;  // by table
   for (const monitor::CheckResult& c : run.checks) {

@@ -11,6 +11,7 @@
 #include "engage/core/fs.h"
 #include "engage/features/features.h"
 #include "engage/ml/btyd.h"
+#include "engage/ml/health.h"
 #include "engage/ml/registry.h"
 #include "engage/ml/scoring.h"
 
@@ -152,7 +153,7 @@ void AddModels(CLI::App& app, GlobalOptions& g, std::function<Status()>* action)
   // A subcommand with --json and up to two positional arguments, each "!name: help" (required)
   // or "?name: help"; `run` gets the opened application.
   auto add = [&](const char* name, const char* help, const char* a1, const char* a2,
-                 std::function<Status(app::App&)> run) {
+                 std::function<Status(app::App&)> run) -> CLI::App* {
     auto* cmd = models->add_subcommand(name, help);
     for (auto [spec, value] : {std::pair{a1, &o.a}, std::pair{a2, &o.b}}) {
       if (spec == nullptr) continue;
@@ -165,6 +166,7 @@ void AddModels(CLI::App& app, GlobalOptions& g, std::function<Status()>* action)
       ENGAGE_ASSIGN_OR_RETURN(auto application, OpenApp(g));
       return run(*application);
     });
+    return cmd;
   };
   add("list", "Every model version, newest first", "?name: only this model", nullptr,
       [&o](app::App& a) -> Status {
@@ -208,6 +210,21 @@ void AddModels(CLI::App& app, GlobalOptions& g, std::function<Status()>* action)
         Emit(o.json, c.ToJson(), [&c] { std::fputs(c.ToText().c_str(), stdout); });
         return Status::Ok();
       });
+  add("health",
+      "Realised AUC, log-loss and calibration of each scoring run whose outcomes are in "
+      "(docs/monitor.md)",
+      "!model: name (every version that scored), name@alias or name@N", nullptr,
+      [&o](app::App& a) -> Status {
+        ENGAGE_ASSIGN_OR_RETURN(ml::HealthReport r, a.ModelHealth(o.a));
+        Emit(o.json, r.ToJson(), [&r] { std::fputs(r.ToText().c_str(), stdout); });
+        // Like `engage check`: the report is printed either way, the exit status says whether
+        // it is healthy.
+        return r.healthy ? Status::Ok() : Status(StatusCode::kUnknown, r.verdict);
+      })
+      ->footer(
+          "Exit status: 0 when healthy (also when every run is still pending), 1 when the latest "
+          "evaluated run's realised AUC is below [models] health_min_auc; other errors as usual "
+          "(3 unknown model or alias, 7 never scored or no events).");
   add("diff", "Differences between two versions of a model: metrics, params, data, features",
       "!a: name@version", "!b: name@version, or just the version", [&o](app::App& a) -> Status {
         ENGAGE_ASSIGN_OR_RETURN(auto va, a.registry().Resolve(o.a));

@@ -723,8 +723,8 @@ Result<Config> Config::Parse(std::string_view text, std::string_view origin) {
   if (const toml::table* m = root["models"].as_table()) {
     std::string w = o + " [models]";
     ENGAGE_RETURN_IF_ERROR(
-        CheckKeys(*m, {"promotion_metric", "min_quality", "min_improvement"}, w));
-    for (const char* key : {"min_quality", "min_improvement"}) {
+        CheckKeys(*m, {"promotion_metric", "min_quality", "min_improvement", "health_min_auc"}, w));
+    for (const char* key : {"min_quality", "min_improvement", "health_min_auc"}) {
       if (m->contains(key) && !(*m)[key].is_number()) {
         return InvalidArgumentError(fmt::format("{}: '{}' must be a number", w, key));
       }
@@ -737,6 +737,14 @@ Result<Config> Config::Parse(std::string_view text, std::string_view origin) {
     cfg.models.min_quality = Get<double>(*m, "min_quality").value_or(cfg.models.min_quality);
     cfg.models.min_improvement =
         Get<double>(*m, "min_improvement").value_or(cfg.models.min_improvement);
+    cfg.models.health_min_auc =
+        Get<double>(*m, "health_min_auc").value_or(cfg.models.health_min_auc);
+    // NaN fails both comparisons.
+    if (!(cfg.models.health_min_auc >= 0 && cfg.models.health_min_auc <= 1)) {
+      return InvalidArgumentError(
+          fmt::format("{}: 'health_min_auc' must be a finite number from 0 to 1, got {}", w,
+                      cfg.models.health_min_auc));
+    }
     static const std::set<std::string> kMetrics = {"auc", "pr_auc"};
     if (!kMetrics.count(cfg.models.promotion_metric)) {
       return InvalidArgumentError(w + ": 'promotion_metric' must be auc or pr_auc");

@@ -404,6 +404,18 @@ void AlertSender::Deliver(Job& job) {
   }
 }
 
+Result<bool> AlertSender::Seen(const std::string& kind, const std::string& name,
+                               const std::string& message) {
+  ENGAGE_ASSIGN_OR_RETURN(SqliteDb db, SqliteDb::Open(meta_db_));
+  ENGAGE_RETURN_IF_ERROR(db.Exec(kSchema));
+  ENGAGE_ASSIGN_OR_RETURN(
+      SqliteStmt st, db.Prepare("SELECT EXISTS (SELECT 1 FROM alerts WHERE kind = ? AND name = ? "
+                                "AND json_extract(alert, '$.message') = ?)"));
+  st.Bind(1, kind).Bind(2, name).Bind(3, message);
+  ENGAGE_ASSIGN_OR_RETURN(bool row, st.Step());
+  return row && st.Int(0) != 0;
+}
+
 Result<std::vector<Alert>> AlertSender::List(int64_t limit) {
   ENGAGE_ASSIGN_OR_RETURN(SqliteDb db, SqliteDb::Open(meta_db_));
   ENGAGE_RETURN_IF_ERROR(db.Exec(kSchema));

@@ -572,6 +572,28 @@ min_improvement = 0.005
   }
 }
 
+TEST(ConfigTest, HealthMinAucIsAFiniteShareNamedInErrors) {
+  auto d = Config::Parse("", "d.toml");
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->models.health_min_auc, 0.6);
+  auto c = Config::Parse("[models]\nhealth_min_auc = 0.72\n", "c.toml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->models.health_min_auc, 0.72);
+  auto whole = Config::Parse("[models]\nhealth_min_auc = 1\n", "c.toml");
+  ASSERT_TRUE(whole.ok()) << whole.status().ToString();
+  EXPECT_EQ(whole->models.health_min_auc, 1.0);
+  for (const char* bad : {"[models]\nhealth_min_auc = nan\n", "[models]\nhealth_min_auc = inf\n",
+                          "[models]\nhealth_min_auc = -0.1\n", "[models]\nhealth_min_auc = 1.5\n",
+                          "[models]\nhealth_min_auc = \"0.6\"\n"}) {
+    auto r = Config::Parse(bad, "bad.toml");
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(r.status().message().find("health_min_auc"), std::string::npos)
+        << r.status().message();
+    EXPECT_NE(r.status().message().find("bad.toml [models]"), std::string::npos)
+        << r.status().message();
+  }
+}
+
 TEST(ConfigTest, QueryTimeoutAndMemoryLimitAreRead) {
   auto d = Config::Parse(DefaultConfigToml(), "default");
   ASSERT_TRUE(d.ok()) << d.status().ToString();

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -71,6 +73,31 @@ TEST_F(PipelineCliTest, RunsEveryStepAndPromotesTheFirstModel) {
   EXPECT_EQ(top, (std::vector<std::string>{"Ingest", "DataQuality", "Features", "Train", "Evaluate",
                                            "BeatsChampion", "Promote", "Score", "Publish",
                                            "CostSummary", "Done"}));
+  // The cost of the execution and of each step, in its history and its description: the
+  // queries of the steps (Athena), the training and scoring (Fargate), the steps (Lambda) and the
+  // state transitions; the cost-summary step saw the steps before it.
+  EXPECT_GT(history["cost"]["total_usd"].get<double>(), 0) << history["cost"].dump();
+  auto d = Engage({"flow", "describe", "p1", "--json"});
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  const Json cost = d.json()["cost"];
+  std::set<std::string> costed;
+  for (const Json& s : cost["steps"]) {
+    costed.insert(s["step"].get<std::string>());
+    EXPECT_GE(s["cloud_usd"].get<double>(), 0);
+  }
+  for (const char* step : {"Features", "Train", "Score", "Publish", "(transitions)"}) {
+    EXPECT_TRUE(costed.count(step)) << step << " in " << cost.dump();
+  }
+  EXPECT_GT(out["cost"]["total_usd"].get<double>(), 0);
+  EXPECT_LE(out["cost"]["total_usd"].get<double>(), cost["total_usd"].get<double>());
+  auto by_kind = Engage({"cost", "--by", "kind", "--json"});
+  std::set<std::string> kinds;
+  const Json ledger = by_kind.json();
+  for (const Json& row : ledger["rows"]) kinds.insert(row["kind"].get<std::string>());
+  for (const char* kind :
+       {"query", "step", "execution", "training", "scoring", "publish", "ingest", "storage"}) {
+    EXPECT_TRUE(kinds.count(kind)) << kind << " in " << by_kind.out;
+  }
   // The registry and the predictions table.
   auto models = Engage({"models", "list", "--json"});
   ASSERT_EQ(models.exit_code, 0) << models.err;
@@ -204,6 +231,94 @@ TEST_F(PipelineCliTest, TheFirstTrainedVersionThatPassesTheBarBecomesChampion) {
   auto shown = Engage({"ab", "split", "show", "engagement"});
   EXPECT_NE(shown.out.find("champion=90% (engagement@champion)"), std::string::npos) << shown.out;
   EXPECT_EQ(Engage({"ab", "split", "show", "engagement", "--json"}).json()["arms"].size(), 2u);
+}
+
+// `engage models health` end to end: a run scored as of an earlier day (its outcome window has
+// passed) is evaluated against the events that followed; the latest run is still pending.
+TEST_F(PipelineCliTest, ModelsHealthEvaluatesScoringRunsWhoseOutcomesAreIn) {
+  ASSERT_EQ(Engage({"init"}).exit_code, 0);
+  // Not scored yet (no model, then no scores): clear errors.
+  auto none = Engage({"models", "health", "engagement"});
+  EXPECT_EQ(none.exit_code, 3) << none.err;
+  EXPECT_NE(none.err.find("engagement"), std::string::npos) << none.err;
+  auto g = Engage({"gen", "--customers", "2000", "--days", "240", "--seed", "5", "--end",
+                   "2025-01-01", "--out", dir_.path() + "/data"});
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  ASSERT_EQ(Engage({"ingest", "customers", dir_.path() + "/data/customers.parquet"}).exit_code, 0);
+  ASSERT_EQ(Engage({"ingest", "events", dir_.path() + "/data/events/*.parquet"}).exit_code, 0);
+  auto train = Engage({"train", "--json"});
+  ASSERT_EQ(train.exit_code, 0) << train.err;
+  auto never = Engage({"models", "health", "engagement@champion"});
+  EXPECT_EQ(never.exit_code, 7) << never.err;
+  EXPECT_NE(never.err.find("engage score --model engagement@champion"), std::string::npos)
+      << never.err;
+  // As of 2024-11-01: the 30-day window ended 2024-12-01, before the events end (2024-12-31).
+  auto early = Engage({"score", "--cutoff", "2024-11-01", "--no-reasons", "--json"});
+  ASSERT_EQ(early.exit_code, 0) << early.err;
+  // As of the day after the last event: pending.
+  auto now = Engage({"score", "--no-reasons", "--json"});
+  ASSERT_EQ(now.exit_code, 0) << now.err;
+
+  auto h = Engage({"models", "health", "engagement", "--json"});
+  ASSERT_EQ(h.exit_code, 0) << h.err << h.out;
+  Json j = h.json();
+  ASSERT_TRUE(j.is_object()) << h.out;
+  EXPECT_EQ(j["model"], "engagement");
+  EXPECT_EQ(j["min_auc"], 0.6);
+  EXPECT_EQ(j["healthy"], true) << h.out;
+  EXPECT_EQ(j["data_end"], now.json()["cutoff"]);  // the day after the last event
+  ASSERT_EQ(j["runs"].size(), 2u) << h.out;
+  const Json& evaluated = j["runs"][0];
+  EXPECT_EQ(evaluated["status"], "evaluated");
+  EXPECT_EQ(evaluated["cutoff"], "2024-11-01");
+  EXPECT_EQ(evaluated["version"], 1);
+  EXPECT_EQ(evaluated["window_end"], "2024-12-01");
+  EXPECT_EQ(evaluated["scored_at"], early.json()["scored_at"].get<std::string>().substr(0, 19));
+  EXPECT_EQ(evaluated["customers"], early.json()["customers"]);
+  EXPECT_GT(evaluated["positives"].get<int64_t>(), 0);
+  EXPECT_LT(evaluated["positives"].get<int64_t>(), evaluated["customers"].get<int64_t>());
+  // The generator's latent process is learnable: the realised AUC is well above chance.
+  EXPECT_GT(evaluated["auc"].get<double>(), 0.7) << h.out;
+  EXPECT_GT(evaluated["log_loss"].get<double>(), 0);
+  EXPECT_EQ(evaluated["below_min_auc"], false);
+  // The model was trained on these events (up to the last one): the run is flagged in-sample.
+  ASSERT_EQ(evaluated["notes"].size(), 1u) << h.out;
+  EXPECT_EQ(evaluated["notes"][0].get<std::string>().rfind("in-sample: engagement@1", 0), 0u);
+  // Ten deciles covering every customer, the top one engaging more than the bottom one.
+  const Json& cal = evaluated["calibration"];
+  ASSERT_EQ(cal.size(), 10u) << h.out;
+  int64_t total = 0;
+  for (const Json& d : cal) total += d["customers"].get<int64_t>();
+  EXPECT_EQ(total, evaluated["customers"].get<int64_t>());
+  EXPECT_GT(cal[9]["observed"].get<double>(), cal[0]["observed"].get<double>() + 0.2) << h.out;
+  EXPECT_GT(cal[9]["predicted"].get<double>(), cal[0]["predicted"].get<double>());
+  EXPECT_EQ(j["runs"][1]["status"], "pending");
+  EXPECT_EQ(j["runs"][1]["cutoff"], now.json()["cutoff"]);
+  EXPECT_FALSE(j["runs"][1].contains("auc"));
+  // The outcome queries went through the metered engine.
+  auto history = Engage({"history", "--json"});
+  EXPECT_NE(history.out.find("health"), std::string::npos);
+
+  auto text = Engage({"models", "health", "engagement"});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  for (const char* s : {"cutoff 2024-11-01", "decile", "pending", "healthy: "}) {
+    EXPECT_NE(text.out.find(s), std::string::npos) << s << " in\n" << text.out;
+  }
+
+  // Below the configured minimum: the report still prints, and the exit status is 1.
+  std::ofstream(home_ + "/engage.toml", std::ios::app) << "\n[models]\nhealth_min_auc = 0.99\n";
+  auto low = Engage({"models", "health", "engagement@1", "--json"});
+  EXPECT_EQ(low.exit_code, 1) << low.err;
+  EXPECT_EQ(low.json()["healthy"], false) << low.out;
+  EXPECT_EQ(low.json()["runs"][0]["below_min_auc"], true);
+  EXPECT_NE(low.err.find("engagement@1"), std::string::npos) << low.err;
+  EXPECT_NE(low.err.find("below the minimum 0.99"), std::string::npos) << low.err;
+  // Bad references.
+  EXPECT_EQ(Engage({"models", "health", "engagement@9"}).exit_code, 3);
+  EXPECT_EQ(Engage({"models", "health", "engagement@nope"}).exit_code, 3);
+  EXPECT_EQ(Engage({"models", "health", "nope"}).exit_code, 3);
+  EXPECT_EQ(Engage({"models", "health", "engagement@"}).exit_code, 2);
+  EXPECT_EQ(Engage({"models", "health"}).exit_code, 2);
 }
 
 TEST_F(PipelineCliTest, AFailingStepNotifiesAndFailsTheExecution) {

@@ -38,6 +38,16 @@ class TempDir {
     ASSERT_TRUE(engage_s_.ok()) << engage_s_.ToString();             \
   } while (0)
 
+// Declares or assigns `lhs` from a Result, failing the test (and returning) on an error.
+#define ENGAGE_TEST_CONCAT_(a, b) a##b
+#define ENGAGE_TEST_CONCAT(a, b) ENGAGE_TEST_CONCAT_(a, b)
+#define ASSERT_OK_AND_ASSIGN(lhs, expr) \
+  ASSERT_OK_AND_ASSIGN_IMPL_(ENGAGE_TEST_CONCAT(engage_r_, __LINE__), lhs, expr)
+#define ASSERT_OK_AND_ASSIGN_IMPL_(r, lhs, expr) \
+  auto r = (expr);                               \
+  ASSERT_TRUE(r.ok()) << r.status().ToString();  \
+  lhs = std::move(r).value()
+
 #define EXPECT_OK(expr)                                              \
   do {                                                               \
     ::engage::Status engage_s_ = ::engage::internal::AsStatus(expr); \

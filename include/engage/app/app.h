@@ -37,6 +37,7 @@
 #include "engage/core/status.h"
 #include "engage/lake/lake.h"
 #include "engage/ml/engagement.h"
+#include "engage/ml/health.h"
 #include "engage/ml/registry.h"
 #include "engage/ml/scoring.h"
 #include "engage/ml/table_train.h"
@@ -141,6 +142,12 @@ class App {
   Result<monitor::CostReport> CostReport(const monitor::CostQuery& query);
   // The home's budgets.
   Result<std::unique_ptr<monitor::Budgets>> OpenBudgets();
+
+  // The realised health of a model's scoring runs (`engage models health`): `model` is "name"
+  // (every version that scored), "name@alias" or "name@N"; the minimum AUC is [models]
+  // health_min_auc. ml::ModelHealth's errors. A report with healthy == false is what an alert is
+  // raised on (its verdict names the model, version, run and AUC).
+  Result<ml::HealthReport> ModelHealth(const std::string& model);
 
   // Data-quality checks on the events before training: the built-in ones (events present,
   // qualifying events, enough history, volume, rejects) and those declared on the events table

@@ -57,6 +57,8 @@ class Monitoring {
   void CheckBudgets(const Config& config);
   // Records and delivers an alert.
   void Raise(const Config& config, monitor::Alert alert);
+  // Raise, unless an alert of the same kind, name and message was raised already.
+  void RaiseOnce(const Config& config, monitor::Alert alert);
   // One alert per table whose error-severity checks failed in `run`.
   void RaiseCheckAlerts(const Config& config, const monitor::CheckRun& run);
   // kResourceExhausted when a hard budget covering pipeline `name` is already crossed.

@@ -205,11 +205,15 @@ struct EngagementConfig {
   std::vector<std::string> segment_names = {"high", "medium", "low", "at_risk"};
 };
 
-// [models]: the promotion gate a candidate passes to become the champion.
+// [models]: the promotion gate a candidate passes to become the champion, and the realised
+// quality a scored model must keep (`engage models health`).
 struct ModelsConfig {
   std::string promotion_metric = "auc";  // validation metric in the model card; higher wins
   double min_quality = 0.6;              // the quality bar
   double min_improvement = 0.0;          // over the champion
+  // A scoring run whose realised AUC (once its outcomes are known) is below this is unhealthy.
+  // Finite, in [0, 1].
+  double health_min_auc = 0.6;
 };
 
 struct Config {

@@ -74,6 +74,9 @@ class AlertSender {
   // Waits up to `timeout_ms` for the queued deliveries to finish; true when none is left.
   bool Flush(int64_t timeout_ms);
 
+  // Whether an alert of this kind, name and message was recorded.
+  Result<bool> Seen(const std::string& kind, const std::string& name, const std::string& message);
+
   // The newest `limit` alerts, newest first.
   Result<std::vector<Alert>> List(int64_t limit);
 
