@@ -400,98 +400,48 @@ Result<serve::TrafficSplit> App::SetTrafficSplit(const std::string& model,
   return s;
 }
 
-// Data-quality checks on the events before training: enough history, qualifying events, no
-// sudden drop in volume, few rejected rows in the latest ingest.
+// Data-quality checks on the events before training: the checks declared on the events table
+// ([[tables.<events>.checks]]; `engage init` writes the defaults there), or, when it declares
+// none, the default engagement checks (DefaultEngagementChecks). Recorded like `engage check`'s.
 Result<Json> RunQualityChecks(lake::Lake& lake, sql::QueryEngine& engine, Monitoring* monitoring) {
   const EngagementConfig& cfg = lake.config().engagement;
   features::FeatureBuilder builder(engine, cfg);
   ENGAGE_ASSIGN_OR_RETURN(std::string end, builder.DataEnd());
-  ENGAGE_ASSIGN_OR_RETURN(int64_t end_day, features::ParseDay(end));
   std::string types;
   for (const auto& q : cfg.qualifying_types)
     types += (types.empty() ? "" : ", ") + lake::SqlQuote(q);
   std::string time_col = cfg.time_column;
-  if (time_col.empty()) {
-    ENGAGE_ASSIGN_OR_RETURN(const TableSpec* spec, lake.config().Table(cfg.events_table));
-    time_col = spec->time_column;
-  }
+  ENGAGE_ASSIGN_OR_RETURN(const TableSpec* spec, lake.config().Table(cfg.events_table));
+  if (time_col.empty()) time_col = spec->time_column;
   std::string sql = fmt::format(
       "SELECT count(*), count(DISTINCT {cust}), count(*) FILTER (WHERE {type} IN ({types})), "
-      "min(CAST({time} AS DATE))::VARCHAR, "
-      "count(*) FILTER (WHERE dt >= DATE '{w1}'), "
-      "count(*) FILTER (WHERE dt >= DATE '{w2}' AND dt < DATE '{w1}') FROM {tbl}",
+      "min(CAST({time} AS DATE))::VARCHAR FROM {tbl}",
       fmt::arg("cust", lake::SqlIdent(cfg.customer_column)),
       fmt::arg("type", lake::SqlIdent(cfg.type_column)), fmt::arg("types", types),
-      fmt::arg("time", lake::SqlIdent(time_col)), fmt::arg("w1", features::FormatDay(end_day - 7)),
-      fmt::arg("w2", features::FormatDay(end_day - 14)),
+      fmt::arg("time", lake::SqlIdent(time_col)),
       fmt::arg("tbl", lake::SqlIdent(cfg.events_table)));
   ENGAGE_ASSIGN_OR_RETURN(lake::DuckResult r, engine.RunTrusted(sql, "quality"));
-  int64_t events = r.Int(0, 0), customers = r.Int(1, 0), qualifying = r.Int(2, 0);
-  std::string first = r.Str(3, 0).value_or(end);
-  int64_t last7 = r.Int(4, 0), prev7 = r.Int(5, 0);
-  ENGAGE_ASSIGN_OR_RETURN(int64_t first_day, features::ParseDay(first));
-  int64_t days = end_day - first_day;
-  int64_t needed = cfg.horizon_days + cfg.cutoff_step_days * (cfg.training_cutoffs - 1) + 30;
+  const std::vector<CheckSpec> defaults = DefaultEngagementChecks(cfg);
+  monitor::CheckRequest request{.table = cfg.events_table};
+  const bool declared = !spec->checks.empty();
+  if (!declared) request.checks = &defaults;
+  ENGAGE_ASSIGN_OR_RETURN(monitor::CheckRun run, monitor::RunChecks(lake, engine, request));
+  ENGAGE_ASSIGN_OR_RETURN(auto store, monitor::CheckStore::Open(lake.home().meta_db()));
+  ENGAGE_RETURN_IF_ERROR(store->Record(run));
   Json checks = Json::array();
-  bool passed = true;
-  auto check = [&](const char* name, bool ok, bool blocking, std::string detail) {
-    checks.push_back(Json{{"check", name},
-                          {"ok", ok},
-                          {"severity", blocking ? "error" : "warning"},
-                          {"detail", std::move(detail)}});
-    if (!ok && blocking) passed = false;
-  };
-  check("events_present", events > 0, true, fmt::format("{} events", events));
-  check("qualifying_events", qualifying > 0, true,
-        fmt::format("{} events of the qualifying types", qualifying));
-  check("history_days", days >= needed, true,
-        fmt::format("{} days of history; training needs at least {}", days, needed));
-  double ratio = prev7 > 0 ? static_cast<double>(last7) / static_cast<double>(prev7) : 1.0;
-  check("volume_last_7_days", ratio >= 0.5, false,
-        fmt::format("{} events in the last 7 days vs {} the 7 before ({:.2f}x)", last7, prev7,
-                    ratio));
-  ENGAGE_ASSIGN_OR_RETURN(auto ingests, lake.catalog().RecentIngests(50));
-  auto latest = std::find_if(ingests.begin(), ingests.end(),
-                             [&](const auto& i) { return i.table == cfg.events_table; });
-  if (latest != ingests.end()) {
-    const auto& last = *latest;
-    double rejected = last.rows_read > 0 ? static_cast<double>(last.rows_rejected) /
-                                               static_cast<double>(last.rows_read)
-                                         : 0.0;
-    check("latest_ingest_rejects", rejected <= 0.01, false,
-          fmt::format("ingest {} rejected {} of {} rows", last.id, last.rows_rejected,
-                      last.rows_read));
-  }
-  // The checks declared on the events table ([[tables.<events>.checks]]) run too, and are
-  // recorded like `engage check`'s.
-  ENGAGE_ASSIGN_OR_RETURN(monitor::CheckRun declared,
-                          monitor::RunChecks(lake, engine, {.table = cfg.events_table}));
-  if (!declared.checks.empty()) {
-    ENGAGE_ASSIGN_OR_RETURN(auto store, monitor::CheckStore::Open(lake.home().meta_db()));
-    ENGAGE_RETURN_IF_ERROR(store->Record(declared));
-  }
-  for (const auto& c : declared.checks) {
+  for (const auto& c : run.checks) {
     Json j = c.ToJson();
-    j["declared"] = true;
+    j["declared"] = declared;
     checks.push_back(std::move(j));
   }
-  passed = passed && declared.passed;
-  if (!passed && monitoring != nullptr) {
-    monitor::Alert a;
-    a.kind = "check";
-    a.name = cfg.events_table;
-    Json failed = Json::array();
-    for (const Json& c : checks) {
-      if (!c["ok"].get<bool>() && c["severity"] == "error") failed.push_back(c["check"]);
-    }
-    a.message = fmt::format("the data-quality step failed on table {}: {}", cfg.events_table,
-                            DumpJson(failed));
-    a.details = Json{{"table", cfg.events_table}, {"checks", std::move(failed)}};
-    monitoring->Raise(lake.config(), std::move(a));
-  }
-  return Json{{"passed", passed},           {"events", events},
-              {"customers", customers},     {"qualifying_events", qualifying},
-              {"first_day", first},         {"data_end", end},
+  if (!run.passed && monitoring != nullptr) monitoring->RaiseCheckAlerts(lake.config(), run);
+  return Json{{"passed", run.passed},
+              {"events", r.Int(0, 0)},
+              {"customers", r.Int(1, 0)},
+              {"qualifying_events", r.Int(2, 0)},
+              {"first_day", r.Str(3, 0).value_or(end)},
+              {"data_end", end},
+              {"check_run", run.id},
               {"checks", std::move(checks)}};
 }
 

@@ -49,13 +49,14 @@ Status CheckValueType(std::string_view key, const toml::node& v, const std::stri
   static const std::set<std::string_view> kBool = {"required", "header",
                                                    "require_partition_filter"};
   static const std::set<std::string_view> kInt = {
-      "retention_days",      "max_future_days", "max_length",      "max_line_bytes",
-      "min_bytes_per_query", "max_scan_bytes",  "max_result_rows", "timeout_seconds"};
-  static const std::set<std::string_view> kNumber = {"min", "max", "scan_usd_per_tb",
-                                                     "max_age_hours", "max_change_percent"};
+      "retention_days",  "max_future_days",     "max_length",
+      "max_line_bytes",  "min_bytes_per_query", "max_scan_bytes",
+      "max_result_rows", "timeout_seconds",     "days"};
+  static const std::set<std::string_view> kNumber = {
+      "min", "max", "scan_usd_per_tb", "max_age_hours", "max_change_percent", "max_reject_percent"};
   static const std::set<std::string_view> kString = {
       "name",      "type",  "source",       "expr",     "format",  "time_column", "min_time",
-      "delimiter", "quote", "memory_limit", "severity", "pattern", "column"};
+      "delimiter", "quote", "memory_limit", "severity", "pattern", "column",      "where"};
   const char* want = nullptr;
   if (kBool.count(key) && !v.is_boolean()) want = "a boolean (true/false)";
   if (kInt.count(key) && !v.is_integer()) want = "an integer";
@@ -190,11 +191,11 @@ Result<ColumnSpec> ParseColumn(const toml::table& t, const std::string& where) {
 // One [[tables.T.checks]] entry of `spec` (its columns already parsed).
 Result<CheckSpec> ParseCheck(const toml::table& t, const TableSpec& spec,
                              const std::string& where) {
-  ENGAGE_RETURN_IF_ERROR(
-      CheckKeys(t,
-                {"type", "name", "column", "columns", "severity", "min", "max", "values", "pattern",
-                 "max_age_hours", "max_change_percent", "sql"},
-                where));
+  ENGAGE_RETURN_IF_ERROR(CheckKeys(
+      t,
+      {"type", "name", "column", "columns", "severity", "min", "max", "values", "pattern",
+       "max_age_hours", "max_change_percent", "sql", "where", "days", "max_reject_percent"},
+      where));
   static const std::map<std::string, CheckKind> kKinds = {
       {"not_null", CheckKind::kNotNull},
       {"unique", CheckKind::kUnique},
@@ -203,13 +204,18 @@ Result<CheckSpec> ParseCheck(const toml::table& t, const TableSpec& spec,
       {"regex", CheckKind::kRegex},
       {"freshness", CheckKind::kFreshness},
       {"row_count_change", CheckKind::kRowCountChange},
-      {"sql", CheckKind::kSql}};
+      {"sql", CheckKind::kSql},
+      {"row_count", CheckKind::kRowCount},
+      {"history_days", CheckKind::kHistoryDays},
+      {"volume_change", CheckKind::kVolumeChange},
+      {"ingest_rejects", CheckKind::kIngestRejects}};
   std::string type = Get<std::string>(t, "type").value_or("");
   auto kind = kKinds.find(type);
   if (kind == kKinds.end()) {
     return InvalidArgumentError(
         fmt::format("{}: 'type' must be one of not_null, unique, range, allowed, regex, freshness, "
-                    "row_count_change, sql (got '{}')",
+                    "row_count_change, sql, row_count, history_days, volume_change, "
+                    "ingest_rejects (got '{}')",
                     where, type));
   }
   CheckSpec c;
@@ -255,11 +261,15 @@ Result<CheckSpec> ParseCheck(const toml::table& t, const TableSpec& spec,
   c.max_age_hours = t["max_age_hours"].value<double>().value_or(0);
   c.max_change_percent = t["max_change_percent"].value<double>().value_or(0);
   c.sql = Get<std::string>(t, "sql").value_or("");
+  c.where = Get<std::string>(t, "where").value_or("");
+  c.days = t["days"].value<int64_t>().value_or(c.days);
+  c.max_reject_percent = t["max_reject_percent"].value<double>().value_or(0);
   auto need = [&](bool ok, const char* what) -> Status {
     return ok ? Status::Ok()
               : InvalidArgumentError(fmt::format("{}: a {} check needs {}", where, type, what));
   };
-  for (double v : {c.min.value_or(0), c.max.value_or(0), c.max_age_hours, c.max_change_percent}) {
+  for (double v : {c.min.value_or(0), c.max.value_or(0), c.max_age_hours, c.max_change_percent,
+                   c.max_reject_percent}) {
     if (!std::isfinite(v)) {
       return InvalidArgumentError(fmt::format("{}: numbers must be finite (no nan or inf)", where));
     }
@@ -284,6 +294,23 @@ Result<CheckSpec> ParseCheck(const toml::table& t, const TableSpec& spec,
       break;
     case CheckKind::kSql:
       ENGAGE_RETURN_IF_ERROR(need(!c.sql.empty(), "'sql' (a SELECT returning the failing rows)"));
+      break;
+    case CheckKind::kRowCount:
+      ENGAGE_RETURN_IF_ERROR(need(c.min || c.max, "'min' or 'max'"));
+      ENGAGE_RETURN_IF_ERROR(need(!c.min || !c.max || *c.min <= *c.max, "'min' <= 'max'"));
+      break;
+    case CheckKind::kHistoryDays:
+      ENGAGE_RETURN_IF_ERROR(need(c.min && *c.min > 0, "'min' days above 0"));
+      ENGAGE_RETURN_IF_ERROR(need(!spec.time_column.empty(), "a table with a time_column"));
+      break;
+    case CheckKind::kVolumeChange:
+      ENGAGE_RETURN_IF_ERROR(need(c.max_change_percent > 0, "'max_change_percent' above 0"));
+      ENGAGE_RETURN_IF_ERROR(need(c.days >= 1 && c.days <= 3660, "'days' from 1 to 3660"));
+      ENGAGE_RETURN_IF_ERROR(need(!spec.time_column.empty(), "a table with a time_column"));
+      break;
+    case CheckKind::kIngestRejects:
+      ENGAGE_RETURN_IF_ERROR(need(c.max_reject_percent >= 0 && c.max_reject_percent <= 100,
+                                  "'max_reject_percent' from 0 to 100"));
       break;
     default:
       break;
@@ -414,6 +441,14 @@ std::string_view CheckKindName(CheckKind kind) {
       return "row_count_change";
     case CheckKind::kSql:
       return "sql";
+    case CheckKind::kRowCount:
+      return "row_count";
+    case CheckKind::kHistoryDays:
+      return "history_days";
+    case CheckKind::kVolumeChange:
+      return "volume_change";
+    case CheckKind::kIngestRejects:
+      return "ingest_rejects";
   }
   return "not_null";
 }
@@ -871,6 +906,52 @@ double CostUsd(const Prices& prices, int64_t bytes_scanned) {
   return static_cast<double>(billed) / std::pow(2.0, 40) * prices.scan_usd_per_tb;
 }
 
+namespace {
+
+// The days of events training needs: the label horizon, the earlier cutoffs, and a month of
+// features before the first.
+int64_t TrainingHistoryDays(const EngagementConfig& e) {
+  return e.horizon_days + static_cast<int64_t>(e.cutoff_step_days) * (e.training_cutoffs - 1) + 30;
+}
+
+std::string QualifyingWhere(const EngagementConfig& e) {
+  std::string types;
+  for (const auto& q : e.qualifying_types) {
+    std::string quoted = "'";
+    for (char ch : q) quoted += ch == '\'' ? std::string("''") : std::string(1, ch);
+    types += (types.empty() ? "" : ", ") + quoted + "'";
+  }
+  std::string column = "\"";
+  for (char ch : e.type_column) column += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return column + "\" IN (" + types + ")";
+}
+
+}  // namespace
+
+std::vector<CheckSpec> DefaultEngagementChecks(const EngagementConfig& e) {
+  std::vector<CheckSpec> out;
+  CheckSpec present{.name = "events_present", .kind = CheckKind::kRowCount, .min = 1};
+  out.push_back(present);
+  CheckSpec qualifying{.name = "qualifying_events", .kind = CheckKind::kRowCount, .min = 1};
+  qualifying.where = QualifyingWhere(e);
+  out.push_back(qualifying);
+  CheckSpec history{.name = "history_days",
+                    .kind = CheckKind::kHistoryDays,
+                    .min = static_cast<double>(TrainingHistoryDays(e))};
+  out.push_back(history);
+  CheckSpec volume{.name = "volume_last_7_days",
+                   .kind = CheckKind::kVolumeChange,
+                   .max_change_percent = 50,
+                   .error = false};
+  volume.days = 7;
+  out.push_back(volume);
+  CheckSpec rejects{
+      .name = "latest_ingest_rejects", .kind = CheckKind::kIngestRejects, .error = false};
+  rejects.max_reject_percent = 1;
+  out.push_back(rejects);
+  return out;
+}
+
 std::string DefaultConfigToml() {
   return R"(# Engage configuration. Edit and re-run commands; `engage tables` shows the result.
 
@@ -968,7 +1049,38 @@ name = "properties"
 type = "string"
 max_length = 65536
 
-# A snapshot table (no time_column): each load lands in the partition of its date.
+# Data-quality checks (`engage check`, and the pipeline's data-quality step before training;
+# docs/monitor.md). An "error" check that fails stops the pipeline; a "warning" only reports.
+[[tables.events.checks]]
+name = "events_present"
+type = "row_count"
+min = 1
+
+[[tables.events.checks]]
+name = "qualifying_events"    # events of [engagement] qualifying_types: something to predict
+type = "row_count"
+where = "event_type = 'purchase'"
+min = 1
+
+[[tables.events.checks]]
+name = "history_days"         # training's horizon, earlier cutoffs and a month of features
+type = "history_days"
+min = 150
+
+[[tables.events.checks]]
+name = "volume_last_7_days"   # the newest week's events within 50% of the week before
+type = "volume_change"
+days = 7
+max_change_percent = 50
+severity = "warning"
+
+[[tables.events.checks]]
+name = "latest_ingest_rejects"
+type = "ingest_rejects"
+max_reject_percent = 1
+severity = "warning"
+
+#A snapshot table(no time_column) : each load lands in the partition of its date.
 [tables.customers]
 primary_key = ["customer_id"]
 retention_days = 0

@@ -199,6 +199,109 @@ class Runner {
             c.max_change_percent);
         return Status::Ok();
       }
+      case CheckKind::kRowCount: {
+        // A `where` is the operator's SQL: run as user SQL (read-only, the lake only; no scan
+        // cutoff, a check reads what it must).
+        int64_t rows = 0;
+        if (c.where.empty()) {
+          ENGAGE_ASSIGN_OR_RETURN(
+              lake::DuckResult count,
+              engine_.RunTrusted(fmt::format("SELECT count(*) FROM {}", source), "check"));
+          rows = count.Int(0, 0);
+        } else {
+          sql::QueryRequest q;
+          q.source = "check";
+          q.max_scan_bytes = 0;
+          q.sql = fmt::format("SELECT count(*) FROM {} WHERE ({})", source, c.where);
+          ENGAGE_ASSIGN_OR_RETURN(sql::QueryResult count, engine_.Run(q));
+          rows = count.rows.empty() ? 0 : count.rows[0][0].get<int64_t>();
+        }
+        r->ok = (!c.min || static_cast<double>(rows) >= *c.min) &&
+                (!c.max || static_cast<double>(rows) <= *c.max);
+        r->failing_rows = r->ok ? 0 : rows;
+        r->detail = fmt::format(
+            "{} row(s){}; expected {}{}{}", rows, c.where.empty() ? "" : " where " + c.where,
+            c.min ? fmt::format("at least {:g}", *c.min) : "", c.min && c.max ? " and " : "",
+            c.max ? fmt::format("at most {:g}", *c.max) : "");
+        return Status::Ok();
+      }
+      case CheckKind::kHistoryDays: {
+        std::string time = SqlIdent(table.time_column);
+        ENGAGE_ASSIGN_OR_RETURN(
+            lake::DuckResult span,
+            engine_.RunTrusted(
+                fmt::format(
+                    "SELECT min(CAST({0} AS DATE))::VARCHAR, max(CAST({0} AS DATE))::VARCHAR, "
+                    "date_diff('day', min(CAST({0} AS DATE)), max(CAST({0} AS DATE))) + 1 "
+                    "FROM {1}",
+                    time, source),
+                "check"));
+        int64_t days = span.IsNull(2, 0) ? 0 : span.Int(2, 0);
+        r->ok = static_cast<double>(days) >= c.min.value_or(0);
+        r->failing_rows = 0;
+        r->detail = days == 0 ? "no rows: no history"
+                              : fmt::format("{} day(s) of history ({} .. {}); at least {:g} needed",
+                                            days, span.Str(0, 0).value_or("?"),
+                                            span.Str(1, 0).value_or("?"), c.min.value_or(0));
+        return Status::Ok();
+      }
+      case CheckKind::kVolumeChange: {
+        // The newest `days` days of the data (up to its newest row, not the wall clock) against
+        // the `days` before them.
+        std::string time = SqlIdent(table.time_column);
+        ENGAGE_ASSIGN_OR_RETURN(
+            lake::DuckResult v,
+            engine_.RunTrusted(
+                fmt::format("WITH t AS (SELECT CAST({0} AS TIMESTAMP) AS ts FROM {1}), "
+                            "e AS (SELECT max(ts) AS newest FROM t) "
+                            "SELECT count(*) FILTER (WHERE ts > newest - INTERVAL ({2}) DAY), "
+                            "count(*) FILTER (WHERE ts <= newest - INTERVAL ({2}) DAY AND "
+                            "ts > newest - INTERVAL ({3}) DAY) FROM t, e",
+                            time, source, c.days, 2 * c.days),
+                "check"));
+        int64_t last = v.Int(0, 0), before = v.Int(1, 0);
+        if (before == 0) {
+          r->detail = fmt::format(
+              "{} row(s) in the newest {} day(s) and none in the {} before: "
+              "nothing to compare",
+              last, c.days, c.days);
+          return Status::Ok();
+        }
+        double change = 100.0 * static_cast<double>(last - before) / static_cast<double>(before);
+        r->ok = std::abs(change) <= c.max_change_percent;
+        r->failing_rows = r->ok ? 0 : last;
+        r->detail = fmt::format(
+            "{} row(s) in the newest {} day(s) vs {} the {} before ({:+.1f}%; "
+            "at most ±{:g}%)",
+            last, c.days, before, c.days, change, c.max_change_percent);
+        return Status::Ok();
+      }
+      case CheckKind::kIngestRejects: {
+        std::optional<lake::IngestRecord> ingest;
+        if (!request_.ingest_id.empty()) {
+          ENGAGE_ASSIGN_OR_RETURN(ingest, lake_.catalog().FindIngest(request_.ingest_id));
+        } else {
+          ENGAGE_ASSIGN_OR_RETURN(auto recent, lake_.catalog().RecentIngests(1000));
+          for (auto& i : recent) {
+            if (i.table == table.name) {
+              ingest = std::move(i);
+              break;
+            }
+          }
+        }
+        if (!ingest || ingest->rows_read == 0) {
+          r->detail = "no ingest with rows to judge";
+          return Status::Ok();
+        }
+        double percent = 100.0 * static_cast<double>(ingest->rows_rejected) /
+                         static_cast<double>(ingest->rows_read);
+        r->ok = percent <= c.max_reject_percent;
+        r->failing_rows = ingest->rows_rejected;
+        r->detail =
+            fmt::format("ingest {} rejected {} of {} row(s) ({:.2f}%; at most {:g}%)", ingest->id,
+                        ingest->rows_rejected, ingest->rows_read, percent, c.max_reject_percent);
+        return Status::Ok();
+      }
       case CheckKind::kSql: {
         // Written by the operator in engage.toml, and still run as user SQL: read-only, the
         // lake's tables only, metered.
@@ -312,9 +415,11 @@ Result<CheckRun> RunChecks(lake::Lake& lake, sql::QueryEngine& engine,
   run.ingest_id = request.ingest_id;
   Runner runner(lake, engine, request);
   for (const TableSpec* t : tables) {
-    if (t->checks.empty()) continue;
+    const std::vector<CheckSpec>& checks =
+        request.checks != nullptr && !request.table.empty() ? *request.checks : t->checks;
+    if (checks.empty()) continue;
     ENGAGE_ASSIGN_OR_RETURN(std::string source, runner.Source(*t));
-    for (const CheckSpec& c : t->checks) {
+    for (const CheckSpec& c : checks) {
       run.checks.push_back(runner.Run(*t, c, source));
       if (!run.checks.back().ok && c.error) run.passed = false;
     }

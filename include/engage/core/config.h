@@ -60,6 +60,10 @@ enum class CheckKind {
   kFreshness,       // the newest time_column is at most max_age_hours old
   kRowCountChange,  // the latest ingest's rows within max_change_percent of the previous one's
   kSql,             // `sql` returns the failing rows
+  kRowCount,        // min <= rows (matching `where`, if given) <= max
+  kHistoryDays,     // the time_column spans at least `min` days
+  kVolumeChange,    // rows of the newest `days` days within max_change_percent of the days before
+  kIngestRejects,   // the latest ingest rejected at most max_reject_percent of its rows
 };
 std::string_view CheckKindName(CheckKind kind);
 
@@ -73,6 +77,9 @@ struct CheckSpec {
   double max_age_hours = 0;
   double max_change_percent = 0;
   std::string sql;
+  std::string where;  // row_count: a SQL condition on the table's rows
+  int64_t days = 7;   // volume_change: the window
+  double max_reject_percent = 0;
   bool error = true;  // severity: "error" fails the check run, "warning" only reports
 };
 
@@ -237,6 +244,12 @@ struct Config {
 // the [engagement] customer column (int64 in the tables `engage init` writes). Predictions
 // written before that stored it as text; the `predictions_latest` view casts them.
 TableSpec PredictionsTableSpec(ColumnType customer_id_type = ColumnType::kInt64);
+
+// The checks the engagement pipeline's data-quality step runs on the events table when it declares
+// none: events present, events of the qualifying types, enough history for training, the last
+// week's volume against the week before, and the latest ingest's rejects. `engage init` writes
+// them into engage.toml, where they can be edited.
+std::vector<CheckSpec> DefaultEngagementChecks(const EngagementConfig& engagement);
 
 // The engage.toml `engage init` writes: events and customers tables matching `engage gen`.
 std::string DefaultConfigToml();

@@ -56,6 +56,9 @@ struct CheckRequest {
   std::string table;      // "" = every table with checks
   std::string ingest_id;  // "" = the whole table; else only the files of this ingest
   int examples = 5;       // failing rows shown per check
+  // Run these instead of the table's declared checks (`table` must be set), e.g. the default
+  // engagement checks when the events table declares none.
+  const std::vector<CheckSpec>* checks = nullptr;
 };
 
 // Runs the checks `request` selects. kNotFound for an unknown table or ingest (naming it);
