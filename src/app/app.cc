@@ -538,7 +538,7 @@ Result<monitor::DriftReport> ModelDrift(sql::QueryEngine& engine, ml::ModelRegis
   if (picked("score")) {
     const Json& p = profile["score"];
     std::vector<double> edges = edges_of(p);
-    std::string list = monitor::SqlDoubleList(edges);
+    std::string list = monitor::SqlEdges(edges);
     ENGAGE_ASSIGN_OR_RETURN(
         lake::DuckResult s,
         engine.RunTrusted(fmt::format("SELECT count(*), engage_bin_counts(CAST(score AS DOUBLE), "

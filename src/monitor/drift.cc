@@ -1,7 +1,6 @@
 #include "engage/monitor/drift.h"
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
@@ -21,11 +20,9 @@ namespace {
 using lake::SqlIdent;
 using lake::SqlQuote;
 
-constexpr double kPsiFloor = 1e-4;         // a bin's smallest share in PSI
-constexpr int kGridSteps = 200;            // the KS grid: the reference's i/200 quantiles
-constexpr int kTopCategories = 64;         // categories kept by name; the rest are "other"
-constexpr int64_t kSampleRows = 100000;    // rows of the reference the quantiles come from
-constexpr int64_t kManyCategories = 1000;  // above this (in the sample), filter to the top ones
+constexpr double kPsiFloor = 1e-4;  // a bin's smallest share in PSI
+constexpr int kGridSteps = 200;     // the KS grid: the reference's i/200 quantiles
+constexpr int kTopCategories = 64;  // categories kept by name; the rest are "other"
 
 // "HH:MM:SS" -> seconds into the day; false if malformed.
 bool ParseClock(const std::string& s, int64_t* seconds) {
@@ -72,13 +69,6 @@ Result<WindowEnd> ParseEnd(std::string s, const std::string& which, const std::s
 std::string TimestampText(int64_t days, int64_t seconds) {
   return fmt::format("{} {:02}:{:02}:{:02}", FormatDate(days), seconds / 3600, seconds / 60 % 60,
                      seconds % 60);
-}
-
-// A double as a SQL DOUBLE literal that reads back as the same double.
-std::string DoubleLiteral(double v) {
-  std::string s = fmt::format("{}", v);
-  if (s.find_first_of("eE") == std::string::npos) s += "e0";
-  return s;
 }
 
 std::string Fixed(const std::optional<double>& v, int digits) {
@@ -276,10 +266,10 @@ ChiSquaredTest ChiSquaredHomogeneity(const std::vector<double>& reference,
   return t;
 }
 
-std::string SqlDoubleList(const std::vector<double>& edges) {
-  std::string out = "[";
-  for (size_t i = 0; i < edges.size(); ++i) out += (i ? ", " : "") + DoubleLiteral(edges[i]);
-  return out + "]::DOUBLE[]";
+std::string SqlEdges(const std::vector<double>& edges) {
+  std::string out;
+  for (size_t i = 0; i < edges.size(); ++i) out += fmt::format("{}{}", i ? "," : "", edges[i]);
+  return SqlQuote(out);
 }
 
 std::vector<int64_t> BinValues(const std::vector<double>& edges, const std::vector<float>& values) {
@@ -427,7 +417,6 @@ struct Compared {
   // From the reference's sample:
   std::vector<double> edges, deciles;
   std::vector<std::string> categories;
-  bool many_categories = false;
 };
 
 Result<Json> JsonCell(lake::DuckResult& r, int col, int64_t row, const std::string& what) {
@@ -512,31 +501,25 @@ Result<DriftReport> TableDrift(sql::QueryEngine& engine, const DriftRequest& req
   };
 
   // Query 1: the reference's sample: quantiles of the numeric columns, top categories.
-  std::string probs;
-  for (int i = 1; i < kGridSteps; ++i) {
-    probs += fmt::format("{}{}", i > 1 ? ", " : "", static_cast<double>(i) / kGridSteps);
-  }
   std::string inner, aggs = "count(*)";
   for (size_t j = 0; j < cols.size(); ++j) {
     inner += fmt::format("{}{} AS c{}", j ? ", " : "", cols[j].expr, j);
     if (cols[j].numeric) {
-      aggs += fmt::format(", to_json(quantile_disc(c{} , [{}]) FILTER (WHERE NOT isnan(c{})))", j,
-                          probs, j);
+      aggs += fmt::format(", engage_quantiles(c{}, {})", j, kGridSteps);
     } else {
-      aggs += fmt::format(", to_json(approx_top_k(c{0}, {1})), approx_count_distinct(c{0})", j,
-                          kTopCategories);
+      aggs += fmt::format(", to_json(approx_top_k(c{}, {}))", j, kTopCategories);
     }
   }
   ENGAGE_ASSIGN_OR_RETURN(
       lake::DuckResult q1,
-      engine.RunTrusted(fmt::format("SELECT {} FROM (SELECT {} FROM {} WHERE {}) __w USING SAMPLE "
-                                    "reservoir({} ROWS) REPEATABLE (42)",
-                                    aggs, inner, table, ref.Condition(time_col), kSampleRows),
+      engine.RunTrusted(fmt::format("SELECT {} FROM (SELECT {} FROM {} WHERE {}) __w", aggs, inner,
+                                    table, ref.Condition(time_col)),
                         "drift"));
   if (q1.RowCount() < 1 || q1.Int(0, 0) == 0) return empty_window(ref, "reference");
-  int col = 1;
-  for (Compared& c : cols) {
-    ENGAGE_ASSIGN_OR_RETURN(Json v, JsonCell(q1, col++, 0, "the reference's quantiles"));
+  for (size_t j = 0; j < cols.size(); ++j) {
+    Compared& c = cols[j];
+    ENGAGE_ASSIGN_OR_RETURN(Json v,
+                            JsonCell(q1, static_cast<int>(j) + 1, 0, "the reference's sample"));
     if (c.numeric) {
       std::vector<double> q;
       if (v.is_array()) {
@@ -553,14 +536,10 @@ Result<DriftReport> TableDrift(sql::QueryEngine& engine, const DriftRequest& req
         if (std::isfinite(x)) c.deciles.push_back(x);
       }
       c.deciles.erase(std::unique(c.deciles.begin(), c.deciles.end()), c.deciles.end());
-    } else {
-      if (v.is_array()) {
-        for (const Json& x : v) {
-          if (x.is_string()) c.categories.push_back(x.get<std::string>());
-        }
+    } else if (v.is_array()) {
+      for (const Json& x : v) {
+        if (x.is_string()) c.categories.push_back(x.get<std::string>());
       }
-      c.many_categories = !q1.IsNull(col, 0) && q1.Int(col, 0) > kManyCategories;
-      ++col;
     }
   }
 
@@ -570,18 +549,10 @@ Result<DriftReport> TableDrift(sql::QueryEngine& engine, const DriftRequest& req
     for (size_t j = 0; j < cols.size(); ++j) {
       const Compared& c = cols[j];
       if (c.numeric) {
-        a += fmt::format(
-            ", count(c{0}) FILTER (WHERE NOT isnan(c{0})), engage_bin_counts(c{0}, {1})", j,
-            SqlDoubleList(c.edges));
-      } else if (c.many_categories) {
-        std::vector<std::string> quoted;
-        for (const auto& s : c.categories) quoted.push_back(SqlQuote(s));
-        a += fmt::format(
-            ", count(c{0}), to_json(histogram(CASE WHEN list_contains([{1}]::VARCHAR[], c{0}) "
-            "THEN c{0} END))",
-            j, fmt::join(quoted, ", "));
+        a += fmt::format(", engage_bin_counts(c{}, {})", j, SqlEdges(c.edges));
       } else {
-        a += fmt::format(", count(c{0}), to_json(histogram(c{0}))", j);
+        a += fmt::format(", engage_category_counts(c{}, {})", j,
+                         SqlQuote(DumpJson(Json(c.categories))));
       }
     }
     return fmt::format("SELECT {} FROM (SELECT {} FROM {} WHERE {}) __w", a, inner, table,
@@ -590,63 +561,39 @@ Result<DriftReport> TableDrift(sql::QueryEngine& engine, const DriftRequest& req
   ENGAGE_ASSIGN_OR_RETURN(
       lake::DuckResult q2,
       engine.RunTrusted(window_select(0, ref) + " UNION ALL " + window_select(1, cur), "drift"));
-  // Per window: rows, then per column its values and bins (JSON).
+  // Per window: rows, then per column its bins (JSON): the numbers' bins, or the categories'
+  // counts and then "other".
   struct Side {
     int64_t rows = 0;
-    std::vector<int64_t> values;
-    std::vector<Json> bins;
+    std::vector<std::vector<int64_t>> bins;
   };
   Side sides[2];
   for (int64_t row = 0; row < q2.RowCount(); ++row) {
     Side& s = sides[q2.Int(0, row) == 0 ? 0 : 1];
     s.rows = q2.Int(1, row);
     for (size_t j = 0; j < cols.size(); ++j) {
-      int vc = 2 + 2 * static_cast<int>(j);
-      s.values.push_back(q2.IsNull(vc, row) ? 0 : q2.Int(vc, row));
-      ENGAGE_ASSIGN_OR_RETURN(Json b, JsonCell(q2, vc + 1, row, "a column's bins"));
-      s.bins.push_back(std::move(b));
+      ENGAGE_ASSIGN_OR_RETURN(Json b,
+                              JsonCell(q2, 2 + static_cast<int>(j), row, "a column's bins"));
+      std::vector<int64_t> counts;
+      if (b.is_array()) {
+        for (const Json& x : b) counts.push_back(x.is_number() ? x.get<int64_t>() : 0);
+      }
+      size_t want = cols[j].numeric ? cols[j].edges.size() + 1 : cols[j].categories.size() + 1;
+      counts.resize(want, 0);
+      s.bins.push_back(std::move(counts));
     }
   }
   if (sides[0].rows == 0) return empty_window(ref, "reference");
   if (sides[1].rows == 0) return empty_window(cur, "current");
   report.reference_rows = sides[0].rows;
   report.current_rows = sides[1].rows;
-
   for (size_t j = 0; j < cols.size(); ++j) {
     const Compared& c = cols[j];
-    if (c.numeric) {
-      std::vector<int64_t> counts[2];
-      for (int s = 0; s < 2; ++s) {
-        const Json& b = sides[s].bins[j];
-        if (b.is_array()) {
-          for (const Json& x : b) counts[s].push_back(x.is_number() ? x.get<int64_t>() : 0);
-        }
-        counts[s].resize(c.edges.size() + 1, 0);
-      }
-      report.columns.push_back(CompareNumeric(c.name, c.edges, c.deciles, counts[0], sides[0].rows,
-                                              counts[1], sides[1].rows, config.drift));
-    } else {
-      // The reference's top categories, then "other" (every other value with a value).
-      std::map<std::string, size_t> index;
-      for (size_t k = 0; k < c.categories.size(); ++k) index.emplace(c.categories[k], k);
-      std::vector<int64_t> counts[2];
-      for (int s = 0; s < 2; ++s) {
-        counts[s].assign(c.categories.size() + 1, 0);
-        int64_t named = 0;
-        const Json& b = sides[s].bins[j];
-        if (b.is_object()) {
-          for (const auto& [key, n] : b.items()) {
-            auto it = index.find(key);
-            if (it == index.end() || !n.is_number()) continue;
-            counts[s][it->second] += n.get<int64_t>();
-            named += n.get<int64_t>();
-          }
-        }
-        counts[s].back() = std::max<int64_t>(sides[s].values[j] - named, 0);
-      }
-      report.columns.push_back(CompareCategorical(c.name, counts[0], sides[0].rows, counts[1],
-                                                  sides[1].rows, config.drift));
-    }
+    report.columns.push_back(
+        c.numeric ? CompareNumeric(c.name, c.edges, c.deciles, sides[0].bins[j], sides[0].rows,
+                                   sides[1].bins[j], sides[1].rows, config.drift)
+                  : CompareCategorical(c.name, sides[0].bins[j], sides[0].rows, sides[1].bins[j],
+                                       sides[1].rows, config.drift));
   }
   report.Decide();
   return report;

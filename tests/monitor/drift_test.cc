@@ -411,22 +411,36 @@ TEST_F(DriftTest, BadInputsNameWhatIsWrong) {
   }
 }
 
-TEST_F(DriftTest, BinCountsMatchDuckDbHistogramBuckets) {
+TEST_F(DriftTest, EngageAggregatesBinCountAndTakeQuantiles) {
   auto r = engine_->RunTrusted(
-      "SELECT engage_bin_counts(x, [1.0, 2.0, 3.0]::DOUBLE[]), "
-      "to_json(map_values(histogram(x, [1.0, 2.0, 3.0]) FILTER (WHERE NOT isnan(x)))) FROM "
-      "(VALUES (0.5), (1.0), (1.5), (3.0), (7.0), (NULL), ('nan'::DOUBLE)) t(x)",
+      "SELECT engage_bin_counts(x, '1,2,3'), to_json(map_values(histogram(x, [1.0, 2.0, 3.0]) "
+      "FILTER (WHERE NOT isnan(x)))), engage_quantiles(x, 4) FROM (VALUES (0.5), (1.0), (1.5), "
+      "(3.0), (7.0), (NULL), ('nan'::DOUBLE)) t(x)",
       "test");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->Str(0, 0).value_or(""), "[2,1,1,1]");
   EXPECT_EQ(r->Str(1, 0).value_or(""), "[2,1,1,1]");  // DuckDB's buckets, NaN left out
-  auto unsorted = engine_->RunTrusted(
-      "SELECT engage_bin_counts(x, [2.0, 1.0]::DOUBLE[]) FROM (VALUES (1.0)) t(x)", "test");
-  EXPECT_FALSE(unsorted.ok());
+  // Sorted 0.5 1 1.5 3 7: positions ceil(p * 5) = 2, 3, 4.
+  EXPECT_EQ(r->Str(2, 0).value_or(""), "[1,1.5,3]");
+  auto cats = engine_->RunTrusted(
+      "SELECT engage_category_counts(s, '[\"a\", \"b\"]') FROM (VALUES ('a'), ('b'), ('a'), "
+      "('zz'), (NULL)) t(s)",
+      "test");
+  ASSERT_TRUE(cats.ok()) << cats.status().ToString();
+  EXPECT_EQ(cats->Str(0, 0).value_or(""), "[2,1,1]");
+  for (const char* bad : {"SELECT engage_bin_counts(x, '2,1') FROM (VALUES (1.0)) t(x)",
+                          "SELECT engage_bin_counts(x, 'a') FROM (VALUES (1.0)) t(x)",
+                          "SELECT engage_category_counts(s, '{}') FROM (VALUES ('a')) t(s)",
+                          "SELECT engage_quantiles(x, 1) FROM (VALUES (1.0)) t(x)"}) {
+    auto e = engine_->RunTrusted(bad, "test");
+    EXPECT_FALSE(e.ok()) << bad;
+  }
   auto empty = engine_->RunTrusted(
-      "SELECT engage_bin_counts(x, []::DOUBLE[]) FROM (VALUES (1.0), (NULL)) t(x)", "test");
+      "SELECT engage_bin_counts(x, ''), engage_quantiles(x, 10) FROM (VALUES (1.0), (NULL)) t(x)",
+      "test");
   ASSERT_TRUE(empty.ok()) << empty.status().ToString();
   EXPECT_EQ(empty->Str(0, 0).value_or(""), "[1]");
+  EXPECT_EQ(empty->Str(1, 0).value_or(""), "[1,1,1,1,1,1,1,1,1]");
 }
 
 }  // namespace

@@ -13,17 +13,19 @@
 //   statistic on a grid of the reference's 199 half-percentiles (the largest gap between the two
 //   empirical distribution functions at those points: a lower bound of the exact statistic) and
 //   its asymptotic p-value;
-// - categorical (string, bool): PSI over the categories (the reference's 64 most frequent, the
-//   rest as one "other" category) and the chi-squared test of homogeneity (2 x k) p-value;
+// - categorical (string, bool): PSI over the categories (the reference's 64 most frequent by
+//   approx_top_k, the rest as one "other" category) and the chi-squared test of homogeneity (2 x k)
+//   p-value;
 // - every column: the Jensen-Shannon distance (base 2: 0 same, 1 disjoint) between the two
 //   distributions (numeric: over the grid's bins) and the change of the missing rate.
 // Missing values (NULL, NaN) are left out of the distributions and counted in the missing rate.
 //
 // Table drift runs two DuckDB queries whatever the number of columns: one over the reference
-// window (a 100,000-row sample's quantiles of the numeric columns, the top categories)
-// and one binning every column of both windows (engage_bin_counts, see sql/functions.h). Both
-// filter on `dt` (so only the windows' partitions are read) and on the time column, and are
-// metered and recorded in the query history (source "drift") like any query.
+// window (its rows, each numeric column's quantiles from a 20,000-value sample, each categorical
+// column's top categories) and one binning every column of both windows (engage_bin_counts,
+// engage_category_counts: see sql/functions.h). Both filter on `dt` (so only the windows'
+// partitions are read) and on the time column, and are metered and recorded in the query history
+// (source "drift") like any query.
 //
 // Thread-safety: TableDrift uses the engine (one query at a time); the rest are pure functions.
 #pragma once
@@ -147,9 +149,9 @@ ChiSquaredTest ChiSquaredHomogeneity(const std::vector<double>& reference,
 // NaN is not counted.
 std::vector<int64_t> BinValues(const std::vector<double>& edges, const std::vector<float>& values);
 
-// `edges` as a SQL DOUBLE[] literal whose elements read back as exactly these doubles (for
-// engage_bin_counts).
-std::string SqlDoubleList(const std::vector<double>& edges);
+// `edges` as engage_bin_counts' second argument (sql/functions.h): a SQL string literal of the
+// doubles, comma-separated, each written so that it reads back as exactly the same double.
+std::string SqlEdges(const std::vector<double>& edges);
 
 // A numeric column compared from its bins: `edges` the reference's grid (ascending, distinct),
 // `deciles` the reference's deciles (each one of `edges`), the counts per bin of each side
