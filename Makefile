@@ -36,6 +36,7 @@ bench:
 	@bench/flow/run.sh
 	@bench/ml/run.sh
 	@bench/features/run.sh
+	@bench/monitor/run.sh
 	@bench/serve/run.sh
 
 format:

@@ -500,6 +500,154 @@ Result<Json> App::StartRegisteredExecution(const Json& request) {
   return rec.ToJson();
 }
 
+Result<monitor::DriftReport> ModelDrift(sql::QueryEngine& engine, ml::ModelRegistry& registry,
+                                        const monitor::DriftRequest& request) {
+  const Config& config = engine.lake().config();
+  ENGAGE_ASSIGN_OR_RETURN(ml::ModelVersion v, registry.Resolve(request.model));
+  const std::string name = fmt::format("{}@{}", v.name, v.version);
+  if (v.kind() != "engagement") {
+    return FailedPreconditionError(fmt::format(
+        "{} is a model of kind '{}': drift compares engagement models (scored by `engage score`) "
+        "with their scoring runs",
+        name, v.kind()));
+  }
+  const Json& profile = v.card.contains("drift_profile") ? v.card["drift_profile"] : Json();
+  if (!profile.is_object() || !profile.contains("features") || !profile.contains("score")) {
+    return FailedPreconditionError(fmt::format(
+        "{} has no drift profile in its card (it was trained before Engage stored one): train a "
+        "new version (engage train) to compare its scoring runs",
+        name));
+  }
+  if (!config.tables.count("predictions")) {
+    return FailedPreconditionError(
+        fmt::format("no scoring run of {}: this home has no predictions table", name));
+  }
+  // The latest scoring run of this version.
+  std::string where =
+      fmt::format("model = {} AND model_version = {}", lake::SqlQuote(v.name), v.version);
+  ENGAGE_ASSIGN_OR_RETURN(
+      lake::DuckResult run,
+      engine.RunTrusted(fmt::format("SELECT CAST(scored_at AS VARCHAR), CAST(cutoff AS VARCHAR), "
+                                    "CAST(CAST(scored_at AS DATE) AS VARCHAR) FROM predictions "
+                                    "WHERE {} ORDER BY scored_at DESC LIMIT 1",
+                                    where),
+                        "drift"));
+  if (run.RowCount() == 0) {
+    return FailedPreconditionError(fmt::format(
+        "no scoring run of {} in the predictions table: run `engage score --model {}` first", name,
+        name));
+  }
+  const std::string scored_at = run.Str(0, 0).value_or("");
+  const std::string cutoff = run.Str(1, 0).value_or("");
+  const std::string day = run.Str(2, 0).value_or("");
+  std::set<std::string> wanted(request.columns.begin(), request.columns.end());
+  std::set<std::string> known{"score"};
+  for (const Json& f : profile["features"]) known.insert(f.value("name", ""));
+  for (const auto& c : wanted) {
+    if (!known.count(c)) {
+      return NotFoundError(fmt::format(
+          "{} has no feature '{}' (its features, and \"score\": see `engage models show {}`)", name,
+          c, name));
+    }
+  }
+  auto picked = [&](const std::string& c) { return wanted.empty() || wanted.count(c) > 0; };
+  auto edges_of = [](const Json& p) {
+    return p.value("edges", Json::array()).get<std::vector<double>>();
+  };
+
+  monitor::DriftReport report;
+  report.model = name;
+  report.thresholds = config.drift;
+  Json cutoffs = v.card.value("data", Json::object()).value("cutoffs", Json::array());
+  report.reference = cutoffs.empty() ? std::string("training")
+                                     : fmt::format("training (cutoffs {} .. {})",
+                                                   cutoffs.front().get<std::string>(),
+                                                   cutoffs.back().get<std::string>());
+  report.current = fmt::format("scoring run {} (cutoff {})", scored_at, cutoff);
+  report.reference_rows = profile.value("rows", int64_t{0});
+
+  // The scores of the run, binned on the training scores' edges.
+  if (picked("score")) {
+    const Json& p = profile["score"];
+    std::vector<double> edges = edges_of(p);
+    std::string list = monitor::SqlEdges(edges);
+    ENGAGE_ASSIGN_OR_RETURN(
+        lake::DuckResult s,
+        engine.RunTrusted(fmt::format("SELECT count(*), engage_bin_counts(CAST(score AS DOUBLE), "
+                                      "{}) FROM predictions WHERE dt = DATE '{}' AND scored_at = "
+                                      "TIMESTAMP '{}' AND {}",
+                                      list, day, scored_at, where),
+                          "drift"));
+    ENGAGE_ASSIGN_OR_RETURN(Json bins, ParseJson(s.Str(1, 0).value_or("[]"), "the scores' bins"));
+    std::vector<int64_t> cur = bins.get<std::vector<int64_t>>();
+    cur.resize(edges.size() + 1, 0);
+    std::vector<int64_t> ref = p.value("counts", Json::array()).get<std::vector<int64_t>>();
+    ref.resize(edges.size() + 1, 0);
+    monitor::ColumnDrift d = monitor::CompareNumeric(
+        "score", edges, p.value("deciles", Json::array()).get<std::vector<double>>(), ref,
+        p.value("rows", int64_t{0}), cur, s.Int(0, 0), config.drift);
+    report.current_rows = s.Int(0, 0);
+    report.columns.push_back(std::move(d));
+  }
+
+  // The features at the run's cutoff, recomputed as scoring computed them.
+  bool any_feature = false, btyd = false;
+  for (const Json& f : profile["features"]) {
+    std::string n = f.value("name", "");
+    any_feature = any_feature || picked(n);
+    btyd = btyd || n.rfind("btyd_", 0) == 0;
+  }
+  if (any_feature) {
+    ml::EngagementTrainer trainer(engine, registry, config.engagement);
+    ENGAGE_ASSIGN_OR_RETURN(features::FeatureFrame frame, trainer.BuildFeatures({cutoff}, btyd));
+    report.current_rows = frame.rows();
+    for (const Json& f : profile["features"]) {
+      std::string n = f.value("name", "");
+      if (!picked(n)) continue;
+      int at = frame.Find(n);
+      if (at < 0) {
+        return FailedPreconditionError(fmt::format(
+            "{} was trained on feature '{}', which the current [engagement] configuration does "
+            "not produce: its scoring runs cannot be compared feature by feature",
+            name, n));
+      }
+      std::vector<double> edges = edges_of(f);
+      std::vector<int64_t> ref = f.value("counts", Json::array()).get<std::vector<int64_t>>();
+      ref.resize(edges.size() + 1, 0);
+      std::vector<int64_t> cur = monitor::BinValues(edges, frame.columns[static_cast<size_t>(at)]);
+      report.columns.push_back(monitor::CompareNumeric(
+          n, edges, f.value("deciles", Json::array()).get<std::vector<double>>(), ref,
+          f.value("rows", int64_t{0}), cur, frame.rows(), config.drift));
+    }
+  }
+  report.Decide();
+  return report;
+}
+
+Result<monitor::DriftReport> App::Drift(const monitor::DriftRequest& request) {
+  ENGAGE_ASSIGN_OR_RETURN(std::shared_ptr<ReadSide> reads, reads_->Current());
+  ENGAGE_ASSIGN_OR_RETURN(monitor::DriftReport report,
+                          request.model.empty() ? monitor::TableDrift(reads->query(), request)
+                                                : ModelDrift(reads->query(), *registry_, request));
+  if (report.dataset_drift) {
+    monitor::Alert a;
+    a.kind = "drift";
+    a.name = report.model.empty() ? report.table : report.model;
+    Json drifted = Json::array();
+    for (const Json& c : report.ToJson()["columns"]) {
+      if (c.value("drifted", false)) drifted.push_back(c["column"]);
+    }
+    a.message = fmt::format("dataset drift in {} ({} against {}): {} column(s) drifted: {}", a.name,
+                            report.current, report.reference, drifted.size(), DumpJson(drifted));
+    a.details = Json{{"reference", report.reference},
+                     {"current", report.current},
+                     {"columns", std::move(drifted)}};
+    // Once per comparison: the same windows compared again do not raise it again.
+    monitoring_->RaiseOnce(reads->config(), std::move(a));
+  }
+  return report;
+}
+
 Result<Json> App::QualityChecks() {
   ENGAGE_ASSIGN_OR_RETURN(std::shared_ptr<ReadSide> reads, reads_->Current());
   return RunQualityChecks(*lake_, reads->query(), monitoring_.get());

@@ -1,4 +1,6 @@
 // `engage check` and the other monitor commands: data quality, drift, cost, budgets, alerts.
+#include <fmt/format.h>
+
 #include <cstdio>
 
 #include "cli/commands.h"
@@ -7,6 +9,7 @@
 #include "engage/monitor/budgets.h"
 #include "engage/monitor/checks.h"
 #include "engage/monitor/cost.h"
+#include "engage/monitor/drift.h"
 
 namespace engage::cli {
 namespace {
@@ -133,6 +136,71 @@ void AddAlerts(CLI::App& app, GlobalOptions& g, std::function<Status()>* action)
   });
 }
 
+// --- drift ------------------------------------------------------------------------------------
+void AddDrift(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
+  auto* cmd = app.add_subcommand(
+      "drift",
+      "Compare two windows of a table (or a model's training with its latest scoring run): PSI, "
+      "KS, chi-squared, Jensen-Shannon and missing rates per column");
+  struct O {
+    monitor::DriftRequest req;
+    std::string columns;
+    bool json = false;
+  };
+  auto& o = Keep<O>();
+  cmd->add_option("--table", o.req.table, "The table to compare");
+  cmd->add_option("--reference", o.req.reference,
+                  "The reference window START..END (inclusive; dates YYYY-MM-DD or timestamps "
+                  "YYYY-MM-DDTHH:MM:SS, UTC)");
+  cmd->add_option("--current", o.req.current, "The current window START..END");
+  cmd->add_option("--model", o.req.model,
+                  "Instead of a table: NAME[@alias|version], its training against its latest "
+                  "scoring run");
+  cmd->add_option("--columns", o.columns,
+                  "Only these columns, comma-separated (a model's: its features and \"score\")");
+  cmd->add_flag("--json", o.json,
+                "Print {\"dataset_drift\", \"columns\": [{\"column\", \"kind\", \"psi\", "
+                "\"statistic\", \"p_value\", \"js\", \"missing_change\", \"drifted\"}], ...}");
+  cmd->footer(
+      "Exit status: 0 when the dataset did not drift, 1 when it did (the [drift] thresholds of "
+      "engage.toml), 2 for bad arguments or windows, 3 for an unknown table, column or model, 7 "
+      "for an empty window or a model without a scoring run.");
+  OnRun(cmd, action, [&g, &o]() -> Status {
+    monitor::DriftRequest req = o.req;
+    for (size_t start = 0; start <= o.columns.size() && !o.columns.empty();) {
+      size_t comma = o.columns.find(',', start);
+      std::string c =
+          o.columns.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      while (!c.empty() && c.front() == ' ') c.erase(c.begin());
+      while (!c.empty() && c.back() == ' ') c.pop_back();
+      if (c.empty()) {
+        return InvalidArgumentError(fmt::format(
+            "--columns '{}' has an empty name: give names separated by commas", o.columns));
+      }
+      req.columns.push_back(c);
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+    if (req.model.empty()) {
+      if (req.table.empty() || req.reference.empty() || req.current.empty()) {
+        return InvalidArgumentError(
+            "drift needs --table T --reference START..END --current START..END, or --model NAME");
+      }
+    } else if (!req.table.empty() || !req.reference.empty() || !req.current.empty()) {
+      return InvalidArgumentError(
+          "--model compares a model's training with its latest scoring run: leave out --table, "
+          "--reference and --current");
+    }
+    ENGAGE_ASSIGN_OR_RETURN(auto application, OpenApp(g));
+    ENGAGE_ASSIGN_OR_RETURN(monitor::DriftReport report, application->Drift(req));
+    Emit(o.json, report.ToJson(), [&] { std::fputs(report.ToText().c_str(), stdout); });
+    return report.dataset_drift ? Status(StatusCode::kUnknown,
+                                         fmt::format("dataset drift: {} of {} column(s) drifted",
+                                                     report.drifted_columns, report.columns.size()))
+                                : Status::Ok();
+  });
+}
+
 }  // namespace
 
 void RegisterMonitorCommands(CLI::App& app, GlobalOptions& g, std::function<Status()>* action) {
@@ -140,6 +208,7 @@ void RegisterMonitorCommands(CLI::App& app, GlobalOptions& g, std::function<Stat
   AddCost(app, g, action);
   AddBudget(app, g, action);
   AddAlerts(app, g, action);
+  AddDrift(app, g, action);
 }
 
 }  // namespace engage::cli

@@ -741,6 +741,39 @@ Status ParseEngagement(const toml::table& e, const std::string& o, EngagementCon
   return Status::Ok();
 }
 
+// [drift]: every threshold a finite number in its range.
+Status ParseDrift(const toml::table& d, const std::string& origin, DriftConfig* out) {
+  const std::string w = origin + " [drift]";
+  ENGAGE_RETURN_IF_ERROR(CheckKeys(d, {"psi", "p_value", "min_effect", "dataset_share"}, w));
+  struct Key {
+    const char* name;
+    double* value;
+    double lo, hi;
+    bool lo_open;  // the value must be above `lo`, not equal to it
+    const char* range;
+  };
+  const Key keys[] = {
+      {"psi", &out->psi, 0, 1e9, true, "a number above 0"},
+      {"p_value", &out->p_value, 0, 1, true, "a number above 0 and at most 1"},
+      {"min_effect", &out->min_effect, 0, 1, false, "a number from 0 to 1"},
+      {"dataset_share", &out->dataset_share, 0, 1, true, "a number above 0 and at most 1"},
+  };
+  for (const Key& k : keys) {
+    if (!d.contains(k.name)) continue;
+    std::optional<double> v = d[k.name].value<double>();
+    if (!d[k.name].is_number() || !v || !std::isfinite(*v) || *v > k.hi ||
+        (k.lo_open ? *v <= k.lo : *v < k.lo)) {
+      return InvalidArgumentError(
+          fmt::format("{}: '{}' must be {}, got {}", w, k.name, k.range,
+                      d[k.name].is_number()
+                          ? fmt::format("{}", v.value_or(0))
+                          : std::string(d[k.name].is_string() ? "a string" : "another type")));
+    }
+    *k.value = *v;
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<Config> Config::Parse(std::string_view text, std::string_view origin) {
@@ -752,9 +785,14 @@ Result<Config> Config::Parse(std::string_view text, std::string_view origin) {
                                             err.source().begin.column, err.description()));
   }
   std::string o(origin);
-  ENGAGE_RETURN_IF_ERROR(
-      CheckKeys(root, {"tables", "prices", "alerts", "query", "flow", "engagement", "models"}, o));
+  ENGAGE_RETURN_IF_ERROR(CheckKeys(
+      root, {"tables", "prices", "alerts", "query", "flow", "engagement", "models", "drift"}, o));
   Config cfg;
+  if (const toml::table* d = root["drift"].as_table()) {
+    ENGAGE_RETURN_IF_ERROR(ParseDrift(*d, o, &cfg.drift));
+  } else if (root.contains("drift")) {
+    return InvalidArgumentError(o + ": [drift] must be a table");
+  }
   if (const toml::table* m = root["models"].as_table()) {
     std::string w = o + " [models]";
     ENGAGE_RETURN_IF_ERROR(
@@ -991,6 +1029,15 @@ max_result_rows = 100000
 # timeout_seconds = 600
 # DuckDB's memory for a query; larger sorts, joins and aggregates spill to <home>/tmp.
 memory_limit = "4GB"
+
+[drift]
+# `engage drift`: a column drifts when its PSI reaches psi, or when its test's p-value is below
+# p_value and its effect (KS statistic; JS distance for categories) reaches min_effect. The
+# dataset drifts when at least dataset_share of the compared columns drift.
+psi = 0.2
+p_value = 0.01
+min_effect = 0.1
+dataset_share = 0.5
 
 # ---------------------------------------------------------------------------
 # Tables. Each is stored as lake/<table>/dt=YYYY-MM-DD/part-*.parquet, partitioned by the

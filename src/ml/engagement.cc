@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -34,6 +35,40 @@ TrainData Slice(const features::FeatureFrame& frame, const std::vector<int64_t>&
   }
   d.feature_names = frame.names;
   return d;
+}
+
+// A compact summary of one feature's (or the scores') distribution at training, stored in the
+// model card for `engage drift --model`: the values' 99 percentiles as bin edges (distinct,
+// ascending), the deciles among them, the counts of values per bin (edges[i-1] < v <= edges[i];
+// the last bin v > every edge) and the missing (NaN) values. The monitor component bins the
+// scoring run's values on the same edges (monitor::BinValues) and compares the counts.
+Json DriftProfileOf(const std::vector<float>& values) {
+  std::vector<double> sorted;
+  sorted.reserve(values.size());
+  for (float v : values) {
+    if (!std::isnan(v)) sorted.push_back(v);
+  }
+  std::sort(sorted.begin(), sorted.end());
+  const int64_t n = static_cast<int64_t>(sorted.size());
+  std::vector<double> edges, deciles;
+  for (int i = 1; i < 100 && n > 0; ++i) {
+    int64_t at = std::clamp<int64_t>((i * n + 99) / 100 - 1, 0, n - 1);
+    double q = sorted[static_cast<size_t>(at)];
+    if (!std::isfinite(q)) continue;
+    edges.push_back(q);
+    if (i % 10 == 0) deciles.push_back(q);
+  }
+  edges.erase(std::unique(edges.begin(), edges.end()), edges.end());
+  deciles.erase(std::unique(deciles.begin(), deciles.end()), deciles.end());
+  std::vector<int64_t> counts(edges.size() + 1, 0);
+  for (double v : sorted) {
+    counts[static_cast<size_t>(std::lower_bound(edges.begin(), edges.end(), v) - edges.begin())]++;
+  }
+  return Json{{"rows", static_cast<int64_t>(values.size())},
+              {"missing", static_cast<int64_t>(values.size()) - n},
+              {"edges", edges},
+              {"deciles", deciles},
+              {"counts", counts}};
 }
 
 }  // namespace
@@ -309,6 +344,22 @@ Result<EngagementTrainResult> EngagementTrainer::Train(const EngagementTrainOpti
                           {"best_iteration", out.summary.best_iteration},
                           {"seconds", out.seconds}};
   card["btyd"] = std::move(btyd_params);
+  // What `engage drift --model` compares a scoring run with: the features of the labelled rows
+  // (training and validation cutoffs) and the scores of the validation rows.
+  Json profile_features = Json::array();
+  for (size_t j = 0; j < frame.names.size(); ++j) {
+    std::vector<float> values;
+    values.reserve(train_rows.size() + valid_rows.size());
+    for (const auto* rows : {&train_rows, &valid_rows}) {
+      for (int64_t r : *rows) values.push_back(frame.columns[j][static_cast<size_t>(r)]);
+    }
+    Json f = DriftProfileOf(values);
+    f["name"] = frame.names[j];
+    profile_features.push_back(std::move(f));
+  }
+  card["drift_profile"] = Json{{"features", std::move(profile_features)},
+                               {"score", DriftProfileOf(scores)},
+                               {"rows", out.rows_train + out.rows_valid}};
   // Lineage: the ingests whose files the features read.
   std::vector<LineageRef> lineage;
   lineage.push_back({"table", config_.events_table});

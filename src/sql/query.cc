@@ -16,6 +16,7 @@
 
 #include "engage/core/log.h"
 #include "engage/core/text.h"
+#include "engage/sql/functions.h"
 
 namespace engage::sql {
 
@@ -774,6 +775,9 @@ Result<std::unique_ptr<QueryEngine>> QueryEngine::Open(lake::Lake& lake, int thr
   DuckConn& c = qe->conn_;
   ENGAGE_RETURN_IF_ERROR(c.Exec("SET TimeZone='UTC'"));
   ENGAGE_RETURN_IF_ERROR(qe->run_conn_.Exec("SET TimeZone='UTC'"));
+  // Engage's own SQL functions (engage_bin_counts, for drift): registered in the database, so
+  // both connections see them.
+  ENGAGE_RETURN_IF_ERROR(RegisterEngageFunctions(c));
   // Footers are read once per process, not by planning and again by the query.
   ENGAGE_RETURN_IF_ERROR(c.Exec("SET parquet_metadata_cache=true"));
   // The sandbox: from here on only the tables' directories (not the quarantine, not staging) and

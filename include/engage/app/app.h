@@ -42,6 +42,7 @@
 #include "engage/ml/scoring.h"
 #include "engage/ml/table_train.h"
 #include "engage/monitor/checks.h"
+#include "engage/monitor/drift.h"
 #include "engage/serve/ab.h"
 #include "engage/serve/store.h"
 #include "engage/sql/query.h"
@@ -149,6 +150,17 @@ class App {
   // raised on (its verdict names the model, version, run and AUC).
   Result<ml::HealthReport> ModelHealth(const std::string& model);
 
+  // Drift (`engage drift`, monitor/drift.h). With request.model (name, name@version or
+  // name@alias): the model's training profile (its card's drift_profile: features and
+  // validation scores) against its latest scoring run (that run's scores, and the features
+  // recomputed at its cutoff); request.columns, if any, picks features ("score" for the scores).
+  // Otherwise two windows of request.table (monitor::TableDrift and its errors). Model errors:
+  // the registry's kNotFound/kInvalidArgument; kFailedPrecondition for a model of another kind,
+  // a version trained before profiles were stored, no scoring run in `predictions`, or a
+  // feature the configuration no longer produces. The caller raises any alert on
+  // report.dataset_drift.
+  Result<monitor::DriftReport> Drift(const monitor::DriftRequest& request);
+
   // Data-quality checks on the events before training: the built-in ones (events present,
   // qualifying events, enough history, volume, rejects) and those declared on the events table
   // (recorded like `engage check`'s): {"passed", "checks": [...], ...}.
@@ -190,6 +202,10 @@ Result<serve::PublishReport> PublishModels(lake::Lake& lake, const std::vector<s
 Result<EngagementTraining> TrainEngagementModel(sql::QueryEngine& engine,
                                                 ml::ModelRegistry& registry, const Config& config,
                                                 const ml::EngagementTrainOptions& options);
+
+// Model drift with components already open (what App::Drift does with request.model).
+Result<monitor::DriftReport> ModelDrift(sql::QueryEngine& engine, ml::ModelRegistry& registry,
+                                        const monitor::DriftRequest& request);
 
 // Data-quality checks with components already open.
 // With `monitoring`, a failed run raises a "check" alert.

@@ -223,10 +223,19 @@ struct ModelsConfig {
   double health_min_auc = 0.6;
 };
 
+// [drift]: when `engage drift` calls a column, and a dataset, drifted (see docs/monitor.md).
+struct DriftConfig {
+  double psi = 0.2;            // a column drifts when its PSI reaches this, or when
+  double p_value = 0.01;       // its test's p-value is below this and
+  double min_effect = 0.1;     // its effect (KS statistic; categorical: JS distance) reaches this
+  double dataset_share = 0.5;  // the dataset drifts when this share of its columns drift
+};
+
 struct Config {
   std::map<std::string, TableSpec> tables;
   EngagementConfig engagement;
   ModelsConfig models;
+  DriftConfig drift;
   Prices prices;
   AlertsConfig alerts;
   QueryLimits query;
