@@ -34,10 +34,6 @@ Result<std::unique_ptr<App>> App::Open(const HomePaths& home, AppOptions options
   lake_options.clock = app->clock_;
   ENGAGE_ASSIGN_OR_RETURN(app->lake_, lake::Lake::Open(home, lake_options));
   app->monitoring_ = std::make_shared<Monitoring>(home, *app->clock_);
-  // Alerts an earlier process could not deliver before it ended.
-  if (Status s = app->monitoring_->alerts().ResumePending(app->lake_->config().alerts); !s.ok()) {
-    spdlog::warn("could not resume pending alert deliveries: {}", s.message());
-  }
   ENGAGE_ASSIGN_OR_RETURN(
       app->reads_, ReadSides::Open(home, *app->clock_, options.query_threads, app->monitoring_));
   ENGAGE_ASSIGN_OR_RETURN(app->registry_, ml::ModelRegistry::Open(home, *app->clock_));
@@ -345,6 +341,33 @@ Result<monitor::CostReport> App::CostReport(const monitor::CostQuery& query) {
 
 Result<std::unique_ptr<monitor::Budgets>> App::OpenBudgets() {
   return monitor::Budgets::Open(home_.meta_db(), *clock_);
+}
+
+Status App::SetBudget(const monitor::Budget& budget) {
+  const std::string& scope = budget.scope;
+  if (scope.rfind("table:", 0) == 0) {
+    std::string table = scope.substr(6);
+    if (!config().tables.count(table)) {
+      std::string known;
+      for (const auto& [name, spec] : config().tables) known += (known.empty() ? "" : ", ") + name;
+      return InvalidArgumentError(
+          fmt::format("budget '{}': scope {} names no table of engage.toml (tables: {})",
+                      budget.name, scope, known));
+    }
+  } else if (scope.rfind("pipeline:", 0) == 0) {
+    std::string name = scope.substr(9);
+    bool ok = !name.empty() && name.size() <= 80;
+    for (char c : name) {
+      ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_');
+    }
+    if (!ok) {
+      return InvalidArgumentError(fmt::format(
+          "budget '{}': scope {} must name a state machine (1 to 80 letters, digits, '-' or '_')",
+          budget.name, scope));
+    }
+  }
+  ENGAGE_ASSIGN_OR_RETURN(auto budgets, OpenBudgets());
+  return budgets->Set(budget);
 }
 
 Result<monitor::CheckRun> App::RunChecks(const monitor::CheckRequest& request) {

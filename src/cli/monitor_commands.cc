@@ -87,8 +87,7 @@ void AddBudget(CLI::App& app, GlobalOptions& g, std::function<Status()>* action)
   set->add_flag("--json", o.json, "Print the budget as JSON");
   OnRun(set, action, [&g, &o]() -> Status {
     ENGAGE_ASSIGN_OR_RETURN(auto application, OpenApp(g));
-    ENGAGE_ASSIGN_OR_RETURN(auto budgets, application->OpenBudgets());
-    ENGAGE_RETURN_IF_ERROR(budgets->Set(o.budget));
+    ENGAGE_RETURN_IF_ERROR(application->SetBudget(o.budget));
     Emit(o.json, o.budget.ToJson(), [&] {
       std::printf("budget '%s': %s per %s on %s%s\n", o.budget.name.c_str(),
                   Usd(o.budget.limit_usd).c_str(), o.budget.period.c_str(), o.budget.scope.c_str(),

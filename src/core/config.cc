@@ -77,7 +77,11 @@ Status CheckKeys(const toml::table& t, const std::set<std::string>& allowed,
   return Status::Ok();
 }
 
-// The price sheet: every key a finite, non-negative number (min_bytes_per_query a whole one).
+// The price sheet: every key a finite number from 0 to kMaxPrice (min_bytes_per_query a whole one
+// up to a petabyte), so that no price can make a cost overflow to infinity.
+constexpr double kMaxPrice = 1e6;
+constexpr int64_t kMaxMinBytes = 1'000'000'000'000'000;
+
 Status ParsePrices(const toml::table& t, const std::string& where, Prices* prices) {
   struct Key {
     const char* name;
@@ -102,9 +106,10 @@ Status ParsePrices(const toml::table& t, const std::string& where, Prices* price
     std::string key(k.str());
     if (key == "min_bytes_per_query") {
       auto n = v.value<int64_t>();
-      if (!v.is_integer() || !n || *n < 0) {
-        return InvalidArgumentError(fmt::format(
-            "{}: 'min_bytes_per_query' must be a whole number of bytes, 0 or more", where));
+      if (!v.is_integer() || !n || *n < 0 || *n > kMaxMinBytes) {
+        return InvalidArgumentError(
+            fmt::format("{}: 'min_bytes_per_query' must be a whole number of bytes from 0 to {}",
+                        where, kMaxMinBytes));
       }
       prices->min_bytes_per_query = *n;
       continue;
@@ -117,9 +122,10 @@ Status ParsePrices(const toml::table& t, const std::string& where, Prices* price
       return InvalidArgumentError(fmt::format("{}: unknown key '{}'", where, key));
     }
     auto x = v.value<double>();
-    if (!(v.is_number() && x && std::isfinite(*x) && *x >= 0)) {
+    if (!(v.is_number() && x && std::isfinite(*x) && *x >= 0 && *x <= kMaxPrice)) {
       return InvalidArgumentError(
-          fmt::format("{}: '{}' must be a number of USD (or units), 0 or more", where, key));
+          fmt::format("{}: '{}' must be a number from 0 to {:g} (USD, or GB for lambda_memory_gb)",
+                      where, key, kMaxPrice));
     }
     prices->*(found->field) = *x;
   }
@@ -151,6 +157,26 @@ Status ParseAlerts(const toml::table& t, const std::string& where, AlertsConfig*
         "{}: 'webhook_url' must start with http:// (got '{}'); for HTTPS, run a local relay or use "
         "'command' with curl",
         where, url));
+  }
+  if (!url.empty()) {
+    // http://host[:port][/path]: a host, a port from 1 to 65535, no spaces or control characters.
+    std::string rest = url.substr(7);
+    std::string authority = rest.substr(0, rest.find('/'));
+    size_t colon = authority.rfind(':');
+    bool bracketed = authority.find(']') != std::string::npos;
+    std::string host =
+        colon == std::string::npos || bracketed ? authority : authority.substr(0, colon);
+    std::string port = colon == std::string::npos || bracketed ? "80" : authority.substr(colon + 1);
+    bool ok = !host.empty() && !port.empty() && port.size() <= 5 &&
+              port.find_first_not_of("0123456789") == std::string::npos && std::stoi(port) >= 1 &&
+              std::stoi(port) <= 65535;
+    for (unsigned char ch : url) ok = ok && ch > 0x20 && ch != 0x7f;
+    if (!ok) {
+      return InvalidArgumentError(fmt::format(
+          "{}: 'webhook_url' must be http://host[:port][/path] with a port from 1 to 65535 and "
+          "no spaces or control characters",
+          where));
+    }
   }
   return Status::Ok();
 }
@@ -1127,7 +1153,7 @@ type = "ingest_rejects"
 max_reject_percent = 1
 severity = "warning"
 
-#A snapshot table(no time_column) : each load lands in the partition of its date.
+# A snapshot table (no time_column): each load lands in the partition of its date.
 [tables.customers]
 primary_key = ["customer_id"]
 retention_days = 0

@@ -47,13 +47,19 @@ struct Fd {
   }
 };
 
+// Set while an AlertSender shuts down: deliveries under way give up within a tenth of a second
+// (and stay pending for the next process).
+thread_local const std::atomic<bool>* stop_flag = nullptr;
+
+bool Stopping() { return stop_flag != nullptr && stop_flag->load(); }
+
 // Waits until `fd` is ready for `events` or `deadline` (monotonic ms) passes.
 bool WaitFd(int fd, short events, int64_t deadline) {
   for (;;) {
     int64_t left = deadline - MonotonicMs();
-    if (left <= 0) return false;
+    if (left <= 0 || Stopping()) return false;
     pollfd p{fd, events, 0};
-    int rc = poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 1000)));
+    int rc = poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 100)));
     if (rc > 0) return true;
     if (rc < 0 && errno != EINTR) return false;
   }
@@ -219,14 +225,27 @@ Status RunAlertCommand(const std::string& command, const std::string& input, int
   if (pipe2(in, O_CLOEXEC) != 0) {
     return InternalError(fmt::format("alert command: pipe failed: {}", std::strerror(errno)));
   }
+  // A command that exits without reading its input must not kill Engage with SIGPIPE: writes to
+  // its stdin then fail with EPIPE instead (the child starts with the default disposition).
+  static const bool sigpipe_ignored = [] {
+    signal(SIGPIPE, SIG_IGN);
+    return true;
+  }();
+  (void)sigpipe_ignored;
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, in[0], 0);
-  posix_spawn_file_actions_adddup2(&actions, 2, 1);
+  // Its output goes nowhere: a chatty command must not flood Engage's own output.
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  sigset_t defaults;
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGPIPE);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF);
   posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
   const char* argv[] = {"/bin/sh", "-c", command.c_str(), nullptr};
   pid_t pid = -1;
   int rc = posix_spawn(&pid, "/bin/sh", &actions, &attr, const_cast<char**>(argv), environ);
@@ -251,7 +270,7 @@ Status RunAlertCommand(const std::string& command, const std::string& input, int
   for (;;) {
     pid_t done = waitpid(pid, &status, WNOHANG);
     if (done == pid) break;
-    if (MonotonicMs() >= deadline) {
+    if (MonotonicMs() >= deadline || Stopping()) {
       kill(-pid, SIGKILL);
       waitpid(pid, &status, 0);
       return Status(StatusCode::kDeadlineExceeded,
@@ -292,6 +311,11 @@ Status AlertSender::Store(const Alert& alert, bool insert) {
 }
 
 Result<Alert> AlertSender::Raise(const AlertsConfig& channels, Alert alert) {
+  if (!resumed_.exchange(true)) {
+    if (Status s = ResumePending(channels); !s.ok()) {
+      spdlog::warn("could not resume pending alert deliveries: {}", s.message());
+    }
+  }
   alert.id = NewId(clock_);
   alert.at = FormatIsoUtc(clock_.NowMicros());
   alert.deliveries = Json::array();
@@ -315,6 +339,7 @@ Result<Alert> AlertSender::Raise(const AlertsConfig& channels, Alert alert) {
 }
 
 Status AlertSender::ResumePending(const AlertsConfig& channels) {
+  resumed_ = true;
   ENGAGE_ASSIGN_OR_RETURN(SqliteDb db, SqliteDb::Open(meta_db_));
   ENGAGE_RETURN_IF_ERROR(db.Exec(kSchema));
   std::string since = FormatIsoUtc(clock_.NowMicros() - 86400LL * 1000000);
@@ -349,9 +374,10 @@ bool AlertSender::Flush(int64_t timeout_ms) {
 }
 
 void AlertSender::Worker() {
+  stop_flag = &stopping_;
   std::unique_lock lock(mu_);
   for (;;) {
-    changed_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    changed_.wait(lock, [this] { return stopping_.load() || !queue_.empty(); });
     if (queue_.empty()) return;  // stopping
     Job job = std::move(queue_.front());
     queue_.pop_front();
@@ -379,6 +405,7 @@ void AlertSender::Deliver(Job& job) {
       }
       Status s = channel == "webhook" ? PostJson(job.channels.webhook_url, body, timeout_ms)
                                       : RunAlertCommand(job.channels.command, body, timeout_ms);
+      if (!s.ok() && Stopping()) break;  // cut short by shutdown: still pending
       d["attempts"] = attempt + 1;
       d["error"] = s.ok() ? "" : s.message();
       if (s.ok()) {
@@ -395,7 +422,8 @@ void AlertSender::Deliver(Job& job) {
         spdlog::warn("could not record alert {}'s delivery: {}", job.alert.id, stored.message());
       }
       std::unique_lock lock(mu_);
-      changed_.wait_for(lock, std::chrono::milliseconds(backoff_ms), [this] { return stopping_; });
+      changed_.wait_for(lock, std::chrono::milliseconds(backoff_ms),
+                        [this] { return stopping_.load(); });
       backoff_ms *= 2;
     }
   }
@@ -420,7 +448,7 @@ Result<std::vector<Alert>> AlertSender::List(int64_t limit) {
   ENGAGE_ASSIGN_OR_RETURN(SqliteDb db, SqliteDb::Open(meta_db_));
   ENGAGE_RETURN_IF_ERROR(db.Exec(kSchema));
   ENGAGE_ASSIGN_OR_RETURN(SqliteStmt st,
-                          db.Prepare("SELECT alert FROM alerts ORDER BY id DESC LIMIT ?"));
+                          db.Prepare("SELECT alert FROM alerts ORDER BY rowid DESC LIMIT ?"));
   st.Bind(1, limit);
   std::vector<Alert> out;
   for (;;) {

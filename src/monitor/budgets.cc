@@ -86,9 +86,10 @@ Status Budgets::Set(Budget b) {
     return InvalidArgumentError(
         fmt::format("budget name '{}': use 1 to 64 letters, digits, '-', '_' or '.'", b.name));
   }
-  if (!(std::isfinite(b.limit_usd) && b.limit_usd > 0 && b.limit_usd < 1e12)) {
-    return InvalidArgumentError(fmt::format(
-        "budget '{}': --limit-usd must be a positive amount of USD, got {}", b.name, b.limit_usd));
+  if (!(std::isfinite(b.limit_usd) && b.limit_usd >= 1e-6 && b.limit_usd <= 1e9)) {
+    return InvalidArgumentError(
+        fmt::format("budget '{}': --limit-usd must be from 0.000001 to 1000000000 USD, got {:g}",
+                    b.name, b.limit_usd));
   }
   if (b.period != "day" && b.period != "month") {
     return InvalidArgumentError(

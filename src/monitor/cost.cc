@@ -157,6 +157,12 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const std::string& meta_db, const C
 
 Status Ledger::Record(lake::LedgerEntry e) {
   if (e.at.empty()) e.at = FormatIsoUtc(clock_.NowMicros());
+  if (!std::isfinite(e.cloud_usd) || e.cloud_usd < 0) {
+    return InvalidArgumentError(
+        fmt::format("{} '{}': its cost is not a finite amount ({}); check "
+                    "[prices] in engage.toml",
+                    e.kind, e.name, e.cloud_usd));
+  }
   return catalog_.RecordCost(e);
 }
 
@@ -204,6 +210,10 @@ Result<CostReport> Ledger::Report(const CostQuery& query) {
   r.query = query;
   ENGAGE_ASSIGN_OR_RETURN(r.query.since, LedgerTime(query.since, "--since"));
   ENGAGE_ASSIGN_OR_RETURN(r.query.until, LedgerTime(query.until, "--until"));
+  if (!r.query.since.empty() && !r.query.until.empty() && r.query.until <= r.query.since) {
+    return InvalidArgumentError(
+        fmt::format("--until ({}) must be after --since ({})", r.query.until, r.query.since));
+  }
   ENGAGE_ASSIGN_OR_RETURN(std::string group, GroupExpression(query.by, "c"));
   ENGAGE_ASSIGN_OR_RETURN(std::string parent_group, GroupExpression(query.by, "p"));
   const std::string until = r.query.until.empty() ? "9999" : r.query.until;

@@ -45,6 +45,11 @@ Status Serve(const HomePaths& home_paths, const ServeOptions& f) {
   ENGAGE_ASSIGN_OR_RETURN(auto app, app::App::Open(home_paths));
   HomePaths home = app->home();
   ENGAGE_ASSIGN_OR_RETURN(auto api, Api::Open(*app, f.api));
+  // Alerts earlier processes could not deliver before they ended.
+  if (Status s = app->monitoring().alerts().ResumePending(app->config().alerts); !s.ok()) {
+    std::fprintf(stderr, "engage serve: could not resume pending alerts: %s\n",
+                 s.message().c_str());
+  }
   HttpServer server(
       f.http, [&api](const HttpRequest& req, HttpResponse& res) { api->Handle(req, res); },
       [&api](const HttpRequest& req) { return api->IsBlocking(req); });

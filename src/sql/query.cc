@@ -1288,7 +1288,7 @@ Result<QueryResult> QueryEngine::Run(const QueryRequest& req) {
         "filter on dt to read fewer partitions or raise --max-scan-bytes",
         result.estimated_bytes, result.partitions_scanned, cutoff)));
   }
-  if (hooks_.admit) {
+  if (hooks_.admit && !req.dry_run) {  // a dry run costs nothing: it shows the estimate
     if (Status admitted = hooks_.admit(result, req); !admitted.ok()) return fail(admitted);
   }
   if (req.dry_run) {

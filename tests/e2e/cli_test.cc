@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -532,12 +533,16 @@ TEST_F(CliTest, CheckRunsTheDeclaredChecksAndRecordsThem) {
   EXPECT_EQ(r.exit_code, 1) << r.err;
   Json j = r.json();
   EXPECT_EQ(j["passed"], false);
-  ASSERT_EQ(j["checks"].size(), 2u);
-  EXPECT_EQ(j["checks"][0]["check"], "not_null_channel");
-  EXPECT_EQ(j["checks"][0]["failing_rows"], 1);
-  EXPECT_EQ(j["checks"][0]["examples"][0]["event_id"], 2);
-  EXPECT_EQ(j["checks"][1]["severity"], "warning");
-  EXPECT_EQ(j["checks"][1]["failing_rows"], 2);
+  // engage init's five default checks on events, then the two declared here.
+  std::map<std::string, Json> by_name;
+  for (const Json& c : j["checks"]) by_name[c["check"].get<std::string>()] = c;
+  ASSERT_EQ(j["checks"].size(), 7u) << r.out;
+  EXPECT_EQ(by_name["events_present"]["ok"], true);
+  EXPECT_EQ(by_name["history_days"]["ok"], false);  // two days, not 150
+  EXPECT_EQ(by_name["not_null_channel"]["failing_rows"], 1);
+  EXPECT_EQ(by_name["not_null_channel"]["examples"][0]["event_id"], 2);
+  EXPECT_EQ(by_name["unique_event_id"]["severity"], "warning");
+  EXPECT_EQ(by_name["unique_event_id"]["failing_rows"], 2);
   auto text = Run({"check", "events"});
   EXPECT_EQ(text.exit_code, 1);
   EXPECT_NE(text.out.find("FAILED"), std::string::npos) << text.out;
@@ -552,7 +557,7 @@ TEST_F(CliTest, CheckRunsTheDeclaredChecksAndRecordsThem) {
   }
   auto broken = Run({"check"});
   EXPECT_EQ(broken.exit_code, 2) << broken.err;
-  EXPECT_NE(broken.err.find("check #3: a range check needs 'min' or 'max'"), std::string::npos)
+  EXPECT_NE(broken.err.find("check #8: a range check needs 'min' or 'max'"), std::string::npos)
       << broken.err;
 }
 

@@ -83,6 +83,8 @@ TEST_F(MonitorCliTest, AHardBudgetRefusesAQueryBeforeItRunsWithExit6) {
   auto refused = Engage({"query", "SELECT count(*) FROM events"});
   EXPECT_EQ(refused.exit_code, 6) << refused.err;
   EXPECT_NE(refused.err.find("hard budget 'cap'"), std::string::npos) << refused.err;
+  // A dry run costs nothing: it still shows the estimate.
+  EXPECT_EQ(Engage({"query", "--dry-run", "SELECT count(*) FROM events"}).exit_code, 0);
   // Refused before it ran: the ledger has one query.
   auto cost = Engage({"cost", "--json"});
   ASSERT_EQ(cost.exit_code, 0) << cost.err;
@@ -117,6 +119,14 @@ TEST_F(MonitorCliTest, CostBreaksTheLedgerDownAndRejectsBadArguments) {
   EXPECT_EQ(bad_since.exit_code, 2);
   EXPECT_NE(bad_since.err.find("--since"), std::string::npos) << bad_since.err;
   EXPECT_EQ(Engage({"budget", "set", "x", "--limit-usd", "-3"}).exit_code, 2);
+  EXPECT_EQ(Engage({"budget", "set", "x", "--limit-usd", "1e-300"}).exit_code, 2);
+  EXPECT_EQ(Engage({"cost", "--since", "2024-06-02", "--until", "2024-06-01"}).exit_code, 2);
+  // A scope naming no table (a typo, another case) would silently disable the budget.
+  auto typo = Engage({"budget", "set", "x", "--limit-usd", "1", "--scope", "table:Events"});
+  EXPECT_EQ(typo.exit_code, 2);
+  EXPECT_NE(typo.err.find("tables: customers, events"), std::string::npos) << typo.err;
+  EXPECT_EQ(Engage({"budget", "set", "x", "--limit-usd", "1", "--scope", "pipeline:a b"}).exit_code,
+            2);
   EXPECT_EQ(Engage({"budget", "set", "x", "--limit-usd", "1", "--scope", "tables:x"}).exit_code, 2);
 }
 
@@ -134,6 +144,15 @@ TEST_F(MonitorCliTest, AMalformedPriceSheetOrAlertsSectionIsNamed) {
   bad = Engage({"alerts"});
   EXPECT_EQ(bad.exit_code, 2) << bad.err;
   EXPECT_NE(bad.err.find("webhook_url"), std::string::npos) << bad.err;
+  broken = toml;
+  const std::string scan = "scan_usd_per_tb = 5.0";
+  std::ofstream(path) << broken.replace(broken.find(scan), scan.size(), "scan_usd_per_tb = 1e308");
+  bad = Engage({"cost"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;  // a price that could make a cost infinite
+  for (const char* url : {"http://", "http://:80/", "http://h:99999/", "http://h/a b"}) {
+    std::ofstream(path) << toml << "\n[alerts]\nwebhook_url = \"" << url << "\"\n";
+    EXPECT_EQ(Engage({"alerts"}).exit_code, 2) << url;
+  }
   std::ofstream(path) << toml << "\n[alerts]\nretries = 3\n";
   bad = Engage({"alerts"});
   EXPECT_NE(bad.err.find("unknown key 'retries'"), std::string::npos) << bad.err;

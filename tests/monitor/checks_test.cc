@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "lake/lake_fixture.h"
@@ -14,6 +16,20 @@ namespace {
 
 class ChecksTest : public LakeTest {
  protected:
+  // Without the default checks engage init declares on events: each test declares its own.
+  void SetUp() override {
+    LakeTest::SetUp();
+    std::ifstream in(home_.config());
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string toml = ss.str();
+    size_t from = toml.find("# Data-quality checks");
+    size_t to = toml.find("# A snapshot table");
+    ASSERT_NE(from, std::string::npos);
+    ASSERT_NE(to, std::string::npos);
+    std::ofstream(home_.config()) << toml.erase(from, to - from);
+  }
+
   // Events on 2024-05-30 and 31 (the fixture's clock is 2024-06-01 00:00 UTC): `n` rows, ids from
   // `first`, amount = id, channel web except every 5th (NULL), properties "p<id>".
   std::string Events(const std::string& name, int first, int n, bool duplicate_last = false) {

@@ -143,6 +143,10 @@ class App {
   Result<monitor::CostReport> CostReport(const monitor::CostQuery& query);
   // The home's budgets.
   Result<std::unique_ptr<monitor::Budgets>> OpenBudgets();
+  // Adds or replaces a budget (Budgets::Set), its scope checked against the configuration: a
+  // table:T scope names a configured table (exactly), a pipeline:P scope a state machine name
+  // (letters, digits, '-' and '_'), so that a typo cannot silently disable a budget.
+  Status SetBudget(const monitor::Budget& budget);
 
   // The realised health of a model's scoring runs (`engage models health`): `model` is "name"
   // (every version that scored), "name@alias" or "name@N"; the minimum AUC is [models]

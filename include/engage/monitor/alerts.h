@@ -9,13 +9,14 @@
 //                                .details = {{"spent_usd", 1.2}, ...}});
 //
 // Delivery never blocks or fails the work that raised the alert: Raise records the alert and
-// returns; a thread of the sender delivers it. When the sender is destroyed it waits a few seconds
-// for deliveries still under way; what is left stays "pending" and the next sender (the next
-// engage command, a server) delivers it.
+// returns; a thread of the sender delivers it. When the sender is destroyed it waits up to
+// kShutdownFlushMs for deliveries still under way, then stops them; what is left stays "pending"
+// and the next sender that raises an alert (or a server, when it starts) delivers it.
 //
 // Thread-safety: AlertSender's methods may be called from any thread.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -69,7 +70,8 @@ class AlertSender {
   // Records `alert` (logged as a warning) and queues its delivery to `channels`. Returns the
   // recorded alert. Errors only when it cannot be recorded.
   Result<Alert> Raise(const AlertsConfig& channels, Alert alert);
-  // Queues the deliveries left pending by earlier processes (alerts of the last day).
+  // Queues the deliveries left pending by earlier processes (alerts of the last day). Raise runs it
+  // once per sender; a server runs it when it starts.
   Status ResumePending(const AlertsConfig& channels);
   // Waits up to `timeout_ms` for the queued deliveries to finish; true when none is left.
   bool Flush(int64_t timeout_ms);
@@ -81,7 +83,7 @@ class AlertSender {
   Result<std::vector<Alert>> List(int64_t limit);
 
   // How long the destructor waits for deliveries.
-  static constexpr int64_t kShutdownFlushMs = 8000;
+  static constexpr int64_t kShutdownFlushMs = 5000;
 
  private:
   struct Job {
@@ -98,8 +100,9 @@ class AlertSender {
   std::condition_variable changed_;
   std::deque<Job> queue_;
   int64_t busy_ = 0;  // jobs taken by the worker and not yet done
-  bool stopping_ = false;
-  std::thread worker_;  // started with the first delivery
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> resumed_{false};  // ResumePending ran (Raise runs it once)
+  std::thread worker_;                // started with the first delivery
 };
 
 }  // namespace engage::monitor
