@@ -87,7 +87,9 @@ TEST_F(CostTest, BreakdownsCountNestedWorkOnceAndTotalsAreTopLevel) {
   ASSERT_OK_AND_ASSIGN(monitor::CostReport by_step, ledger->Report({.by = "step"}));
   for (const auto& row : by_step.rows) {
     // Features: the step's own 4 s, its query inside them.
-    if (row.key == "Features") EXPECT_NEAR(row.usage.wall_seconds, 4, 1e-12);
+    if (row.key == "Features") {
+      EXPECT_NEAR(row.usage.wall_seconds, 4, 1e-12);
+    }
   }
   ASSERT_OK_AND_ASSIGN(monitor::ExecutionCost c, ledger->ForExecution("x"));
   EXPECT_NEAR(c.total_usd, 0.06, 1e-12);
@@ -179,7 +181,9 @@ TEST_F(CostTest, BudgetsValidateRefuseAndAlertOncePerPeriod) {
   clock_.AdvanceMicros(86400LL * 1000000);
   ASSERT_OK_AND_ASSIGN(auto statuses, budgets->Statuses());
   for (const auto& s : statuses) {
-    if (s.budget.name == "q") EXPECT_EQ(s.spent_usd, 0);
+    if (s.budget.name == "q") {
+      EXPECT_EQ(s.spent_usd, 0);
+    }
   }
 }
 
