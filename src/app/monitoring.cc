@@ -81,9 +81,9 @@ void Monitoring::Record(const Config& config, lake::LedgerEntry entry) {
   {
     std::lock_guard lock(mu_);
     auto budgets = BudgetsLocked();
+    const std::string kind = entry.kind;  // `entry` is moved into the ledger
     Status s = budgets.ok() ? (*budgets)->ledger().Record(std::move(entry)) : budgets.status();
-    if (!s.ok())
-      spdlog::warn("could not record {} in the cost ledger: {}", entry.kind, s.message());
+    if (!s.ok()) spdlog::warn("could not record {} in the cost ledger: {}", kind, s.message());
   }
   CheckBudgets(config);
 }
