@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "engage/app/app.h"
+#include "engage/app/monitoring.h"
 #include "engage/core/clock.h"
 #include "engage/core/home.h"
 #include "engage/core/json.h"
@@ -118,11 +119,12 @@ void AddIngest(CLI::App& app, GlobalOptions& g, std::function<Status()>* action)
   OnRun(cmd, action, [&g, &o]() -> Status {
     ENGAGE_ASSIGN_OR_RETURN(o.req.format, lake::ParseSourceFormat(o.format));
     ENGAGE_ASSIGN_OR_RETURN(auto l, OpenLake(g, /*writer=*/true));
-    ENGAGE_ASSIGN_OR_RETURN(auto application, OpenApp(g));  // the cost ledger
+    // The cost ledger and budgets only: no query engine to start for an ingest.
+    app::Monitoring monitoring(ResolveHome(g.home), SystemClock::Default());
     StatusLine line;
-    auto report =
-        app::IngestRecorded(&application->monitoring(), *l, o.req,
-                            [&line](const std::string& stage) { line.Show(stage + " ...", true); });
+    auto report = app::IngestRecorded(&monitoring, *l, o.req, [&line](const std::string& stage) {
+      line.Show(stage + " ...", true);
+    });
     line.Finish();
     ENGAGE_RETURN_IF_ERROR(report.status());
     Emit(o.json, report->ToJson(), [&] { std::fputs(report->ToText().c_str(), stdout); });
